@@ -1,0 +1,399 @@
+//! What each command does, from a parsed command line to an exit code.
+//!
+//! The only module that installs signal handlers, builds the database pool and looks
+//! up jobs in the registry. Every failure that reaches here becomes a message on
+//! stderr naming what was wrong, and the matching code from `exit`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{SecondsFormat, Utc};
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::cli::{Cli, Command, RESERVED_NAMES};
+use crate::config::{self, Settings};
+use crate::declarations::{self, JobDeclaration};
+use crate::exit::Exit;
+use crate::jobs::{self, Deps};
+use crate::runner::{self, RunRequest};
+use crate::schedule::Schedule;
+use crate::scheduler::{self, Scheduled};
+use crate::telemetry;
+
+/// Runs the command and returns how the process should exit.
+pub async fn run(cli: Cli) -> Exit {
+    if let Some(Command::Next {
+        expression,
+        after,
+        count,
+    }) = &cli.command
+    {
+        return next(expression, *after, *count);
+    }
+    let declarations = match load_declarations() {
+        Ok(d) => d,
+        Err(problems) => {
+            eprintln!("run-job: the job declarations are invalid:");
+            for p in problems {
+                eprintln!("  {p}");
+            }
+            return Exit::Config;
+        }
+    };
+    match &cli.command {
+        Some(Command::List) => list(&declarations),
+        Some(Command::Check) => check(&declarations),
+        Some(Command::Migrate) => migrate().await,
+        Some(Command::Next { .. }) => unreachable!("handled above"),
+        None if cli.schedule => schedule(&cli, declarations).await,
+        None => match &cli.job {
+            Some(name) => run_one(&cli, &declarations, name).await,
+            None => {
+                eprintln!(
+                    "run-job: name a job to run, or use --schedule or a command (see --help)."
+                );
+                eprint_jobs(&declarations);
+                Exit::Usage
+            }
+        },
+    }
+}
+
+/// The declarations, checked against the registry both ways.
+pub fn load_declarations() -> Result<Vec<JobDeclaration>, Vec<String>> {
+    let declarations = declarations::embedded()
+        .map_err(|errors| errors.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+    let problems = registry_mismatches(&declarations);
+    if problems.is_empty() {
+        Ok(declarations)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Declarations without an implementation, implementations without a declaration, and
+/// names the command line reserves.
+pub fn registry_mismatches(declarations: &[JobDeclaration]) -> Vec<String> {
+    let declared: BTreeSet<&str> = declarations.iter().map(|d| d.name.as_str()).collect();
+    let registered: BTreeSet<&str> = jobs::REGISTRY.iter().map(|r| r.name).collect();
+    let mut problems = Vec::new();
+    for name in declared.difference(&registered) {
+        problems.push(format!(
+            "job `{name}` is declared but has no implementation in jobs::REGISTRY"
+        ));
+    }
+    for name in registered.difference(&declared) {
+        problems.push(format!(
+            "job `{name}` is in jobs::REGISTRY but has no declaration in jobs/"
+        ));
+    }
+    if jobs::REGISTRY.len() != registered.len() {
+        problems.push("jobs::REGISTRY lists a name twice".to_string());
+    }
+    for name in declared.iter().filter(|n| RESERVED_NAMES.contains(n)) {
+        problems.push(format!("job name `{name}` is reserved for a command"));
+    }
+    problems
+}
+
+fn eprint_jobs(declarations: &[JobDeclaration]) {
+    if declarations.is_empty() {
+        eprintln!("This binary has no jobs.");
+        return;
+    }
+    eprintln!("Jobs:");
+    for d in declarations {
+        eprintln!("  {:<24} {}", d.name, d.description);
+    }
+}
+
+fn next(expression: &str, after: Option<chrono::DateTime<Utc>>, count: u32) -> Exit {
+    let schedule = match Schedule::parse(expression) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("run-job: {e}");
+            return Exit::Usage;
+        }
+    };
+    let after = after.unwrap_or_else(Utc::now);
+    let mut printed = 0;
+    for t in schedule.iter_after(after).take(count as usize) {
+        println!("{}", t.to_rfc3339_opts(SecondsFormat::Secs, true));
+        printed += 1;
+    }
+    if printed < count {
+        eprintln!(
+            "run-job: `{expression}` fires only {printed} more time(s) after {}",
+            after.to_rfc3339_opts(SecondsFormat::Secs, true)
+        );
+    }
+    Exit::Success
+}
+
+fn list(declarations: &[JobDeclaration]) -> Exit {
+    if declarations.is_empty() {
+        println!("This binary has no jobs.");
+        return Exit::Success;
+    }
+    let now = Utc::now();
+    println!(
+        "{:<16} {:<26} {:<18} {:<7} {:>7}  {:<7} {:<7} NEXT 3 FIRES (UTC)",
+        "JOB", "SCHEDULE", "SIZE", "ARCH", "TIMEOUT", "OVERLAP", "ENABLED"
+    );
+    for d in declarations {
+        let fires: Vec<String> = d
+            .schedule
+            .iter_after(now)
+            .take(3)
+            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+            .collect();
+        println!(
+            "{:<16} {:<26} {:<18} {:<7} {:>6}s  {:<7} {:<7} {}",
+            d.name,
+            d.schedule.to_string(),
+            format!("{}/{} MiB", d.size.cpu, d.size.memory),
+            d.architecture.to_string(),
+            d.timeout.as_secs(),
+            d.overlap.to_string(),
+            if d.enabled { "yes" } else { "no" },
+            if fires.is_empty() {
+                "never".to_string()
+            } else {
+                fires.join(", ")
+            }
+        );
+    }
+    Exit::Success
+}
+
+fn check(declarations: &[JobDeclaration]) -> Exit {
+    let mut errors = Vec::new();
+    let now = Utc::now();
+    for d in declarations {
+        if d.schedule.next_after(now).is_none() {
+            errors.push(format!(
+                "{}: schedule `{}` never fires again",
+                d.source, d.schedule
+            ));
+        }
+        if let Some(gap) = d.schedule.shortest_gap(now, 500)
+            && gap.to_std().is_ok_and(|gap| d.timeout > gap)
+        {
+            println!(
+                "warning: {}: timeout {} s is longer than the shortest gap between fires ({} s); a long run makes the next fire {}",
+                d.source,
+                d.timeout.as_secs(),
+                gap.num_seconds(),
+                if d.overlap == declarations::Overlap::Forbid {
+                    "skip"
+                } else {
+                    "overlap"
+                }
+            );
+        }
+    }
+    let settings = Settings::from_env(&config::process_env);
+    match &settings {
+        Ok(s) => println!("database: {}", s.database),
+        Err(e) => errors.push(format!("configuration: {e}")),
+    }
+    if errors.is_empty() {
+        println!(
+            "ok: {} job declaration(s) valid, each with an implementation",
+            declarations.len()
+        );
+        Exit::Success
+    } else {
+        for e in &errors {
+            eprintln!("run-job: {e}");
+        }
+        Exit::Config
+    }
+}
+
+/// Settings, pool and connect options, or the exit that explains why not.
+async fn connect(application_name: &str) -> Result<(PgPool, PgConnectOptions), Exit> {
+    let settings = Settings::from_env(&config::process_env).map_err(|e| {
+        eprintln!("run-job: configuration error: {e}");
+        Exit::Config
+    })?;
+    let options = settings.database.connect_options(application_name);
+    let pool = PgPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(15))
+        .connect_with(options.clone())
+        .await
+        .map_err(|e| {
+            tracing::error!(database = %settings.database, error = %e, "cannot connect to the database");
+            eprintln!("run-job: cannot connect to {}: {e}", settings.database);
+            Exit::Runner
+        })?;
+    Ok((pool, options))
+}
+
+async fn migrate() -> Exit {
+    let (pool, _) = match connect("run-job:migrate").await {
+        Ok(c) => c,
+        Err(exit) => return exit,
+    };
+    match sqlx::migrate!("./migrations").run(&pool).await {
+        Ok(()) => {
+            println!("migrations applied");
+            Exit::Success
+        }
+        Err(e) => {
+            eprintln!("run-job: migration failed: {e}");
+            Exit::Runner
+        }
+    }
+}
+
+/// A token cancelled by the first SIGTERM or SIGINT; a second one exits at once.
+fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            tracing::error!("cannot listen for SIGTERM");
+            return;
+        };
+        let mut signals = 0;
+        loop {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+            };
+            signals += 1;
+            if signals == 1 {
+                tracing::warn!(signal = name, "stopping: cancelling running work");
+                cancel.cancel();
+            } else {
+                tracing::error!(signal = name, "second signal: exiting now");
+                std::process::exit(i32::from(Exit::Interrupted.code()));
+            }
+        }
+    });
+    token
+}
+
+fn build_job(name: &str, deps: &Deps) -> Result<Arc<dyn jobs::Job>, Exit> {
+    let registration = jobs::find(name).ok_or(Exit::Config)?;
+    (registration.build)(deps).map_err(|e| {
+        eprintln!("run-job: cannot set up job `{name}`: {e:#}");
+        Exit::Config
+    })
+}
+
+async fn run_one(cli: &Cli, declarations: &[JobDeclaration], name: &str) -> Exit {
+    let Some(declaration) = declarations.iter().find(|d| d.name == name) else {
+        eprintln!("run-job: unknown job `{name}`.");
+        eprint_jobs(declarations);
+        return Exit::Usage;
+    };
+    let run_id = Uuid::now_v7();
+    let span = tracing::info_span!("run", job = %name, run_id = %run_id);
+    let _entered = span.enter();
+    let shutdown = shutdown_on_signal();
+    let (pool, options) = match connect(&format!("run-job:{name}")).await {
+        Ok(c) => c,
+        Err(exit) => return exit,
+    };
+    let job = match build_job(name, &Deps { pool: pool.clone() }) {
+        Ok(job) => job,
+        Err(exit) => return exit,
+    };
+    let request = RunRequest {
+        declaration,
+        run_id,
+        trigger: cli.trigger.as_str(),
+        pool: &pool,
+        connect_options: &options,
+        shutdown: &shutdown,
+        grace: cli.grace(),
+    };
+    let exit = match runner::run_once(request, job).await {
+        Ok(report) => {
+            telemetry::emit_summary(&report, cli.log_format);
+            report.outcome.exit()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the run could not start or be recorded");
+            eprintln!("run-job: {e} (has `run-job migrate` been applied to this database?)");
+            Exit::Runner
+        }
+    };
+    pool.close().await;
+    exit
+}
+
+async fn schedule(cli: &Cli, declarations: Vec<JobDeclaration>) -> Exit {
+    let unknown: Vec<&String> = cli
+        .only
+        .iter()
+        .filter(|n| !declarations.iter().any(|d| &d.name == *n))
+        .collect();
+    if !unknown.is_empty() {
+        eprintln!(
+            "run-job: --only names unknown job(s): {}",
+            unknown
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        eprint_jobs(&declarations);
+        return Exit::Usage;
+    }
+    let selected: Vec<JobDeclaration> = declarations
+        .into_iter()
+        .filter(|d| {
+            if cli.only.is_empty() {
+                d.enabled
+            } else {
+                cli.only.contains(&d.name)
+            }
+        })
+        .collect();
+    if selected.is_empty() {
+        eprintln!("run-job: no enabled jobs to schedule");
+        return Exit::Usage;
+    }
+    let shutdown = shutdown_on_signal();
+    let (pool, options) = match connect("run-job:scheduler").await {
+        Ok(c) => c,
+        Err(exit) => return exit,
+    };
+    let deps = Deps { pool: pool.clone() };
+    let mut jobs = Vec::new();
+    for d in selected {
+        match build_job(&d.name, &deps) {
+            Ok(job) => jobs.push(Scheduled {
+                declaration: Arc::new(d),
+                job,
+            }),
+            Err(exit) => return exit,
+        }
+    }
+    let shared = scheduler::Shared {
+        pool: pool.clone(),
+        connect_options: Arc::new(options),
+        shutdown,
+        grace: cli.grace(),
+        log_format: cli.log_format,
+    };
+    let exit = match scheduler::run(jobs, shared).await {
+        Ok(()) => Exit::Success,
+        Err(e) => {
+            tracing::error!(error = %e, "scheduler failed");
+            Exit::Runner
+        }
+    };
+    pool.close().await;
+    exit
+}

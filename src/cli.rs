@@ -1,0 +1,152 @@
+//! The command line: what a person or EventBridge can ask of the binary.
+//!
+//! Pure clap definitions, no I/O. `app` turns a parsed [`Cli`] into actions and exit
+//! codes. Options that make sense in a task definition are also read from environment
+//! variables (named in `--help`).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  the job succeeded, or was skipped because another run of it holds the lock
+  1  the job failed
+  2  usage error (unknown job, bad arguments)
+  3  configuration error (environment, declarations)
+  4  the job timed out (its declared timeout_seconds)
+  5  interrupted by SIGTERM or SIGINT
+  6  the runner could not start or record the run (database unreachable, schema missing)
+
+Examples:
+  run-job sync-payments                      run one job once
+  run-job --schedule --only notifications    run jobs on their schedules, locally
+  run-job list                               jobs, schedules, sizes, next fires
+  run-job next 'cron(0/15 8-18 ? * MON-FRI *)' --count 5";
+
+/// Runs the marketplace's background jobs: once (as ECS RunTask does), or each on its
+/// EventBridge schedule (locally).
+#[derive(Debug, Parser)]
+#[command(name = "run-job", version, after_help = AFTER_HELP, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// The job to run once, by its declared name (see `run-job list`).
+    #[arg(value_name = "JOB")]
+    pub job: Option<String>,
+
+    /// Run every enabled job on its schedule until SIGTERM/SIGINT.
+    #[arg(long, conflicts_with = "job")]
+    pub schedule: bool,
+
+    /// With --schedule: only these jobs (comma-separated names).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        requires = "schedule",
+        env = "RUN_JOB_ONLY"
+    )]
+    pub only: Vec<String>,
+
+    /// What started this run; recorded in job_runs. Terraform sets `eventbridge`.
+    #[arg(long, value_enum, default_value_t = Trigger::Manual, env = "RUN_JOB_TRIGGER")]
+    pub trigger: Trigger,
+
+    /// Seconds a cancelled job (timeout or signal) gets to stop cleanly before it is
+    /// aborted. Keep it under ECS's stopTimeout (30 s by default).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=110), env = "RUN_JOB_GRACE_SECONDS")]
+    pub grace_seconds: u64,
+
+    /// Log format: json (one object per line), pretty, or auto (pretty on a terminal).
+    #[arg(long, value_enum, default_value_t = LogFormat::Auto, env = "RUN_JOB_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List every job with its schedule, size, timeout and next 3 fire times (UTC).
+    List,
+    /// Print the next fire times of an EventBridge schedule expression.
+    Next {
+        /// `cron(Minutes Hours Day-of-month Month Day-of-week Year)` or `rate(N unit)`.
+        expression: String,
+        /// Fire times strictly after this instant (RFC 3339). Defaults to now.
+        #[arg(long, value_name = "RFC3339")]
+        after: Option<DateTime<Utc>>,
+        /// How many fire times to print.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10000))]
+        count: u32,
+    },
+    /// Validate the declarations, the registry and the configuration; run nothing.
+    Check,
+    /// Apply the database migrations (development and tests; production never migrates
+    /// implicitly).
+    Migrate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Trigger {
+    Manual,
+    Eventbridge,
+    Schedule,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Manual => "manual",
+            Trigger::Eventbridge => "eventbridge",
+            Trigger::Schedule => "schedule",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Pretty,
+}
+
+impl Cli {
+    pub fn grace(&self) -> Duration {
+        Duration::from_secs(self.grace_seconds)
+    }
+}
+
+/// Names that cannot be jobs because the command line gives them another meaning.
+pub const RESERVED_NAMES: &[&str] = &["list", "next", "check", "migrate", "help"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn subcommands_and_a_job_name_parse() {
+        let cli = Cli::try_parse_from(["run-job", "sync-payments"]).unwrap();
+        assert_eq!(cli.job.as_deref(), Some("sync-payments"));
+        let cli = Cli::try_parse_from([
+            "run-job",
+            "next",
+            "rate(1 day)",
+            "--after",
+            "2026-03-01T10:00:00Z",
+            "--count",
+            "3",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Some(Command::Next { count: 3, .. })));
+        let cli = Cli::try_parse_from(["run-job", "--schedule", "--only", "a,b"]).unwrap();
+        assert_eq!(cli.only, ["a", "b"]);
+        assert!(Cli::try_parse_from(["run-job", "--only", "a"]).is_err());
+        assert!(Cli::try_parse_from(["run-job", "x", "--schedule"]).is_err());
+    }
+}

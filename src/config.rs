@@ -1,0 +1,445 @@
+//! Configuration from the environment, typed and secret-safe.
+//!
+//! Only this module reads the process environment (through a lookup function, so tests
+//! pass a map). It turns variables into [`Settings`]; each settings struct builds its
+//! own client (`DatabaseSettings::connect_options`). Nothing here connects to anything.
+//!
+//! # Precedence
+//! Command-line flag > environment variable > job declaration > built-in default. For
+//! the database, the first of these that is set wins:
+//! 1. `DATABASE_URL` (`postgres://user:password@host:port/db?sslmode=...`);
+//! 2. `DB_CREDENTIALS_JSON`, the whole Secrets Manager secret as ECS injects it
+//!    (`{"username","password","host","port","dbname"}`, as the original used);
+//! 3. `POSTGRES_HOST`, `POSTGRES_PORT`, `POSTGRES_USER`, `POSTGRES_PASSWORD`, `POSTGRES_DB`.
+//!
+//! `DATABASE_SSLMODE` (disable, prefer, require, verify-ca, verify-full) overrides the
+//! mode; `DATABASE_SSLROOTCERT` names the CA bundle for the verify modes (the RDS global
+//! bundle in production). Without either, loopback hosts use `prefer` and every other
+//! host `require`, which is what the original did; production should say verify-full.
+//!
+//! Passwords live in [`SecretString`] and are never formatted: [`DatabaseSettings`]'s
+//! `Display` shows `postgres://user@host:port/db` only.
+
+use std::fmt;
+use std::str::FromStr;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
+
+/// A setting that is missing or malformed, naming the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {message}")]
+pub struct Error {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+fn error(variable: &'static str, message: impl Into<String>) -> Error {
+    Error {
+        variable,
+        message: message.into(),
+    }
+}
+
+/// Everything the runner needs from the environment.
+#[derive(Debug)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+}
+
+/// Where the database is and how to reach it.
+pub struct DatabaseSettings {
+    host: String,
+    port: u16,
+    user: String,
+    password: Option<SecretString>,
+    database: String,
+    ssl_mode: PgSslMode,
+    ssl_root_cert: Option<String>,
+    /// Which variable(s) the settings came from, for `check` and error messages.
+    pub source: &'static str,
+}
+
+impl Settings {
+    /// Reads the settings through `env` (normally `std::env::var`).
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, Error> {
+        Ok(Settings {
+            database: DatabaseSettings::from_env(env)?,
+        })
+    }
+}
+
+/// The real environment; empty values count as unset.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+#[derive(Deserialize)]
+struct DbCredentials {
+    username: String,
+    password: Option<String>,
+    host: String,
+    #[serde(default)]
+    port: Option<serde_json::Value>,
+    dbname: Option<String>,
+}
+
+fn is_loopback(host: &str) -> bool {
+    matches!(host, "localhost" | "127.0.0.1" | "::1" | "postgres") || host.starts_with('/')
+}
+
+fn parse_port(variable: &'static str, value: &str) -> Result<u16, Error> {
+    value
+        .trim()
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| error(variable, format!("`{value}` is not a TCP port (1-65535)")))
+}
+
+impl DatabaseSettings {
+    fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<DatabaseSettings, Error> {
+        let mut settings = if let Some(url) = env("DATABASE_URL") {
+            Self::from_url(&url)?
+        } else if let Some(json) = env("DB_CREDENTIALS_JSON") {
+            Self::from_credentials_json(&json)?
+        } else if let Some(host) = env("POSTGRES_HOST") {
+            let port = match env("POSTGRES_PORT") {
+                Some(p) => parse_port("POSTGRES_PORT", &p)?,
+                None => 5432,
+            };
+            let user = env("POSTGRES_USER")
+                .ok_or_else(|| error("POSTGRES_USER", "is required when POSTGRES_HOST is set"))?;
+            let database = env("POSTGRES_DB")
+                .ok_or_else(|| error("POSTGRES_DB", "is required when POSTGRES_HOST is set"))?;
+            DatabaseSettings {
+                ssl_mode: default_ssl_mode(&host),
+                host,
+                port,
+                user,
+                password: env("POSTGRES_PASSWORD").map(SecretString::from),
+                database,
+                ssl_root_cert: None,
+                source: "POSTGRES_HOST/PORT/USER/PASSWORD/DB",
+            }
+        } else {
+            return Err(error(
+                "DATABASE_URL",
+                "no database configured: set DATABASE_URL, DB_CREDENTIALS_JSON or POSTGRES_HOST (with POSTGRES_USER, POSTGRES_DB)",
+            ));
+        };
+        if let Some(mode) = env("DATABASE_SSLMODE") {
+            settings.ssl_mode = PgSslMode::from_str(&mode).map_err(|_| {
+                error(
+                    "DATABASE_SSLMODE",
+                    format!("`{mode}` is not one of disable, allow, prefer, require, verify-ca, verify-full"),
+                )
+            })?;
+        }
+        if let Some(cert) = env("DATABASE_SSLROOTCERT") {
+            if !std::path::Path::new(&cert).is_file() {
+                return Err(error(
+                    "DATABASE_SSLROOTCERT",
+                    format!("`{cert}` is not a readable file"),
+                ));
+            }
+            settings.ssl_root_cert = Some(cert);
+        }
+        if matches!(
+            settings.ssl_mode,
+            PgSslMode::VerifyCa | PgSslMode::VerifyFull
+        ) && settings.ssl_root_cert.is_none()
+        {
+            tracing::debug!(
+                "verify mode without DATABASE_SSLROOTCERT: using the system's CA roots"
+            );
+        }
+        Ok(settings)
+    }
+
+    fn from_url(url: &str) -> Result<DatabaseSettings, Error> {
+        let invalid = |why: &str| {
+            error(
+                "DATABASE_URL",
+                format!("is not a valid postgres:// URL: {why}"),
+            )
+        };
+        let rest = url
+            .strip_prefix("postgres://")
+            .or_else(|| url.strip_prefix("postgresql://"))
+            .ok_or_else(|| invalid("it must start with postgres:// or postgresql://"))?;
+        // Parse with sqlx (which understands every libpq form), then keep the parts.
+        let options = PgConnectOptions::from_str(url).map_err(|e| {
+            // sqlx's message may quote the URL; never echo a password back.
+            let _ = e;
+            invalid("it could not be parsed")
+        })?;
+        let user = options.get_username().to_string();
+        let password = rest
+            .split_once('@')
+            .and_then(|(userinfo, _)| userinfo.split_once(':'))
+            .map(|(_, p)| percent_decode(p))
+            .transpose()
+            .map_err(|_| invalid("the password is not valid percent-encoding"))?
+            .map(SecretString::from);
+        let ssl_mode = if url.contains("sslmode=") {
+            options.get_ssl_mode()
+        } else {
+            default_ssl_mode(options.get_host())
+        };
+        Ok(DatabaseSettings {
+            host: options.get_host().to_string(),
+            port: options.get_port(),
+            user,
+            password,
+            database: options.get_database().unwrap_or("postgres").to_string(),
+            ssl_mode,
+            ssl_root_cert: None,
+            source: "DATABASE_URL",
+        })
+    }
+
+    fn from_credentials_json(json: &str) -> Result<DatabaseSettings, Error> {
+        let var = "DB_CREDENTIALS_JSON";
+        // serde_json's message names the field and position, never the value.
+        let c: DbCredentials = serde_json::from_str(json)
+            .map_err(|e| error(var, format!("is not the expected JSON object: {e}")))?;
+        let port = match c.port {
+            None => 5432,
+            Some(serde_json::Value::Number(n)) => n
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|p| *p != 0)
+                .ok_or_else(|| error(var, "`port` is not a TCP port (1-65535)"))?,
+            Some(serde_json::Value::String(s)) => parse_port(var, &s)?,
+            Some(_) => return Err(error(var, "`port` must be a number or a string")),
+        };
+        Ok(DatabaseSettings {
+            ssl_mode: default_ssl_mode(&c.host),
+            host: c.host,
+            port,
+            user: c.username,
+            password: c.password.map(SecretString::from),
+            database: c.dbname.unwrap_or_else(|| "postgres".to_string()),
+            ssl_root_cert: None,
+            source: "DB_CREDENTIALS_JSON",
+        })
+    }
+
+    /// Connection options for sqlx, tagged with an application name so a DBA can see
+    /// which job holds a connection.
+    pub fn connect_options(&self, application_name: &str) -> PgConnectOptions {
+        let mut options = PgConnectOptions::new_without_pgpass()
+            .host(&self.host)
+            .port(self.port)
+            .username(&self.user)
+            .database(&self.database)
+            .ssl_mode(self.ssl_mode)
+            .application_name(application_name);
+        if let Some(password) = &self.password {
+            options = options.password(password.expose_secret());
+        }
+        if let Some(cert) = &self.ssl_root_cert {
+            options = options.ssl_root_cert(cert);
+        }
+        options
+    }
+
+    pub fn ssl_mode(&self) -> &'static str {
+        match self.ssl_mode {
+            PgSslMode::Disable => "disable",
+            PgSslMode::Allow => "allow",
+            PgSslMode::Prefer => "prefer",
+            PgSslMode::Require => "require",
+            PgSslMode::VerifyCa => "verify-ca",
+            PgSslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+fn default_ssl_mode(host: &str) -> PgSslMode {
+    if is_loopback(host) {
+        PgSslMode::Prefer
+    } else {
+        PgSslMode::Require
+    }
+}
+
+fn percent_decode(s: &str) -> Result<String, ()> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3).ok_or(())?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| ())?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| ())
+}
+
+impl fmt::Display for DatabaseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "postgres://{}@{}:{}/{} (sslmode {}, from {})",
+            self.user,
+            self.host,
+            self.port,
+            self.database,
+            self.ssl_mode(),
+            self.source
+        )
+    }
+}
+
+impl fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Same as Display: a Debug print must not leak the password either.
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, Error> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_env(&move |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn database_url_wins_and_never_shows_its_password() {
+        let s = settings(&[
+            (
+                "DATABASE_URL",
+                "postgres://app:s3cr%40t@db.internal:6543/market?sslmode=verify-full",
+            ),
+            ("POSTGRES_HOST", "ignored"),
+        ])
+        .unwrap();
+        let shown = format!("{} {:?} {s:?}", s.database, s.database);
+        assert!(!shown.contains("s3cr"), "{shown}");
+        assert!(shown.contains(
+            "postgres://app@db.internal:6543/market (sslmode verify-full, from DATABASE_URL)"
+        ));
+        assert_eq!(
+            s.database.password.as_ref().unwrap().expose_secret(),
+            "s3cr@t"
+        );
+    }
+
+    #[test]
+    fn credentials_json_is_read_like_the_original() {
+        let s = settings(&[(
+            "DB_CREDENTIALS_JSON",
+            r#"{"username":"revendiste","password":"pw","host":"x.rds.amazonaws.com","port":"5432","dbname":"revendiste","engine":"postgres"}"#,
+        )])
+        .unwrap();
+        assert_eq!(
+            s.database.to_string(),
+            "postgres://revendiste@x.rds.amazonaws.com:5432/revendiste (sslmode require, from DB_CREDENTIALS_JSON)"
+        );
+        let s = settings(&[(
+            "DB_CREDENTIALS_JSON",
+            r#"{"username":"u","password":"pw","host":"localhost","port":5433}"#,
+        )])
+        .unwrap();
+        assert_eq!(s.database.port, 5433);
+        assert_eq!(s.database.ssl_mode(), "prefer");
+    }
+
+    #[test]
+    fn postgres_variables_are_the_fallback() {
+        let s = settings(&[
+            ("POSTGRES_HOST", "127.0.0.1"),
+            ("POSTGRES_USER", "postgres"),
+            ("POSTGRES_DB", "market"),
+            ("DATABASE_SSLMODE", "disable"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.database.to_string(),
+            "postgres://postgres@127.0.0.1:5432/market (sslmode disable, from POSTGRES_HOST/PORT/USER/PASSWORD/DB)"
+        );
+    }
+
+    #[test]
+    fn bad_settings_name_the_variable_and_hide_secrets() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[], "DATABASE_URL: no database configured"),
+            (
+                &[("DATABASE_URL", "mysql://u:hunter2@h/db")],
+                "DATABASE_URL: is not a valid postgres:// URL",
+            ),
+            (
+                &[("DATABASE_URL", "postgres://u:hunter2@h:notaport/db")],
+                "DATABASE_URL: is not a valid postgres:// URL",
+            ),
+            (
+                &[(
+                    "DB_CREDENTIALS_JSON",
+                    r#"{"username":"u","password":"hunter2"}"#,
+                )],
+                "DB_CREDENTIALS_JSON: is not the expected JSON object: missing field `host`",
+            ),
+            (
+                &[(
+                    "DB_CREDENTIALS_JSON",
+                    r#"{"username":"u","password":"hunter2","host":"h","port":"99999"}"#,
+                )],
+                "DB_CREDENTIALS_JSON: `99999` is not a TCP port",
+            ),
+            (
+                &[("DB_CREDENTIALS_JSON", "hunter2")],
+                "DB_CREDENTIALS_JSON: is not the expected JSON object",
+            ),
+            (
+                &[("POSTGRES_HOST", "h"), ("POSTGRES_USER", "u")],
+                "POSTGRES_DB: is required",
+            ),
+            (
+                &[
+                    ("POSTGRES_HOST", "h"),
+                    ("POSTGRES_USER", "u"),
+                    ("POSTGRES_DB", "d"),
+                    ("POSTGRES_PORT", "x"),
+                ],
+                "POSTGRES_PORT: `x` is not a TCP port",
+            ),
+            (
+                &[
+                    ("DATABASE_URL", "postgres://u:hunter2@h/db"),
+                    ("DATABASE_SSLMODE", "always"),
+                ],
+                "DATABASE_SSLMODE: `always` is not one of",
+            ),
+            (
+                &[
+                    ("DATABASE_URL", "postgres://u:hunter2@h/db"),
+                    ("DATABASE_SSLROOTCERT", "/nonexistent/rds.pem"),
+                ],
+                "DATABASE_SSLROOTCERT: `/nonexistent/rds.pem` is not a readable file",
+            ),
+        ];
+        for (vars, fragment) in cases {
+            let message = settings(vars).unwrap_err().to_string();
+            assert!(
+                message.starts_with(fragment),
+                "`{message}` does not start with `{fragment}`"
+            );
+            assert!(!message.contains("hunter2"), "`{message}` leaks a secret");
+        }
+    }
+}

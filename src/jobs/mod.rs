@@ -1,0 +1,94 @@
+//! The jobs, and the one small trait through which the runner knows them.
+//!
+//! A job is a type implementing [`Job`], built from the shared [`Deps`] by its entry in
+//! [`REGISTRY`], the only list of jobs in the crate. The runner hands a job a
+//! [`RunContext`] (run id, database pool, cancellation token, deadline) and gets back a
+//! [`Summary`]; it never looks inside. A job never reaches into the runner: it has no
+//! access to locks, run history or signals other than its cancellation token.
+//!
+//! Adding a job: a declaration `jobs/<name>.yaml`, a module here, and one line in
+//! [`REGISTRY`]. A test fails when a declaration has no registry entry or the reverse.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use serde_json::{Map, Value};
+use sqlx::PgPool;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+#[cfg(feature = "test-jobs")]
+pub mod demo;
+
+/// What a job receives for one run.
+#[derive(Clone)]
+pub struct RunContext {
+    pub run_id: Uuid,
+    pub job: String,
+    pub pool: PgPool,
+    /// Cancelled when the run times out or the process is asked to stop. A job checks
+    /// it between items, finishes or releases what is in flight, and returns.
+    pub cancel: CancellationToken,
+    /// When the declared timeout expires.
+    pub deadline: Instant,
+}
+
+/// What a run did, in counts. `details` holds job-specific counters for the summary.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    pub processed: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub details: Map<String, Value>,
+}
+
+/// A failed run: the reason, and what it had done before failing.
+#[derive(Debug)]
+pub struct JobError {
+    pub summary: Summary,
+    pub error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for JobError {
+    fn from(error: E) -> Self {
+        JobError {
+            summary: Summary::default(),
+            error: error.into(),
+        }
+    }
+}
+
+/// One job. `run` is called once per run; the future must be `'static` so the runner
+/// can supervise it (time it out, abort it) on its own task.
+pub trait Job: Send + Sync {
+    fn run(&self, cx: RunContext) -> BoxFuture<'static, Result<Summary, JobError>>;
+}
+
+/// The shared dependencies jobs are built from. Built once per process by the runner.
+#[derive(Clone)]
+pub struct Deps {
+    pub pool: PgPool,
+}
+
+/// A registry entry: the declared name and how to build the job.
+pub struct Registration {
+    pub name: &'static str,
+    pub build: fn(&Deps) -> anyhow::Result<Arc<dyn Job>>,
+}
+
+/// Every job this binary can run.
+pub const REGISTRY: &[Registration] = &[
+    #[cfg(feature = "test-jobs")]
+    demo::SLEEP,
+    #[cfg(feature = "test-jobs")]
+    demo::FAIL,
+    #[cfg(feature = "test-jobs")]
+    demo::STUBBORN,
+    #[cfg(feature = "test-jobs")]
+    demo::PARALLEL,
+];
+
+pub fn find(name: &str) -> Option<&'static Registration> {
+    REGISTRY.iter().find(|r| r.name == name)
+}

@@ -1,0 +1,32 @@
+//! run-job: the marketplace's background jobs in one binary.
+//!
+//! EventBridge starts an ECS task with `run-job <name>`, which runs that job once and
+//! exits; `run-job --schedule` runs every job on its cron schedule locally. Data flows
+//! one way: declaration → runner → job → database and providers.
+//!
+//! # Layout
+//! - [`cli`]: the command line (clap), no I/O.
+//! - [`app`]: each command, from parsed arguments to an exit code; signals; wiring.
+//! - [`config`]: settings from the environment, secret-safe.
+//! - [`declarations`]: `jobs/*.yaml`, the one place a job's name, schedule and size live.
+//! - [`schedule`]: EventBridge `cron()`/`rate()` parsing, evaluation, local translation.
+//! - [`runner`]: one run of one job: lock, history, timeout, cancellation, summary.
+//! - [`scheduler`]: `--schedule`, driving tokio-cron-scheduler.
+//! - [`lock`]: the per-job PostgreSQL advisory lock.
+//! - [`runs`]: the `job_runs` history table.
+//! - [`telemetry`]: logs and the CloudWatch EMF summary line.
+//! - [`exit`]: the exit codes.
+//! - [`jobs`]: the `Job` trait, the registry, and one module per job.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod declarations;
+pub mod exit;
+pub mod jobs;
+pub mod lock;
+pub mod runner;
+pub mod runs;
+pub mod schedule;
+pub mod scheduler;
+pub mod telemetry;

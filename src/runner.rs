@@ -1,0 +1,284 @@
+//! Running one job once: lock, record, supervise, summarise.
+//!
+//! [`run_once`] is the single path every run takes, whether EventBridge started the
+//! process, a person typed `run-job <name>`, or the local scheduler fired. It takes the
+//! job's advisory lock (unless its declaration allows overlap), records the run in
+//! `job_runs`, runs the job on its own task, and ends it one of three ways: the job
+//! returns; the declared timeout expires; or `shutdown` is cancelled (a signal). In the
+//! last two cases the job's token is cancelled and it gets `grace` to stop before it is
+//! aborted. The run row is closed and the summary line written in every case.
+//!
+//! It does not parse arguments, read the environment or install signal handlers:
+//! `shutdown` is passed in, and only `app` listens for signals.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+use tokio::task::JoinError;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::declarations::{JobDeclaration, Overlap};
+use crate::exit::Exit;
+use crate::jobs::{Job, JobError, RunContext, Summary};
+use crate::{lock, runs};
+
+/// How a run ended. Mirrors the `job_run_outcome` enum of the `job_runs` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    TimedOut,
+    Interrupted,
+    /// Another run of the job held the lock; nothing ran.
+    Skipped,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::TimedOut => "timed_out",
+            Outcome::Interrupted => "interrupted",
+            Outcome::Skipped => "skipped",
+        }
+    }
+
+    pub fn is_failure(self) -> bool {
+        !matches!(self, Outcome::Succeeded | Outcome::Skipped)
+    }
+
+    /// The one mapping from how a run ended to the process's exit code.
+    pub fn exit(self) -> Exit {
+        match self {
+            Outcome::Succeeded | Outcome::Skipped => Exit::Success,
+            Outcome::Failed => Exit::Failed,
+            Outcome::TimedOut => Exit::TimedOut,
+            Outcome::Interrupted => Exit::Interrupted,
+        }
+    }
+}
+
+/// What happened in one run; written to `job_runs` and to the summary log line.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub run_id: Uuid,
+    pub job: String,
+    pub trigger: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub outcome: Outcome,
+    pub summary: Summary,
+    pub error: Option<String>,
+}
+
+impl RunReport {
+    pub fn exit_code(&self) -> u8 {
+        self.outcome.exit().code()
+    }
+
+    pub fn duration_ms(&self) -> i64 {
+        (self.finished_at - self.started_at).num_milliseconds()
+    }
+}
+
+/// The runner could not do its own part (the job itself may never have started).
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("could not take the run lock: {0}")]
+    Lock(#[source] sqlx::Error),
+    #[error("could not record the run in job_runs: {0}")]
+    History(#[source] sqlx::Error),
+}
+
+/// Everything a run needs besides the job.
+pub struct RunRequest<'a> {
+    pub declaration: &'a JobDeclaration,
+    pub run_id: Uuid,
+    pub trigger: &'a str,
+    pub pool: &'a PgPool,
+    /// For the lock's dedicated connection.
+    pub connect_options: &'a PgConnectOptions,
+    /// Cancelled when the process must stop.
+    pub shutdown: &'a CancellationToken,
+    /// How long a cancelled job gets before it is aborted.
+    pub grace: Duration,
+}
+
+/// Runs the job once. See the module docs for the sequence.
+pub async fn run_once(req: RunRequest<'_>, job: Arc<dyn Job>) -> Result<RunReport, RunnerError> {
+    let decl = req.declaration;
+    let span = tracing::info_span!("run", job = %decl.name, run_id = %req.run_id);
+    async move {
+        let started_at = Utc::now();
+        let lock = match decl.overlap {
+            Overlap::Allow => None,
+            Overlap::Forbid => {
+                match lock::try_acquire(req.connect_options, &decl.name)
+                    .await
+                    .map_err(RunnerError::Lock)?
+                {
+                    Some(lock) => Some(lock),
+                    None => {
+                        tracing::info!("skipped: another run of this job holds its lock");
+                        let report = RunReport {
+                            run_id: req.run_id,
+                            job: decl.name.clone(),
+                            trigger: req.trigger.to_string(),
+                            started_at,
+                            finished_at: Utc::now(),
+                            outcome: Outcome::Skipped,
+                            summary: Summary::default(),
+                            error: None,
+                        };
+                        runs::finish(req.pool, &report)
+                            .await
+                            .map_err(RunnerError::History)?;
+                        return Ok(report);
+                    }
+                }
+            }
+        };
+        let result = supervise(&req, job, lock.as_ref(), started_at).await;
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
+        result
+    }
+    .instrument(span)
+    .await
+}
+
+async fn supervise(
+    req: &RunRequest<'_>,
+    job: Arc<dyn Job>,
+    lock: Option<&lock::RunLock>,
+    started_at: DateTime<Utc>,
+) -> Result<RunReport, RunnerError> {
+    let decl = req.declaration;
+    if lock.is_some() {
+        let abandoned = runs::close_abandoned(req.pool, &decl.name)
+            .await
+            .map_err(RunnerError::History)?;
+        if abandoned > 0 {
+            tracing::warn!(
+                abandoned,
+                "closed runs of this job that died without finishing"
+            );
+        }
+    }
+    runs::start(req.pool, req.run_id, &decl.name, req.trigger, started_at)
+        .await
+        .map_err(RunnerError::History)?;
+    tracing::info!(
+        trigger = req.trigger,
+        timeout_s = decl.timeout.as_secs(),
+        "run started"
+    );
+
+    let cancel = CancellationToken::new();
+    let cx = RunContext {
+        run_id: req.run_id,
+        job: decl.name.clone(),
+        pool: req.pool.clone(),
+        cancel: cancel.clone(),
+        deadline: tokio::time::Instant::now() + decl.timeout,
+    };
+    let mut handle = tokio::spawn(job.run(cx));
+    let lock_lost = async {
+        match lock {
+            Some(lock) => lock.lost().await,
+            None => std::future::pending().await,
+        }
+    };
+
+    // Why the runner stopped the job early, if it did.
+    let mut stopped: Option<(Outcome, String)> = None;
+    let joined = tokio::select! {
+        joined = &mut handle => Some(joined),
+        _ = tokio::time::sleep(decl.timeout) => {
+            stopped = Some((Outcome::TimedOut, format!("timed out after {} s", decl.timeout.as_secs())));
+            None
+        }
+        _ = req.shutdown.cancelled() => {
+            stopped = Some((Outcome::Interrupted, "interrupted by a signal".to_string()));
+            None
+        }
+        _ = lock_lost => {
+            stopped = Some((Outcome::Failed, "lost the run lock's database connection".to_string()));
+            None
+        }
+    };
+    let joined = match joined {
+        Some(joined) => joined,
+        None => {
+            let (_, why) = stopped.as_ref().expect("set when the job did not finish");
+            tracing::warn!(grace_s = req.grace.as_secs(), "{why}: cancelling the job");
+            cancel.cancel();
+            match tokio::time::timeout(req.grace, &mut handle).await {
+                Ok(joined) => joined,
+                Err(_) => {
+                    handle.abort();
+                    let joined = (&mut handle).await;
+                    tracing::error!("the job did not stop within the grace period: aborted");
+                    if let Some((_, why)) = stopped.as_mut() {
+                        why.push_str(&format!(
+                            "; did not stop within {} s and was aborted",
+                            req.grace.as_secs()
+                        ));
+                    }
+                    joined
+                }
+            }
+        }
+    };
+
+    let (outcome, summary, error) = judge(joined, stopped);
+    let report = RunReport {
+        run_id: req.run_id,
+        job: decl.name.clone(),
+        trigger: req.trigger.to_string(),
+        started_at,
+        finished_at: Utc::now(),
+        outcome,
+        summary,
+        error,
+    };
+    runs::finish(req.pool, &report)
+        .await
+        .map_err(RunnerError::History)?;
+    Ok(report)
+}
+
+/// Decides the outcome from the job's result and whether the runner stopped it.
+fn judge(
+    joined: Result<Result<Summary, JobError>, JoinError>,
+    stopped: Option<(Outcome, String)>,
+) -> (Outcome, Summary, Option<String>) {
+    let (summary, job_error) = match joined {
+        Ok(Ok(summary)) => (summary, None),
+        Ok(Err(e)) => (e.summary, Some(format!("{:#}", e.error))),
+        Err(e) if e.is_panic() => (Summary::default(), Some(panic_message(e))),
+        Err(_) => (Summary::default(), None),
+    };
+    match (stopped, job_error) {
+        (Some((outcome, why)), _) => (outcome, summary, Some(why)),
+        (None, Some(error)) => (Outcome::Failed, summary, Some(error)),
+        (None, None) => (Outcome::Succeeded, summary, None),
+    }
+}
+
+fn panic_message(e: JoinError) -> String {
+    let payload = e.into_panic();
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string());
+    format!("the job panicked: {text}")
+}

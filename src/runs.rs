@@ -1,0 +1,94 @@
+//! Run history: the `job_runs` table, one row per run (skips included).
+//!
+//! The runner writes a row when a run starts and closes it when the run ends, whatever
+//! the outcome. A process killed outright (SIGKILL, OOM) leaves its row `running`; the
+//! next run of that job, once it holds the job's lock and so knows no other run is
+//! alive, closes such rows as `abandoned`.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::runner::RunReport;
+
+/// Inserts the row of a run that is starting.
+pub async fn start(
+    pool: &PgPool,
+    run_id: Uuid,
+    job: &str,
+    trigger: &str,
+    started_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO job_runs (id, job, trigger, started_at, outcome, host)
+         VALUES ($1, $2, $3, $4, 'running', $5)",
+    )
+    .bind(run_id)
+    .bind(job)
+    .bind(trigger)
+    .bind(started_at)
+    .bind(host())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Writes the final state of a run: closes a `running` row, or inserts a whole row
+/// (a skipped run never had one).
+pub async fn finish(pool: &PgPool, report: &RunReport) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO job_runs (id, job, trigger, started_at, finished_at, outcome, exit_code,
+                               items_processed, items_succeeded, items_failed, error, details, host)
+         VALUES ($1, $2, $3, $4, $5, $6::job_run_outcome, $7, $8, $9, $10, $11, $12, $13)
+         ON CONFLICT (id) DO UPDATE SET
+             finished_at = EXCLUDED.finished_at,
+             outcome = EXCLUDED.outcome,
+             exit_code = EXCLUDED.exit_code,
+             items_processed = EXCLUDED.items_processed,
+             items_succeeded = EXCLUDED.items_succeeded,
+             items_failed = EXCLUDED.items_failed,
+             error = EXCLUDED.error,
+             details = EXCLUDED.details
+         WHERE job_runs.outcome = 'running'",
+    )
+    .bind(report.run_id)
+    .bind(&report.job)
+    .bind(&report.trigger)
+    .bind(report.started_at)
+    .bind(report.finished_at)
+    .bind(report.outcome.as_str())
+    .bind(i32::from(report.exit_code()))
+    .bind(count(report.summary.processed))
+    .bind(count(report.summary.succeeded))
+    .bind(count(report.summary.failed))
+    .bind(&report.error)
+    .bind(serde_json::Value::Object(report.summary.details.clone()))
+    .bind(host())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Closes the rows of runs of `job` that died without closing them. Only call while
+/// holding the job's lock.
+pub async fn close_abandoned(pool: &PgPool, job: &str) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE job_runs
+            SET outcome = 'abandoned', finished_at = now(),
+                error = 'the process ended without closing its run (killed or crashed)'
+          WHERE job = $1 AND outcome = 'running'",
+    )
+    .bind(job)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The ECS task (from the metadata endpoint's path) or the host name.
+fn host() -> Option<String> {
+    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty())
+}
