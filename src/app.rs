@@ -12,6 +12,7 @@ use chrono::{SecondsFormat, Utc};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::cli::{Cli, Command, RESERVED_NAMES};
@@ -256,7 +257,7 @@ async fn migrate() -> Exit {
 fn shutdown_on_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let cancel = token.clone();
-    tokio::spawn(async move {
+    let listener = async move {
         let Ok(mut term) =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         else {
@@ -278,7 +279,8 @@ fn shutdown_on_signal() -> CancellationToken {
                 std::process::exit(i32::from(Exit::Interrupted.code()));
             }
         }
-    });
+    };
+    tokio::spawn(listener.in_current_span());
     token
 }
 
@@ -298,7 +300,14 @@ async fn run_one(cli: &Cli, declarations: &[JobDeclaration], name: &str) -> Exit
     };
     let run_id = Uuid::now_v7();
     let span = tracing::info_span!("run", job = %name, run_id = %run_id);
-    let _entered = span.enter();
+    run_declared(cli, declaration, run_id)
+        .instrument(span)
+        .await
+}
+
+/// Runs a known job once, inside its `run` span so every line carries job and run id.
+async fn run_declared(cli: &Cli, declaration: &JobDeclaration, run_id: Uuid) -> Exit {
+    let name = declaration.name.as_str();
     let shutdown = shutdown_on_signal();
     let (pool, options) = match connect(&format!("run-job:{name}")).await {
         Ok(c) => c,
@@ -396,4 +405,54 @@ async fn schedule(cli: &Cli, declarations: Vec<JobDeclaration>) -> Exit {
     };
     pool.close().await;
     exit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_declaration_has_an_implementation_and_every_implementation_a_declaration() {
+        let declarations = load_declarations().unwrap_or_else(|p| panic!("{p:#?}"));
+        let declared: Vec<&str> = declarations.iter().map(|d| d.name.as_str()).collect();
+        let mut registered: Vec<&str> = jobs::REGISTRY.iter().map(|r| r.name).collect();
+        registered.sort();
+        assert_eq!(declared, registered);
+    }
+
+    #[test]
+    fn a_declaration_without_implementation_is_reported() {
+        let mut declarations = load_declarations().unwrap();
+        let orphan = "name: orphan-job\ndescription: x\nschedule: rate(1 hour)\nsize: {cpu: 256, memory: 512}\narchitecture: arm64\ntimeout_seconds: 60\noverlap: forbid\nenabled: true\n";
+        declarations.push(JobDeclaration::parse("jobs/orphan-job.yaml", orphan).unwrap());
+        let problems = registry_mismatches(&declarations);
+        assert_eq!(
+            problems,
+            ["job `orphan-job` is declared but has no implementation in jobs::REGISTRY"]
+        );
+    }
+
+    #[test]
+    fn an_implementation_without_declaration_is_reported() {
+        let problems = registry_mismatches(&[]);
+        assert_eq!(problems.len(), jobs::REGISTRY.len());
+        for r in jobs::REGISTRY {
+            assert!(problems.contains(&format!(
+                "job `{}` is in jobs::REGISTRY but has no declaration in jobs/",
+                r.name
+            )));
+        }
+    }
+
+    #[test]
+    fn reserved_names_cannot_be_jobs() {
+        let text = "name: list\ndescription: x\nschedule: rate(1 hour)\nsize: {cpu: 256, memory: 512}\narchitecture: arm64\ntimeout_seconds: 60\noverlap: forbid\nenabled: true\n";
+        let d = JobDeclaration::parse("jobs/list.yaml", text).unwrap();
+        let problems = registry_mismatches(&[d]);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p == "job name `list` is reserved for a command")
+        );
+    }
 }

@@ -19,6 +19,14 @@ Exit codes:
   5  interrupted by SIGTERM or SIGINT
   6  the runner could not start or record the run (database unreachable, schema missing)
 
+Database (the first that is set wins):
+  DATABASE_URL            postgres://user:password@host:port/db
+  DB_CREDENTIALS_JSON     the Secrets Manager secret (username, password, host, port, dbname)
+  POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB
+  DATABASE_SSLMODE        disable|prefer|require|verify-ca|verify-full (default: prefer on
+                          loopback, require elsewhere); DATABASE_SSLROOTCERT: CA bundle file
+  RUST_LOG                log filter (default: info)
+
 Examples:
   run-job sync-payments                      run one job once
   run-job --schedule --only notifications    run jobs on their schedules, locally

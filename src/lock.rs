@@ -16,6 +16,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// "RUNJ": the first key of every run lock.
 const NAMESPACE: i32 = 0x5255_4E4A;
@@ -47,7 +48,8 @@ pub async fn try_acquire(
     }
     let release = CancellationToken::new();
     let lost = CancellationToken::new();
-    let task = tokio::spawn(hold(conn, job.to_string(), release.clone(), lost.clone()));
+    let task =
+        tokio::spawn(hold(conn, job.to_string(), release.clone(), lost.clone()).in_current_span());
     Ok(Some(RunLock {
         release,
         lost,

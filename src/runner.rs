@@ -123,7 +123,10 @@ pub async fn run_once(req: RunRequest<'_>, job: Arc<dyn Job>) -> Result<RunRepor
                     .await
                     .map_err(RunnerError::Lock)?
                 {
-                    Some(lock) => Some(lock),
+                    Some(lock) => {
+                        tracing::info!("lock taken: no other run of this job is in progress");
+                        Some(lock)
+                    }
                     None => {
                         tracing::info!("skipped: another run of this job holds its lock");
                         let report = RunReport {
@@ -189,7 +192,8 @@ async fn supervise(
         cancel: cancel.clone(),
         deadline: tokio::time::Instant::now() + decl.timeout,
     };
-    let mut handle = tokio::spawn(job.run(cx));
+    // The job's own task stays inside this run's span, so its lines carry job and run id.
+    let mut handle = tokio::spawn(job.run(cx).in_current_span());
     let lock_lost = async {
         match lock {
             Some(lock) => lock.lost().await,

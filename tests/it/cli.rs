@@ -1,0 +1,274 @@
+//! The command line as a new user meets it: help, list, next, check, bad input.
+
+use sqlx::PgPool;
+
+use crate::helpers::*;
+
+fn cmd(args: &[&str]) -> tokio::process::Command {
+    let mut c = run_job();
+    c.args(args);
+    c
+}
+
+#[tokio::test]
+async fn help_lists_the_commands_and_the_exit_codes() {
+    let r = output(cmd(&["--help"])).await;
+    assert_eq!(r.code, Some(0));
+    for needle in [
+        "list",
+        "next",
+        "check",
+        "migrate",
+        "--schedule",
+        "--only",
+        "RUN_JOB_ONLY",
+        "RUN_JOB_GRACE_SECONDS",
+        "DATABASE_URL",
+        "DB_CREDENTIALS_JSON",
+        "DATABASE_SSLMODE",
+        "Exit codes:",
+        "5  interrupted by SIGTERM",
+    ] {
+        assert!(
+            r.stdout.contains(needle),
+            "--help lacks {needle}:\n{}",
+            r.stdout
+        );
+    }
+}
+
+#[tokio::test]
+async fn next_prints_rfc3339_fire_times_strictly_after() {
+    let r = output(cmd(&[
+        "next",
+        "cron(0/15 10 ? * MON-FRI *)",
+        "--after",
+        "2026-03-02T10:15:00Z",
+        "--count",
+        "4",
+    ]))
+    .await;
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "2026-03-02T10:30:00Z\n2026-03-02T10:45:00Z\n2026-03-03T10:00:00Z\n2026-03-03T10:15:00Z\n"
+    );
+    let r = output(cmd(&[
+        "next",
+        "rate(1 day)",
+        "--after",
+        "2026-03-01T10:00:00+03:00",
+    ]))
+    .await;
+    assert_eq!(r.stdout.lines().next(), Some("2026-03-02T00:00:00Z"));
+    assert_eq!(r.stdout.lines().count(), 5, "five by default");
+}
+
+#[tokio::test]
+async fn next_rejects_a_bad_expression_with_the_reason_on_stderr() {
+    let r = output(cmd(&["next", "cron(0 10 * * * *)"])).await;
+    assert_eq!(r.code, Some(2));
+    assert!(r.stdout.is_empty());
+    assert!(
+        r.stderr
+            .contains("one of day-of-month and day-of-week must be `?`"),
+        "{}",
+        r.stderr
+    );
+    let r = output(cmd(&["next", "cron(0 10 * * ? *)", "--after", "yesterday"])).await;
+    assert_eq!(r.code, Some(2));
+    assert!(r.stderr.contains("--after"), "{}", r.stderr);
+}
+
+#[tokio::test]
+async fn next_says_when_a_schedule_runs_out() {
+    let r = output(cmd(&[
+        "next",
+        "cron(0 0 1 1 ? 2030)",
+        "--after",
+        "2026-01-01T00:00:00Z",
+        "--count",
+        "3",
+    ]))
+    .await;
+    assert_eq!(r.code, Some(0));
+    assert_eq!(r.stdout, "2030-01-01T00:00:00Z\n");
+    assert!(r.stderr.contains("fires only 1 more time"), "{}", r.stderr);
+}
+
+#[tokio::test]
+async fn list_shows_every_job_with_schedule_size_timeout_and_three_fires() {
+    let r = output(cmd(&["list"])).await;
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("demo-sleep"))
+        .expect("demo-sleep listed");
+    assert!(
+        line.contains("cron(* * * * ? *)") && line.contains("256/512 MiB") && line.contains("30s"),
+        "{line}"
+    );
+    assert_eq!(line.matches(", ").count(), 2, "three fire times: {line}");
+    for job in ["demo-fail", "demo-parallel", "demo-stubborn"] {
+        assert!(r.stdout.contains(job));
+    }
+}
+
+#[tokio::test]
+async fn a_missing_or_unknown_job_exits_2_with_the_list() {
+    let r = output(cmd(&[])).await;
+    assert_eq!(r.code, Some(2));
+    assert!(
+        r.stderr.contains("name a job") && r.stderr.contains("demo-sleep"),
+        "{}",
+        r.stderr
+    );
+    let r = output(cmd(&["demo-slep"])).await;
+    assert_eq!(r.code, Some(2));
+    assert!(
+        r.stderr.contains("unknown job `demo-slep`") && r.stderr.contains("demo-sleep"),
+        "{}",
+        r.stderr
+    );
+    let r = output(cmd(&["--schedule", "--only", "demo-sleep,nope"])).await;
+    assert_eq!(r.code, Some(2));
+    assert!(r.stderr.contains("unknown job(s): nope"), "{}", r.stderr);
+}
+
+#[tokio::test]
+async fn check_validates_configuration_and_names_a_bad_variable() {
+    let mut c = cmd(&["check"]);
+    c.env("DATABASE_URL", "postgres://app:pw@db.internal:5432/market");
+    let r = output(c).await;
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stdout.contains("ok: 4 job declaration(s) valid"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("postgres://app@db.internal:5432/market (sslmode require"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains(":pw@"));
+
+    let r = output(cmd(&["check"])).await;
+    assert_eq!(r.code, Some(3));
+    assert!(
+        r.stderr.contains("DATABASE_URL: no database configured"),
+        "{}",
+        r.stderr
+    );
+
+    let mut c = cmd(&["check"]);
+    c.env("POSTGRES_HOST", "db")
+        .env("POSTGRES_USER", "u")
+        .env("POSTGRES_DB", "d")
+        .env("POSTGRES_PORT", "54x");
+    let r = output(c).await;
+    assert_eq!(r.code, Some(3));
+    assert!(
+        r.stderr.contains("POSTGRES_PORT: `54x` is not a TCP port"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[tokio::test]
+async fn running_without_configuration_exits_3_naming_the_variable() {
+    let mut c = cmd(&["demo-sleep"]);
+    c.env("DB_CREDENTIALS_JSON", "{\"username\": \"u\"");
+    let r = output(c).await;
+    assert_eq!(r.code, Some(3));
+    assert!(
+        r.stderr
+            .contains("DB_CREDENTIALS_JSON: is not the expected JSON object"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_database_exits_6() {
+    let mut c = cmd(&["demo-sleep"]);
+    // Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+    c.env("DATABASE_URL", "postgres://postgres@127.0.0.1:9/nowhere");
+    let r = output(c).await;
+    assert_eq!(r.code, Some(6), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("cannot connect to postgres://postgres@127.0.0.1:9/nowhere"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn migrate_creates_the_schema_and_is_idempotent(pool: PgPool) {
+    for _ in 0..2 {
+        let mut c = run_job_on(&pool);
+        c.arg("migrate");
+        let r = output(c).await;
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+    }
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for t in [
+        "job_runs",
+        "orders",
+        "payments",
+        "payment_events",
+        "notifications",
+        "notification_batches",
+        "jobs",
+        "events",
+        "event_ticket_waves",
+        "event_images",
+        "event_venues",
+        "seller_earnings",
+        "invoices",
+        "push_subscriptions",
+    ] {
+        assert!(tables.iter().any(|x| x == t), "{t} missing from {tables:?}");
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_reference_migration_leaves_an_existing_schema_alone(pool: PgPool) {
+    // A database that already has the original's tables (production) only gains job_runs.
+    sqlx::query("CREATE TABLE orders (id uuid PRIMARY KEY, legacy_column text)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut c = run_job_on(&pool);
+    c.arg("migrate");
+    let r = output(c).await;
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let has = |t: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL")
+                .bind(t)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(has("job_runs").await);
+    assert!(
+        !has("payments").await,
+        "reference tables are not created beside an existing schema"
+    );
+    let legacy: i64 = sqlx::query_scalar("SELECT count(*) FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'legacy_column'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(legacy, 1);
+}

@@ -1,0 +1,131 @@
+//! Starting `run-job` processes against a test's own database, and reading what they
+//! left behind.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::process::Command;
+
+/// The binary under test, built by cargo with the test-only jobs.
+pub const BIN: &str = env!("CARGO_BIN_EXE_run-job");
+
+/// A `run-job` command with a clean environment: only the variables a test sets.
+pub fn run_job() -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUN_JOB_LOG_FORMAT", "json")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// A `run-job` command pointed at the test's database.
+pub fn run_job_on(pool: &PgPool) -> Command {
+    let mut cmd = run_job();
+    cmd.env("DATABASE_URL", url_for(pool));
+    cmd
+}
+
+/// The URL of the database sqlx::test made for this test.
+pub fn url_for(pool: &PgPool) -> String {
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL (set in .cargo/config.toml)");
+    let (server, _) = base.rsplit_once('/').expect("a URL with a database");
+    let db = pool
+        .connect_options()
+        .get_database()
+        .expect("sqlx::test names its database")
+        .to_string();
+    format!("{server}/{db}")
+}
+
+pub struct Ran {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub async fn output(mut cmd: Command) -> Ran {
+    let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
+        .await
+        .expect("run-job finished within 2 minutes")
+        .expect("run-job started");
+    Ran {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Each line of stderr parsed as JSON; fails the test if a line is not JSON.
+pub fn json_lines(stderr: &str) -> Vec<serde_json::Value> {
+    stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect()
+}
+
+/// The summary line of a run (the one with the EMF block).
+pub fn summary(stderr: &str) -> serde_json::Value {
+    json_lines(stderr)
+        .into_iter()
+        .find(|v| v.get("_aws").is_some())
+        .unwrap_or_else(|| panic!("no summary line in:\n{stderr}"))
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct RunRow {
+    pub job: String,
+    pub trigger: String,
+    pub outcome: String,
+    pub exit_code: Option<i32>,
+    pub finished: bool,
+    pub items_processed: i64,
+    pub items_succeeded: i64,
+    pub items_failed: i64,
+    pub error: Option<String>,
+}
+
+pub async fn runs(pool: &PgPool) -> Vec<RunRow> {
+    sqlx::query_as(
+        "SELECT job, trigger, outcome::text AS outcome, exit_code, finished_at IS NOT NULL AS finished,
+                items_processed, items_succeeded, items_failed, error
+           FROM job_runs ORDER BY started_at, id",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("job_runs readable")
+}
+
+/// Waits until a run of `job` is recorded as running.
+pub async fn wait_for_running(pool: &PgPool, job: &str, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let running: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM job_runs WHERE job = $1 AND outcome = 'running'",
+        )
+        .bind(job)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if running > 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no running {job} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{signal} {pid}");
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the real `run-job` binary as separate processes, against a real
+//! PostgreSQL with one fresh database per test (sqlx::test applies migrations/).
+
+mod helpers;
+
+mod cli;
+mod runs;
+mod scheduler;
