@@ -325,6 +325,7 @@ async fn run_declared(cli: &Cli, declaration: &JobDeclaration, run_id: Uuid) -> 
         connect_options: &options,
         shutdown: &shutdown,
         grace: cli.grace(),
+        host: config::process_env("HOSTNAME"),
     };
     let exit = match runner::run_once(request, job).await {
         Ok(report) => {
@@ -395,6 +396,7 @@ async fn schedule(cli: &Cli, declarations: Vec<JobDeclaration>) -> Exit {
         shutdown,
         grace: cli.grace(),
         log_format: cli.log_format,
+        host: config::process_env("HOSTNAME"),
     };
     let exit = match scheduler::run(jobs, shared).await {
         Ok(()) => Exit::Success,

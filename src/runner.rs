@@ -75,6 +75,8 @@ pub struct RunReport {
     pub outcome: Outcome,
     pub summary: Summary,
     pub error: Option<String>,
+    /// Where it ran (the container's host name), for finding its logs.
+    pub host: Option<String>,
 }
 
 impl RunReport {
@@ -108,6 +110,8 @@ pub struct RunRequest<'a> {
     pub shutdown: &'a CancellationToken,
     /// How long a cancelled job gets before it is aborted.
     pub grace: Duration,
+    /// Where this process runs, recorded with the run.
+    pub host: Option<String>,
 }
 
 /// Runs the job once. See the module docs for the sequence.
@@ -138,6 +142,7 @@ pub async fn run_once(req: RunRequest<'_>, job: Arc<dyn Job>) -> Result<RunRepor
                             outcome: Outcome::Skipped,
                             summary: Summary::default(),
                             error: None,
+                            host: req.host.clone(),
                         };
                         runs::finish(req.pool, &report)
                             .await
@@ -175,9 +180,16 @@ async fn supervise(
             );
         }
     }
-    runs::start(req.pool, req.run_id, &decl.name, req.trigger, started_at)
-        .await
-        .map_err(RunnerError::History)?;
+    runs::start(
+        req.pool,
+        req.run_id,
+        &decl.name,
+        req.trigger,
+        started_at,
+        req.host.as_deref(),
+    )
+    .await
+    .map_err(RunnerError::History)?;
     tracing::info!(
         trigger = req.trigger,
         timeout_s = decl.timeout.as_secs(),
@@ -252,6 +264,7 @@ async fn supervise(
         outcome,
         summary,
         error,
+        host: req.host.clone(),
     };
     runs::finish(req.pool, &report)
         .await

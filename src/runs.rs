@@ -18,6 +18,7 @@ pub async fn start(
     job: &str,
     trigger: &str,
     started_at: DateTime<Utc>,
+    host: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO job_runs (id, job, trigger, started_at, outcome, host)
@@ -27,7 +28,7 @@ pub async fn start(
     .bind(job)
     .bind(trigger)
     .bind(started_at)
-    .bind(host())
+    .bind(host)
     .execute(pool)
     .await?;
     Ok(())
@@ -63,7 +64,7 @@ pub async fn finish(pool: &PgPool, report: &RunReport) -> Result<(), sqlx::Error
     .bind(count(report.summary.failed))
     .bind(&report.error)
     .bind(serde_json::Value::Object(report.summary.details.clone()))
-    .bind(host())
+    .bind(&report.host)
     .execute(pool)
     .await?;
     Ok(())
@@ -86,9 +87,4 @@ pub async fn close_abandoned(pool: &PgPool, job: &str) -> Result<u64, sqlx::Erro
 
 fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-/// The ECS task (from the metadata endpoint's path) or the host name.
-fn host() -> Option<String> {
-    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty())
 }

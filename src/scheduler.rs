@@ -38,6 +38,7 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     pub grace: Duration,
     pub log_format: LogFormat,
+    pub host: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +141,7 @@ fn fire_fn(
                     connect_options: &shared.connect_options,
                     shutdown: &shared.shutdown,
                     grace: shared.grace,
+                    host: shared.host.clone(),
                 };
                 match runner::run_once(request, job).await {
                     Ok(report) => telemetry::emit_summary(&report, shared.log_format),
