@@ -114,52 +114,66 @@ pub struct RunRequest<'a> {
     pub host: Option<String>,
 }
 
-/// Runs the job once. See the module docs for the sequence.
+impl RunRequest<'_> {
+    /// The report of this run, finished now.
+    fn report(
+        &self,
+        started_at: DateTime<Utc>,
+        outcome: Outcome,
+        summary: Summary,
+        error: Option<String>,
+    ) -> RunReport {
+        RunReport {
+            run_id: self.run_id,
+            job: self.declaration.name.clone(),
+            trigger: self.trigger.to_string(),
+            started_at,
+            finished_at: Utc::now(),
+            outcome,
+            summary,
+            error,
+            host: self.host.clone(),
+        }
+    }
+}
+
+/// The span every line of a run is logged in; callers enter it around [`run_once`] and
+/// whatever else belongs to the run (connecting, the summary line).
+pub fn span(job: &str, run_id: Uuid) -> tracing::Span {
+    tracing::info_span!("run", job = %job, run_id = %run_id)
+}
+
+/// Runs the job once. See the module docs for the sequence. Call it inside [`span`].
 pub async fn run_once(req: RunRequest<'_>, job: Arc<dyn Job>) -> Result<RunReport, RunnerError> {
     let decl = req.declaration;
-    let span = tracing::info_span!("run", job = %decl.name, run_id = %req.run_id);
-    async move {
-        let started_at = Utc::now();
-        let lock = match decl.overlap {
-            Overlap::Allow => None,
-            Overlap::Forbid => {
-                match lock::try_acquire(req.connect_options, &decl.name)
-                    .await
-                    .map_err(RunnerError::Lock)?
-                {
-                    Some(lock) => {
-                        tracing::info!("lock taken: no other run of this job is in progress");
-                        Some(lock)
-                    }
-                    None => {
-                        tracing::info!("skipped: another run of this job holds its lock");
-                        let report = RunReport {
-                            run_id: req.run_id,
-                            job: decl.name.clone(),
-                            trigger: req.trigger.to_string(),
-                            started_at,
-                            finished_at: Utc::now(),
-                            outcome: Outcome::Skipped,
-                            summary: Summary::default(),
-                            error: None,
-                            host: req.host.clone(),
-                        };
-                        runs::finish(req.pool, &report)
-                            .await
-                            .map_err(RunnerError::History)?;
-                        return Ok(report);
-                    }
+    let started_at = Utc::now();
+    let lock = match decl.overlap {
+        Overlap::Allow => None,
+        Overlap::Forbid => {
+            match lock::try_acquire(req.connect_options, &decl.name)
+                .await
+                .map_err(RunnerError::Lock)?
+            {
+                Some(lock) => {
+                    tracing::info!("lock taken: no other run of this job is in progress");
+                    Some(lock)
+                }
+                None => {
+                    tracing::info!("skipped: another run of this job holds its lock");
+                    let report = req.report(started_at, Outcome::Skipped, Summary::default(), None);
+                    runs::finish(req.pool, &report)
+                        .await
+                        .map_err(RunnerError::History)?;
+                    return Ok(report);
                 }
             }
-        };
-        let result = supervise(&req, job, lock.as_ref(), started_at).await;
-        if let Some(lock) = lock {
-            lock.release().await;
         }
-        result
+    };
+    let result = supervise(&req, job, lock.as_ref(), started_at).await;
+    if let Some(lock) = lock {
+        lock.release().await;
     }
-    .instrument(span)
-    .await
+    result
 }
 
 async fn supervise(
@@ -255,17 +269,7 @@ async fn supervise(
     };
 
     let (outcome, summary, error) = judge(joined, stopped);
-    let report = RunReport {
-        run_id: req.run_id,
-        job: decl.name.clone(),
-        trigger: req.trigger.to_string(),
-        started_at,
-        finished_at: Utc::now(),
-        outcome,
-        summary,
-        error,
-        host: req.host.clone(),
-    };
+    let report = req.report(started_at, outcome, summary, error);
     runs::finish(req.pool, &report)
         .await
         .map_err(RunnerError::History)?;

@@ -15,6 +15,7 @@ use sqlx::postgres::PgConnectOptions;
 use tokio_cron_scheduler::{Job as CronJob, JobScheduler};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::cli::LogFormat;
@@ -132,10 +133,12 @@ fn fire_fn(
             }
             // Run on the tracker so shutdown can wait for it; the scheduler's own task
             // returns at once and keeps ticking.
-            tracker.spawn(async move {
+            let run_id = Uuid::now_v7();
+            let span = runner::span(&declaration.name, run_id);
+            let run = async move {
                 let request = RunRequest {
                     declaration: &declaration,
-                    run_id: Uuid::now_v7(),
+                    run_id,
                     trigger: "schedule",
                     pool: &shared.pool,
                     connect_options: &shared.connect_options,
@@ -150,8 +153,9 @@ fn fire_fn(
                     }
                 }
                 let next = declaration.schedule.next_after(chrono::Utc::now());
-                tracing::info!(job = %declaration.name, next_fire = ?next, "next fire");
-            });
+                tracing::info!(next_fire = ?next, "next fire");
+            };
+            tracker.spawn(run.instrument(span));
         })
     })
 }

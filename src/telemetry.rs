@@ -27,9 +27,12 @@ pub fn is_json(format: LogFormat) -> bool {
     }
 }
 
-/// Installs the global subscriber. The filter comes from `RUST_LOG` (default `info`).
+/// Installs the global subscriber. The filter comes from `RUST_LOG` (default `info`,
+/// with tokio-cron-scheduler at `warn`).
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // tokio-cron-scheduler narrates its internals at info; its warnings still show.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,tokio_cron_scheduler=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -115,10 +118,11 @@ pub fn emit_summary(report: &RunReport, format: LogFormat) {
                 .map(|e| format!(": {e}"))
                 .unwrap_or_default()
         );
+        // Called inside the run's span, which already names the job and run id.
         if report.outcome.is_failure() {
-            tracing::error!(job = %report.job, run_id = %report.run_id, "{message}");
+            tracing::error!("{message}");
         } else {
-            tracing::info!(job = %report.job, run_id = %report.run_id, "{message}");
+            tracing::info!("{message}");
         }
     }
 }
