@@ -47,7 +47,7 @@ pub async fn run(cli: Cli) -> Exit {
     };
     match &cli.command {
         Some(Command::List) => list(&declarations),
-        Some(Command::Check) => check(&declarations),
+        Some(Command::Check) => check(&declarations).await,
         Some(Command::Migrate) => migrate().await,
         Some(Command::Next { .. }) => unreachable!("handled above"),
         None if cli.schedule => schedule(&cli, declarations).await,
@@ -171,7 +171,7 @@ fn list(declarations: &[JobDeclaration]) -> Exit {
     Exit::Success
 }
 
-fn check(declarations: &[JobDeclaration]) -> Exit {
+async fn check(declarations: &[JobDeclaration]) -> Exit {
     let mut errors = Vec::new();
     let now = Utc::now();
     for d in declarations {
@@ -197,9 +197,23 @@ fn check(declarations: &[JobDeclaration]) -> Exit {
             );
         }
     }
-    let settings = Settings::from_env(&config::process_env);
-    match &settings {
-        Ok(s) => println!("database: {}", s.database),
+    match Settings::from_env(&config::process_env) {
+        Ok(s) => {
+            println!("database: {}", s.database);
+            // Each job checks its own settings as it is built; the pool never connects.
+            let deps = Deps {
+                pool: PgPoolOptions::new()
+                    .connect_lazy_with(s.database.connect_options("run-job:check")),
+                env: Arc::new(config::process_env),
+            };
+            for d in declarations {
+                if let Some(r) = jobs::find(&d.name)
+                    && let Err(e) = (r.build)(&deps)
+                {
+                    errors.push(format!("job `{}`: {e:#}", d.name));
+                }
+            }
+        }
         Err(e) => errors.push(format!("configuration: {e}")),
     }
     if errors.is_empty() {
@@ -313,7 +327,13 @@ async fn run_declared(cli: &Cli, declaration: &JobDeclaration, run_id: Uuid) -> 
         Ok(c) => c,
         Err(exit) => return exit,
     };
-    let job = match build_job(name, &Deps { pool: pool.clone() }) {
+    let job = match build_job(
+        name,
+        &Deps {
+            pool: pool.clone(),
+            env: Arc::new(config::process_env),
+        },
+    ) {
         Ok(job) => job,
         Err(exit) => return exit,
     };
@@ -379,7 +399,10 @@ async fn schedule(cli: &Cli, declarations: Vec<JobDeclaration>) -> Exit {
         Ok(c) => c,
         Err(exit) => return exit,
     };
-    let deps = Deps { pool: pool.clone() };
+    let deps = Deps {
+        pool: pool.clone(),
+        env: Arc::new(config::process_env),
+    };
     let mut jobs = Vec::new();
     for d in selected {
         match build_job(&d.name, &deps) {

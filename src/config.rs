@@ -27,6 +27,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
+/// How settings read the environment: the process's (`process_env`) or a test's map.
+pub type Env = dyn Fn(&str) -> Option<String> + Send + Sync;
+
 /// A setting that is missing or malformed, naming the variable.
 #[derive(Debug, thiserror::Error)]
 #[error("{variable}: {message}")]
@@ -67,6 +70,32 @@ impl Settings {
         Ok(Settings {
             database: DatabaseSettings::from_env(env)?,
         })
+    }
+}
+
+/// A typed optional setting within `range`, or `default` when unset.
+pub fn parse<T>(
+    env: &Env,
+    variable: &'static str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, Error>
+where
+    T: FromStr + PartialOrd + fmt::Display,
+{
+    let Some(text) = env(variable) else {
+        return Ok(default);
+    };
+    match text.trim().parse::<T>() {
+        Ok(v) if range.contains(&v) => Ok(v),
+        _ => Err(error(
+            variable,
+            format!(
+                "`{text}` is not a value in {}..={}",
+                range.start(),
+                range.end()
+            ),
+        )),
     }
 }
 

@@ -16,17 +16,23 @@
 //! - [`runs`]: the `job_runs` history table.
 //! - [`telemetry`]: logs and the CloudWatch EMF summary line.
 //! - [`exit`]: the exit codes.
+//! - [`http`]: the one HTTP client setup and retry policy for providers.
+//! - [`backoff`]: how long a failing row waits before a later run retries it.
 //! - [`jobs`]: the `Job` trait, the registry, and one module per job.
 
 pub mod app;
+pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod declarations;
 pub mod exit;
+pub mod http;
 pub mod jobs;
 pub mod lock;
 pub mod runner;
 pub mod runs;
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
 pub mod schedule;
 pub mod scheduler;
 pub mod telemetry;

@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 #[cfg(feature = "test-jobs")]
 pub mod demo;
+pub mod sync_payments;
 
 /// What a job receives for one run.
 #[derive(Clone)]
@@ -66,9 +67,11 @@ pub trait Job: Send + Sync {
 }
 
 /// The shared dependencies jobs are built from. Built once per process by the runner.
+/// A job reads its own settings through `env`, never from the process directly.
 #[derive(Clone)]
 pub struct Deps {
     pub pool: PgPool,
+    pub env: Arc<crate::config::Env>,
 }
 
 /// A registry entry: the declared name and how to build the job.
@@ -79,6 +82,7 @@ pub struct Registration {
 
 /// Every job this binary can run.
 pub const REGISTRY: &[Registration] = &[
+    sync_payments::REGISTRATION,
     #[cfg(feature = "test-jobs")]
     demo::SLEEP,
     #[cfg(feature = "test-jobs")]

@@ -141,9 +141,23 @@ async fn check_validates_configuration_and_names_a_bad_variable() {
     let mut c = cmd(&["check"]);
     c.env("DATABASE_URL", "postgres://app:pw@db.internal:5432/market");
     let r = output(c).await;
+    assert_eq!(r.code, Some(3), "sync-payments needs its provider settings");
+    assert!(
+        r.stderr
+            .contains("job `sync-payments`: DLOCAL_BASE_URL: is required by sync-payments"),
+        "{}",
+        r.stderr
+    );
+
+    let mut c = cmd(&["check"]);
+    c.env("DATABASE_URL", "postgres://app:pw@db.internal:5432/market")
+        .env("DLOCAL_BASE_URL", "https://api.dlocalgo.com")
+        .env("DLOCAL_API_KEY", "k")
+        .env("DLOCAL_SECRET_KEY", "s");
+    let r = output(c).await;
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(
-        r.stdout.contains("ok: 4 job declaration(s) valid"),
+        r.stdout.contains("ok: 5 job declaration(s) valid"),
         "{}",
         r.stdout
     );
@@ -242,8 +256,13 @@ async fn migrate_creates_the_schema_and_is_idempotent(pool: PgPool) {
 
 #[sqlx::test(migrations = false)]
 async fn the_reference_migration_leaves_an_existing_schema_alone(pool: PgPool) {
-    // A database that already has the original's tables (production) only gains job_runs.
+    // A database that already has the original's tables (production) only gains the
+    // runner's own tables.
     sqlx::query("CREATE TABLE orders (id uuid PRIMARY KEY, legacy_column text)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE payments (id uuid PRIMARY KEY)")
         .execute(&pool)
         .await
         .unwrap();
@@ -262,8 +281,9 @@ async fn the_reference_migration_leaves_an_existing_schema_alone(pool: PgPool) {
         }
     };
     assert!(has("job_runs").await);
+    assert!(has("payment_sync_state").await);
     assert!(
-        !has("payments").await,
+        !has("notifications").await,
         "reference tables are not created beside an existing schema"
     );
     let legacy: i64 = sqlx::query_scalar("SELECT count(*) FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'legacy_column'")

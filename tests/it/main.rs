@@ -4,5 +4,7 @@
 mod helpers;
 
 mod cli;
+mod fixtures;
 mod runs;
 mod scheduler;
+mod sync_payments;

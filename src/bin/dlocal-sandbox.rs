@@ -1,0 +1,43 @@
+//! `dlocal-sandbox`: the local dLocal Go stand-in as a process, for the Quickstart and
+//! benchmarks (feature `sandbox`). Prints its base URL, then serves until killed.
+
+use clap::Parser;
+use run_job::sandbox::{Behaviour, Sandbox};
+
+#[derive(Parser)]
+#[command(about = "A local dLocal Go stand-in speaking its wire format")]
+struct Args {
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    #[arg(long, env = "DLOCAL_API_KEY", default_value = "sandbox-key")]
+    api_key: String,
+    #[arg(long, env = "DLOCAL_SECRET_KEY", default_value = "sandbox-secret")]
+    secret_key: String,
+    /// Added to every API answer.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Fraction of API answers that are a 500.
+    #[arg(long, default_value_t = 0.0)]
+    error_rate: f64,
+    /// Answer unknown payment ids with this status (PENDING, PAID, ...) instead of 404.
+    #[arg(long)]
+    default_status: Option<String>,
+    #[arg(long)]
+    default_amount: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let args = Args::parse();
+    let sandbox = Sandbox::start(args.port, &args.api_key, &args.secret_key).await?;
+    sandbox.behave(Behaviour {
+        latency_ms: args.latency_ms,
+        error_rate: args.error_rate,
+        default_status: args.default_status,
+        default_amount: args.default_amount,
+        ..Behaviour::default()
+    });
+    println!("{}", sandbox.base_url);
+    std::future::pending::<()>().await;
+    Ok(())
+}

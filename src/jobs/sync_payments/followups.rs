@@ -1,0 +1,230 @@
+//! The work a transition leaves for others: notification rows and `jobs` queue rows,
+//! built here and written in the same transaction as the transition, so a crash right
+//! after commit loses nothing. Delivering them is the notifications job's business.
+//!
+//! Shapes follow the original (original-jobs.md 1.4, 1.5, 2.7, 2.9): metadata carries
+//! `type` plus the fields its template needs; invoice jobs carry the idempotency keys
+//! `notify-order-confirmed:<orderId>` and `notify-seller-ticket-sold:<orderId>:<seller>`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::queries::{LockedOrder, Notification, OrderItem, QueuedJob, SoldTicket};
+
+/// `order_expired` emails are dropped for orders older than this: offline payments can
+/// stay pending for days, and an email that late confuses more than it helps.
+const EXPIRED_EMAIL_MAX_AGE_MINUTES: i64 = 60;
+
+fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn event_over(order: &LockedOrder, now: DateTime<Utc>) -> bool {
+    order.event_end_date < now
+}
+
+/// Per seller, what they sold in this order.
+pub struct SellerSale {
+    pub seller_user_id: Uuid,
+    pub listing_id: Uuid,
+    pub ticket_count: usize,
+    pub all_documents_uploaded: bool,
+}
+
+pub fn sales_by_seller(tickets: &[SoldTicket]) -> Vec<SellerSale> {
+    let mut by_seller: BTreeMap<Uuid, SellerSale> = BTreeMap::new();
+    for t in tickets {
+        let sale = by_seller.entry(t.seller_user_id).or_insert(SellerSale {
+            seller_user_id: t.seller_user_id,
+            listing_id: t.listing_id,
+            ticket_count: 0,
+            all_documents_uploaded: true,
+        });
+        sale.ticket_count += 1;
+        sale.all_documents_uploaded &= t.has_document;
+    }
+    by_seller.into_values().collect()
+}
+
+fn qr_hours(timing: Option<&str>) -> Option<i64> {
+    timing?.trim_end_matches('h').parse().ok()
+}
+
+/// The original prompts a seller to upload only inside the upload window: from
+/// `start - QR hours` until the start, or any time before the end without QR timing.
+fn should_prompt_upload(order: &LockedOrder, all_uploaded: bool, now: DateTime<Utc>) -> bool {
+    if all_uploaded {
+        return false;
+    }
+    match qr_hours(order.qr_timing.as_deref()) {
+        Some(h) => {
+            now >= order.event_start_date - TimeDelta::hours(h) && now < order.event_start_date
+        }
+        None => now < order.event_end_date,
+    }
+}
+
+/// Rows written when an order is confirmed: buyer and seller notifications, invoice jobs.
+pub fn on_confirmed(
+    order: &LockedOrder,
+    items: &[OrderItem],
+    sales: &[SellerSale],
+    app_base_url: &str,
+    now: DateTime<Utc>,
+) -> (Vec<Notification>, Vec<QueuedJob>) {
+    let money = |d: rust_decimal::Decimal| d.to_string();
+    let mut notifications = vec![Notification {
+        user_id: order.user_id,
+        kind: "order_confirmed",
+        channels: vec!["in_app", "email"],
+        actions: Some(json!([{
+            "type": "view_order",
+            "label": "Ver orden",
+            "url": format!("{app_base_url}/cuenta/entradas?orden={}", order.id),
+        }])),
+        metadata: json!({
+            "type": "order_confirmed",
+            "orderId": order.id,
+            "eventName": order.event_name,
+            "eventStartDate": iso(order.event_start_date),
+            "eventEndDate": iso(order.event_end_date),
+            "venueName": order.venue_name,
+            "venueAddress": order.venue_address,
+            "totalAmount": money(order.total_amount),
+            "subtotalAmount": money(order.subtotal_amount),
+            "platformCommission": money(order.platform_commission),
+            "vatOnCommission": money(order.vat_on_commission),
+            "currency": order.currency,
+            "items": items,
+        }),
+    }];
+    let mut jobs = vec![QueuedJob {
+        job_type: "notify-order-confirmed",
+        idempotency_key: format!("notify-order-confirmed:{}", order.id),
+        payload: strip_nulls(json!({
+            "orderId": order.id,
+            "buyerUserId": order.user_id,
+            "eventName": order.event_name,
+            "eventStartDate": iso(order.event_start_date),
+            "eventEndDate": iso(order.event_end_date),
+            // Omitted, not null, when unknown: the job schema says optional string (a
+            // gap in the original, which sent null).
+            "venueName": order.venue_name,
+            "venueAddress": order.venue_address,
+            "totalAmount": money(order.total_amount),
+            "subtotalAmount": money(order.subtotal_amount),
+            "platformCommission": money(order.platform_commission),
+            "vatOnCommission": money(order.vat_on_commission),
+            "currency": order.currency,
+            "items": items,
+        })),
+    }];
+    for sale in sales {
+        let prompt = should_prompt_upload(order, sale.all_documents_uploaded, now);
+        let actions = prompt.then(|| {
+            json!([{
+                "type": "upload_documents",
+                "label": "Subir entradas",
+                "url": format!("{app_base_url}/cuenta/subir-entradas?subirPublicacion={}", sale.listing_id),
+            }])
+        });
+        notifications.push(Notification {
+            user_id: sale.seller_user_id,
+            kind: "ticket_sold_seller",
+            channels: vec!["in_app", "email"],
+            actions,
+            metadata: json!({
+                "type": "ticket_sold_seller",
+                "orderId": order.id,
+                "listingId": sale.listing_id,
+                "eventName": order.event_name,
+                "eventStartDate": iso(order.event_start_date),
+                "eventEndDate": iso(order.event_end_date),
+                "platform": order.platform,
+                "qrAvailabilityTiming": order.qr_timing,
+                "ticketCount": sale.ticket_count,
+                "shouldPromptUpload": prompt,
+            }),
+        });
+        jobs.push(QueuedJob {
+            job_type: "notify-seller-ticket-sold",
+            idempotency_key: format!(
+                "notify-seller-ticket-sold:{}:{}",
+                order.id, sale.seller_user_id
+            ),
+            payload: json!({
+                "orderId": order.id,
+                "sellerUserId": sale.seller_user_id,
+                "listingId": sale.listing_id,
+                "eventName": order.event_name,
+                "eventStartDate": iso(order.event_start_date),
+                "eventEndDate": iso(order.event_end_date),
+                "platform": order.platform,
+                "qrAvailabilityTiming": order.qr_timing,
+                "ticketCount": sale.ticket_count,
+            }),
+        });
+    }
+    (notifications, jobs)
+}
+
+/// `payment_failed` for a cancelled order, unless its event is over.
+pub fn on_payment_failed(
+    order: &LockedOrder,
+    reason: Option<&str>,
+    app_base_url: &str,
+    now: DateTime<Utc>,
+) -> Option<Notification> {
+    if event_over(order, now) {
+        return None;
+    }
+    Some(Notification {
+        user_id: order.user_id,
+        kind: "payment_failed",
+        channels: vec!["in_app", "email"],
+        actions: Some(json!([{
+            "type": "retry_payment",
+            "label": "Reintentar pago",
+            "url": format!("{app_base_url}/checkout/{}", order.id),
+        }])),
+        metadata: json!({
+            "type": "payment_failed",
+            "orderId": order.id,
+            "eventName": order.event_name,
+            "errorMessage": reason,
+        }),
+    })
+}
+
+/// `order_expired`, unless its event is over; email only for orders younger than an hour.
+pub fn on_order_expired(order: &LockedOrder, now: DateTime<Utc>) -> Option<Notification> {
+    if event_over(order, now) {
+        return None;
+    }
+    let fresh = now - order.created_at <= TimeDelta::minutes(EXPIRED_EMAIL_MAX_AGE_MINUTES);
+    Some(Notification {
+        user_id: order.user_id,
+        kind: "order_expired",
+        channels: if fresh {
+            vec!["in_app", "email"]
+        } else {
+            vec!["in_app"]
+        },
+        actions: None,
+        metadata: json!({
+            "type": "order_expired",
+            "orderId": order.id,
+            "eventName": order.event_name,
+        }),
+    })
+}
+
+fn strip_nulls(mut v: Value) -> Value {
+    if let Value::Object(map) = &mut v {
+        map.retain(|_, v| !v.is_null());
+    }
+    v
+}

@@ -1,0 +1,362 @@
+//! Phase A: ask dLocal about every pending payment and write what it says.
+//!
+//! Provider calls run with bounded concurrency; their answers are written in chunks as
+//! they arrive. A payment whose status did not change is refreshed in one batched
+//! statement with the rest of its chunk. A payment whose status changed gets its own
+//! transaction: the order is locked first, then the payment, and both are re-checked
+//! under the locks, so a webhook handling the same payment at the same moment cannot
+//! make anything happen twice. Failures back off per payment (`backoff`).
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::dlocal::{self, DlocalError, DlocalPayment, PaymentStatus};
+use super::queries::{self, Candidate, Event, LockedOrder, Refresh};
+use super::{Counts, SyncPayments, followups, money};
+
+/// Answers are written in chunks of this many.
+const WRITE_CHUNK: usize = 200;
+/// The checkout page is nudged once a payment has been pending this long (10 minutes
+/// of dLocal expiry + 5 minutes of grace, as the original).
+const NUDGE_AFTER_MINUTES: i64 = 15;
+
+/// What became of one payment.
+enum Fetched {
+    Answer(Box<DlocalPayment>),
+    Failed(String),
+}
+
+impl SyncPayments {
+    pub(super) async fn sync_payments(
+        &self,
+        candidates: Vec<Candidate>,
+        cancel: &tokio_util::sync::CancellationToken,
+        now: DateTime<Utc>,
+        counts: &mut Counts,
+    ) -> anyhow::Result<()> {
+        let fetches = futures::stream::iter(candidates)
+            .take_until(cancel.cancelled())
+            .map(|c| async move {
+                let fetched = self.fetch(&c, now).await;
+                (c, fetched)
+            })
+            .buffer_unordered(self.settings.concurrency)
+            .ready_chunks(WRITE_CHUNK);
+        futures::pin_mut!(fetches);
+        while let Some(chunk) = fetches.next().await {
+            self.write_chunk(chunk, now, counts).await?;
+        }
+        Ok(())
+    }
+
+    /// One provider call, plus the checkout nudge when the payment lingers.
+    async fn fetch(&self, c: &Candidate, now: DateTime<Utc>) -> Fetched {
+        match self.dlocal.get_payment(&c.provider_payment_id).await {
+            Ok(p) => {
+                if let Err(reason) = check_amount(c, &p) {
+                    return Fetched::Failed(reason);
+                }
+                let lingering =
+                    now - c.created_at >= chrono::TimeDelta::minutes(NUDGE_AFTER_MINUTES);
+                if lingering
+                    && p.status == "PENDING"
+                    && let Some(url) = p.redirect_url.as_deref()
+                {
+                    self.dlocal.nudge_checkout(url).await;
+                }
+                Fetched::Answer(Box::new(p))
+            }
+            Err(DlocalError::NotFound) => {
+                Fetched::Failed("dLocal does not know this payment (404)".into())
+            }
+            Err(e) => Fetched::Failed(e.to_string()),
+        }
+    }
+
+    async fn write_chunk(
+        &self,
+        chunk: Vec<(Candidate, Fetched)>,
+        now: DateTime<Utc>,
+        counts: &mut Counts,
+    ) -> anyhow::Result<()> {
+        let mut unchanged = Vec::new();
+        let mut failures = Vec::new();
+        for (c, fetched) in chunk {
+            counts.payments += 1;
+            match fetched {
+                Fetched::Failed(reason) => {
+                    tracing::error!(payment_id = %c.id, provider_payment_id = %c.provider_payment_id, error = %reason, "payment sync failed");
+                    failures.push(queries::Backoff {
+                        payment_id: c.id,
+                        failures: c.failures + 1,
+                        next_attempt_at: self
+                            .settings
+                            .backoff
+                            .next_attempt_at(now, (c.failures + 1) as u32),
+                        last_error: truncate(&reason, 1000),
+                    });
+                }
+                Fetched::Answer(p) => {
+                    let (status, known) = p.status();
+                    if !known {
+                        counts.unknown_statuses += 1;
+                        tracing::warn!(payment_id = %c.id, dlocal_status = %p.status, "unknown dLocal status, kept as pending");
+                    }
+                    if status.as_str() == c.status {
+                        unchanged.push((c, p));
+                    } else {
+                        match self.apply_change(&c, &p, status, now, counts).await {
+                            Ok(()) => counts.payments_synced += 1,
+                            Err(e) => {
+                                tracing::error!(payment_id = %c.id, error = format!("{e:#}"), "payment transition failed");
+                                failures.push(queries::Backoff {
+                                    payment_id: c.id,
+                                    failures: c.failures + 1,
+                                    next_attempt_at: self
+                                        .settings
+                                        .backoff
+                                        .next_attempt_at(now, (c.failures + 1) as u32),
+                                    last_error: truncate(&format!("{e:#}"), 1000),
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        counts.payments_failed += failures.len() as u64;
+        queries::record_failures(&self.pool, &failures, now).await?;
+        self.refresh_unchanged(unchanged, now, counts).await
+    }
+
+    /// Payments whose status is what we already had: one batched refresh, one batch of
+    /// `status_synced` events, backoff cleared; all in one transaction.
+    async fn refresh_unchanged(
+        &self,
+        rows: Vec<(Candidate, Box<DlocalPayment>)>,
+        now: DateTime<Utc>,
+        counts: &mut Counts,
+    ) -> anyhow::Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let refreshes: Vec<Refresh> = rows
+            .iter()
+            .map(|(c, p)| refresh(c, p, p.status().0))
+            .collect();
+        let mut tx = self.pool.begin().await?;
+        let updated: HashSet<Uuid> = queries::refresh_payments(&mut tx, &refreshes, now)
+            .await?
+            .into_iter()
+            .collect();
+        let events: Vec<Event> = rows
+            .iter()
+            .filter(|(c, _)| updated.contains(&c.id))
+            .map(|(c, p)| synced_event(c.id, p))
+            .collect();
+        queries::insert_events(&mut tx, &events, now).await?;
+        let ids: Vec<Uuid> = updated.iter().copied().collect();
+        queries::clear_failures(&mut tx, &ids).await?;
+        tx.commit().await?;
+        counts.payments_synced += updated.len() as u64;
+        // Rows another writer moved in the meantime are theirs; the next run sees them.
+        counts.payments_raced += (rows.len() - updated.len()) as u64;
+        Ok(())
+    }
+
+    /// A status change: payment, events, order transition and follow-up rows in one
+    /// transaction, under the order's and the payment's row locks.
+    async fn apply_change(
+        &self,
+        c: &Candidate,
+        p: &DlocalPayment,
+        status: PaymentStatus,
+        now: DateTime<Utc>,
+        counts: &mut Counts,
+    ) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let Some(order) = queries::lock_orders(&mut tx, &[c.order_id]).await?.pop() else {
+            anyhow::bail!("order {} of payment {} not found", c.order_id, c.id);
+        };
+        let current = queries::lock_payment(&mut tx, c.id).await?;
+        if current.as_deref() != Some(c.status.as_str()) {
+            // A webhook (or another run) moved this payment since we read it: what it
+            // wrote stands, and it did the order's transition.
+            counts.payments_raced += 1;
+            tx.rollback().await?;
+            return Ok(());
+        }
+        queries::refresh_payments(&mut tx, &[refresh(c, p, status)], now).await?;
+        let mut events = vec![
+            Event {
+                payment_id: c.id,
+                event_type: "status_change",
+                from_status: Some(c.status.clone()),
+                to_status: Some(status.as_str()),
+                event_data: json!({ "fullResponse": p.raw }),
+            },
+            synced_event(c.id, p),
+        ];
+        match status {
+            PaymentStatus::Paid => match order.status.as_str() {
+                "pending" => {
+                    self.confirm(&mut tx, &order, now).await?;
+                    counts.orders_confirmed += 1;
+                }
+                "confirmed" => {} // already done, by a webhook or an earlier run
+                closed => {
+                    // Money captured on an order that already let its tickets go: a
+                    // person must refund or honour it. The original silently flipped the
+                    // order to confirmed with nothing delivered.
+                    counts.anomalies += 1;
+                    tracing::error!(
+                        payment_id = %c.id, order_id = %order.id, order_status = closed,
+                        "ANOMALY: payment PAID on an order that is no longer pending; left for manual review"
+                    );
+                    events.push(Event {
+                        payment_id: c.id,
+                        event_type: "manual_review_required",
+                        from_status: Some(c.status.clone()),
+                        to_status: Some(status.as_str()),
+                        event_data: json!({
+                            "reason": "paid_after_order_closed",
+                            "orderStatus": closed,
+                            "orderId": order.id,
+                        }),
+                    });
+                }
+            },
+            PaymentStatus::Failed | PaymentStatus::Cancelled | PaymentStatus::Expired
+                if order.status == "pending" =>
+            {
+                queries::set_order_status(&mut tx, &[order.id], "cancelled", now).await?;
+                queries::release_reservations(&mut tx, &[order.id], now).await?;
+                let notification = if status == PaymentStatus::Expired {
+                    followups::on_order_expired(&order, now)
+                } else {
+                    followups::on_payment_failed(
+                        &order,
+                        p.rejected_reason.as_deref(),
+                        &self.settings.app_base_url,
+                        now,
+                    )
+                };
+                queries::insert_notifications(&mut tx, notification.as_slice(), now).await?;
+                counts.orders_cancelled += 1;
+            }
+            _ => {}
+        }
+        queries::insert_events(&mut tx, &events, now).await?;
+        queries::clear_failures(&mut tx, &[c.id]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Confirms a locked, pending order: tickets sold, seller earnings, reservations
+    /// retired, sold-out listings closed, notifications and invoice jobs queued.
+    async fn confirm(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        order: &LockedOrder,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        queries::set_order_status(tx, &[order.id], "confirmed", now).await?;
+        let tickets = queries::sell_reserved_tickets(tx, order.id, now).await?;
+        let earnings: Vec<queries::Earning> = tickets
+            .iter()
+            .map(|t| queries::Earning {
+                seller_user_id: t.seller_user_id,
+                listing_ticket_id: t.id,
+                seller_amount: money::seller_amount(t.price, self.settings.rates),
+                currency: t.currency.clone(),
+            })
+            .collect();
+        queries::insert_earnings(tx, &earnings, now).await?;
+        queries::release_reservations(tx, &[order.id], now).await?;
+        let mut listings: Vec<Uuid> = tickets.iter().map(|t| t.listing_id).collect();
+        listings.sort();
+        listings.dedup();
+        queries::close_sold_out_listings(tx, &listings, now).await?;
+        let items = queries::order_items(tx, order.id).await?;
+        let sales = followups::sales_by_seller(&tickets);
+        let (notifications, jobs) =
+            followups::on_confirmed(order, &items, &sales, &self.settings.app_base_url, now);
+        queries::insert_notifications(tx, &notifications, now).await?;
+        queries::enqueue_jobs(tx, &jobs, now).await?;
+        Ok(())
+    }
+}
+
+/// The original refuses to act on a payment whose amount differs from the order's total.
+fn check_amount(c: &Candidate, p: &DlocalPayment) -> Result<(), String> {
+    if money::round2(p.amount) == money::round2(c.order_total) {
+        Ok(())
+    } else {
+        Err(format!(
+            "amount mismatch: dLocal says {} {}, the order totals {}",
+            p.amount, p.currency, c.order_total
+        ))
+    }
+}
+
+fn synced_event(payment_id: Uuid, p: &DlocalPayment) -> Event {
+    Event {
+        payment_id,
+        event_type: "status_synced",
+        from_status: None,
+        to_status: None,
+        event_data: json!({ "fullResponse": p.raw }),
+    }
+}
+
+/// Text cut to a column's width, on a character boundary.
+fn fit(value: Option<&str>, max: usize) -> Option<String> {
+    value.map(|v| v.chars().take(max).collect())
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+fn refresh(c: &Candidate, p: &DlocalPayment, status: PaymentStatus) -> Refresh {
+    let exchange_rate = money::exchange_rate(
+        p.amount,
+        &p.currency,
+        p.balance_amount,
+        p.balance_fee,
+        p.balance_currency.as_deref(),
+    );
+    let approved_at = if status == PaymentStatus::Paid {
+        p.approved_date
+            .as_deref()
+            .and_then(|d| DateTime::parse_from_rfc3339(d).ok())
+            .map(|d| d.with_timezone(&Utc))
+    } else {
+        None
+    };
+    let payer = p.payer.as_ref();
+    Refresh {
+        id: c.id,
+        expected_status: c.status.clone(),
+        status: status.as_str(),
+        payment_method: p.payment_type.as_deref().and_then(dlocal::payment_method),
+        balance_amount: p.balance_amount,
+        balance_fee: p.balance_fee,
+        balance_currency: fit(p.balance_currency.as_deref(), 3),
+        exchange_rate,
+        has_payer: payer.is_some(),
+        payer_email: fit(payer.and_then(|x| x.email.as_deref()), 255),
+        payer_first_name: fit(payer.and_then(|x| x.first_name.as_deref()), 255),
+        payer_last_name: fit(payer.and_then(|x| x.last_name.as_deref()), 255),
+        payer_document_type: fit(payer.and_then(|x| x.document_type.as_deref()), 50),
+        payer_document: fit(payer.and_then(|x| x.document.as_deref()), 255),
+        payer_country: fit(p.country.as_deref(), 2),
+        failure_reason: fit(p.rejected_reason.as_deref(), 255),
+        approved_at,
+        provider_metadata: json!({ "fullResponse": p.raw }),
+    }
+}

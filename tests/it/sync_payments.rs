@@ -1,0 +1,814 @@
+//! sync-payments against a real PostgreSQL and the dLocal Go sandbox over HTTP: every
+//! transition of original-jobs.md 1.4-1.6, earnings rounding, idempotency, the late-PAID
+//! anomaly, backoff, bad provider answers, and two runs racing.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use run_job::jobs::sync_payments::{Settings, SyncPayments};
+use run_job::jobs::{RunContext, Summary};
+use run_job::sandbox::{Behaviour, Sandbox, Scripted};
+use serde_json::json;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::fixtures::*;
+use crate::helpers::*;
+
+async fn sandbox() -> Sandbox {
+    Sandbox::start(0, "key-1", "secret-1").await.unwrap()
+}
+
+fn settings(sandbox: &Sandbox, extra: &[(&str, &str)]) -> Settings {
+    let mut map: HashMap<String, String> = [
+        ("DLOCAL_BASE_URL", sandbox.base_url.as_str()),
+        ("DLOCAL_API_KEY", "key-1"),
+        ("DLOCAL_SECRET_KEY", "secret-1"),
+        ("APP_BASE_URL", "https://app.test"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        map.insert(k.to_string(), v.to_string());
+    }
+    Settings::from_env(&move |k: &str| map.get(k).cloned()).unwrap()
+}
+
+async fn run(pool: &PgPool, settings: Settings) -> Summary {
+    let job = SyncPayments::new(pool.clone(), settings).unwrap();
+    let cx = RunContext {
+        run_id: Uuid::now_v7(),
+        job: "sync-payments".into(),
+        pool: pool.clone(),
+        cancel: CancellationToken::new(),
+        deadline: tokio::time::Instant::now() + Duration::from_secs(120),
+    };
+    job.run_once(&cx)
+        .await
+        .unwrap_or_else(|e| panic!("{:#}", e.error))
+}
+
+fn detail(s: &Summary, key: &str) -> u64 {
+    s.details[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} in {:?}", s.details))
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_paid_payment_confirms_its_order_with_every_write_of_the_original(pool: PgPool) {
+    let w = world(&pool, 24 * 7).await;
+    let (listing_a, a) = w.listing(w.seller_a, &["1000", "12.25"]).await;
+    let (listing_b, b) = w.listing(w.seller_b, &["45.83", "45.83"]).await;
+    let order = w.order(&[a[0], a[1], b[0]], "1100.00", 30, 5).await;
+    let payment = w.payment(order, "D-PAID", "pending", "1100.00", 10).await;
+    let sb = sandbox().await;
+    sb.set_status("D-PAID", "PAID", "1100.00", "UYU");
+
+    let s = run(&pool, settings(&sb, &[])).await;
+    assert_eq!(
+        (
+            detail(&s, "orders_confirmed"),
+            detail(&s, "payments_synced"),
+            s.failed
+        ),
+        (1, 1, 0)
+    );
+
+    assert_eq!(
+        text(
+            &pool,
+            "SELECT status::text FROM orders WHERE id = $1",
+            order
+        )
+        .await,
+        "confirmed"
+    );
+    assert_eq!(
+        scalar_i64(
+            &pool,
+            "SELECT count(*) FROM orders WHERE id = $1 AND confirmed_at IS NOT NULL",
+            order
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        text(
+            &pool,
+            "SELECT status::text FROM payments WHERE id = $1",
+            payment
+        )
+        .await,
+        "paid"
+    );
+    assert_eq!(scalar_i64(&pool, "SELECT count(*) FROM payments WHERE id = $1 AND approved_at IS NOT NULL AND provider_metadata->'fullResponse'->>'id' = 'D-PAID'", payment).await, 1);
+    // Tickets sold, reservations retired, the fully sold listing closed.
+    assert_eq!(
+        scalar_i64(
+            &pool,
+            "SELECT count(*) FROM listing_tickets WHERE sold_at IS NOT NULL AND id <> $1",
+            Uuid::nil()
+        )
+        .await,
+        3
+    );
+    assert_eq!(scalar_i64(&pool, "SELECT count(*) FROM order_ticket_reservations WHERE order_id = $1 AND deleted_at IS NULL", order).await, 0);
+    assert_eq!(
+        scalar_i64(
+            &pool,
+            "SELECT count(*) FROM listings WHERE id = $1 AND sold_at IS NOT NULL",
+            listing_a
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        scalar_i64(
+            &pool,
+            "SELECT count(*) FROM listings WHERE id = $1 AND sold_at IS NOT NULL",
+            listing_b
+        )
+        .await,
+        0
+    );
+    // Seller earnings: 6 % commission, 22 % VAT on it, each step rounded half-up.
+    let earnings: Vec<(Uuid, String, String)> = sqlx::query_as(
+        "SELECT seller_user_id, seller_amount::text, status::text FROM seller_earnings ORDER BY seller_amount DESC",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        earnings,
+        [
+            (w.seller_a, "926.80".to_string(), "pending".to_string()),
+            (w.seller_b, "42.47".to_string(), "pending".to_string()),
+            (w.seller_a, "11.35".to_string(), "pending".to_string()),
+        ]
+    );
+    // Events, notifications and invoice jobs, written with the confirmation.
+    let events: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT event_type::text, from_status::text, to_status::text FROM payment_events WHERE payment_id = $1 ORDER BY event_type",
+    )
+    .bind(payment)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        events,
+        [
+            (
+                "status_change".to_string(),
+                Some("pending".to_string()),
+                Some("paid".to_string())
+            ),
+            ("status_synced".to_string(), None, None),
+        ]
+    );
+    let notifications: Vec<(Uuid, String, String)> = sqlx::query_as(
+        "SELECT user_id, type::text, array_to_string(channels, ',') FROM notifications ORDER BY type, user_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(notifications.len(), 3);
+    assert!(notifications.contains(&(w.buyer, "order_confirmed".into(), "in_app,email".into())));
+    assert!(notifications.contains(&(
+        w.seller_a,
+        "ticket_sold_seller".into(),
+        "in_app,email".into()
+    )));
+    assert!(notifications.contains(&(
+        w.seller_b,
+        "ticket_sold_seller".into(),
+        "in_app,email".into()
+    )));
+    let seller_a_count: i64 = sqlx::query_scalar(
+        "SELECT (metadata->>'ticketCount')::bigint FROM notifications WHERE user_id = $1",
+    )
+    .bind(w.seller_a)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(seller_a_count, 2);
+    let mut keys: Vec<String> = sqlx::query_scalar("SELECT idempotency_key FROM jobs")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    keys.sort();
+    let mut expected = vec![
+        format!("notify-order-confirmed:{order}"),
+        format!("notify-seller-ticket-sold:{order}:{}", w.seller_a),
+        format!("notify-seller-ticket-sold:{order}:{}", w.seller_b),
+    ];
+    expected.sort();
+    assert_eq!(keys, expected);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn running_twice_changes_nothing_the_second_time(pool: PgPool) {
+    let w = world(&pool, 24 * 7).await;
+    let (_, t) = w.listing(w.seller_a, &["500", "500", "500"]).await;
+    let paid = w.order(&[t[0]], "500", 30, 5).await;
+    let failed = w.order(&[t[1]], "500", 30, 5).await;
+    let stale = w.order(&[t[2]], "500", 30, -1).await;
+    w.payment(paid, "D-1", "pending", "500", 10).await;
+    w.payment(failed, "D-2", "pending", "500", 10).await;
+    let sb = sandbox().await;
+    sb.set_status("D-1", "PAID", "500", "UYU");
+    sb.set_status("D-2", "REJECTED", "500", "UYU");
+
+    let first = run(&pool, settings(&sb, &[])).await;
+    assert_eq!(
+        (
+            detail(&first, "orders_confirmed"),
+            detail(&first, "orders_cancelled"),
+            detail(&first, "orders_expired")
+        ),
+        (1, 1, 1)
+    );
+    let after_first = snapshot(&pool).await;
+    let requests = sb.api_requests();
+
+    let second = run(&pool, settings(&sb, &[])).await;
+    assert_eq!(
+        snapshot(&pool).await,
+        after_first,
+        "second run wrote nothing"
+    );
+    assert_eq!((second.processed, second.failed), (0, 0));
+    assert_eq!(sb.api_requests(), requests, "nothing left to ask dLocal");
+    assert_eq!(
+        text(
+            &pool,
+            "SELECT status::text FROM orders WHERE id = $1",
+            stale
+        )
+        .await,
+        "expired"
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn failed_cancelled_and_expired_payments_cancel_their_orders_and_release_tickets(
+    pool: PgPool,
+) {
+    let w = world(&pool, 24 * 7).await;
+    let (_, t) = w.listing(w.seller_a, &["100", "100", "100"]).await;
+    let mut orders = Vec::new();
+    for (i, (status, age)) in [("REJECTED", 30), ("CANCELLED", 30), ("EXPIRED", 120)]
+        .iter()
+        .enumerate()
+    {
+        let o = w.order(&[t[i]], "100", *age, 5).await;
+        w.payment(o, &format!("D-{status}"), "pending", "100", 10)
+            .await;
+        orders.push(o);
+    }
+    let sb = sandbox().await;
+    sb.set(
+        "D-REJECTED",
+        Scripted {
+            body: json!({"id": "D-REJECTED", "status": "REJECTED", "amount": 100, "currency": "UYU", "rejected_reason": "Tarjeta rechazada"}),
+            status: 200,
+            delay: None,
+        },
+    );
+    sb.set_status("D-CANCELLED", "CANCELLED", "100", "UYU");
+    sb.set_status("D-EXPIRED", "EXPIRED", "100", "UYU");
+
+    let s = run(&pool, settings(&sb, &[])).await;
+    assert_eq!(detail(&s, "orders_cancelled"), 3);
+    for o in &orders {
+        assert_eq!(
+            text(&pool, "SELECT status::text FROM orders WHERE id = $1", *o).await,
+            "cancelled",
+            "expired payments cancel too, as in the original"
+        );
+        assert_eq!(scalar_i64(&pool, "SELECT count(*) FROM order_ticket_reservations WHERE order_id = $1 AND deleted_at IS NULL", *o).await, 0);
+    }
+    let statuses: Vec<String> =
+        sqlx::query_scalar("SELECT status::text FROM payments ORDER BY provider_payment_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(statuses, ["cancelled", "expired", "failed"]);
+    assert_eq!(scalar_i64(&pool, "SELECT count(*) FROM payments WHERE failure_reason = 'Tarjeta rechazada' AND failed_at IS NOT NULL AND id <> $1", Uuid::nil()).await, 1);
+    let notes: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT type::text, array_to_string(channels, ','), metadata->>'errorMessage' FROM notifications ORDER BY type, metadata->>'errorMessage' NULLS FIRST",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        notes,
+        [
+            // The expired order is two hours old: in-app only, no email.
+            ("order_expired".to_string(), "in_app".to_string(), None),
+            (
+                "payment_failed".to_string(),
+                "in_app,email".to_string(),
+                None
+            ),
+            (
+                "payment_failed".to_string(),
+                "in_app,email".to_string(),
+                Some("Tarjeta rechazada".to_string())
+            ),
+        ]
+    );
+    assert_eq!(
+        scalar_i64(
+            &pool,
+            "SELECT count(*) FROM seller_earnings WHERE id <> $1",
+            Uuid::nil()
+        )
+        .await,
+        0
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn orders_expire_by_time_or_when_every_payment_ended(pool: PgPool) {
+    let w = world(&pool, 24 * 7).await;
+    let (_, t) = w
+        .listing(w.seller_a, &["100", "100", "100", "100", "100"])
+        .await;
+    let timed_out = w.order(&[t[0]], "100", 20, -5).await;
+    let still_reserved = w.order(&[t[1]], "100", 2, 8).await;
+    let waiting_for_bank = w.order(&[t[2]], "100", 600, -500).await;
+    w.payment(waiting_for_bank, "D-BANK", "pending", "100", 590)
+        .await;
+    let all_failed = w.order(&[t[3]], "100", 30, 5).await;
+    w.payment(all_failed, "D-F1", "failed", "100", 25).await;
+    w.payment(all_failed, "D-F2", "expired", "100", 20).await;
+    let sb = sandbox().await;
+    sb.set_status("D-BANK", "PENDING", "100", "UYU");
+
+    let s = run(&pool, settings(&sb, &[])).await;
+    assert_eq!(detail(&s, "orders_expired"), 2);
+    let status = |o| text(&pool, "SELECT status::text FROM orders WHERE id = $1", o);
+    assert_eq!(status(timed_out).await, "expired");
+    assert_eq!(status(all_failed).await, "expired");
+    assert_eq!(status(still_reserved).await, "pending");
+    assert_eq!(
+        status(waiting_for_bank).await,
+        "pending",
+        "a pending payment keeps its order"
+    );
+    for o in [timed_out, all_failed] {
+        assert_eq!(scalar_i64(&pool, "SELECT count(*) FROM order_ticket_reservations WHERE order_id = $1 AND deleted_at IS NULL", o).await, 0);
+        assert_eq!(
+            scalar_i64(
+                &pool,
+                "SELECT count(*) FROM orders WHERE id = $1 AND cancelled_at IS NOT NULL",
+                o
+            )
+            .await,
+            1
+        );
+    }
+    assert_eq!(scalar_i64(&pool, "SELECT count(*) FROM order_ticket_reservations WHERE order_id = $1 AND deleted_at IS NULL", still_reserved).await, 1);
+    let notes: Vec<String> = sqlx::query_scalar("SELECT array_to_string(channels, ',') FROM notifications WHERE type = 'order_expired' ORDER BY 1")
+        .fetch_all(&pool).await.unwrap();
+    assert_eq!(
+        notes,
+        ["in_app,email", "in_app,email"],
+        "both orders are younger than an hour"
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn no_notification_for_an_event_that_has_ended(pool: PgPool) {
+    let w = world(&pool, -2).await;
+    let (_, t) = w.listing(w.seller_a, &["100", "100"]).await;
+    let o1 = w.order(&[t[0]], "100", 20, -5).await;
+    let o2 = w.order(&[t[1]], "100", 20, 5).await;
+    w.payment(o2, "D-R", "pending", "100", 10).await;
+    let sb = sandbox().await;
+    sb.set_status("D-R", "REJECTED", "100", "UYU");
+    run(&pool, settings(&sb, &[])).await;
+    assert_eq!(
+        text(&pool, "SELECT status::text FROM orders WHERE id = $1", o1).await,
+        "expired"
+    );
+    assert_eq!(
+        text(&pool, "SELECT status::text FROM orders WHERE id = $1", o2).await,
+        "cancelled"
+    );
+    assert_eq!(
+        scalar_i64(
+            &pool,
+            "SELECT count(*) FROM notifications WHERE id <> $1",
+            Uuid::nil()
+        )
+        .await,
+        0
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_late_paid_on_a_closed_order_is_an_anomaly_not_a_confirmation(pool: PgPool) {
+    let w = world(&pool, 24 * 7).await;
+    let (_, t) = w.listing(w.seller_a, &["300"]).await;
+    let order = w.order(&[t[0]], "300", 90, -60).await;
+    let payment = w.payment(order, "D-LATE", "pending", "300", 80).await;
+    w.set_order_status(order, "expired").await;
+    let sb = sandbox().await;
+    sb.set_status("D-LATE", "PAID", "300", "UYU");
+
+    let s = run(&pool, settings(&sb, &[])).await;
+    assert_eq!(detail(&s, "anomalies"), 1);
+    assert!(s.failed >= 1, "counted as a failure for alerting");
+    assert_eq!(
+        text(
+            &pool,
+            "SELECT status::text FROM orders WHERE id = $1",
+            order
+        )
+        .await,
+        "expired"
+    );
+    assert_eq!(
+        text(
+            &pool,
+            "SELECT status::text FROM payments WHERE id = $1",
+            payment
+        )
+        .await,
+        "paid",
+        "the payment row tells the truth"
+    );
+    assert_eq!(
+        text(&pool, "SELECT event_data->>'reason' FROM payment_events WHERE payment_id = $1 AND event_type = 'manual_review_required'", payment).await,
+        "paid_after_order_closed"
+    );
+    assert_eq!(
+        scalar_i64(
+            &pool,
+            "SELECT count(*) FROM seller_earnings WHERE id <> $1",
+            Uuid::nil()
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        scalar_i64(
+            &pool,
+            "SELECT count(*) FROM listing_tickets WHERE sold_at IS NOT NULL AND id <> $1",
+            Uuid::nil()
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        scalar_i64(
+            &pool,
+            "SELECT count(*) FROM notifications WHERE id <> $1",
+            Uuid::nil()
+        )
+        .await,
+        0
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn stuck_payments_back_off_and_do_not_starve_newer_ones(pool: PgPool) {
+    let w = world(&pool, 24 * 7).await;
+    let (_, t) = w.listing(w.seller_a, &["100", "100", "100"]).await;
+    let unknown = w.order(&[t[0]], "100", 60, 5).await;
+    let mismatch = w.order(&[t[1]], "100", 50, 5).await;
+    let fresh = w.order(&[t[2]], "100", 30, 5).await;
+    let p_unknown = w.payment(unknown, "D-404", "pending", "100", 40).await;
+    let p_mismatch = w.payment(mismatch, "D-AMT", "pending", "100", 30).await;
+    w.payment(fresh, "D-OK", "pending", "100", 10).await;
+    let sb = sandbox().await;
+    sb.set_status("D-AMT", "PAID", "99.00", "UYU");
+    sb.set_status("D-OK", "PAID", "100", "UYU");
+
+    // A batch of one: the stuck payments come first, yet the fresh one gets its turn.
+    let one = settings(&sb, &[("SYNC_PAYMENTS_BATCH_LIMIT", "1")]);
+    for _ in 0..3 {
+        run(&pool, one.clone()).await;
+    }
+    assert_eq!(
+        text(
+            &pool,
+            "SELECT status::text FROM orders WHERE id = $1",
+            fresh
+        )
+        .await,
+        "confirmed"
+    );
+    assert_eq!(
+        text(
+            &pool,
+            "SELECT status::text FROM orders WHERE id = $1",
+            mismatch
+        )
+        .await,
+        "pending",
+        "nothing written on a mismatch"
+    );
+    let state: Vec<(Uuid, i32, f64, String)> = sqlx::query_as(
+        "SELECT payment_id, failures, EXTRACT(EPOCH FROM next_attempt_at - now())::float8, last_error FROM payment_sync_state ORDER BY last_error",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(state.len(), 2);
+    assert_eq!((state[0].0, state[0].1), (p_mismatch, 1));
+    assert!(state[0].3.contains("amount mismatch"), "{}", state[0].3);
+    assert_eq!((state[1].0, state[1].1), (p_unknown, 1));
+    assert!(state[1].3.contains("404"), "{}", state[1].3);
+    for s in &state {
+        assert!(
+            s.2 > 290.0 && s.2 < 370.0,
+            "first retry after about 5 minutes, got {} s",
+            s.2
+        );
+    }
+    let before = sb.api_requests();
+    run(&pool, settings(&sb, &[])).await;
+    assert_eq!(
+        sb.api_requests(),
+        before,
+        "backed-off payments are not asked again yet"
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn bad_provider_answers_fail_only_their_payment(pool: PgPool) {
+    let w = world(&pool, 24 * 7).await;
+    let (_, t) = w
+        .listing(w.seller_a, &["100", "100", "100", "100", "100", "100"])
+        .await;
+    let ids = [
+        "D-HTML",
+        "D-NOAMOUNT",
+        "D-HANG",
+        "D-WEIRD",
+        "D-NUM",
+        "D-USD",
+    ];
+    let mut orders = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let o = w.order(&[t[i]], "100", 30, 5).await;
+        w.payment(o, id, "pending", "100", 10).await;
+        orders.push(o);
+    }
+    let sb = sandbox().await;
+    let raw = |body| Scripted {
+        body,
+        status: 200,
+        delay: None,
+    };
+    sb.set("D-HTML", raw(json!("<html>oops</html>")));
+    sb.set(
+        "D-NOAMOUNT",
+        raw(json!({"id": "D-NOAMOUNT", "status": "PAID", "currency": "UYU"})),
+    );
+    sb.set(
+        "D-HANG",
+        Scripted {
+            body: json!({}),
+            status: 200,
+            delay: Some(Duration::from_secs(30)),
+        },
+    );
+    sb.set(
+        "D-WEIRD",
+        raw(
+            json!({"id": "D-WEIRD", "status": "AUTHORIZED", "amount": "100.00", "currency": "UYU"}),
+        ),
+    );
+    sb.set(
+        "D-NUM",
+        raw(json!({"id": "D-NUM", "status": "PAID", "amount": 100, "currency": "UYU"})),
+    );
+    sb.set("D-USD", raw(json!({
+        "id": "D-USD", "status": "PENDING", "amount": "100", "currency": "USD", "payment_type": "CREDIT_CARD",
+        "balance_amount": "4050.5", "balance_fee": 49.5, "balance_currency": "UYU", "country": "UY",
+        "payer": {"email": "ana@example.com", "first_name": "Ana", "last_name": "Pérez", "document_type": "CI", "document": "12345678"}
+    })));
+
+    let s = run(&pool, settings(&sb, &[("DLOCAL_TIMEOUT_SECONDS", "1")])).await;
+    assert_eq!(detail(&s, "payments_failed"), 3, "{:?}", s.details);
+    assert_eq!(detail(&s, "unknown_statuses"), 1);
+    assert_eq!(
+        detail(&s, "orders_confirmed"),
+        1,
+        "the numeric amount was read"
+    );
+    let errors: Vec<String> =
+        sqlx::query_scalar("SELECT last_error FROM payment_sync_state ORDER BY last_error")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(errors.len(), 3);
+    assert!(errors.iter().any(|e| e.contains("timed out")), "{errors:?}");
+    assert!(
+        errors.iter().any(|e| e.contains("missing field `amount`")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("unexpected payment JSON") || e.contains("not JSON")),
+        "{errors:?}"
+    );
+    // The USD payment settled in UYU: exchange rate, method and payer refreshed.
+    let (rate, method, email, country): (String, String, String, String) = sqlx::query_as(
+        "SELECT exchange_rate::text, payment_method::text, payer_email, payer_country FROM payments WHERE provider_payment_id = 'D-USD'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            rate.as_str(),
+            method.as_str(),
+            email.as_str(),
+            country.as_str()
+        ),
+        ("41.00000000", "credit_card", "ana@example.com", "UY")
+    );
+    assert_eq!(
+        text(
+            &pool,
+            "SELECT status::text FROM payments WHERE provider_payment_id = 'D-WEIRD' AND id <> $1",
+            Uuid::nil()
+        )
+        .await,
+        "pending"
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn rate_limits_and_server_errors_are_retried(pool: PgPool) {
+    let w = world(&pool, 24 * 7).await;
+    let (_, t) = w.listing(w.seller_a, &["100"]).await;
+    let o = w.order(&[t[0]], "100", 30, 5).await;
+    w.payment(o, "D-1", "pending", "100", 10).await;
+    let sb = sandbox().await;
+    sb.set_status("D-1", "PAID", "100", "UYU");
+    sb.behave(Behaviour {
+        rate_limit_next: 1,
+        fail_next: 2,
+        ..Behaviour::default()
+    });
+    let started = std::time::Instant::now();
+    let s = run(&pool, settings(&sb, &[])).await;
+    assert_eq!(detail(&s, "orders_confirmed"), 1);
+    assert_eq!(sb.api_requests(), 4, "429, 500, 500, then the answer");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After: 1 was honoured"
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_lingering_payment_gets_its_checkout_nudged_and_then_expires(pool: PgPool) {
+    let w = world(&pool, 24 * 7).await;
+    let (_, t) = w.listing(w.seller_a, &["100", "100"]).await;
+    let old = w.order(&[t[0]], "100", 30, 5).await;
+    let young = w.order(&[t[1]], "100", 30, 5).await;
+    w.payment(old, "D-OLD", "pending", "100", 20).await;
+    w.payment(young, "D-YOUNG", "pending", "100", 8).await;
+    let sb = sandbox().await;
+    sb.set_status("D-OLD", "PENDING", "100", "UYU");
+    sb.set_status("D-YOUNG", "PENDING", "100", "UYU");
+    sb.behave(Behaviour {
+        expire_on_checkout_visit: true,
+        ..Behaviour::default()
+    });
+
+    run(&pool, settings(&sb, &[])).await;
+    assert_eq!(
+        (sb.checkout_visits("D-OLD"), sb.checkout_visits("D-YOUNG")),
+        (1, 0),
+        "only after 15 minutes"
+    );
+    assert_eq!(
+        text(&pool, "SELECT status::text FROM orders WHERE id = $1", old).await,
+        "pending"
+    );
+    run(&pool, settings(&sb, &[])).await;
+    assert_eq!(
+        text(&pool, "SELECT status::text FROM orders WHERE id = $1", old).await,
+        "cancelled"
+    );
+    assert_eq!(
+        text(
+            &pool,
+            "SELECT status::text FROM orders WHERE id = $1",
+            young
+        )
+        .await,
+        "pending"
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn two_runs_racing_on_the_same_payments_double_nothing(pool: PgPool) {
+    let w = world(&pool, 24 * 7).await;
+    let sb = sandbox().await;
+    let mut orders = Vec::new();
+    for i in 0..20 {
+        let (_, t) = w
+            .listing(
+                if i % 2 == 0 { w.seller_a } else { w.seller_b },
+                &["250", "250"],
+            )
+            .await;
+        let o = w.order(&t, "500", 30, 5).await;
+        w.payment(o, &format!("D-{i}"), "pending", "500", 10).await;
+        sb.set_status(&format!("D-{i}"), "PAID", "500", "UYU");
+        orders.push(o);
+    }
+    sb.behave(Behaviour {
+        latency_ms: 20,
+        ..Behaviour::default()
+    });
+    let (a, b) = tokio::join!(
+        run(&pool, settings(&sb, &[])),
+        run(&pool, settings(&sb, &[]))
+    );
+    assert_eq!(
+        detail(&a, "orders_confirmed") + detail(&b, "orders_confirmed"),
+        20
+    );
+
+    let count = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        count("SELECT count(*) FROM orders WHERE status = 'confirmed'").await,
+        20
+    );
+    assert_eq!(count("SELECT count(*) FROM seller_earnings").await, 40);
+    assert_eq!(
+        count("SELECT count(DISTINCT listing_ticket_id) FROM seller_earnings").await,
+        40
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM payment_events WHERE event_type = 'status_change'").await,
+        20
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM notifications WHERE type = 'order_confirmed'").await,
+        20
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM notifications WHERE type = 'ticket_sold_seller'").await,
+        20
+    );
+    assert_eq!(count("SELECT count(*) FROM jobs").await, 40);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn the_binary_runs_sync_payments_against_the_sandbox(pool: PgPool) {
+    let w = world(&pool, 24 * 7).await;
+    let (_, t) = w.listing(w.seller_a, &["100"]).await;
+    let o = w.order(&[t[0]], "100", 30, 5).await;
+    w.payment(o, "D-1", "pending", "100", 10).await;
+    let sb = sandbox().await;
+    sb.set_status("D-1", "PAID", "100", "UYU");
+    let mut cmd = run_job_on(&pool);
+    cmd.arg("sync-payments")
+        .env("DLOCAL_BASE_URL", &sb.base_url)
+        .env("DLOCAL_API_KEY", "key-1")
+        .env("DLOCAL_SECRET_KEY", "secret-1");
+    let r = output(cmd).await;
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("secret-1"),
+        "the secret key never reaches a log line"
+    );
+    let s = summary(&r.stderr);
+    assert_eq!(s["details"]["orders_confirmed"], 1);
+    assert_eq!(
+        text(&pool, "SELECT status::text FROM orders WHERE id = $1", o).await,
+        "confirmed"
+    );
+    assert_eq!(runs(&pool).await[0].outcome, "succeeded");
+
+    let mut cmd = run_job_on(&pool);
+    cmd.arg("sync-payments");
+    let r = output(cmd).await;
+    assert_eq!(r.code, Some(3));
+    assert!(
+        r.stderr
+            .contains("DLOCAL_BASE_URL: is required by sync-payments"),
+        "{}",
+        r.stderr
+    );
+}
