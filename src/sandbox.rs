@@ -48,6 +48,9 @@ pub struct Behaviour {
     pub fail_next: u32,
     /// Answer unknown ids with this dLocal status (and `default_amount`) instead of 404.
     pub default_status: Option<String>,
+    /// Unknown ids starting with a prefix get that prefix's status instead of the default.
+    #[serde(default)]
+    pub status_by_prefix: Vec<(String, String)>,
     pub default_amount: Option<String>,
     /// Visiting the checkout page of a PENDING payment makes it EXPIRED (what dLocal Go
     /// does once its link has lapsed).
@@ -187,7 +190,13 @@ async fn get_payment(
             Answer::Failure
         } else if let Some(p) = i.payments.get(&id) {
             Answer::Found(p.clone())
-        } else if let Some(status) = &b.default_status {
+        } else if let Some(status) = b
+            .status_by_prefix
+            .iter()
+            .find(|(prefix, _)| id.starts_with(prefix.as_str()))
+            .map(|(_, status)| status)
+            .or(b.default_status.as_ref())
+        {
             let amount = b.default_amount.clone().unwrap_or_else(|| "100.00".into());
             Answer::Found(Scripted {
                 body: payment_body(&s.base_url, &id, status, &amount, "UYU"),

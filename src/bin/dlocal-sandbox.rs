@@ -24,6 +24,15 @@ struct Args {
     default_status: Option<String>,
     #[arg(long)]
     default_amount: Option<String>,
+    /// `PREFIX=STATUS`: unknown ids starting with PREFIX get STATUS (repeatable).
+    #[arg(long, value_parser = prefix_status)]
+    status_for_prefix: Vec<(String, String)>,
+}
+
+fn prefix_status(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(p, st)| (p.to_string(), st.to_string()))
+        .ok_or_else(|| format!("`{s}` is not PREFIX=STATUS"))
 }
 
 #[tokio::main]
@@ -35,6 +44,7 @@ async fn main() -> std::io::Result<()> {
         error_rate: args.error_rate,
         default_status: args.default_status,
         default_amount: args.default_amount,
+        status_by_prefix: args.status_for_prefix,
         ..Behaviour::default()
     });
     println!("{}", sandbox.base_url);

@@ -537,6 +537,26 @@ async fn stuck_payments_back_off_and_do_not_starve_newer_ones(pool: PgPool) {
         before,
         "backed-off payments are not asked again yet"
     );
+
+    // Once its wait is over and dLocal answers, the payment syncs and its backoff goes.
+    sb.set_status("D-404", "PENDING", "100", "UYU");
+    sqlx::query("UPDATE payment_sync_state SET next_attempt_at = now() - interval '1 second'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sb.set_status("D-AMT", "PENDING", "99.00", "UYU");
+    let s = run(&pool, settings(&sb, &[])).await;
+    assert_eq!(detail(&s, "payments_synced"), 1);
+    let left: Vec<(Uuid, i32)> =
+        sqlx::query_as("SELECT payment_id, failures FROM payment_sync_state")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        left,
+        [(p_mismatch, 2)],
+        "the mismatch failed again; the 404 recovered"
+    );
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -810,5 +830,65 @@ async fn the_binary_runs_sync_payments_against_the_sandbox(pool: PgPool) {
             .contains("DLOCAL_BASE_URL: is required by sync-payments"),
         "{}",
         r.stderr
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_cancelled_run_stops_promptly_and_leaves_nothing_half_written(pool: PgPool) {
+    let w = world(&pool, 24 * 7).await;
+    let sb = sandbox().await;
+    for i in 0..30 {
+        let (_, t) = w.listing(w.seller_a, &["100"]).await;
+        let o = w.order(&t, "100", 30, 5).await;
+        w.payment(o, &format!("D-{i}"), "pending", "100", 10).await;
+        sb.set_status(&format!("D-{i}"), "PAID", "100", "UYU");
+    }
+    sb.behave(Behaviour {
+        latency_ms: 3000,
+        ..Behaviour::default()
+    });
+    let job = SyncPayments::new(pool.clone(), settings(&sb, &[])).unwrap();
+    let cancel = CancellationToken::new();
+    let cx = RunContext {
+        run_id: Uuid::now_v7(),
+        job: "sync-payments".into(),
+        pool: pool.clone(),
+        cancel: cancel.clone(),
+        deadline: tokio::time::Instant::now() + Duration::from_secs(60),
+    };
+    let started = std::time::Instant::now();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        cancel.cancel();
+    });
+    let s = job
+        .run_once(&cx)
+        .await
+        .unwrap_or_else(|e| panic!("{:#}", e.error));
+    canceller.await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "stopped in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(s.processed, 0);
+    let count = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        count("SELECT count(*) FROM payments WHERE status = 'pending'").await,
+        30
+    );
+    assert_eq!(count("SELECT count(*) FROM payment_events").await, 0);
+    assert_eq!(
+        count("SELECT count(*) FROM payment_sync_state").await,
+        0,
+        "a cancelled call is not a failure"
     );
 }

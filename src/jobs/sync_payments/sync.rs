@@ -18,8 +18,11 @@ use super::dlocal::{self, DlocalError, DlocalPayment, PaymentStatus};
 use super::queries::{self, Candidate, Event, LockedOrder, Refresh};
 use super::{Counts, SyncPayments, followups, money};
 
-/// Answers are written in chunks of this many.
+/// Answers are written in chunks of up to this many, or whatever arrived within
+/// `WRITE_EVERY`: big enough that one statement serves many payments, frequent enough
+/// that a cancelled run loses little.
 const WRITE_CHUNK: usize = 200;
+const WRITE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 /// The checkout page is nudged once a payment has been pending this long (10 minutes
 /// of dLocal expiry + 5 minutes of grace, as the original).
 const NUDGE_AFTER_MINUTES: i64 = 15;
@@ -38,19 +41,45 @@ impl SyncPayments {
         now: DateTime<Utc>,
         counts: &mut Counts,
     ) -> anyhow::Result<()> {
-        let fetches = futures::stream::iter(candidates)
-            .take_until(cancel.cancelled())
-            .map(|c| async move {
-                let fetched = self.fetch(&c, now).await;
-                (c, fetched)
-            })
-            .buffer_unordered(self.settings.concurrency)
-            .ready_chunks(WRITE_CHUNK);
-        futures::pin_mut!(fetches);
-        while let Some(chunk) = fetches.next().await {
-            self.write_chunk(chunk, now, counts).await?;
-        }
-        Ok(())
+        // Fetching and writing run side by side, joined by a bounded channel: a chunk's
+        // transactions never hold up the provider calls. On cancellation no new call
+        // starts and calls in flight are dropped unwritten (the next run asks again);
+        // answers already in hand are still written.
+        let (sender, receiver) =
+            tokio::sync::mpsc::channel::<(Candidate, Fetched)>(2 * WRITE_CHUNK);
+        let fetch = async move {
+            let answers = futures::stream::iter(candidates)
+                .take_until(cancel.cancelled())
+                .map(|c| async move {
+                    tokio::select! {
+                        fetched = self.fetch(&c, now) => Some((c, fetched)),
+                        _ = cancel.cancelled() => None,
+                    }
+                })
+                .buffer_unordered(self.settings.concurrency)
+                .filter_map(std::future::ready);
+            futures::pin_mut!(answers);
+            while let Some(answer) = answers.next().await {
+                if sender.send(answer).await.is_err() {
+                    break; // the writer failed and is gone
+                }
+            }
+        };
+        let write =
+            async move {
+                let received = futures::stream::unfold(receiver, |mut r| async move {
+                    r.recv().await.map(|a| (a, r))
+                });
+                let chunks =
+                    tokio_stream::StreamExt::chunks_timeout(received, WRITE_CHUNK, WRITE_EVERY);
+                futures::pin_mut!(chunks);
+                while let Some(chunk) = chunks.next().await {
+                    self.write_chunk(chunk, now, counts).await?;
+                }
+                anyhow::Ok(())
+            };
+        let ((), written) = tokio::join!(fetch, write);
+        written
     }
 
     /// One provider call, plus the checkout nudge when the payment lingers.
@@ -159,8 +188,12 @@ impl SyncPayments {
             .map(|(c, p)| synced_event(c.id, p))
             .collect();
         queries::insert_events(&mut tx, &events, now).await?;
-        let ids: Vec<Uuid> = updated.iter().copied().collect();
-        queries::clear_failures(&mut tx, &ids).await?;
+        let recovered: Vec<Uuid> = rows
+            .iter()
+            .filter(|(c, _)| c.failures > 0 && updated.contains(&c.id))
+            .map(|(c, _)| c.id)
+            .collect();
+        queries::clear_failures(&mut tx, &recovered).await?;
         tx.commit().await?;
         counts.payments_synced += updated.len() as u64;
         // Rows another writer moved in the meantime are theirs; the next run sees them.
@@ -251,7 +284,9 @@ impl SyncPayments {
             _ => {}
         }
         queries::insert_events(&mut tx, &events, now).await?;
-        queries::clear_failures(&mut tx, &[c.id]).await?;
+        if c.failures > 0 {
+            queries::clear_failures(&mut tx, &[c.id]).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
