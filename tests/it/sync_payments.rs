@@ -36,15 +36,19 @@ fn settings(sandbox: &Sandbox, extra: &[(&str, &str)]) -> Settings {
     Settings::from_env(&move |k: &str| map.get(k).cloned()).unwrap()
 }
 
-async fn run(pool: &PgPool, settings: Settings) -> Summary {
-    let job = SyncPayments::new(pool.clone(), settings).unwrap();
-    let cx = RunContext {
+fn context(pool: &PgPool, cancel: CancellationToken) -> RunContext {
+    RunContext {
         run_id: Uuid::now_v7(),
         job: "sync-payments".into(),
         pool: pool.clone(),
-        cancel: CancellationToken::new(),
+        cancel,
         deadline: tokio::time::Instant::now() + Duration::from_secs(120),
-    };
+    }
+}
+
+async fn run(pool: &PgPool, settings: Settings) -> Summary {
+    let job = SyncPayments::new(pool.clone(), settings).unwrap();
+    let cx = context(pool, CancellationToken::new());
     job.run_once(&cx)
         .await
         .unwrap_or_else(|e| panic!("{:#}", e.error))
@@ -205,6 +209,22 @@ async fn a_paid_payment_confirms_its_order_with_every_write_of_the_original(pool
     ];
     expected.sort();
     assert_eq!(keys, expected);
+    let (payload, metadata): (serde_json::Value, serde_json::Value) = sqlx::query_as(
+        "SELECT j.payload, n.metadata FROM jobs j, notifications n
+          WHERE j.job_type = 'notify-order-confirmed' AND n.type = 'order_confirmed'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(payload["buyerUserId"], json!(w.buyer));
+    assert_eq!(payload["orderId"], json!(order));
+    assert_eq!(payload["venueName"], "Antel Arena");
+    assert_eq!(payload["totalAmount"], "1100.00");
+    assert_eq!(payload["items"][0]["quantity"], 3);
+    assert!(payload.get("type").is_none());
+    assert_eq!(metadata["type"], "order_confirmed");
+    assert_eq!(metadata["eventName"], "Cuarteto de Nos");
+    assert_eq!(metadata["items"], payload["items"]);
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -849,13 +869,7 @@ async fn a_cancelled_run_stops_promptly_and_leaves_nothing_half_written(pool: Pg
     });
     let job = SyncPayments::new(pool.clone(), settings(&sb, &[])).unwrap();
     let cancel = CancellationToken::new();
-    let cx = RunContext {
-        run_id: Uuid::now_v7(),
-        job: "sync-payments".into(),
-        pool: pool.clone(),
-        cancel: cancel.clone(),
-        deadline: tokio::time::Instant::now() + Duration::from_secs(60),
-    };
+    let cx = context(&pool, cancel.clone());
     let started = std::time::Instant::now();
     let canceller = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -76,6 +76,21 @@ pub fn on_confirmed(
     now: DateTime<Utc>,
 ) -> (Vec<Notification>, Vec<QueuedJob>) {
     let money = |d: rust_decimal::Decimal| d.to_string();
+    // What the buyer's notification and the invoice job both carry.
+    let summary = json!({
+        "orderId": order.id,
+        "eventName": order.event_name,
+        "eventStartDate": iso(order.event_start_date),
+        "eventEndDate": iso(order.event_end_date),
+        "venueName": order.venue_name,
+        "venueAddress": order.venue_address,
+        "totalAmount": money(order.total_amount),
+        "subtotalAmount": money(order.subtotal_amount),
+        "platformCommission": money(order.platform_commission),
+        "vatOnCommission": money(order.vat_on_commission),
+        "currency": order.currency,
+        "items": items,
+    });
     let mut notifications = vec![Notification {
         user_id: order.user_id,
         kind: "order_confirmed",
@@ -85,42 +100,18 @@ pub fn on_confirmed(
             "label": "Ver orden",
             "url": format!("{app_base_url}/cuenta/entradas?orden={}", order.id),
         }])),
-        metadata: json!({
-            "type": "order_confirmed",
-            "orderId": order.id,
-            "eventName": order.event_name,
-            "eventStartDate": iso(order.event_start_date),
-            "eventEndDate": iso(order.event_end_date),
-            "venueName": order.venue_name,
-            "venueAddress": order.venue_address,
-            "totalAmount": money(order.total_amount),
-            "subtotalAmount": money(order.subtotal_amount),
-            "platformCommission": money(order.platform_commission),
-            "vatOnCommission": money(order.vat_on_commission),
-            "currency": order.currency,
-            "items": items,
-        }),
+        metadata: with(&summary, json!({ "type": "order_confirmed" })),
     }];
+    // Omitted, not null, when unknown: the job schema says optional string (a gap in the
+    // original, which sent null and failed its own validation).
+    let mut payload = with(&summary, json!({ "buyerUserId": order.user_id }));
+    if let Value::Object(map) = &mut payload {
+        map.retain(|_, v| !v.is_null());
+    }
     let mut jobs = vec![QueuedJob {
         job_type: "notify-order-confirmed",
         idempotency_key: format!("notify-order-confirmed:{}", order.id),
-        payload: strip_nulls(json!({
-            "orderId": order.id,
-            "buyerUserId": order.user_id,
-            "eventName": order.event_name,
-            "eventStartDate": iso(order.event_start_date),
-            "eventEndDate": iso(order.event_end_date),
-            // Omitted, not null, when unknown: the job schema says optional string (a
-            // gap in the original, which sent null).
-            "venueName": order.venue_name,
-            "venueAddress": order.venue_address,
-            "totalAmount": money(order.total_amount),
-            "subtotalAmount": money(order.subtotal_amount),
-            "platformCommission": money(order.platform_commission),
-            "vatOnCommission": money(order.vat_on_commission),
-            "currency": order.currency,
-            "items": items,
-        })),
+        payload,
     }];
     for sale in sales {
         let prompt = should_prompt_upload(order, sale.all_documents_uploaded, now);
@@ -222,9 +213,11 @@ pub fn on_order_expired(order: &LockedOrder, now: DateTime<Utc>) -> Option<Notif
     })
 }
 
-fn strip_nulls(mut v: Value) -> Value {
-    if let Value::Object(map) = &mut v {
-        map.retain(|_, v| !v.is_null());
+/// `base`'s fields plus `extra`'s.
+fn with(base: &Value, extra: Value) -> Value {
+    let mut merged = base.clone();
+    if let (Value::Object(m), Value::Object(e)) = (&mut merged, extra) {
+        m.extend(e);
     }
-    v
+    merged
 }

@@ -119,15 +119,7 @@ impl SyncPayments {
             match fetched {
                 Fetched::Failed(reason) => {
                     tracing::error!(payment_id = %c.id, provider_payment_id = %c.provider_payment_id, error = %reason, "payment sync failed");
-                    failures.push(queries::Backoff {
-                        payment_id: c.id,
-                        failures: c.failures + 1,
-                        next_attempt_at: self
-                            .settings
-                            .backoff
-                            .next_attempt_at(now, (c.failures + 1) as u32),
-                        last_error: truncate(&reason, 1000),
-                    });
+                    failures.push(self.backoff(&c, &reason, now));
                 }
                 Fetched::Answer(p) => {
                     let (status, known) = p.status();
@@ -141,16 +133,9 @@ impl SyncPayments {
                         match self.apply_change(&c, &p, status, now, counts).await {
                             Ok(()) => counts.payments_synced += 1,
                             Err(e) => {
-                                tracing::error!(payment_id = %c.id, error = format!("{e:#}"), "payment transition failed");
-                                failures.push(queries::Backoff {
-                                    payment_id: c.id,
-                                    failures: c.failures + 1,
-                                    next_attempt_at: self
-                                        .settings
-                                        .backoff
-                                        .next_attempt_at(now, (c.failures + 1) as u32),
-                                    last_error: truncate(&format!("{e:#}"), 1000),
-                                });
+                                let reason = format!("{e:#}");
+                                tracing::error!(payment_id = %c.id, error = %reason, "payment transition failed");
+                                failures.push(self.backoff(&c, &reason, now));
                             }
                         }
                     }
@@ -160,6 +145,20 @@ impl SyncPayments {
         counts.payments_failed += failures.len() as u64;
         queries::record_failures(&self.pool, &failures, now).await?;
         self.refresh_unchanged(unchanged, now, counts).await
+    }
+
+    /// The backoff state of a payment that failed once more.
+    fn backoff(&self, c: &Candidate, reason: &str, now: DateTime<Utc>) -> queries::Backoff {
+        let failures = c.failures.saturating_add(1);
+        queries::Backoff {
+            payment_id: c.id,
+            failures,
+            next_attempt_at: self
+                .settings
+                .backoff
+                .next_attempt_at(now, failures.unsigned_abs()),
+            last_error: truncate(reason, 1000),
+        }
     }
 
     /// Payments whose status is what we already had: one batched refresh, one batch of
