@@ -34,6 +34,11 @@ pub struct JobDeclaration {
     pub timeout: Duration,
     pub overlap: Overlap,
     pub enabled: bool,
+    /// Which image the task runs: the slim one, or the one with Chromium.
+    pub image: Image,
+    /// Whether the container's root filesystem is read-only (a writable /tmp is always
+    /// mounted). Defaults to true.
+    pub read_only_root_filesystem: bool,
     /// Where it was read from, for messages.
     pub source: String,
 }
@@ -51,6 +56,16 @@ pub struct Size {
 pub enum Architecture {
     Arm64,
     X86_64,
+}
+
+/// The two images the Dockerfile builds (targets `slim` and `chromium`); Terraform tags
+/// them `<tag>` and `<tag>-chromium`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Image {
+    #[default]
+    Slim,
+    Chromium,
 }
 
 /// What happens when a run starts while another run of the same job is in progress.
@@ -75,6 +90,14 @@ struct RawDeclaration {
     timeout_seconds: u64,
     overlap: Overlap,
     enabled: bool,
+    #[serde(default)]
+    image: Image,
+    #[serde(default = "yes")]
+    read_only_root_filesystem: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -228,6 +251,8 @@ impl JobDeclaration {
             timeout: Duration::from_secs(raw.timeout_seconds),
             overlap: raw.overlap,
             enabled: raw.enabled,
+            image: raw.image,
+            read_only_root_filesystem: raw.read_only_root_filesystem,
             source: file.to_string(),
         })
     }
@@ -310,6 +335,20 @@ mod tests {
         );
         assert_eq!(d.timeout, Duration::from_secs(240));
         assert_eq!(d.overlap, Overlap::Forbid);
+        assert_eq!(
+            (d.image, d.read_only_root_filesystem),
+            (Image::Slim, true),
+            "defaults"
+        );
+        let d = JobDeclaration::parse(
+            "jobs/sync-payments.yaml",
+            &format!("{GOOD}image: chromium\nread_only_root_filesystem: false\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            (d.image, d.read_only_root_filesystem),
+            (Image::Chromium, false)
+        );
         let json = r#"{"name":"scraping","description":"Crawl","schedule":"rate(30 minutes)","size":{"cpu":2048,"memory":4096},"architecture":"x86_64","timeout_seconds":1500,"overlap":"forbid","enabled":false}"#;
         let d = JobDeclaration::parse("jobs/scraping.json", json).unwrap();
         assert_eq!(d.architecture, Architecture::X86_64);

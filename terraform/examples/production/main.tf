@@ -1,0 +1,90 @@
+# The seed deployment: sa-east-1, public subnets with public IPs and no NAT gateway,
+# Fargate Spot, logs kept 7 days, secrets from Secrets Manager.
+
+terraform {
+  required_version = ">= 1.3"
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.40"
+    }
+  }
+}
+
+provider "aws" {
+  region = "sa-east-1"
+}
+
+variable "image_tag" {
+  description = "The image build to run (git SHA)."
+  type        = string
+}
+
+variable "db_credentials_secret_arn" {
+  description = "The RDS credentials secret (username, password, host, port, dbname)."
+  type        = string
+}
+
+variable "backend_secrets_arn" {
+  description = "The backend secret holding the providers' keys as JSON."
+  type        = string
+}
+
+variable "image_repository_url" {
+  description = "An existing ECR repository; null creates one."
+  type        = string
+  default     = null
+}
+
+variable "jobs_dir" {
+  description = "The job declarations; the repository's jobs/ unless overridden."
+  type        = string
+  default     = null
+}
+
+variable "use_scheduler" {
+  description = "EventBridge Scheduler (America/Montevideo) instead of rules (UTC)."
+  type        = bool
+  default     = false
+}
+
+variable "alert_email" {
+  description = "Who hears about failed jobs."
+  type        = string
+  default     = null
+}
+
+module "run_job" {
+  source = "../.."
+
+  name_prefix          = "revendiste-prod"
+  image_tag            = var.image_tag
+  image_repository_url = var.image_repository_url
+  jobs_dir             = coalesce(var.jobs_dir, "${path.module}/../../../jobs")
+  use_scheduler        = var.use_scheduler
+  schedule_timezone    = "America/Montevideo"
+
+  environment = {
+    DLOCAL_BASE_URL  = "https://api.dlocalgo.com"
+    APP_BASE_URL     = "https://revendiste.com"
+    DATABASE_SSLMODE = "verify-full"
+  }
+  secrets = {
+    DB_CREDENTIALS_JSON = var.db_credentials_secret_arn
+    DLOCAL_API_KEY      = "${var.backend_secrets_arn}:DLOCAL_API_KEY::"
+    DLOCAL_SECRET_KEY   = "${var.backend_secrets_arn}:DLOCAL_SECRET_KEY::"
+  }
+
+  use_fargate_spot = true
+  alert_email      = var.alert_email
+
+  tags = {
+    Project     = "revendiste"
+    Environment = "production"
+    ManagedBy   = "terraform"
+  }
+}
+
+output "run_job" {
+  value = module.run_job
+}

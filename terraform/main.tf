@@ -1,0 +1,351 @@
+# One task definition, log group and schedule per job declaration in jobs/.
+# Adding a job is adding a declaration: nothing here names a job.
+
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  jobs_dir = coalesce(var.jobs_dir, "${path.module}/../jobs")
+  # yamldecode reads JSON too (YAML is a superset).
+  declarations = {
+    for f in fileset(local.jobs_dir, "*.{yaml,yml,json}") :
+    yamldecode(file("${local.jobs_dir}/${f}")).name => yamldecode(file("${local.jobs_dir}/${f}"))
+  }
+  jobs = {
+    for name, d in local.declarations : name => {
+      schedule                  = d.schedule
+      cpu                       = d.size.cpu
+      memory                    = d.size.memory
+      architecture              = d.architecture == "arm64" ? "ARM64" : "X86_64"
+      enabled                   = d.enabled
+      description               = d.description
+      image                     = try(d.image, "slim")
+      read_only_root_filesystem = try(d.read_only_root_filesystem, true)
+    }
+  }
+
+  region     = data.aws_region.current.name
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
+
+  repository_url  = coalesce(var.image_repository_url, try(aws_ecr_repository.this[0].repository_url, null))
+  cluster_arn     = coalesce(var.cluster_arn, try(aws_ecs_cluster.this[0].arn, null))
+  subnet_ids      = length(var.subnet_ids) > 0 ? var.subnet_ids : aws_subnet.public[*].id
+  vpc_id          = var.vpc_id != null ? var.vpc_id : try(aws_vpc.this[0].id, null)
+  security_groups = length(var.security_group_ids) > 0 ? var.security_group_ids : [aws_security_group.jobs[0].id]
+
+  log_group = { for name, _ in local.jobs : name => "/ecs/${var.name_prefix}/run-job/${name}" }
+
+  # The task group names the job, so the failure alerts can say which one.
+  task_group = { for name, _ in local.jobs : name => "run-job:${name}" }
+
+  # EventBridge's RunTask input: the trigger recorded in job_runs.
+  run_task_input = jsonencode({
+    containerOverrides = [{
+      name        = "run-job"
+      environment = [{ name = "RUN_JOB_TRIGGER", value = "eventbridge" }]
+    }]
+  })
+
+  capacity_provider = var.use_fargate_spot ? "FARGATE_SPOT" : "FARGATE"
+}
+
+# ---------------------------------------------------------------------------------------
+# Image repository and cluster (created unless given)
+
+resource "aws_ecr_repository" "this" {
+  count                = var.image_repository_url == null ? 1 : 0
+  name                 = "${var.name_prefix}-run-job"
+  image_tag_mutability = "IMMUTABLE"
+
+  image_scanning_configuration {
+    scan_on_push = true
+  }
+
+  #trivy:ignore:AVD-AWS-0033 AWS-managed encryption is enough for a public job image (no secrets inside).
+  encryption_configuration {
+    encryption_type = "AES256"
+  }
+
+  tags = var.tags
+}
+
+resource "aws_ecr_lifecycle_policy" "this" {
+  count      = var.image_repository_url == null ? 1 : 0
+  repository = aws_ecr_repository.this[0].name
+  policy = jsonencode({
+    rules = [{
+      rulePriority = 1
+      description  = "Keep the last 30 images"
+      selection    = { tagStatus = "any", countType = "imageCountMoreThan", countNumber = 30 }
+      action       = { type = "expire" }
+    }]
+  })
+}
+
+resource "aws_ecs_cluster" "this" {
+  count = var.cluster_arn == null ? 1 : 0
+  name  = "${var.name_prefix}-jobs"
+
+  setting {
+    name  = "containerInsights"
+    value = "enabled"
+  }
+
+  tags = var.tags
+}
+
+resource "aws_ecs_cluster_capacity_providers" "this" {
+  count              = var.cluster_arn == null ? 1 : 0
+  cluster_name       = aws_ecs_cluster.this[0].name
+  capacity_providers = ["FARGATE", "FARGATE_SPOT"]
+}
+
+# ---------------------------------------------------------------------------------------
+# Network (created unless given): public subnets, no NAT gateway, no ingress
+
+data "aws_availability_zones" "available" {
+  state = "available"
+}
+
+# Only created for a deployment without a VPC of its own; it carries the jobs' outbound
+# calls and nothing else. Pass your VPC (with its flow logs) to use it instead.
+#trivy:ignore:AVD-AWS-0178
+resource "aws_vpc" "this" {
+  count                = var.vpc_id == null && length(var.subnet_ids) == 0 ? 1 : 0
+  cidr_block           = var.vpc_cidr
+  enable_dns_support   = true
+  enable_dns_hostnames = true
+  tags                 = merge(var.tags, { Name = "${var.name_prefix}-jobs" })
+}
+
+resource "aws_internet_gateway" "this" {
+  count  = length(aws_vpc.this)
+  vpc_id = aws_vpc.this[0].id
+  tags   = merge(var.tags, { Name = "${var.name_prefix}-jobs" })
+}
+
+resource "aws_subnet" "public" {
+  count             = length(aws_vpc.this) * 2
+  vpc_id            = aws_vpc.this[0].id
+  cidr_block        = cidrsubnet(var.vpc_cidr, 8, count.index)
+  availability_zone = data.aws_availability_zones.available.names[count.index]
+  # Tasks get a public IP from their RunTask network configuration, not from the subnet.
+  map_public_ip_on_launch = false
+  tags                    = merge(var.tags, { Name = "${var.name_prefix}-jobs-public-${count.index}" })
+}
+
+resource "aws_route_table" "public" {
+  count  = length(aws_vpc.this)
+  vpc_id = aws_vpc.this[0].id
+
+  route {
+    cidr_block = "0.0.0.0/0"
+    gateway_id = aws_internet_gateway.this[0].id
+  }
+
+  tags = merge(var.tags, { Name = "${var.name_prefix}-jobs-public" })
+}
+
+resource "aws_route_table_association" "public" {
+  count          = length(aws_subnet.public)
+  subnet_id      = aws_subnet.public[count.index].id
+  route_table_id = aws_route_table.public[0].id
+}
+
+resource "aws_security_group" "jobs" {
+  count       = length(var.security_group_ids) == 0 ? 1 : 0
+  name        = "${var.name_prefix}-jobs"
+  description = "run-job tasks: no ingress; egress to the database and the providers"
+  vpc_id      = local.vpc_id
+
+  #trivy:ignore:AVD-AWS-0104 The jobs call public APIs (dLocal, Resend, Meta, R2, ticket sites) and there is no NAT or proxy to pin.
+  egress {
+    description = "Providers, database, AWS APIs"
+    from_port   = 0
+    to_port     = 0
+    protocol    = "-1"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+
+  tags = var.tags
+}
+
+# ---------------------------------------------------------------------------------------
+# Per job: log group, task definition
+
+#trivy:ignore:AVD-AWS-0017 Encrypted with CloudWatch's default key unless log_kms_key_arn is set.
+resource "aws_cloudwatch_log_group" "job" {
+  for_each          = local.jobs
+  name              = local.log_group[each.key]
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.log_kms_key_arn
+  tags              = var.tags
+}
+
+resource "aws_ecs_task_definition" "job" {
+  for_each                 = local.jobs
+  family                   = "${var.name_prefix}-${each.key}"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = tostring(each.value.cpu)
+  memory                   = tostring(each.value.memory)
+  execution_role_arn       = aws_iam_role.execution.arn
+  task_role_arn            = aws_iam_role.task.arn
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = each.value.architecture
+  }
+
+  # A writable /tmp on the task's ephemeral storage; the root filesystem stays read-only
+  # unless the declaration says otherwise.
+  volume {
+    name = "tmp"
+  }
+
+  # The log group exists before any task runs.
+  depends_on = [aws_cloudwatch_log_group.job]
+
+  container_definitions = jsonencode([{
+    name      = "run-job"
+    image     = each.value.image == "chromium" ? "${local.repository_url}:${var.image_tag}-chromium" : "${local.repository_url}:${var.image_tag}"
+    essential = true
+    # The image's ENTRYPOINT is run-job, so ECS runs `run-job <name>`.
+    command                = [each.key]
+    readonlyRootFilesystem = each.value.read_only_root_filesystem
+    stopTimeout            = var.stop_timeout_seconds
+    mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
+    environment = [
+      for k, v in merge(var.environment, { RUN_JOB_LOG_FORMAT = "json" }) : { name = k, value = v }
+    ]
+    secrets = [for k, v in var.secrets : { name = k, valueFrom = v }]
+    logConfiguration = {
+      logDriver = "awslogs"
+      options = {
+        awslogs-group         = local.log_group[each.key]
+        awslogs-region        = local.region
+        awslogs-stream-prefix = each.key
+      }
+    }
+  }])
+
+  tags = merge(var.tags, { Job = each.key })
+}
+
+# ---------------------------------------------------------------------------------------
+# Schedules: EventBridge rules (UTC) or EventBridge Scheduler (time zone)
+
+resource "aws_sqs_queue" "dead_letter" {
+  name                      = "${var.name_prefix}-run-job-dlq"
+  message_retention_seconds = 1209600
+  sqs_managed_sse_enabled   = true
+  tags                      = var.tags
+}
+
+resource "aws_sqs_queue_policy" "dead_letter" {
+  queue_url = aws_sqs_queue.dead_letter.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "EventBridgeDeadLetters"
+      Effect    = "Allow"
+      Principal = { Service = ["events.amazonaws.com", "scheduler.amazonaws.com"] }
+      Action    = "sqs:SendMessage"
+      Resource  = aws_sqs_queue.dead_letter.arn
+      Condition = { StringEquals = { "aws:SourceAccount" = local.account_id } }
+    }]
+  })
+}
+
+resource "aws_cloudwatch_event_rule" "job" {
+  for_each            = var.use_scheduler ? {} : local.jobs
+  name                = "${var.name_prefix}-${each.key}"
+  description         = each.value.description
+  schedule_expression = each.value.schedule
+  state               = each.value.enabled ? "ENABLED" : "DISABLED"
+  tags                = var.tags
+}
+
+resource "aws_cloudwatch_event_target" "job" {
+  for_each  = var.use_scheduler ? {} : local.jobs
+  rule      = aws_cloudwatch_event_rule.job[each.key].name
+  target_id = "run-job"
+  arn       = local.cluster_arn
+  role_arn  = aws_iam_role.events.arn
+  input     = local.run_task_input
+
+  ecs_target {
+    task_definition_arn = aws_ecs_task_definition.job[each.key].arn
+    task_count          = 1
+    group               = local.task_group[each.key]
+    platform_version    = "LATEST"
+
+    capacity_provider_strategy {
+      capacity_provider = local.capacity_provider
+      weight            = 1
+    }
+
+    network_configuration {
+      subnets          = local.subnet_ids
+      security_groups  = local.security_groups
+      assign_public_ip = true
+    }
+  }
+
+  retry_policy {
+    maximum_retry_attempts       = var.retry_attempts
+    maximum_event_age_in_seconds = var.retry_max_event_age_seconds
+  }
+
+  dead_letter_config {
+    arn = aws_sqs_queue.dead_letter.arn
+  }
+}
+
+resource "aws_scheduler_schedule" "job" {
+  for_each                     = var.use_scheduler ? local.jobs : {}
+  name                         = "${var.name_prefix}-${each.key}"
+  description                  = each.value.description
+  schedule_expression          = each.value.schedule
+  schedule_expression_timezone = var.schedule_timezone
+  state                        = each.value.enabled ? "ENABLED" : "DISABLED"
+
+  flexible_time_window {
+    mode = "OFF"
+  }
+
+  target {
+    arn      = local.cluster_arn
+    role_arn = aws_iam_role.events.arn
+    input    = local.run_task_input
+
+    ecs_parameters {
+      task_definition_arn = aws_ecs_task_definition.job[each.key].arn
+      task_count          = 1
+      group               = local.task_group[each.key]
+      platform_version    = "LATEST"
+
+      capacity_provider_strategy {
+        capacity_provider = local.capacity_provider
+        weight            = 1
+      }
+
+      network_configuration {
+        subnets          = local.subnet_ids
+        security_groups  = local.security_groups
+        assign_public_ip = true
+      }
+    }
+
+    retry_policy {
+      maximum_retry_attempts       = var.retry_attempts
+      maximum_event_age_in_seconds = var.retry_max_event_age_seconds
+    }
+
+    dead_letter_config {
+      arn = aws_sqs_queue.dead_letter.arn
+    }
+  }
+}
