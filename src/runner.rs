@@ -270,9 +270,12 @@ async fn supervise(
 
     let (outcome, summary, error) = judge(joined, stopped);
     let report = req.report(started_at, outcome, summary, error);
-    runs::finish(req.pool, &report)
-        .await
-        .map_err(RunnerError::History)?;
+    // The job has run: what it did must not be lost because its row cannot be closed.
+    // The summary line still carries it, the exit code still says it, and the next run
+    // of the job closes the row as abandoned.
+    if let Err(e) = runs::finish(req.pool, &report).await {
+        tracing::error!(error = %e, "could not close this run's job_runs row");
+    }
     Ok(report)
 }
 

@@ -249,3 +249,34 @@ async fn a_database_without_the_schema_exits_6_naming_the_table(pool: PgPool) {
     assert!(r.stderr.contains("job_runs"), "{}", r.stderr);
     assert!(r.stderr.contains("run-job migrate"), "{}", r.stderr);
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_run_whose_row_cannot_be_closed_still_reports_its_outcome(pool: PgPool) {
+    let mut cmd = run_job_on(&pool);
+    cmd.arg("demo-sleep").env("RUN_JOB_DEMO_SLEEP_MS", "1500");
+    let child = cmd.spawn().unwrap();
+    wait_for_running(&pool, "demo-sleep", Duration::from_secs(20)).await;
+    // From now on no row may become `succeeded`: closing this run's row fails.
+    sqlx::query(
+        "ALTER TABLE job_runs ADD CONSTRAINT no_success CHECK (outcome <> 'succeeded') NOT VALID",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("exited")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "the job succeeded:\n{stderr}");
+    assert_eq!(summary(&stderr)["outcome"], "succeeded");
+    assert!(
+        stderr.contains("could not close this run's job_runs row"),
+        "{stderr}"
+    );
+    assert_eq!(
+        runs(&pool).await[0].outcome,
+        "running",
+        "left for the next run to close"
+    );
+}
