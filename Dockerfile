@@ -37,6 +37,12 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates=20230311* tini=0.19.0-1* \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=builder /usr/local/bin/run-job /usr/local/bin/run-job
+# Amazon RDS's CA bundle, for DATABASE_SSLMODE=verify-full (rustls trusts only public roots).
+ADD --chmod=644 https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem /etc/ssl/certs/rds-global-bundle.pem
+# ECS mounts a writable volume on /tmp; declaring it keeps the image's 1777 mode there, so
+# the non-root user can write (a bind mount alone is root-owned 0755).
+RUN chmod 1777 /tmp
+VOLUME ["/tmp"]
 # Non-root, numeric so ECS and Kubernetes can check it without /etc/passwd lookups.
 RUN useradd --uid 10001 --user-group --no-create-home --home-dir /tmp --shell /usr/sbin/nologin runjob
 USER 10001:10001

@@ -180,8 +180,10 @@ impl DatabaseSettings {
             PgSslMode::VerifyCa | PgSslMode::VerifyFull
         ) && settings.ssl_root_cert.is_none()
         {
-            tracing::debug!(
-                "verify mode without DATABASE_SSLROOTCERT: using the system's CA roots"
+            // rustls trusts Mozilla's public roots only, not the system store: a server
+            // certificate from a private CA (Amazon RDS) fails unless its bundle is named.
+            tracing::warn!(
+                "DATABASE_SSLMODE verifies certificates but DATABASE_SSLROOTCERT is not set: only public CAs are trusted (Amazon RDS needs its bundle)"
             );
         }
         Ok(settings)
@@ -205,13 +207,25 @@ impl DatabaseSettings {
             invalid("it could not be parsed")
         })?;
         let user = options.get_username().to_string();
-        let password = rest
-            .split_once('@')
+        // The authority ends at the first `/` or `?`; the user info ends at its last `@`
+        // (a password may contain `@` only percent-encoded, but be lenient).
+        let (authority, query) = match rest.find(['/', '?']) {
+            Some(i) => (&rest[..i], rest[i..].split_once('?').map_or("", |(_, q)| q)),
+            None => (rest, ""),
+        };
+        let password = authority
+            .rsplit_once('@')
             .and_then(|(userinfo, _)| userinfo.split_once(':'))
             .map(|(_, p)| percent_decode(p))
             .transpose()
             .map_err(|_| invalid("the password is not valid percent-encoding"))?
             .map(SecretString::from);
+        let ssl_root_cert = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("sslrootcert="))
+            .map(percent_decode)
+            .transpose()
+            .map_err(|_| invalid("sslrootcert is not valid percent-encoding"))?;
         let ssl_mode = if url.contains("sslmode=") {
             options.get_ssl_mode()
         } else {
@@ -224,7 +238,7 @@ impl DatabaseSettings {
             password,
             database: options.get_database().unwrap_or("postgres").to_string(),
             ssl_mode,
-            ssl_root_cert: None,
+            ssl_root_cert,
             source: "DATABASE_URL",
         })
     }
@@ -367,6 +381,24 @@ mod tests {
             s.database.password.as_ref().unwrap().expose_secret(),
             "s3cr@t"
         );
+    }
+
+    #[test]
+    fn a_database_url_keeps_its_password_and_root_certificate() {
+        let s = settings(&[(
+            "DATABASE_URL",
+            "postgres://app:p%40ss@db:5432/market?sslmode=verify-full&sslrootcert=%2Fetc%2Fssl%2Frds.pem&application_name=x@y",
+        )])
+        .unwrap();
+        assert_eq!(
+            s.database.password.as_ref().unwrap().expose_secret(),
+            "p@ss"
+        );
+        assert_eq!(
+            s.database.ssl_root_cert.as_deref(),
+            Some("/etc/ssl/rds.pem")
+        );
+        assert_eq!(s.database.ssl_mode(), "verify-full");
     }
 
     #[test]

@@ -4,12 +4,36 @@
 # topic, and so is anything landing in the dead-letter queue (a RunTask EventBridge gave
 # up on).
 
-# The topic carries job names, exit codes and stop reasons, nothing else: the AWS-managed
-# key is enough, and a customer-managed one would add a key policy to keep in step.
-#trivy:ignore:AVD-AWS-0136
+# The topic is encrypted with a key of its own: the AWS-managed SNS key's policy cannot
+# let EventBridge and CloudWatch alarms publish, so with it the alerts would be dropped.
+resource "aws_kms_key" "alerts" {
+  description         = "${var.name_prefix} run-job alerts topic"
+  enable_key_rotation = true
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "AccountAdministers"
+        Effect    = "Allow"
+        Principal = { AWS = "arn:${local.partition}:iam::${local.account_id}:root" }
+        Action    = "kms:*"
+        Resource  = "*"
+      },
+      {
+        Sid       = "PublishersEncrypt"
+        Effect    = "Allow"
+        Principal = { Service = ["events.amazonaws.com", "cloudwatch.amazonaws.com"] }
+        Action    = ["kms:GenerateDataKey*", "kms:Decrypt"]
+        Resource  = "*"
+      },
+    ]
+  })
+  tags = var.tags
+}
+
 resource "aws_sns_topic" "alerts" {
   name              = "${var.name_prefix}-run-job-alerts"
-  kms_master_key_id = "alias/aws/sns"
+  kms_master_key_id = aws_kms_key.alerts.arn
   tags              = var.tags
 }
 

@@ -9,7 +9,7 @@
 locals {
   # A secret reference may carry a JSON key (`arn:...:secret:name:key::`): grant the secret.
   secret_arns    = distinct([for v in values(var.secrets) : join(":", slice(split(":", v), 0, 7))])
-  repository_arn = var.image_repository_url == null ? aws_ecr_repository.this[0].arn : "arn:${local.partition}:ecr:${local.region}:${local.account_id}:repository/${element(split("/", var.image_repository_url), 1)}"
+  repository_arn = var.image_repository_url == null ? aws_ecr_repository.this[0].arn : "arn:${local.partition}:ecr:${local.region}:${local.account_id}:repository/${join("/", slice(split("/", var.image_repository_url), 1, length(split("/", var.image_repository_url))))}"
 }
 
 data "aws_iam_policy_document" "ecs_tasks_assume" {

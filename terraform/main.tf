@@ -40,14 +40,6 @@ locals {
   # The task group names the job, so the failure alerts can say which one.
   task_group = { for name, _ in local.jobs : name => "run-job:${name}" }
 
-  # EventBridge's RunTask input: the trigger recorded in job_runs.
-  run_task_input = jsonencode({
-    containerOverrides = [{
-      name        = "run-job"
-      environment = [{ name = "RUN_JOB_TRIGGER", value = "eventbridge" }]
-    }]
-  })
-
   capacity_provider = var.use_fargate_spot ? "FARGATE_SPOT" : "FARGATE"
 }
 
@@ -218,7 +210,9 @@ resource "aws_ecs_task_definition" "job" {
     stopTimeout            = var.stop_timeout_seconds
     mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
     environment = [
-      for k, v in merge(var.environment, { RUN_JOB_LOG_FORMAT = "json" }) : { name = k, value = v }
+      # Scheduled runs record trigger `eventbridge`; a hand-started task overrides it
+      # (README: "Run a job by hand").
+      for k, v in merge(var.environment, { RUN_JOB_LOG_FORMAT = "json", RUN_JOB_TRIGGER = "eventbridge" }) : { name = k, value = v }
     ]
     secrets = [for k, v in var.secrets : { name = k, valueFrom = v }]
     logConfiguration = {
@@ -274,7 +268,6 @@ resource "aws_cloudwatch_event_target" "job" {
   target_id = "run-job"
   arn       = local.cluster_arn
   role_arn  = aws_iam_role.events.arn
-  input     = local.run_task_input
 
   ecs_target {
     task_definition_arn = aws_ecs_task_definition.job[each.key].arn
@@ -319,7 +312,6 @@ resource "aws_scheduler_schedule" "job" {
   target {
     arn      = local.cluster_arn
     role_arn = aws_iam_role.events.arn
-    input    = local.run_task_input
 
     ecs_parameters {
       task_definition_arn = aws_ecs_task_definition.job[each.key].arn

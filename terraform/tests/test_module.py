@@ -91,13 +91,18 @@ def check_job(model, name, d, scheduler=False):
     assert {"name": "RUN_JOB_LOG_FORMAT", "value": "json"} in container["environment"]
     secrets = {s["name"]: s["valueFrom"] for s in container["secrets"]}
     assert secrets["DB_CREDENTIALS_JSON"] == DB_SECRET
+    env = {e["name"]: e["value"] for e in container["environment"]}
+    if env.get("DATABASE_SSLMODE") == "verify-full":
+        # rustls trusts only public roots: the RDS bundle must be named, and the image ships it.
+        docker = (ROOT / "Dockerfile").read_text()
+        assert env["DATABASE_SSLROOTCERT"] in docker
     assert not any("PASSWORD" in e["name"] or "SECRET" in e["name"] for e in container["environment"])
 
     state = "ENABLED" if d["enabled"] else "DISABLED"
     if scheduler:
         s = by_key(model, "aws_scheduler_schedule")[name]
         assert s["schedule_expression"] == d["schedule"] and s["state"] == state
-        assert s["schedule_expression_timezone"] == "America/Montevideo"
+        assert s["schedule_expression_timezone"] == "UTC"
         ecs = s["target"]["ecs_parameters"]
         target = s["target"]
     else:
@@ -113,8 +118,7 @@ def check_job(model, name, d, scheduler=False):
     assert ecs["capacity_provider_strategy"]["capacity_provider"] == "FARGATE_SPOT"
     assert target["retry_policy"]["maximum_retry_attempts"] == 3
     assert target["dead_letter_config"]["arn"] == single(model, "aws_sqs_queue")["id"]
-    overrides = json.loads(target["input"])
-    assert overrides["containerOverrides"][0]["environment"] == [{"name": "RUN_JOB_TRIGGER", "value": "eventbridge"}]
+    assert {"name": "RUN_JOB_TRIGGER", "value": "eventbridge"} in container["environment"]
 
 
 def test_every_declaration_gets_its_task_definition_log_group_and_rule(prod):
@@ -235,7 +239,15 @@ def test_failures_reach_the_alerts_topic(prod):
     assert failed["group"] == [{"prefix": "run-job:"}] and failed["lastStatus"] == ["STOPPED"]
     not_started = rules[f"{PREFIX}-run-job-not-started"]["detail"]
     assert not_started["stopCode"] == ["TaskFailedToStart"]
-    topic = single(prod, "aws_sns_topic")["id"]
+    topic_resource = single(prod, "aws_sns_topic")
+    topic = topic_resource["id"]
+    key = single(prod, "aws_kms_key")
+    assert topic_resource["kms_master_key_id"] == key["id"], "a key EventBridge may use, not alias/aws/sns"
+    assert key["enable_key_rotation"] is True
+    # The key policy names the account (unknown offline), so it is checked as written.
+    alerting = (ROOT / "terraform" / "alerting.tf").read_text()
+    publishers = alerting.split('Sid       = "PublishersEncrypt"', 1)[1].split("}", 2)
+    assert 'Service = ["events.amazonaws.com", "cloudwatch.amazonaws.com"]' in "".join(publishers[:2])
     alert_targets = [t for t in prod["aws_cloudwatch_event_target"] if t.get("target_id") == "sns"]
     assert len(alert_targets) == 2 and all(t["arn"] == topic for t in alert_targets)
     alarm = single(prod, "aws_cloudwatch_metric_alarm")

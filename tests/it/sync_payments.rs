@@ -906,3 +906,62 @@ async fn a_cancelled_run_stops_promptly_and_leaves_nothing_half_written(pool: Pg
         "a cancelled call is not a failure"
     );
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_row_the_database_refuses_fails_alone(pool: PgPool) {
+    let w = world(&pool, 24 * 7).await;
+    let (_, t) = w.listing(w.seller_a, &["100", "100", "100"]).await;
+    let sb = sandbox().await;
+    let mut payments = Vec::new();
+    for (i, status) in ["pending", "pending", "processing"].iter().enumerate() {
+        let o = w.order(&[t[i]], "100", 30, 5).await;
+        payments.push(w.payment(o, &format!("D-{i}"), status, "100", 10).await);
+        sb.set_status(&format!("D-{i}"), "PENDING", "100", "UYU");
+    }
+    // The database refuses any update of the first payment.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.id = '{}' THEN RAISE EXCEPTION 'refused by a test trigger'; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER refuse BEFORE UPDATE ON payments FOR EACH ROW EXECUTE FUNCTION refuse();",
+        payments[0]
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let s = run(&pool, settings(&sb, &[])).await;
+    assert_eq!(
+        (detail(&s, "payments_synced"), detail(&s, "payments_failed")),
+        (2, 1),
+        "{:?}",
+        s.details
+    );
+    let error = text(
+        &pool,
+        "SELECT last_error FROM payment_sync_state WHERE payment_id = $1",
+        payments[0],
+    )
+    .await;
+    assert!(error.contains("refused by a test trigger"), "{error}");
+    let synced = scalar_i64(&pool, "SELECT count(*) FROM payment_events WHERE event_type = 'status_synced' AND payment_id <> $1", payments[0]).await;
+    assert_eq!(synced, 2);
+    // dLocal has no "processing": PENDING does not demote it, and no status_change is written.
+    assert_eq!(
+        text(
+            &pool,
+            "SELECT status::text FROM payments WHERE id = $1",
+            payments[2]
+        )
+        .await,
+        "processing"
+    );
+    assert_eq!(
+        scalar_i64(
+            &pool,
+            "SELECT count(*) FROM payment_events WHERE event_type = 'status_change' AND id <> $1",
+            Uuid::nil()
+        )
+        .await,
+        0
+    );
+}

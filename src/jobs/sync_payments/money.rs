@@ -50,7 +50,10 @@ pub fn exchange_rate(
     if settled == currency || amount.is_zero() {
         return None;
     }
-    Some(((balance + fee) / amount).round_dp(8))
+    let rate = balance.checked_add(fee)?.checked_div(amount)?.round_dp(8);
+    // The column is numeric(18,8): a rate it cannot hold is nonsense from the provider,
+    // and writing it would fail the whole batch.
+    (rate.abs() < Decimal::from(10_000_000_000i64)).then_some(rate)
 }
 
 #[cfg(test)]

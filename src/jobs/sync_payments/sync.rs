@@ -122,7 +122,11 @@ impl SyncPayments {
                     failures.push(self.backoff(&c, &reason, now));
                 }
                 Fetched::Answer(p) => {
-                    let (status, known) = p.status();
+                    let (mut status, known) = p.status();
+                    // dLocal has no "processing": a PENDING answer does not demote ours.
+                    if status == PaymentStatus::Pending && c.status == "processing" {
+                        status = PaymentStatus::Processing;
+                    }
                     if !known {
                         counts.unknown_statuses += 1;
                         tracing::warn!(payment_id = %c.id, dlocal_status = %p.status, "unknown dLocal status, kept as pending");
@@ -144,7 +148,29 @@ impl SyncPayments {
         }
         counts.payments_failed += failures.len() as u64;
         queries::record_failures(&self.pool, &failures, now).await?;
-        self.refresh_unchanged(unchanged, now, counts).await
+        if let Err(e) = self.refresh_unchanged(&unchanged, now, counts).await {
+            // One row the database refuses must not fail the batch, nor every later run:
+            // retry one by one and back off the rows that still fail.
+            tracing::warn!(
+                error = format!("{e:#}"),
+                rows = unchanged.len(),
+                "batched refresh failed; retrying row by row"
+            );
+            let mut failures = Vec::new();
+            for row in unchanged {
+                if let Err(e) = self
+                    .refresh_unchanged(std::slice::from_ref(&row), now, counts)
+                    .await
+                {
+                    let reason = format!("{e:#}");
+                    tracing::error!(payment_id = %row.0.id, error = %reason, "payment refresh failed");
+                    failures.push(self.backoff(&row.0, &reason, now));
+                }
+            }
+            counts.payments_failed += failures.len() as u64;
+            queries::record_failures(&self.pool, &failures, now).await?;
+        }
+        Ok(())
     }
 
     /// The backoff state of a payment that failed once more.
@@ -165,7 +191,7 @@ impl SyncPayments {
     /// `status_synced` events, backoff cleared; all in one transaction.
     async fn refresh_unchanged(
         &self,
-        rows: Vec<(Candidate, Box<DlocalPayment>)>,
+        rows: &[(Candidate, Box<DlocalPayment>)],
         now: DateTime<Utc>,
         counts: &mut Counts,
     ) -> anyhow::Result<()> {
@@ -174,7 +200,13 @@ impl SyncPayments {
         }
         let refreshes: Vec<Refresh> = rows
             .iter()
-            .map(|(c, p)| refresh(c, p, p.status().0))
+            .map(|(c, p)| {
+                refresh(
+                    c,
+                    p,
+                    PaymentStatus::parse(&c.status).unwrap_or(p.status().0),
+                )
+            })
             .collect();
         let mut tx = self.pool.begin().await?;
         let updated: HashSet<Uuid> = queries::refresh_payments(&mut tx, &refreshes, now)

@@ -43,7 +43,7 @@ variable "jobs_dir" {
 }
 
 variable "use_scheduler" {
-  description = "EventBridge Scheduler (America/Montevideo) instead of rules (UTC)."
+  description = "EventBridge Scheduler instead of rules."
   type        = bool
   default     = false
 }
@@ -62,12 +62,16 @@ module "run_job" {
   image_repository_url = var.image_repository_url
   jobs_dir             = coalesce(var.jobs_dir, "${path.module}/../../../jobs")
   use_scheduler        = var.use_scheduler
-  schedule_timezone    = "America/Montevideo"
+  # UTC, as `run-job next`, `list` and `--schedule` compute: a schedule then means the
+  # same in production and locally. Another zone shifts production only.
+  schedule_timezone = "UTC"
 
   environment = {
     DLOCAL_BASE_URL  = "https://api.dlocalgo.com"
     APP_BASE_URL     = "https://revendiste.com"
     DATABASE_SSLMODE = "verify-full"
+    # The Amazon RDS CA bundle baked into the image: rustls trusts only public roots.
+    DATABASE_SSLROOTCERT = "/etc/ssl/certs/rds-global-bundle.pem"
   }
   secrets = {
     DB_CREDENTIALS_JSON = var.db_credentials_secret_arn
