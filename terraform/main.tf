@@ -55,7 +55,7 @@ resource "aws_ecr_repository" "this" {
     scan_on_push = true
   }
 
-  #trivy:ignore:AVD-AWS-0033 AWS-managed encryption is enough for a public job image (no secrets inside).
+  #trivy:ignore:AVD-AWS-0033 AWS-managed encryption (AES256) is enough: the image holds no secrets.
   encryption_configuration {
     encryption_type = "AES256"
   }
