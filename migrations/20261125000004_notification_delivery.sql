@@ -1,0 +1,11 @@
+-- notifications: delivery claims and retry timing, for the notifications job.
+-- Additive: two nullable columns and an index; the API that writes notification rows
+-- does not need to know them.
+--   lease_until      a run that claimed the row owns it until then; a crashed run's
+--                    claim simply expires
+--   next_attempt_at  when a channel that failed transiently may be tried again
+ALTER TABLE notifications
+    ADD COLUMN lease_until timestamptz,
+    ADD COLUMN next_attempt_at timestamptz;
+CREATE INDEX notifications_deliverable_idx ON notifications (COALESCE(next_attempt_at, created_at))
+    WHERE status = 'pending' AND deleted_at IS NULL;

@@ -1,0 +1,185 @@
+//! Delivering one claimed notification: each channel once, a failed channel retried
+//! with backoff up to a limit, then the notification's final state.
+//!
+//! Per channel, `channel_status` holds `{status, attempts, sentAt | error, retryAt}` with
+//! status `sent`, `failed`, `retry` or `sending`. A channel that is `sent` or `failed` is
+//! never sent again. Email is sent with an idempotency key derived from the notification,
+//! so resending it after a crash cannot produce a second email. WhatsApp has no such key:
+//! it is marked `sending` (committed) before the call, and a later run that finds it still
+//! `sending` knows a run died mid-send and fails it rather than risk a duplicate.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{Map, Value, json};
+use tokio::sync::Mutex;
+use tokio::time::{Interval, MissedTickBehavior};
+
+use super::Notifications;
+use super::content;
+use super::providers::SendError;
+use super::queries::{self, Claimed, Outcome, User};
+
+/// At most `per_second` calls a second (0: unlimited), shared by concurrent sends.
+pub struct RateLimit(Option<Mutex<Interval>>);
+
+impl RateLimit {
+    pub fn new(per_second: u32) -> RateLimit {
+        RateLimit((per_second > 0).then(|| {
+            let mut i = tokio::time::interval(std::time::Duration::from_secs(1) / per_second);
+            i.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            Mutex::new(i)
+        }))
+    }
+
+    pub async fn wait(&self) {
+        if let Some(interval) = &self.0 {
+            interval.lock().await.tick().await;
+        }
+    }
+}
+
+fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Notifications {
+    pub(super) async fn deliver(
+        &self,
+        n: &Claimed,
+        user: Option<&User>,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        let mut state: Map<String, Value> = match &n.channel_status {
+            Some(Value::Object(m)) => m.clone(),
+            _ => Map::new(),
+        };
+        let metadata = n.metadata.clone().unwrap_or(Value::Null);
+        let invalid = self.content.validate(&n.kind, &metadata).err();
+        for channel in &n.channels {
+            let previous = state.get(channel).cloned().unwrap_or(Value::Null);
+            let attempts = previous["attempts"].as_u64().unwrap_or(0) as u32;
+            let entry = match previous["status"].as_str() {
+                Some("sent" | "failed") => continue,
+                Some("sending") => failed(
+                    attempts,
+                    "a run stopped while sending this; not sent again to avoid a duplicate".into(),
+                ),
+                _ => match &invalid {
+                    Some(reason) => failed(attempts, reason.clone()),
+                    None => {
+                        let attempts = attempts + 1;
+                        match self.send(n, channel, user, &metadata, lease_until, attempts).await {
+                            Ok(provider_id) => json!({
+                                "status": "sent", "attempts": attempts, "sentAt": iso(Utc::now()),
+                                "providerId": provider_id,
+                            }),
+                            Err(SendError::Permanent(reason)) => failed(attempts, reason),
+                            Err(SendError::Transient { message, after }) => {
+                                if attempts >= self.settings.max_attempts {
+                                    failed(attempts, format!("gave up after {attempts} attempts: {message}"))
+                                } else {
+                                    let backoff = self.settings.backoff.next_attempt_at(now, attempts);
+                                    let asked = after.and_then(|a| TimeDelta::from_std(a).ok()).map(|a| now + a);
+                                    let at = asked.map_or(backoff, |a| a.max(backoff));
+                                    json!({"status": "retry", "attempts": attempts, "error": message, "retryAt": iso(at)})
+                                }
+                            }
+                        }
+                    }
+                },
+            };
+            state.insert(channel.clone(), entry);
+        }
+        outcome(n, state)
+    }
+
+    /// One channel, once. `Ok` carries the provider's message id.
+    async fn send(
+        &self,
+        n: &Claimed,
+        channel: &str,
+        user: Option<&User>,
+        metadata: &Value,
+        lease_until: DateTime<Utc>,
+        attempt: u32,
+    ) -> Result<String, SendError> {
+        match channel {
+            // Stored in the database already: the app shows it.
+            "in_app" => Ok(String::new()),
+            "email" => {
+                let Some(to) = user.and_then(|u| u.email.as_deref()).filter(|e| !e.is_empty()) else {
+                    return Err(SendError::Permanent("user not found or has no email".into()));
+                };
+                let email = self
+                    .content
+                    .email(&n.kind, to, metadata, n.actions.as_ref())
+                    .map_err(SendError::Permanent)?;
+                self.email_rate.wait().await;
+                self.resend.send(&email, &format!("notification-{}-email", n.id)).await
+            }
+            "whatsapp" => {
+                let Some(to) = user.and_then(|u| u.phone_number.as_deref()).filter(|p| !p.is_empty()) else {
+                    return Err(SendError::Permanent("user has no phone number".into()));
+                };
+                let Some(message) = content::whatsapp(&n.kind, to, metadata) else {
+                    return Ok("no template for this type".into());
+                };
+                let marked = self.mark_sending(n, "whatsapp", lease_until, attempt).await?;
+                if !marked {
+                    return Err(SendError::Transient { message: "claim lost before sending".into(), after: None });
+                }
+                self.whatsapp_rate.wait().await;
+                self.whatsapp.send(&message).await
+            }
+            other => Err(SendError::Permanent(format!("channel {other} is not supported"))),
+        }
+    }
+
+    async fn mark_sending(&self, n: &Claimed, channel: &str, lease_until: DateTime<Utc>, attempt: u32) -> Result<bool, SendError> {
+        let mut conn = self.pool.acquire().await.map_err(|e| SendError::Transient {
+            message: format!("database: {e}"),
+            after: None,
+        })?;
+        queries::mark_channel(&mut conn, n.id, lease_until, channel, &json!({"status": "sending", "attempts": attempt}))
+            .await
+            .map_err(|e| SendError::Transient { message: format!("database: {e}"), after: None })
+    }
+}
+
+fn failed(attempts: u32, reason: String) -> Value {
+    json!({"status": "failed", "attempts": attempts, "error": reason})
+}
+
+/// The notification's state from its channels': pending while any channel waits for a
+/// retry; then sent if any channel got through (the original's partial success), failed
+/// if none did.
+fn outcome(n: &Claimed, state: Map<String, Value>) -> Outcome {
+    let statuses: Vec<&str> = n
+        .channels
+        .iter()
+        .map(|c| state.get(c).and_then(|s| s["status"].as_str()).unwrap_or("failed"))
+        .collect();
+    let retry_at = n
+        .channels
+        .iter()
+        .filter_map(|c| state.get(c))
+        .filter(|s| s["status"] == "retry")
+        .filter_map(|s| s["retryAt"].as_str())
+        .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .min();
+    let (status, failed_once) = if retry_at.is_some() {
+        ("pending", 0)
+    } else if statuses.contains(&"sent") {
+        ("sent", 0)
+    } else {
+        ("failed", 1)
+    };
+    Outcome {
+        id: n.id,
+        status,
+        channel_status: Value::Object(state),
+        next_attempt_at: retry_at,
+        failed_once,
+    }
+}

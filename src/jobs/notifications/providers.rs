@@ -1,0 +1,215 @@
+//! The providers notifications are delivered through: Resend (email) and the WhatsApp
+//! Cloud API (template messages). Owns their wire formats and how their answers are
+//! classified: sent, worth retrying later (network, 5xx, 429 with its Retry-After), or
+//! refused for good (other 4xx). Without credentials a provider logs what it would send
+//! and reports success, like the original's console providers.
+
+use std::fmt;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::http::{self, RetryPolicy, Timeouts, Transient};
+
+/// Why a send did not succeed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SendError {
+    /// Try again later (network, timeout, 5xx, 429), after `after` if the provider said.
+    Transient { message: String, after: Option<Duration> },
+    /// The provider refused this message; sending it again would not help.
+    Permanent(String),
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Transient { message, .. } | SendError::Permanent(message) => f.write_str(message),
+        }
+    }
+}
+
+impl Transient for SendError {
+    fn is_transient(&self) -> bool {
+        matches!(self, SendError::Transient { .. })
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            SendError::Transient { after, .. } => *after,
+            SendError::Permanent(_) => None,
+        }
+    }
+}
+
+/// In-process retries of one send: quick, because a channel that keeps failing is
+/// retried by a later run (with backoff) anyway.
+const QUICK: RetryPolicy = RetryPolicy {
+    retries: 2,
+    initial: Duration::from_millis(250),
+    max: Duration::from_secs(2),
+};
+
+/// POSTs JSON and classifies the answer.
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    provider: &str,
+    headers: &[(&str, &str)],
+    body: &Value,
+) -> Result<Value, SendError> {
+    http::retry(QUICK, provider, || async {
+        let mut request = client
+            .post(url)
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let response = request.send().await.map_err(|e| SendError::Transient {
+            message: format!("{provider} unreachable: {}", if e.is_timeout() { "timed out" } else { "connection failed" }),
+            after: None,
+        })?;
+        let status = response.status();
+        let after = http::retry_after(response.headers());
+        let bytes = response.bytes().await.map_err(|_| SendError::Transient {
+            message: format!("{provider} answer cut off"),
+            after: None,
+        })?;
+        let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
+        let detail = parsed
+            .as_ref()
+            .and_then(|v| v.get("message").or_else(|| v.pointer("/error/message")))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned());
+        match status.as_u16() {
+            200..=299 => parsed.ok_or_else(|| SendError::Transient {
+                message: format!("{provider} answered {status} with a body that is not JSON"),
+                after: None,
+            }),
+            429 => Err(SendError::Transient { message: format!("{provider} answered 429: {detail}"), after }),
+            500..=599 => Err(SendError::Transient { message: format!("{provider} answered {status}: {detail}"), after }),
+            _ => Err(SendError::Permanent(format!("{provider} answered {status}: {detail}"))),
+        }
+    })
+    .await
+}
+
+/// One email, rendered.
+#[derive(Debug, Clone, Serialize)]
+pub struct Email {
+    pub to: String,
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+}
+
+/// Resend's `POST /emails`.
+#[derive(Clone)]
+pub struct Resend {
+    http: reqwest::Client,
+    base_url: String,
+    api_key: Option<SecretString>,
+    from: String,
+    reply_to: String,
+}
+
+impl Resend {
+    pub fn new(base_url: &str, api_key: Option<SecretString>, from: &str, timeouts: Timeouts) -> reqwest::Result<Resend> {
+        Ok(Resend {
+            http: http::client(timeouts)?,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            api_key,
+            from: format!("Revendiste <{from}>"),
+            reply_to: "ayuda@revendiste.com".to_string(),
+        })
+    }
+
+    /// Sends `email`. `idempotency_key` makes a resend after a crash a no-op at Resend.
+    pub async fn send(&self, email: &Email, idempotency_key: &str) -> Result<String, SendError> {
+        let Some(key) = &self.api_key else {
+            tracing::info!(to = %email.to, subject = %email.subject, "email (console provider, not sent)");
+            return Ok("console".to_string());
+        };
+        let body = json!({
+            "from": self.from,
+            "to": [email.to],
+            "subject": email.subject,
+            "html": email.html,
+            "text": email.text,
+            "reply_to": self.reply_to,
+        });
+        let auth = format!("Bearer {}", key.expose_secret());
+        let answer = post(
+            &self.http,
+            &format!("{}/emails", self.base_url),
+            "Resend",
+            &[("Authorization", &auth), ("Idempotency-Key", idempotency_key)],
+            &body,
+        )
+        .await?;
+        Ok(answer.get("id").and_then(Value::as_str).unwrap_or_default().to_string())
+    }
+}
+
+/// One WhatsApp template message.
+#[derive(Debug, Clone)]
+pub struct WhatsAppMessage {
+    pub to: String,
+    pub template: &'static str,
+    pub parameters: Vec<String>,
+}
+
+/// The WhatsApp Cloud API's `POST /<version>/<phone-number-id>/messages`.
+#[derive(Clone)]
+pub struct WhatsApp {
+    http: reqwest::Client,
+    url: String,
+    token: Option<SecretString>,
+}
+
+impl WhatsApp {
+    pub fn new(
+        base_url: &str,
+        api_version: &str,
+        phone_number_id: &str,
+        token: Option<SecretString>,
+        timeouts: Timeouts,
+    ) -> reqwest::Result<WhatsApp> {
+        Ok(WhatsApp {
+            http: http::client(timeouts)?,
+            url: format!("{}/{api_version}/{phone_number_id}/messages", base_url.trim_end_matches('/')),
+            token,
+        })
+    }
+
+    pub async fn send(&self, message: &WhatsAppMessage) -> Result<String, SendError> {
+        let Some(token) = &self.token else {
+            tracing::info!(template = message.template, "whatsapp (console provider, not sent)");
+            return Ok("console".to_string());
+        };
+        let parameters: Vec<Value> = message
+            .parameters
+            .iter()
+            .map(|text| json!({ "type": "text", "text": text }))
+            .collect();
+        let body = json!({
+            "messaging_product": "whatsapp",
+            "to": message.to,
+            "type": "template",
+            "template": {
+                "name": message.template,
+                "language": { "code": "es" },
+                "components": [{ "type": "body", "parameters": parameters }],
+            },
+        });
+        let auth = format!("Bearer {}", token.expose_secret());
+        let answer = post(&self.http, &self.url, "WhatsApp", &[("Authorization", &auth)], &body).await?;
+        Ok(answer
+            .pointer("/messages/0/id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string())
+    }
+}

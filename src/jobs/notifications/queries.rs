@@ -1,0 +1,141 @@
+//! Every SQL statement of the notifications job: the claim, the users, the
+//! "about to send" mark, and the batched write of results. Rows are claimed with
+//! `FOR UPDATE SKIP LOCKED` and a lease, so several runs can deliver side by side and a
+//! crashed run's rows come back when its lease ends; every later write is guarded by
+//! the lease, so a run whose lease was taken over writes nothing.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Claimed {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub kind: String,
+    pub channels: Vec<String>,
+    pub metadata: Option<Value>,
+    pub actions: Option<Value>,
+    pub channel_status: Option<Value>,
+}
+
+/// Claims up to `limit` deliverable notifications until `lease_until`.
+pub async fn claim(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: i64,
+) -> sqlx::Result<Vec<Claimed>> {
+    sqlx::query_as(
+        "WITH c AS (
+             SELECT id FROM notifications
+              WHERE status = 'pending' AND deleted_at IS NULL
+                AND COALESCE(next_attempt_at, created_at) <= $1
+                AND (lease_until IS NULL OR lease_until < $1)
+           ORDER BY COALESCE(next_attempt_at, created_at), id
+              LIMIT $3
+                FOR UPDATE SKIP LOCKED)
+         UPDATE notifications n SET lease_until = $2
+           FROM c WHERE n.id = c.id
+       RETURNING n.id, n.user_id, n.type::text AS kind, n.channels::text[] AS channels, n.metadata,
+                 n.actions, n.channel_status",
+    )
+    .bind(now)
+    .bind(lease_until)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct User {
+    pub id: Uuid,
+    pub email: Option<String>,
+    pub phone_number: Option<String>,
+}
+
+pub async fn users(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<User>> {
+    sqlx::query_as("SELECT id, email, phone_number FROM users WHERE id = ANY($1) AND deleted_at IS NULL")
+        .bind(ids)
+        .fetch_all(pool)
+        .await
+}
+
+/// Records one channel's state before a send that cannot be repeated safely, so a
+/// crash mid-send is known afterwards. False if the lease is no longer ours.
+pub async fn mark_channel(
+    conn: &mut PgConnection,
+    id: Uuid,
+    lease_until: DateTime<Utc>,
+    channel: &str,
+    state: &Value,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE notifications
+            SET channel_status = jsonb_set(COALESCE(channel_status, '{}'::jsonb), ARRAY[$3], $4)
+          WHERE id = $1 AND lease_until = $2",
+    )
+    .bind(id)
+    .bind(lease_until)
+    .bind(channel)
+    .bind(state)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The outcome of one notification.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub id: Uuid,
+    pub status: &'static str,
+    pub channel_status: Value,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// 1 when the notification failed on every channel (the original's retry_count).
+    pub failed_once: i32,
+}
+
+/// Writes outcomes and releases the leases, for rows whose lease is still ours.
+pub async fn finish(
+    pool: &PgPool,
+    outcomes: &[Outcome],
+    lease_until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<u64> {
+    if outcomes.is_empty() {
+        return Ok(0);
+    }
+    let done = sqlx::query(
+        "UPDATE notifications n SET
+                status = x.status::notification_status,
+                channel_status = x.channel_status,
+                next_attempt_at = x.next_attempt_at,
+                retry_count = n.retry_count + x.failed_once,
+                lease_until = NULL,
+                updated_at = $3
+           FROM jsonb_to_recordset($1) AS x(id uuid, status text, channel_status jsonb,
+                                            next_attempt_at timestamptz, failed_once int)
+          WHERE n.id = x.id AND n.lease_until = $2",
+    )
+    .bind(sqlx::types::Json(outcomes))
+    .bind(lease_until)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Gives back claims a stopping run did not get to.
+pub async fn release(pool: &PgPool, ids: &[Uuid], lease_until: DateTime<Utc>) -> sqlx::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("UPDATE notifications SET lease_until = NULL WHERE id = ANY($1) AND lease_until = $2")
+        .bind(ids)
+        .bind(lease_until)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
