@@ -1,4 +1,6 @@
-//! A local stand-in for dLocal Go (feature `sandbox`; never in a release image).
+//! Local stand-ins for the providers (feature `sandbox`; never in a release image):
+//! dLocal Go, and for notifications Resend (`POST /emails`) and the WhatsApp Cloud API
+//! (`POST /{version}/{phone-number-id}/messages`), which record what they receive.
 //!
 //! Speaks the same wire format as `GET /v1/payments/{id}` (Bearer `key:secret` auth,
 //! JSON bodies, 404 for unknown ids, 429 with `Retry-After`) and serves the hosted
@@ -64,6 +66,38 @@ struct Inner {
     behaviour: Behaviour,
     api_requests: u64,
     checkout_visits: HashMap<String, u32>,
+    email: Outbox,
+    whatsapp: Outbox,
+}
+
+/// How a notification provider stand-in answers its next requests.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderScript {
+    pub latency_ms: u64,
+    /// The next N requests get a 500.
+    pub fail_next: u32,
+    /// The next N requests get a 429 with `Retry-After: retry_after_secs`.
+    pub rate_limit_next: u32,
+    pub retry_after_secs: u64,
+    /// The next N requests get a 422 (a message the provider refuses).
+    pub reject_next: u32,
+}
+
+/// A message a provider stand-in accepted.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub authorization: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct Outbox {
+    script: ProviderScript,
+    requests: u64,
+    delivered: Vec<Received>,
+    /// Resend answers a repeated Idempotency-Key with the first answer, sending nothing.
+    keys: HashMap<String, String>,
 }
 
 /// A running sandbox.
@@ -107,6 +141,8 @@ impl Sandbox {
             .route("/sandbox/payments/{id}", put(put_payment))
             .route("/sandbox/behaviour", post(set_behaviour))
             .route("/sandbox/stats", get(stats))
+            .route("/emails", post(resend_email))
+            .route("/{version}/{phone}/messages", post(whatsapp_message))
             .with_state(sandbox.clone());
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -148,6 +184,32 @@ impl Sandbox {
     /// API requests answered so far (checkout visits not included).
     pub fn api_requests(&self) -> u64 {
         self.with(|i| i.api_requests)
+    }
+
+    pub fn script_email(&self, script: ProviderScript) {
+        self.with(|i| i.email.script = script);
+    }
+
+    pub fn script_whatsapp(&self, script: ProviderScript) {
+        self.with(|i| i.whatsapp.script = script);
+    }
+
+    /// Emails delivered (a repeated idempotency key delivers nothing new).
+    pub fn emails(&self) -> Vec<Received> {
+        self.with(|i| i.email.delivered.clone())
+    }
+
+    /// Requests to `POST /emails`, answered or not.
+    pub fn email_requests(&self) -> u64 {
+        self.with(|i| i.email.requests)
+    }
+
+    pub fn whatsapps(&self) -> Vec<Received> {
+        self.with(|i| i.whatsapp.delivered.clone())
+    }
+
+    pub fn whatsapp_requests(&self) -> u64 {
+        self.with(|i| i.whatsapp.requests)
     }
 
     pub fn checkout_visits(&self, id: &str) -> u32 {
@@ -268,4 +330,117 @@ async fn set_behaviour(State(s): State<Sandbox>, Json(b): Json<Behaviour>) -> St
 
 async fn stats(State(s): State<Sandbox>) -> Json<Value> {
     Json(s.with(|i| json!({ "api_requests": i.api_requests, "payments": i.payments.len() })))
+}
+
+enum ScriptedAnswer {
+    Fail,
+    RateLimited(u64),
+    Reject,
+    Accept,
+}
+
+fn next_answer(outbox: &mut Outbox) -> (u64, ScriptedAnswer) {
+    outbox.requests += 1;
+    let s = &mut outbox.script;
+    let answer = if s.rate_limit_next > 0 {
+        s.rate_limit_next -= 1;
+        ScriptedAnswer::RateLimited(s.retry_after_secs.max(1))
+    } else if s.fail_next > 0 {
+        s.fail_next -= 1;
+        ScriptedAnswer::Fail
+    } else if s.reject_next > 0 {
+        s.reject_next -= 1;
+        ScriptedAnswer::Reject
+    } else {
+        ScriptedAnswer::Accept
+    };
+    (s.latency_ms, answer)
+}
+
+fn scripted_error(answer: &ScriptedAnswer) -> Option<Response> {
+    match answer {
+        ScriptedAnswer::Fail => Some(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            500,
+            "Internal server error",
+        )),
+        ScriptedAnswer::RateLimited(after) => {
+            let mut r = error(StatusCode::TOO_MANY_REQUESTS, 429, "Too many requests");
+            if let Ok(v) = axum::http::HeaderValue::from_str(&after.to_string()) {
+                r.headers_mut().insert("retry-after", v);
+            }
+            Some(r)
+        }
+        ScriptedAnswer::Reject => Some(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            422,
+            "Invalid `to` field",
+        )),
+        ScriptedAnswer::Accept => None,
+    }
+}
+
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+async fn resend_email(
+    State(s): State<Sandbox>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let (latency, answer) = s.with(|i| next_answer(&mut i.email));
+    tokio::time::sleep(Duration::from_millis(latency)).await;
+    if let Some(r) = scripted_error(&answer) {
+        return r;
+    }
+    let key = header(&headers, "idempotency-key");
+    let id = s.with(|i| {
+        if let Some(id) = key.as_ref().and_then(|k| i.email.keys.get(k)) {
+            return id.clone();
+        }
+        let id = format!("email-{}", i.email.delivered.len() + 1);
+        if let Some(k) = &key {
+            i.email.keys.insert(k.clone(), id.clone());
+        }
+        i.email.delivered.push(Received {
+            authorization: header(&headers, "authorization"),
+            idempotency_key: key.clone(),
+            body,
+        });
+        id
+    });
+    (StatusCode::OK, Json(json!({ "id": id }))).into_response()
+}
+
+async fn whatsapp_message(
+    State(s): State<Sandbox>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let (latency, answer) = s.with(|i| next_answer(&mut i.whatsapp));
+    tokio::time::sleep(Duration::from_millis(latency)).await;
+    if let Some(r) = scripted_error(&answer) {
+        return r;
+    }
+    let id = s.with(|i| {
+        i.whatsapp.delivered.push(Received {
+            authorization: header(&headers, "authorization"),
+            idempotency_key: None,
+            body: body.clone(),
+        });
+        format!("wamid.{}", i.whatsapp.delivered.len())
+    });
+    (
+        StatusCode::OK,
+        Json(json!({
+            "messaging_product": "whatsapp",
+            "contacts": [{ "input": body["to"], "wa_id": body["to"] }],
+            "messages": [{ "id": id }],
+        })),
+    )
+        .into_response()
 }

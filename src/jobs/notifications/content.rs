@@ -84,8 +84,15 @@ impl Content {
     /// Checks `metadata` against the notification's type. Types we know nothing about
     /// pass here; their email channel fails for want of a template.
     pub fn validate(&self, kind: &str, metadata: &Value) -> Result<(), String> {
-        if metadata.get("type").and_then(Value::as_str).is_some_and(|t| t != kind) {
-            return Err(format!("metadata says type {}, the notification is {kind}", metadata["type"]));
+        if metadata
+            .get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t != kind)
+        {
+            return Err(format!(
+                "metadata says type {}, the notification is {kind}",
+                metadata["type"]
+            ));
         }
         match kind {
             "order_confirmed" => check::<OrderConfirmed>(kind, metadata),
@@ -96,13 +103,21 @@ impl Content {
     }
 
     /// Subject, HTML and text of the email for this notification.
-    pub fn email(&self, kind: &str, to: &str, metadata: &Value, actions: Option<&Value>) -> Result<Email, String> {
+    pub fn email(
+        &self,
+        kind: &str,
+        to: &str,
+        metadata: &Value,
+        actions: Option<&Value>,
+    ) -> Result<Email, String> {
         let subject_name = format!("{kind}.subject.j2");
         if self.env.get_template(&subject_name).is_err() {
             return Err(format!("no email template for type {kind}"));
         }
         let mut context = metadata.clone();
-        if let (Value::Object(map), Some(url)) = (&mut context, actions.and_then(|a| a.pointer("/0/url"))) {
+        if let (Value::Object(map), Some(url)) =
+            (&mut context, actions.and_then(|a| a.pointer("/0/url")))
+        {
             map.insert("action_url".into(), url.clone());
         }
         let context = minijinja::Value::from(minijinja::value::Serde(&context));
@@ -132,21 +147,37 @@ pub fn whatsapp(kind: &str, to: &str, m: &Value) -> Option<WhatsAppMessage> {
     let (template, parameters) = match kind {
         "order_confirmed" => (
             "revendiste_order_confirmed",
-            vec![text("eventName"), format!("{} {}", text("currency"), text("totalAmount"))],
+            vec![
+                text("eventName"),
+                format!("{} {}", text("currency"), text("totalAmount")),
+            ],
         ),
-        "ticket_sold_seller" => ("revendiste_ticket_sold", vec![text("ticketCount"), text("eventName")]),
+        "ticket_sold_seller" => (
+            "revendiste_ticket_sold",
+            vec![text("ticketCount"), text("eventName")],
+        ),
         "document_reminder" => (
             "revendiste_document_reminder",
-            vec![text("eventName"), text("hoursUntilEvent"), text("ticketCount")],
+            vec![
+                text("eventName"),
+                text("hoursUntilEvent"),
+                text("ticketCount"),
+            ],
         ),
-        "document_uploaded" | "document_uploaded_batch" => ("revendiste_document_uploaded", vec![text("eventName")]),
+        "document_uploaded" | "document_uploaded_batch" => {
+            ("revendiste_document_uploaded", vec![text("eventName")])
+        }
         "payout_completed" => (
             "revendiste_payout_completed",
             vec![format!("{} {}", text("currency"), text("amount"))],
         ),
         _ => return None,
     };
-    Some(WhatsAppMessage { to: to.to_string(), template, parameters })
+    Some(WhatsAppMessage {
+        to: to.to_string(),
+        template,
+        parameters,
+    })
 }
 
 #[cfg(test)]
@@ -167,15 +198,40 @@ mod tests {
     #[test]
     fn every_template_parses_and_each_typed_one_renders() {
         let c = Content::new().unwrap();
-        let actions = json!([{"type": "view_order", "url": "https://app.test/cuenta/entradas?orden=1"}]);
-        let e = c.email("order_confirmed", "ana@example.com", &confirmed(), Some(&actions)).unwrap();
-        assert_eq!(e.subject, "¡Tu compra para No Te Va Gustar está confirmada!");
-        assert!(e.html.contains("General × 2") && e.html.contains("UYU 2146.40"), "{}", e.html);
+        let actions =
+            json!([{"type": "view_order", "url": "https://app.test/cuenta/entradas?orden=1"}]);
+        let e = c
+            .email(
+                "order_confirmed",
+                "ana@example.com",
+                &confirmed(),
+                Some(&actions),
+            )
+            .unwrap();
+        assert_eq!(
+            e.subject,
+            "¡Tu compra para No Te Va Gustar está confirmada!"
+        );
+        assert!(
+            e.html.contains("General × 2") && e.html.contains("UYU 2146.40"),
+            "{}",
+            e.html
+        );
         // HTML-escaped by minijinja (`/` becomes `&#x2f;`), which browsers undo in href.
-        assert!(e.html.contains("href=\"https:&#x2f;&#x2f;app.test&#x2f;cuenta&#x2f;entradas?orden=1\""), "{}", e.html);
+        assert!(
+            e.html
+                .contains("href=\"https:&#x2f;&#x2f;app.test&#x2f;cuenta&#x2f;entradas?orden=1\""),
+            "{}",
+            e.html
+        );
         assert!(e.text.contains("Total: UYU 2146.40") && !e.text.contains('<'));
         let sold = json!({"type": "ticket_sold_seller", "orderId": "00000000-0000-0000-0000-000000000001", "eventName": "X", "ticketCount": 1});
-        assert_eq!(c.email("ticket_sold_seller", "b@x", &sold, None).unwrap().subject, "Vendiste 1 entrada para X");
+        assert_eq!(
+            c.email("ticket_sold_seller", "b@x", &sold, None)
+                .unwrap()
+                .subject,
+            "Vendiste 1 entrada para X"
+        );
     }
 
     #[test]
@@ -187,13 +243,23 @@ mod tests {
         assert!(e.contains("missing field `eventName`"), "{e}");
         let e = c.validate("payment_failed", &confirmed()).unwrap_err();
         assert!(e.contains("metadata says type"), "{e}");
-        assert!(c.email("auth_invitation", "a@b", &json!({}), None).unwrap_err().contains("no email template for type auth_invitation"));
+        assert!(
+            c.email("auth_invitation", "a@b", &json!({}), None)
+                .unwrap_err()
+                .contains("no email template for type auth_invitation")
+        );
     }
 
     #[test]
     fn whatsapp_templates_follow_the_original() {
         let m = whatsapp("order_confirmed", "+59899123456", &confirmed()).unwrap();
-        assert_eq!((m.template, m.parameters.clone()), ("revendiste_order_confirmed", vec!["No Te Va Gustar".to_string(), "UYU 2146.40".to_string()]));
+        assert_eq!(
+            (m.template, m.parameters.clone()),
+            (
+                "revendiste_order_confirmed",
+                vec!["No Te Va Gustar".to_string(), "UYU 2146.40".to_string()]
+            )
+        );
         assert!(whatsapp("payment_failed", "+598", &json!({})).is_none());
     }
 }

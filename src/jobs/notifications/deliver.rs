@@ -17,6 +17,7 @@ use super::Notifications;
 use super::content;
 use super::providers::SendError;
 use super::queries::{self, Claimed, Outcome, User};
+use crate::http::Transient;
 
 /// At most `per_second` calls a second (0: unlimited), shared by concurrent sends.
 pub struct RateLimit(Option<Mutex<Interval>>);
@@ -68,18 +69,28 @@ impl Notifications {
                     Some(reason) => failed(attempts, reason.clone()),
                     None => {
                         let attempts = attempts + 1;
-                        match self.send(n, channel, user, &metadata, lease_until, attempts).await {
+                        match self
+                            .send(n, channel, user, &metadata, lease_until, attempts)
+                            .await
+                        {
                             Ok(provider_id) => json!({
                                 "status": "sent", "attempts": attempts, "sentAt": iso(Utc::now()),
                                 "providerId": provider_id,
                             }),
                             Err(SendError::Permanent(reason)) => failed(attempts, reason),
-                            Err(SendError::Transient { message, after }) => {
+                            Err(e) => {
+                                let (message, after) = (e.to_string(), e.retry_after());
                                 if attempts >= self.settings.max_attempts {
-                                    failed(attempts, format!("gave up after {attempts} attempts: {message}"))
+                                    failed(
+                                        attempts,
+                                        format!("gave up after {attempts} attempts: {message}"),
+                                    )
                                 } else {
-                                    let backoff = self.settings.backoff.next_attempt_at(now, attempts);
-                                    let asked = after.and_then(|a| TimeDelta::from_std(a).ok()).map(|a| now + a);
+                                    let backoff =
+                                        self.settings.backoff.next_attempt_at(now, attempts);
+                                    let asked = after
+                                        .and_then(|a| TimeDelta::from_std(a).ok())
+                                        .map(|a| now + a);
                                     let at = asked.map_or(backoff, |a| a.max(backoff));
                                     json!({"status": "retry", "attempts": attempts, "error": message, "retryAt": iso(at)})
                                 }
@@ -107,42 +118,78 @@ impl Notifications {
             // Stored in the database already: the app shows it.
             "in_app" => Ok(String::new()),
             "email" => {
-                let Some(to) = user.and_then(|u| u.email.as_deref()).filter(|e| !e.is_empty()) else {
-                    return Err(SendError::Permanent("user not found or has no email".into()));
+                let Some(to) = user
+                    .and_then(|u| u.email.as_deref())
+                    .filter(|e| !e.is_empty())
+                else {
+                    return Err(SendError::Permanent(
+                        "user not found or has no email".into(),
+                    ));
                 };
                 let email = self
                     .content
                     .email(&n.kind, to, metadata, n.actions.as_ref())
                     .map_err(SendError::Permanent)?;
                 self.email_rate.wait().await;
-                self.resend.send(&email, &format!("notification-{}-email", n.id)).await
+                self.resend
+                    .send(&email, &format!("notification-{}-email", n.id))
+                    .await
             }
             "whatsapp" => {
-                let Some(to) = user.and_then(|u| u.phone_number.as_deref()).filter(|p| !p.is_empty()) else {
+                let Some(to) = user
+                    .and_then(|u| u.phone_number.as_deref())
+                    .filter(|p| !p.is_empty())
+                else {
                     return Err(SendError::Permanent("user has no phone number".into()));
                 };
                 let Some(message) = content::whatsapp(&n.kind, to, metadata) else {
                     return Ok("no template for this type".into());
                 };
-                let marked = self.mark_sending(n, "whatsapp", lease_until, attempt).await?;
+                let marked = self
+                    .mark_sending(n, "whatsapp", lease_until, attempt)
+                    .await?;
                 if !marked {
-                    return Err(SendError::Transient { message: "claim lost before sending".into(), after: None });
+                    return Err(SendError::Transient {
+                        message: "claim lost before sending".into(),
+                        after: None,
+                    });
                 }
                 self.whatsapp_rate.wait().await;
                 self.whatsapp.send(&message).await
             }
-            other => Err(SendError::Permanent(format!("channel {other} is not supported"))),
+            other => Err(SendError::Permanent(format!(
+                "channel {other} is not supported"
+            ))),
         }
     }
 
-    async fn mark_sending(&self, n: &Claimed, channel: &str, lease_until: DateTime<Utc>, attempt: u32) -> Result<bool, SendError> {
-        let mut conn = self.pool.acquire().await.map_err(|e| SendError::Transient {
+    async fn mark_sending(
+        &self,
+        n: &Claimed,
+        channel: &str,
+        lease_until: DateTime<Utc>,
+        attempt: u32,
+    ) -> Result<bool, SendError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| SendError::Transient {
+                message: format!("database: {e}"),
+                after: None,
+            })?;
+        queries::mark_channel(
+            &mut conn,
+            n.id,
+            lease_until,
+            channel,
+            &json!({"status": "sending", "attempts": attempt}),
+        )
+        .await
+        .map_err(|e| SendError::Transient {
             message: format!("database: {e}"),
             after: None,
-        })?;
-        queries::mark_channel(&mut conn, n.id, lease_until, channel, &json!({"status": "sending", "attempts": attempt}))
-            .await
-            .map_err(|e| SendError::Transient { message: format!("database: {e}"), after: None })
+        })
     }
 }
 
@@ -157,7 +204,12 @@ fn outcome(n: &Claimed, state: Map<String, Value>) -> Outcome {
     let statuses: Vec<&str> = n
         .channels
         .iter()
-        .map(|c| state.get(c).and_then(|s| s["status"].as_str()).unwrap_or("failed"))
+        .map(|c| {
+            state
+                .get(c)
+                .and_then(|s| s["status"].as_str())
+                .unwrap_or("failed")
+        })
         .collect();
     let retry_at = n
         .channels

@@ -74,7 +74,12 @@ impl Settings {
             batch: config::parse(env, "NOTIFICATIONS_BATCH", 50i64, 1..=1000)?,
             concurrency: config::parse(env, "NOTIFICATIONS_CONCURRENCY", 10usize, 1..=200)?,
             max_attempts: config::parse(env, "NOTIFICATIONS_MAX_ATTEMPTS", 5u32, 1..=50)?,
-            lease: Duration::from_secs(config::parse(env, "NOTIFICATIONS_LEASE_SECONDS", 300u64, 30..=3600)?),
+            lease: Duration::from_secs(config::parse(
+                env,
+                "NOTIFICATIONS_LEASE_SECONDS",
+                300u64,
+                30..=3600,
+            )?),
             email_rate: config::parse(env, "EMAIL_RATE_PER_SECOND", 2u32, 0..=1000)?,
             whatsapp_rate: config::parse(env, "WHATSAPP_RATE_PER_SECOND", 10u32, 0..=1000)?,
             backoff: RowBackoff {
@@ -131,12 +136,17 @@ impl Notifications {
         let mut summary = Summary::default();
         let (mut sent, mut failed, mut retrying) = (0u64, 0u64, 0u64);
         loop {
-            let remaining = cx.deadline.saturating_duration_since(tokio::time::Instant::now());
-            if cx.cancel.is_cancelled() || remaining < self.settings.lease.min(Duration::from_secs(30)) {
+            let remaining = cx
+                .deadline
+                .saturating_duration_since(tokio::time::Instant::now());
+            if cx.cancel.is_cancelled()
+                || remaining < self.settings.lease.min(Duration::from_secs(30))
+            {
                 break;
             }
             let now = Utc::now();
-            let lease_until = now + TimeDelta::from_std(self.settings.lease).unwrap_or(TimeDelta::minutes(5));
+            let lease_until =
+                now + TimeDelta::from_std(self.settings.lease).unwrap_or(TimeDelta::minutes(5));
             let claimed = queries::claim(&self.pool, now, lease_until, self.settings.batch).await?;
             if claimed.is_empty() {
                 break;
@@ -155,13 +165,16 @@ impl Notifications {
                         if cancel.is_cancelled() {
                             return Err(n.id);
                         }
-                        Ok(self.deliver(n, users.get(&n.user_id), lease_until, now).await)
+                        Ok(self
+                            .deliver(n, users.get(&n.user_id), lease_until, now)
+                            .await)
                     }
                 })
                 .buffer_unordered(self.settings.concurrency)
                 .collect()
                 .await;
-            let (outcomes, unstarted): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
+            let (outcomes, unstarted): (Vec<_>, Vec<_>) =
+                results.into_iter().partition(Result::is_ok);
             let outcomes: Vec<_> = outcomes.into_iter().filter_map(Result::ok).collect();
             let unstarted: Vec<_> = unstarted.into_iter().filter_map(Result::err).collect();
             queries::finish(&self.pool, &outcomes, lease_until, Utc::now()).await?;

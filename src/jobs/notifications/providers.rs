@@ -17,7 +17,13 @@ use crate::http::{self, RetryPolicy, Timeouts, Transient};
 #[derive(Debug, Clone, PartialEq)]
 pub enum SendError {
     /// Try again later (network, timeout, 5xx, 429), after `after` if the provider said.
-    Transient { message: String, after: Option<Duration> },
+    Transient {
+        message: String,
+        after: Option<Duration>,
+    },
+    /// The provider asked for a wait too long to sit out in this run (429 with a long
+    /// Retry-After): a later run tries again, no sooner than `after`.
+    Deferred { message: String, after: Duration },
     /// The provider refused this message; sending it again would not help.
     Permanent(String),
 }
@@ -25,7 +31,9 @@ pub enum SendError {
 impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SendError::Transient { message, .. } | SendError::Permanent(message) => f.write_str(message),
+            SendError::Transient { message, .. }
+            | SendError::Deferred { message, .. }
+            | SendError::Permanent(message) => f.write_str(message),
         }
     }
 }
@@ -37,6 +45,7 @@ impl Transient for SendError {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             SendError::Transient { after, .. } => *after,
+            SendError::Deferred { after, .. } => Some(*after),
             SendError::Permanent(_) => None,
         }
     }
@@ -67,7 +76,14 @@ async fn post(
             request = request.header(*k, *v);
         }
         let response = request.send().await.map_err(|e| SendError::Transient {
-            message: format!("{provider} unreachable: {}", if e.is_timeout() { "timed out" } else { "connection failed" }),
+            message: format!(
+                "{provider} unreachable: {}",
+                if e.is_timeout() {
+                    "timed out"
+                } else {
+                    "connection failed"
+                }
+            ),
             after: None,
         })?;
         let status = response.status();
@@ -82,15 +98,28 @@ async fn post(
             .and_then(|v| v.get("message").or_else(|| v.pointer("/error/message")))
             .and_then(Value::as_str)
             .map(str::to_string)
-            .unwrap_or_else(|| String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned());
+            .unwrap_or_else(|| {
+                String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned()
+            });
         match status.as_u16() {
             200..=299 => parsed.ok_or_else(|| SendError::Transient {
                 message: format!("{provider} answered {status} with a body that is not JSON"),
                 after: None,
             }),
-            429 => Err(SendError::Transient { message: format!("{provider} answered 429: {detail}"), after }),
-            500..=599 => Err(SendError::Transient { message: format!("{provider} answered {status}: {detail}"), after }),
-            _ => Err(SendError::Permanent(format!("{provider} answered {status}: {detail}"))),
+            429 => {
+                let message = format!("{provider} answered 429: {detail}");
+                match after {
+                    Some(after) if after > QUICK.max => Err(SendError::Deferred { message, after }),
+                    _ => Err(SendError::Transient { message, after }),
+                }
+            }
+            500..=599 => Err(SendError::Transient {
+                message: format!("{provider} answered {status}: {detail}"),
+                after,
+            }),
+            _ => Err(SendError::Permanent(format!(
+                "{provider} answered {status}: {detail}"
+            ))),
         }
     })
     .await
@@ -116,7 +145,12 @@ pub struct Resend {
 }
 
 impl Resend {
-    pub fn new(base_url: &str, api_key: Option<SecretString>, from: &str, timeouts: Timeouts) -> reqwest::Result<Resend> {
+    pub fn new(
+        base_url: &str,
+        api_key: Option<SecretString>,
+        from: &str,
+        timeouts: Timeouts,
+    ) -> reqwest::Result<Resend> {
         Ok(Resend {
             http: http::client(timeouts)?,
             base_url: base_url.trim_end_matches('/').to_string(),
@@ -145,11 +179,18 @@ impl Resend {
             &self.http,
             &format!("{}/emails", self.base_url),
             "Resend",
-            &[("Authorization", &auth), ("Idempotency-Key", idempotency_key)],
+            &[
+                ("Authorization", &auth),
+                ("Idempotency-Key", idempotency_key),
+            ],
             &body,
         )
         .await?;
-        Ok(answer.get("id").and_then(Value::as_str).unwrap_or_default().to_string())
+        Ok(answer
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string())
     }
 }
 
@@ -179,14 +220,20 @@ impl WhatsApp {
     ) -> reqwest::Result<WhatsApp> {
         Ok(WhatsApp {
             http: http::client(timeouts)?,
-            url: format!("{}/{api_version}/{phone_number_id}/messages", base_url.trim_end_matches('/')),
+            url: format!(
+                "{}/{api_version}/{phone_number_id}/messages",
+                base_url.trim_end_matches('/')
+            ),
             token,
         })
     }
 
     pub async fn send(&self, message: &WhatsAppMessage) -> Result<String, SendError> {
         let Some(token) = &self.token else {
-            tracing::info!(template = message.template, "whatsapp (console provider, not sent)");
+            tracing::info!(
+                template = message.template,
+                "whatsapp (console provider, not sent)"
+            );
             return Ok("console".to_string());
         };
         let parameters: Vec<Value> = message
@@ -205,7 +252,14 @@ impl WhatsApp {
             },
         });
         let auth = format!("Bearer {}", token.expose_secret());
-        let answer = post(&self.http, &self.url, "WhatsApp", &[("Authorization", &auth)], &body).await?;
+        let answer = post(
+            &self.http,
+            &self.url,
+            "WhatsApp",
+            &[("Authorization", &auth)],
+            &body,
+        )
+        .await?;
         Ok(answer
             .pointer("/messages/0/id")
             .and_then(Value::as_str)

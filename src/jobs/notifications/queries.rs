@@ -57,10 +57,12 @@ pub struct User {
 }
 
 pub async fn users(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<User>> {
-    sqlx::query_as("SELECT id, email, phone_number FROM users WHERE id = ANY($1) AND deleted_at IS NULL")
-        .bind(ids)
-        .fetch_all(pool)
-        .await
+    sqlx::query_as(
+        "SELECT id, email, phone_number FROM users WHERE id = ANY($1) AND deleted_at IS NULL",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await
 }
 
 /// Records one channel's state before a send that cannot be repeated safely, so a
@@ -132,10 +134,12 @@ pub async fn release(pool: &PgPool, ids: &[Uuid], lease_until: DateTime<Utc>) ->
     if ids.is_empty() {
         return Ok(());
     }
-    sqlx::query("UPDATE notifications SET lease_until = NULL WHERE id = ANY($1) AND lease_until = $2")
-        .bind(ids)
-        .bind(lease_until)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "UPDATE notifications SET lease_until = NULL WHERE id = ANY($1) AND lease_until = $2",
+    )
+    .bind(ids)
+    .bind(lease_until)
+    .execute(pool)
+    .await?;
     Ok(())
 }

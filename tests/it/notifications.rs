@@ -1,0 +1,420 @@
+//! The notifications job (in progress) against a real PostgreSQL and the provider
+//! stand-ins over HTTP: wire formats, partial success, retries and their limit,
+//! permanent errors, Retry-After, bad input, and two runs at once.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use run_job::jobs::notifications::{Notifications, Settings};
+use run_job::jobs::{RunContext, Summary};
+use run_job::sandbox::{ProviderScript, Sandbox};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+async fn sandbox() -> Sandbox {
+    Sandbox::start(0, "k", "s").await.unwrap()
+}
+
+fn settings(sb: &Sandbox, extra: &[(&str, &str)]) -> Settings {
+    let mut map: HashMap<String, String> = [
+        ("RESEND_API_KEY", "re_test_key"),
+        ("RESEND_BASE_URL", sb.base_url.as_str()),
+        ("EMAIL_FROM", "noreply@revendiste.com"),
+        ("WHATSAPP_ACCESS_TOKEN", "wa_test_token"),
+        ("WHATSAPP_PHONE_NUMBER_ID", "1234567890"),
+        ("WHATSAPP_BASE_URL", sb.base_url.as_str()),
+        ("EMAIL_RATE_PER_SECOND", "0"),
+        ("WHATSAPP_RATE_PER_SECOND", "0"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        map.insert(k.to_string(), v.to_string());
+    }
+    Settings::from_env(&move |k: &str| map.get(k).cloned()).unwrap()
+}
+
+async fn run(pool: &PgPool, settings: Settings) -> Summary {
+    let job = Notifications::new(pool.clone(), settings).unwrap();
+    let cx = RunContext {
+        run_id: Uuid::now_v7(),
+        job: "notifications".into(),
+        pool: pool.clone(),
+        cancel: CancellationToken::new(),
+        deadline: tokio::time::Instant::now() + Duration::from_secs(300),
+    };
+    job.run_once(&cx)
+        .await
+        .unwrap_or_else(|e| panic!("{:#}", e.error))
+}
+
+async fn user(pool: &PgPool, email: Option<&str>, phone: Option<&str>) -> Uuid {
+    sqlx::query_scalar("INSERT INTO users (email, phone_number) VALUES ($1, $2) RETURNING id")
+        .bind(
+            email
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{}@nomail.invalid", Uuid::new_v4())),
+        )
+        .bind(phone)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+fn confirmed() -> Value {
+    json!({
+        "type": "order_confirmed", "orderId": "00000000-0000-0000-0000-000000000001",
+        "eventName": "No Te Va Gustar", "totalAmount": "2146.40", "subtotalAmount": "2000",
+        "platformCommission": "120", "vatOnCommission": "26.40", "currency": "UYU",
+        "items": [{"ticketWaveName": "General", "quantity": 2, "pricePerTicket": "1000", "subtotal": "2000"}]
+    })
+}
+
+async fn notification(
+    pool: &PgPool,
+    user: Uuid,
+    kind: &str,
+    channels: &str,
+    metadata: Value,
+) -> Uuid {
+    sqlx::query_scalar(
+        "INSERT INTO notifications (user_id, type, channels, metadata, actions)
+         VALUES ($1, $2::notification_type, $3::notification_channel[], $4,
+                 '[{\"type\":\"view_order\",\"label\":\"Ver orden\",\"url\":\"https://app.test/o/1\"}]')
+         RETURNING id",
+    )
+    .bind(user)
+    .bind(kind)
+    .bind(channels)
+    .bind(metadata)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn state(pool: &PgPool, id: Uuid) -> (String, Value) {
+    sqlx::query_as("SELECT status::text, channel_status FROM notifications WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn make_due(pool: &PgPool) {
+    sqlx::query("UPDATE notifications SET next_attempt_at = now() - interval '1 second' WHERE next_attempt_at IS NOT NULL")
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn every_channel_is_delivered_in_its_providers_wire_format(pool: PgPool) {
+    let u = user(&pool, Some("ana@example.com"), Some("+59899123456")).await;
+    let id = notification(
+        &pool,
+        u,
+        "order_confirmed",
+        "{in_app,email,whatsapp}",
+        confirmed(),
+    )
+    .await;
+    let sb = sandbox().await;
+    let s = run(&pool, settings(&sb, &[])).await;
+    assert_eq!((s.processed, s.succeeded, s.failed), (1, 1, 0));
+
+    let emails = sb.emails();
+    assert_eq!(emails.len(), 1);
+    let e = &emails[0];
+    assert_eq!(e.authorization.as_deref(), Some("Bearer re_test_key"));
+    assert_eq!(
+        e.idempotency_key.as_deref(),
+        Some(format!("notification-{id}-email").as_str())
+    );
+    assert_eq!(e.body["from"], "Revendiste <noreply@revendiste.com>");
+    assert_eq!(e.body["to"], json!(["ana@example.com"]));
+    assert_eq!(
+        e.body["subject"],
+        "¡Tu compra para No Te Va Gustar está confirmada!"
+    );
+    assert!(e.body["html"].as_str().unwrap().contains("UYU 2146.40"));
+    assert!(
+        e.body["text"]
+            .as_str()
+            .unwrap()
+            .contains("Total: UYU 2146.40")
+    );
+
+    let w = sb.whatsapps();
+    assert_eq!(w.len(), 1);
+    assert_eq!(w[0].authorization.as_deref(), Some("Bearer wa_test_token"));
+    assert_eq!(w[0].body["messaging_product"], "whatsapp");
+    assert_eq!(w[0].body["to"], "+59899123456");
+    assert_eq!(w[0].body["template"]["name"], "revendiste_order_confirmed");
+    assert_eq!(w[0].body["template"]["language"]["code"], "es");
+    assert_eq!(
+        w[0].body["template"]["components"][0]["parameters"],
+        json!([{"type": "text", "text": "No Te Va Gustar"}, {"type": "text", "text": "UYU 2146.40"}])
+    );
+
+    let (status, channels) = state(&pool, id).await;
+    assert_eq!(status, "sent");
+    for c in ["in_app", "email", "whatsapp"] {
+        assert_eq!(channels[c]["status"], "sent", "{channels}");
+    }
+    assert_eq!(channels["whatsapp"]["providerId"], "wamid.1");
+
+    run(&pool, settings(&sb, &[])).await;
+    assert_eq!(
+        (sb.email_requests(), sb.whatsapp_requests()),
+        (1, 1),
+        "nothing is sent twice"
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_channel_that_cannot_be_sent_fails_alone(pool: PgPool) {
+    let no_phone = user(&pool, Some("b@example.com"), None).await;
+    let id = notification(
+        &pool,
+        no_phone,
+        "order_confirmed",
+        "{in_app,email,whatsapp}",
+        confirmed(),
+    )
+    .await;
+    let sb = sandbox().await;
+    run(&pool, settings(&sb, &[])).await;
+    let (status, channels) = state(&pool, id).await;
+    assert_eq!(
+        status, "sent",
+        "partial success is success, as in the original"
+    );
+    assert_eq!(channels["email"]["status"], "sent");
+    assert_eq!(channels["whatsapp"]["status"], "failed");
+    assert_eq!(channels["whatsapp"]["error"], "user has no phone number");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_failing_channel_is_retried_later_and_the_others_are_not_resent(pool: PgPool) {
+    let u = user(&pool, Some("c@example.com"), Some("+59899000000")).await;
+    let id = notification(&pool, u, "order_confirmed", "{email,whatsapp}", confirmed()).await;
+    let sb = sandbox().await;
+    // One attempt and two quick in-process retries, all 500.
+    sb.script_email(ProviderScript {
+        fail_next: 3,
+        ..ProviderScript::default()
+    });
+    run(&pool, settings(&sb, &[])).await;
+    let (status, channels) = state(&pool, id).await;
+    assert_eq!(status, "pending");
+    assert_eq!(channels["email"]["status"], "retry");
+    assert_eq!(channels["email"]["attempts"], 1);
+    assert_eq!(channels["whatsapp"]["status"], "sent");
+    let next: f64 = sqlx::query_scalar("SELECT EXTRACT(EPOCH FROM next_attempt_at - now())::float8 FROM notifications WHERE id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(
+        next > 50.0 && next < 80.0,
+        "first retry after about a minute, got {next} s"
+    );
+
+    run(&pool, settings(&sb, &[])).await;
+    assert_eq!(sb.email_requests(), 3, "not due yet");
+    make_due(&pool).await;
+    run(&pool, settings(&sb, &[])).await;
+    let (status, channels) = state(&pool, id).await;
+    assert_eq!(
+        (status.as_str(), &channels["email"]["status"]),
+        ("sent", &json!("sent"))
+    );
+    assert_eq!(channels["email"]["attempts"], 2);
+    assert_eq!(
+        sb.whatsapp_requests(),
+        1,
+        "the channel that succeeded was not sent again"
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn retries_stop_at_the_limit_and_permanent_errors_are_not_retried(pool: PgPool) {
+    let u = user(&pool, Some("d@example.com"), None).await;
+    let limited = notification(&pool, u, "order_confirmed", "{email}", confirmed()).await;
+    let sb = sandbox().await;
+    sb.script_email(ProviderScript {
+        fail_next: 100,
+        ..ProviderScript::default()
+    });
+    let two = settings(&sb, &[("NOTIFICATIONS_MAX_ATTEMPTS", "2")]);
+    run(&pool, two.clone()).await;
+    make_due(&pool).await;
+    run(&pool, two.clone()).await;
+    let (status, channels) = state(&pool, limited).await;
+    assert_eq!(status, "failed");
+    assert!(
+        channels["email"]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("gave up after 2 attempts: Resend answered 500"),
+        "{channels}"
+    );
+    let retry_count: i32 =
+        sqlx::query_scalar("SELECT retry_count FROM notifications WHERE id = $1")
+            .bind(limited)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(retry_count, 1);
+
+    sb.script_email(ProviderScript {
+        reject_next: 1,
+        ..ProviderScript::default()
+    });
+    let refused = notification(&pool, u, "order_confirmed", "{email}", confirmed()).await;
+    let before = sb.email_requests();
+    run(&pool, two).await;
+    let (status, channels) = state(&pool, refused).await;
+    assert_eq!(status, "failed");
+    assert_eq!(
+        channels["email"]["error"],
+        "Resend answered 422 Unprocessable Entity: Invalid `to` field"
+    );
+    assert_eq!(sb.email_requests(), before + 1, "a 4xx is not retried");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_long_retry_after_defers_the_channel_to_a_later_run(pool: PgPool) {
+    let u = user(&pool, Some("e@example.com"), None).await;
+    let id = notification(&pool, u, "order_confirmed", "{email}", confirmed()).await;
+    let sb = sandbox().await;
+    sb.script_email(ProviderScript {
+        rate_limit_next: 1,
+        retry_after_secs: 600,
+        ..ProviderScript::default()
+    });
+    let started = std::time::Instant::now();
+    run(&pool, settings(&sb, &[])).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the run did not sit out ten minutes"
+    );
+    let (status, channels) = state(&pool, id).await;
+    assert_eq!(
+        (status.as_str(), &channels["email"]["status"]),
+        ("pending", &json!("retry"))
+    );
+    let next: f64 = sqlx::query_scalar("SELECT EXTRACT(EPOCH FROM next_attempt_at - now())::float8 FROM notifications WHERE id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(
+        next > 590.0 && next < 610.0,
+        "Retry-After: 600 honoured, got {next} s"
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn bad_input_fails_its_notification_with_a_reason(pool: PgPool) {
+    let u = user(&pool, Some("f@example.com"), None).await;
+    let mut wrong = confirmed();
+    wrong.as_object_mut().unwrap().remove("eventName");
+    let misfit = notification(&pool, u, "order_confirmed", "{in_app,email}", wrong).await;
+    let untemplated = notification(
+        &pool,
+        u,
+        "auth_invitation",
+        "{in_app,email}",
+        json!({"type": "auth_invitation"}),
+    )
+    .await;
+    let gone = user(&pool, Some("gone@example.com"), None).await;
+    let nobody = notification(&pool, gone, "order_confirmed", "{email}", confirmed()).await;
+    sqlx::query("UPDATE users SET deleted_at = now() WHERE id = $1")
+        .bind(gone)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let sb = sandbox().await;
+    run(&pool, settings(&sb, &[])).await;
+    let (status, channels) = state(&pool, misfit).await;
+    assert_eq!(status, "failed");
+    assert!(
+        channels["email"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `eventName`"),
+        "{channels}"
+    );
+    assert_eq!(
+        channels["in_app"]["status"], "failed",
+        "nothing with holes is shown either"
+    );
+    let (status, channels) = state(&pool, untemplated).await;
+    assert_eq!(status, "sent", "in-app got through");
+    assert_eq!(
+        channels["email"]["error"],
+        "no email template for type auth_invitation"
+    );
+    let (status, channels) = state(&pool, nobody).await;
+    assert_eq!(status, "failed");
+    assert_eq!(channels["email"]["error"], "user not found or has no email");
+    assert_eq!(sb.email_requests(), 0, "nothing was emailed");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn two_runs_at_once_deliver_everything_exactly_once(pool: PgPool) {
+    let sb = sandbox().await;
+    sb.script_email(ProviderScript {
+        latency_ms: 10,
+        ..ProviderScript::default()
+    });
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        let u = user(
+            &pool,
+            Some(&format!("u{i}@example.com")),
+            Some(&format!("+5989900{i:04}")),
+        )
+        .await;
+        ids.push(
+            notification(
+                &pool,
+                u,
+                "order_confirmed",
+                "{in_app,email,whatsapp}",
+                confirmed(),
+            )
+            .await,
+        );
+    }
+    let small = settings(&sb, &[("NOTIFICATIONS_BATCH", "7")]);
+    let (a, b) = tokio::join!(run(&pool, small.clone()), run(&pool, small));
+    assert_eq!(a.processed + b.processed, 60);
+    assert!(
+        a.processed > 0 && b.processed > 0,
+        "both runs took a share: {} and {}",
+        a.processed,
+        b.processed
+    );
+    let mut keys: Vec<String> = sb
+        .emails()
+        .into_iter()
+        .filter_map(|e| e.idempotency_key)
+        .collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!((sb.email_requests(), keys.len()), (60, 60));
+    assert_eq!(sb.whatsapp_requests(), 60);
+    let sent: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM notifications WHERE status = 'sent' AND lease_until IS NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(sent, 60);
+}
