@@ -69,7 +69,7 @@ fn confirmed() -> Value {
         "type": "order_confirmed", "orderId": "00000000-0000-0000-0000-000000000001",
         "eventName": "No Te Va Gustar", "totalAmount": "2146.40", "subtotalAmount": "2000",
         "platformCommission": "120", "vatOnCommission": "26.40", "currency": "UYU",
-        "items": [{"ticketWaveName": "General", "quantity": 2, "pricePerTicket": "1000", "subtotal": "2000"}]
+        "items": [{"id": "00000000-0000-0000-0000-0000000000aa", "ticketWaveName": "General", "quantity": 2, "pricePerTicket": "1000", "subtotal": "2000"}]
     })
 }
 
@@ -327,9 +327,9 @@ async fn bad_input_fails_its_notification_with_a_reason(pool: PgPool) {
     let untemplated = notification(
         &pool,
         u,
-        "auth_invitation",
+        "identity_verification_failed",
         "{in_app,email}",
-        json!({"type": "auth_invitation"}),
+        json!({"type": "identity_verification_failed", "failureReason": "foto borrosa", "attemptsRemaining": 2}),
     )
     .await;
     let gone = user(&pool, Some("gone@example.com"), None).await;
@@ -358,7 +358,7 @@ async fn bad_input_fails_its_notification_with_a_reason(pool: PgPool) {
     assert_eq!(status, "sent", "in-app got through");
     assert_eq!(
         channels["email"]["error"],
-        "no email template for type auth_invitation"
+        "identity_verification_failed is shown in the app only and has no email"
     );
     let (status, channels) = state(&pool, nobody).await;
     assert_eq!(status, "failed");

@@ -9,62 +9,23 @@
 
 use include_dir::{Dir, include_dir};
 use minijinja::Environment;
-use serde::Deserialize;
 use serde_json::Value;
-use uuid::Uuid;
 
 use super::providers::{Email, WhatsAppMessage};
 
 static TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates/email");
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)] // fields are read by the templates; deserializing checks them
-struct Item {
-    ticket_wave_name: String,
-    quantity: u32,
-    subtotal: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
-struct OrderConfirmed {
-    order_id: Uuid,
-    event_name: String,
-    total_amount: String,
-    platform_commission: String,
-    vat_on_commission: String,
-    currency: String,
-    items: Vec<Item>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
-struct TicketSold {
-    order_id: Uuid,
-    event_name: String,
-    ticket_count: u32,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
-struct OrderEvent {
-    order_id: Uuid,
-    event_name: String,
-}
+/// Types the original shows in the app only (its email template refuses them).
+const IN_APP_ONLY: &[&str] = &[
+    "identity_verification_failed",
+    "identity_verification_manual_review",
+    "ticket_report_status_changed",
+    "payment_succeeded",
+];
 
 /// Renders emails; built once per run.
 pub struct Content {
     env: Environment<'static>,
-}
-
-fn check<T: for<'de> Deserialize<'de>>(kind: &str, metadata: &Value) -> Result<(), String> {
-    serde_json::from_value::<T>(metadata.clone())
-        .map(|_| ())
-        .map_err(|e| format!("metadata does not fit type {kind}: {e}"))
 }
 
 impl Content {
@@ -81,25 +42,9 @@ impl Content {
         Ok(Content { env })
     }
 
-    /// Checks `metadata` against the notification's type. Types we know nothing about
-    /// pass here; their email channel fails for want of a template.
+    /// Checks `metadata` against the notification's type (see `metadata`).
     pub fn validate(&self, kind: &str, metadata: &Value) -> Result<(), String> {
-        if metadata
-            .get("type")
-            .and_then(Value::as_str)
-            .is_some_and(|t| t != kind)
-        {
-            return Err(format!(
-                "metadata says type {}, the notification is {kind}",
-                metadata["type"]
-            ));
-        }
-        match kind {
-            "order_confirmed" => check::<OrderConfirmed>(kind, metadata),
-            "ticket_sold_seller" => check::<TicketSold>(kind, metadata),
-            "payment_failed" | "order_expired" => check::<OrderEvent>(kind, metadata),
-            _ => Ok(()),
-        }
+        super::metadata::validate(kind, metadata)
     }
 
     /// Subject, HTML and text of the email for this notification.
@@ -110,6 +55,9 @@ impl Content {
         metadata: &Value,
         actions: Option<&Value>,
     ) -> Result<Email, String> {
+        if IN_APP_ONLY.contains(&kind) {
+            return Err(format!("{kind} is shown in the app only and has no email"));
+        }
         let subject_name = format!("{kind}.subject.j2");
         if self.env.get_template(&subject_name).is_err() {
             return Err(format!("no email template for type {kind}"));
@@ -191,7 +139,7 @@ mod tests {
             "type": "order_confirmed", "orderId": "00000000-0000-0000-0000-000000000001",
             "eventName": "No Te Va Gustar", "totalAmount": "2146.40", "subtotalAmount": "2000",
             "platformCommission": "120", "vatOnCommission": "26.40", "currency": "UYU",
-            "items": [{"ticketWaveName": "General", "quantity": 2, "pricePerTicket": "1000", "subtotal": "2000"}]
+            "items": [{"id": "00000000-0000-0000-0000-0000000000aa", "ticketWaveName": "General", "quantity": 2, "pricePerTicket": "1000", "subtotal": "2000"}]
         })
     }
 
@@ -244,9 +192,84 @@ mod tests {
         let e = c.validate("payment_failed", &confirmed()).unwrap_err();
         assert!(e.contains("metadata says type"), "{e}");
         assert!(
-            c.email("auth_invitation", "a@b", &json!({}), None)
+            c.email("identity_verification_failed", "a@b", &json!({}), None)
                 .unwrap_err()
-                .contains("no email template for type auth_invitation")
+                .contains("in the app only")
+        );
+        assert!(
+            c.email("party_time", "a@b", &json!({}), None)
+                .unwrap_err()
+                .contains("no email template for type party_time")
+        );
+    }
+
+    #[test]
+    fn every_emailable_type_validates_and_renders_in_spanish() {
+        let c = Content::new().unwrap();
+        let id = "00000000-0000-0000-0000-000000000001";
+        let samples = [
+            json!({"type": "document_reminder", "listingId": id, "eventName": "E", "eventStartDate": "2026-12-01T22:00:00Z", "ticketCount": 2, "hoursUntilEvent": 24}),
+            json!({"type": "order_invoice", "orderId": id, "party": "buyer", "eventName": "E", "currency": "UYU", "totalAmount": "10"}),
+            json!({"type": "document_uploaded", "orderId": id, "eventName": "E", "ticketCount": 1}),
+            json!({"type": "document_uploaded_batch", "orderId": id, "eventName": "E", "uploadedCount": 3, "tickets": [{"ticketNumber": "1", "eventName": "E"}]}),
+            json!({"type": "payout_processing", "payoutId": id, "amount": "100", "currency": "UYU"}),
+            json!({"type": "payout_completed", "payoutId": id, "amount": "100", "currency": "USD", "completedAt": "2026-11-25T10:00:00Z"}),
+            json!({"type": "payout_failed", "payoutId": id, "amount": "100", "currency": "UYU", "failureReason": "cuenta cerrada"}),
+            json!({"type": "payout_cancelled", "payoutId": id, "amount": "100", "currency": "UYU", "cancellationReason": "pedido"}),
+            json!({"type": "auth_invitation", "expiresInDays": 7, "actionUrl": "https://app.test/i"}),
+            json!({"type": "auth_new_device_sign_in", "sessionCreatedAt": "2026-11-25 10:00"}),
+            json!({"type": "auth_password_changed", "primaryEmailAddress": "a@b"}),
+            json!({"type": "auth_password_removed", "primaryEmailAddress": "a@b"}),
+            json!({"type": "auth_primary_email_changed", "newEmailAddress": "n@b"}),
+            json!({"type": "auth_reset_password_code", "otpCode": "123456"}),
+            json!({"type": "auth_verification_code", "otpCode": "654321"}),
+            json!({"type": "identity_verification_completed"}),
+            json!({"type": "identity_verification_rejected", "rejectionReason": "foto borrosa", "canRetry": true}),
+            json!({"type": "seller_earnings_retained", "eventName": "E", "ticketCount": 2, "reason": "missing_document"}),
+            json!({"type": "seller_earnings_available", "lines": [{"currency": "UYU", "amount": "926.80", "earningCount": 1}]}),
+            json!({"type": "buyer_ticket_cancelled", "eventName": "E", "ticketCount": 1, "reason": "seller_failed_to_upload"}),
+            json!({"type": "ticket_report_created", "ticketReportId": id, "caseType": "other", "reportedByUserId": id, "entityType": "order", "entityId": id}),
+            json!({"type": "ticket_report_action_added", "ticketReportId": id, "actionType": "comment", "performedByRole": "admin", "comment": "Hola"}),
+            json!({"type": "ticket_report_closed", "ticketReportId": id, "closedByRole": "admin", "refundIssued": true}),
+            confirmed(),
+            json!({"type": "order_expired", "orderId": id, "eventName": "E"}),
+            json!({"type": "payment_failed", "orderId": id, "eventName": "E"}),
+            json!({"type": "ticket_sold_seller", "listingId": id, "eventName": "E", "eventStartDate": "x", "ticketCount": 1, "platform": "entraste", "shouldPromptUpload": true}),
+        ];
+        assert_eq!(samples.len(), 27, "every type the original can email");
+        for m in &samples {
+            let kind = m["type"].as_str().unwrap();
+            c.validate(kind, m)
+                .unwrap_or_else(|e| panic!("{kind}: {e}"));
+            let e = c
+                .email(kind, "a@b", m, None)
+                .unwrap_or_else(|e| panic!("{kind}: {e}"));
+            assert!(
+                !e.subject.is_empty() && !e.subject.contains("{{"),
+                "{kind}: {}",
+                e.subject
+            );
+            assert!(
+                e.html.contains("<html lang=\"es\">") && !e.html.contains("{%"),
+                "{kind}"
+            );
+            assert!(
+                !e.text.is_empty() && !e.text.contains('<'),
+                "{kind}: {}",
+                e.text
+            );
+        }
+        let code = c
+            .email("auth_verification_code", "a@b", &samples[14], None)
+            .unwrap();
+        assert_eq!(code.subject, "Tu código de verificación: 654321");
+        let lines = c
+            .email("seller_earnings_available", "a@b", &samples[18], None)
+            .unwrap();
+        assert!(
+            lines.text.contains("UYU 926.80 (1 venta)"),
+            "{}",
+            lines.text
         );
     }
 

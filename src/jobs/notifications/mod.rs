@@ -10,6 +10,7 @@
 
 mod content;
 mod deliver;
+mod metadata;
 pub mod providers;
 mod queries;
 
