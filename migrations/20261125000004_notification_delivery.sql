@@ -9,3 +9,8 @@ ALTER TABLE notifications
     ADD COLUMN next_attempt_at timestamptz;
 CREATE INDEX notifications_deliverable_idx ON notifications (COALESCE(next_attempt_at, created_at))
     WHERE status = 'pending' AND deleted_at IS NULL;
+
+-- notification_batch_items: which items a batch's notification already includes, so an
+-- item appended while its batch was being merged is found and sent, not lost.
+ALTER TABLE notification_batch_items ADD COLUMN merged_at timestamptz;
+CREATE INDEX notification_batch_items_unmerged_idx ON notification_batch_items (batch_id) WHERE merged_at IS NULL;

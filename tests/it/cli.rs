@@ -272,6 +272,10 @@ async fn the_reference_migration_leaves_an_existing_schema_alone(pool: PgPool) {
     .execute(&pool)
     .await
     .unwrap();
+    sqlx::query("CREATE TABLE notification_batch_items (id uuid PRIMARY KEY, batch_id uuid)")
+        .execute(&pool)
+        .await
+        .unwrap();
     let mut c = run_job_on(&pool);
     c.arg("migrate");
     let r = output(c).await;

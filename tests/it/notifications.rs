@@ -418,3 +418,186 @@ async fn two_runs_at_once_deliver_everything_exactly_once(pool: PgPool) {
     .unwrap();
     assert_eq!(sent, 60);
 }
+
+async fn batch(
+    pool: &PgPool,
+    user: Uuid,
+    kind: &str,
+    key: &str,
+    window_ends_in_minutes: i64,
+) -> Uuid {
+    sqlx::query_scalar(
+        "INSERT INTO notification_batches (debounce_key, user_id, notification_type, channels, window_ends_at)
+         VALUES ($1, $2, $3::notification_type, '{in_app,email}', now() + $4 * interval '1 minute') RETURNING id",
+    )
+    .bind(key)
+    .bind(user)
+    .bind(kind)
+    .bind(window_ends_in_minutes as f64)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn item(pool: &PgPool, batch: Uuid, metadata: Value) {
+    sqlx::query(
+        "INSERT INTO notification_batch_items (batch_id, metadata, actions)
+         VALUES ($1, $2, '[{\"type\":\"view_order\",\"label\":\"Ver\",\"url\":\"https://app.test/o\"}]')",
+    )
+    .bind(batch)
+    .bind(metadata)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn closed_batches_are_merged_by_the_original_rules_and_sent(pool: PgPool) {
+    let buyer = user(&pool, Some("buyer@example.com"), None).await;
+    let seller = user(&pool, Some("seller@example.com"), None).await;
+    let order = "00000000-0000-0000-0000-000000000001";
+    let uploads = batch(
+        &pool,
+        buyer,
+        "document_uploaded",
+        &format!("document_uploaded:{order}"),
+        -1,
+    )
+    .await;
+    for _ in 0..3 {
+        item(&pool, uploads, json!({"type": "document_uploaded", "orderId": order, "eventName": "Cuarteto", "ticketCount": 1})).await;
+    }
+    let retained = batch(
+        &pool,
+        seller,
+        "seller_earnings_retained",
+        "seller_earnings_retained:s:Cuarteto:missing_document",
+        -1,
+    )
+    .await;
+    for n in [2, 3] {
+        item(&pool, retained, json!({"type": "seller_earnings_retained", "eventName": "Cuarteto", "ticketCount": n, "reason": "missing_document"})).await;
+    }
+    let open = batch(
+        &pool,
+        buyer,
+        "document_uploaded",
+        "document_uploaded:other",
+        5,
+    )
+    .await;
+    item(
+        &pool,
+        open,
+        json!({"type": "document_uploaded", "orderId": order, "eventName": "X", "ticketCount": 1}),
+    )
+    .await;
+    let empty = batch(
+        &pool,
+        buyer,
+        "document_uploaded",
+        "document_uploaded:empty",
+        -1,
+    )
+    .await;
+
+    let sb = sandbox().await;
+    let s = run(&pool, settings(&sb, &[])).await;
+    assert_eq!(
+        (
+            s.details["batches_merged"].as_u64(),
+            s.details["batches_cancelled"].as_u64()
+        ),
+        (Some(2), Some(1))
+    );
+    let status = |id: Uuid| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(
+                "SELECT status::text FROM notification_batches WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(status(uploads).await, "processed");
+    assert_eq!(status(retained).await, "processed");
+    assert_eq!(status(open).await, "pending", "its window is still open");
+    assert_eq!(status(empty).await, "cancelled");
+
+    let (kind, metadata, state): (String, Value, String) = sqlx::query_as(
+        "SELECT n.type::text, n.metadata, n.status::text FROM notifications n
+           JOIN notification_batches b ON b.final_notification_id = n.id WHERE b.id = $1",
+    )
+    .bind(uploads)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (kind.as_str(), state.as_str()),
+        ("document_uploaded_batch", "sent")
+    );
+    assert_eq!(metadata["uploadedCount"], 3);
+    assert_eq!(
+        metadata["tickets"],
+        json!([
+            {"ticketNumber": "1", "eventName": "Cuarteto"},
+            {"ticketNumber": "2", "eventName": "Cuarteto"},
+            {"ticketNumber": "3", "eventName": "Cuarteto"}
+        ])
+    );
+    let retained_count: i64 = sqlx::query_scalar(
+        "SELECT (n.metadata->>'ticketCount')::bigint FROM notifications n
+           JOIN notification_batches b ON b.final_notification_id = n.id WHERE b.id = $1",
+    )
+    .bind(retained)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(retained_count, 5, "ticket counts summed");
+    let subjects: Vec<String> = sb
+        .emails()
+        .iter()
+        .map(|e| e.body["subject"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(subjects.len(), 2);
+    assert!(
+        subjects.contains(&"Tus entradas para Cuarteto ya están disponibles".to_string()),
+        "{subjects:?}"
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn an_item_appended_after_its_batch_was_merged_is_sent_not_lost(pool: PgPool) {
+    let buyer = user(&pool, Some("late@example.com"), None).await;
+    let order = "00000000-0000-0000-0000-000000000002";
+    let b = batch(
+        &pool,
+        buyer,
+        "document_uploaded",
+        &format!("document_uploaded:{order}"),
+        -1,
+    )
+    .await;
+    item(&pool, b, json!({"type": "document_uploaded", "orderId": order, "eventName": "Late", "ticketCount": 1})).await;
+    let sb = sandbox().await;
+    run(&pool, settings(&sb, &[])).await;
+    // The app found the batch pending just before the merge and appends now.
+    item(&pool, b, json!({"type": "document_uploaded", "orderId": order, "eventName": "Late", "ticketCount": 1})).await;
+    let s = run(&pool, settings(&sb, &[])).await;
+    assert_eq!(s.details["batch_items_recovered"], 1);
+    let merged: Vec<i64> = sqlx::query_scalar(
+        "SELECT (metadata->>'uploadedCount')::bigint FROM notifications WHERE type = 'document_uploaded_batch' ORDER BY created_at",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        merged,
+        [1, 1],
+        "the late item got a notification of its own"
+    );
+    assert_eq!(sb.emails().len(), 2);
+}

@@ -2,12 +2,12 @@
 //! API templates) and in-app, each channel once, whatever crashes in between.
 //!
 //! Status: in progress (issue "notifications"). Built: claims with a lease, per-channel
-//! delivery with retries and backoff, email content from templates for the types
-//! sync-payments writes, WhatsApp templates. Not yet: web push, email templates for the
-//! other types, debounced batches, the `jobs` queue, delivery-time skip rules. Until
-//! those land the job is not in the registry and has no declaration, so it is neither
-//! deployed nor runnable.
+//! delivery with retries and backoff, metadata validated per type, Spanish email
+//! templates for every emailable type, WhatsApp templates, debounced batches. Not yet:
+//! web push, the `jobs` queue, delivery-time skip rules. Until those land the job is not
+//! in the registry and has no declaration, so it is neither deployed nor runnable.
 
+mod batches;
 mod content;
 mod deliver;
 mod metadata;
@@ -136,6 +136,8 @@ impl Notifications {
     pub async fn run_once(&self, cx: &RunContext) -> Result<Summary, JobError> {
         let mut summary = Summary::default();
         let (mut sent, mut failed, mut retrying) = (0u64, 0u64, 0u64);
+        // Closed batches first: their notifications go out in this same run.
+        let merged = batches::merge_closed(&self.pool, Utc::now(), self.settings.batch).await?;
         loop {
             let remaining = cx
                 .deadline
@@ -191,10 +193,19 @@ impl Notifications {
         }
         summary.succeeded = sent;
         summary.failed = failed;
-        summary.details = json!({ "sent": sent, "failed": failed, "retrying": retrying })
-            .as_object()
-            .cloned()
-            .unwrap_or_default();
+        summary.failed += merged.failed;
+        summary.details = json!({
+            "sent": sent,
+            "failed": failed,
+            "retrying": retrying,
+            "batches_merged": merged.processed,
+            "batches_cancelled": merged.cancelled,
+            "batches_failed": merged.failed,
+            "batch_items_recovered": merged.orphans_moved,
+        })
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
         Ok(summary)
     }
 }
