@@ -42,8 +42,10 @@ pub struct Merged {
 
 /// Merges every closed batch (up to `limit`) into a notification.
 pub async fn merge_closed(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> anyhow::Result<Merged> {
-    let mut merged = Merged::default();
-    merged.orphans_moved = rebatch_orphans(pool, now).await?;
+    let mut merged = Merged {
+        orphans_moved: rebatch_orphans(pool, now).await?,
+        ..Merged::default()
+    };
     for _ in 0..limit {
         let mut tx = pool.begin().await?;
         let batch: Option<Batch> = sqlx::query_as(
