@@ -601,3 +601,99 @@ async fn an_item_appended_after_its_batch_was_merged_is_sent_not_lost(pool: PgPo
     );
     assert_eq!(sb.emails().len(), 2);
 }
+
+async fn enqueue(pool: &PgPool, job_type: &str, payload: Value, max_attempts: i32) -> Uuid {
+    sqlx::query_scalar(
+        "INSERT INTO jobs (job_type, payload, idempotency_key, max_attempts) VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(job_type)
+    .bind(payload)
+    .bind(format!("{job_type}:{}", Uuid::new_v4()))
+    .bind(max_attempts)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn job_state(pool: &PgPool, id: Uuid) -> (String, i32, Option<String>, f64) {
+    sqlx::query_as(
+        "SELECT status::text, attempts, error, EXTRACT(EPOCH FROM scheduled_at - now())::float8 FROM jobs WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn the_jobs_queue_runs_send_notification_and_leaves_other_types_alone(pool: PgPool) {
+    let u = user(&pool, Some("q@example.com"), None).await;
+    let n = notification(&pool, u, "order_confirmed", "{email}", confirmed()).await;
+    sqlx::query("UPDATE notifications SET send_via_job = true WHERE id = $1")
+        .bind(n)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let good = enqueue(&pool, "send-notification", json!({"notificationId": n}), 5).await;
+    let bad = enqueue(
+        &pool,
+        "send-notification",
+        json!({"notification": "nope"}),
+        5,
+    )
+    .await;
+    let doomed = enqueue(&pool, "send-notification", json!({}), 1).await;
+    let invoice = enqueue(&pool, "notify-order-confirmed", json!({"orderId": n}), 5).await;
+    let stale = enqueue(
+        &pool,
+        "send-notification",
+        json!({"notificationId": Uuid::new_v4()}),
+        5,
+    )
+    .await;
+    sqlx::query("UPDATE jobs SET status = 'processing', started_at = now() - interval '20 minutes' WHERE id = $1")
+        .bind(stale)
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let sb = sandbox().await;
+    let s = run(&pool, settings(&sb, &[])).await;
+    assert_eq!(s.details["queue_jobs_reclaimed"], 1);
+    assert_eq!(job_state(&pool, good).await.0, "completed");
+    assert_eq!(
+        job_state(&pool, stale).await.0,
+        "completed",
+        "reclaimed, then done"
+    );
+    assert_eq!(
+        state(&pool, n).await.0,
+        "sent",
+        "its notification went out in the same run"
+    );
+    assert_eq!(sb.emails().len(), 1, "once");
+
+    let (status, attempts, error, scheduled_in) = job_state(&pool, bad).await;
+    assert_eq!((status.as_str(), attempts), ("pending", 1));
+    assert!(
+        error
+            .unwrap()
+            .starts_with("Invalid payload: missing field `notificationId`")
+    );
+    assert!(
+        scheduled_in > 50.0 && scheduled_in < 70.0,
+        "2^0 = 1 minute, got {scheduled_in} s"
+    );
+    let (status, attempts, ..) = job_state(&pool, doomed).await;
+    assert_eq!(
+        (status.as_str(), attempts),
+        ("failed", 1),
+        "max_attempts reached"
+    );
+    let (status, attempts, error, _) = job_state(&pool, invoice).await;
+    assert_eq!(
+        (status.as_str(), attempts, error),
+        ("pending", 0, None),
+        "not ours: untouched"
+    );
+}

@@ -3,8 +3,9 @@
 //!
 //! Status: in progress (issue "notifications"). Built: claims with a lease, per-channel
 //! delivery with retries and backoff, metadata validated per type, Spanish email
-//! templates for every emailable type, WhatsApp templates, debounced batches. Not yet:
-//! web push, the `jobs` queue, delivery-time skip rules. Until those land the job is not
+//! templates for every emailable type, WhatsApp templates, debounced batches, the `jobs`
+//! queue's `send-notification`. Not yet: web push, invoice attachments from storage,
+//! delivery-time skip rules. Until those land the job is not
 //! in the registry and has no declaration, so it is neither deployed nor runnable.
 
 mod batches;
@@ -13,6 +14,7 @@ mod deliver;
 mod metadata;
 pub mod providers;
 mod queries;
+mod queue;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -138,6 +140,7 @@ impl Notifications {
         let (mut sent, mut failed, mut retrying) = (0u64, 0u64, 0u64);
         // Closed batches first: their notifications go out in this same run.
         let merged = batches::merge_closed(&self.pool, Utc::now(), self.settings.batch).await?;
+        let queued = queue::run(&self.pool, Utc::now(), self.settings.batch).await?;
         loop {
             let remaining = cx
                 .deadline
@@ -193,7 +196,7 @@ impl Notifications {
         }
         summary.succeeded = sent;
         summary.failed = failed;
-        summary.failed += merged.failed;
+        summary.failed += merged.failed + queued.failed;
         summary.details = json!({
             "sent": sent,
             "failed": failed,
@@ -202,6 +205,9 @@ impl Notifications {
             "batches_cancelled": merged.cancelled,
             "batches_failed": merged.failed,
             "batch_items_recovered": merged.orphans_moved,
+            "queue_jobs_completed": queued.completed,
+            "queue_jobs_failed": queued.failed,
+            "queue_jobs_reclaimed": queued.reclaimed,
         })
         .as_object()
         .cloned()
