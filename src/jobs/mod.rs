@@ -92,6 +92,9 @@ pub const REGISTRY: &[Registration] = &[
     demo::STUBBORN,
     #[cfg(feature = "test-jobs")]
     demo::PARALLEL,
+    // In progress: only in test builds until complete (see its module docs).
+    #[cfg(feature = "test-jobs")]
+    notifications::REGISTRATION,
 ];
 
 pub fn find(name: &str) -> Option<&'static Registration> {

@@ -697,3 +697,144 @@ async fn the_jobs_queue_runs_send_notification_and_leaves_other_types_alone(pool
         "not ours: untouched"
     );
 }
+
+/// kill -9 runs at many points while they deliver a few hundred notifications, rerun
+/// until done, then count at the stand-ins.
+#[sqlx::test(migrations = "./migrations")]
+async fn killing_runs_at_any_point_loses_nothing_and_sends_nothing_twice(pool: PgPool) {
+    const N: usize = 200;
+    let sb = sandbox().await;
+    sb.script_email(ProviderScript {
+        latency_ms: 15,
+        ..ProviderScript::default()
+    });
+    sb.script_whatsapp(ProviderScript {
+        latency_ms: 15,
+        ..ProviderScript::default()
+    });
+    let mut ids = Vec::new();
+    for i in 0..N {
+        let u = user(
+            &pool,
+            Some(&format!("k{i}@example.com")),
+            Some(&format!("+5989{i:07}")),
+        )
+        .await;
+        ids.push(
+            notification(
+                &pool,
+                u,
+                "order_confirmed",
+                "{in_app,email,whatsapp}",
+                confirmed(),
+            )
+            .await,
+        );
+    }
+    let process = || {
+        let mut cmd = crate::helpers::run_job_on(&pool);
+        cmd.arg("notifications")
+            .env("RESEND_API_KEY", "re_test_key")
+            .env("RESEND_BASE_URL", &sb.base_url)
+            .env("WHATSAPP_ACCESS_TOKEN", "wa_test_token")
+            .env("WHATSAPP_PHONE_NUMBER_ID", "1234567890")
+            .env("WHATSAPP_BASE_URL", &sb.base_url)
+            .env("EMAIL_RATE_PER_SECOND", "0")
+            .env("WHATSAPP_RATE_PER_SECOND", "0")
+            .env("NOTIFICATIONS_BATCH", "10")
+            .env("NOTIFICATIONS_CONCURRENCY", "5")
+            .env("NOTIFICATIONS_LEASE_SECONDS", "2");
+        cmd
+    };
+    // Kill points spread over start-up, claiming, sending and writing results.
+    for (round, delay_ms) in [
+        90u64, 160, 230, 300, 370, 440, 510, 580, 650, 720, 130, 270, 410, 550, 690,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut child = process().spawn().unwrap();
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        crate::helpers::send_signal(child.id().unwrap(), "KILL");
+        child.wait().await.unwrap();
+        if round % 5 == 4 {
+            tokio::time::sleep(Duration::from_millis(2100)).await; // let dead runs' leases lapse
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    for _ in 0..5 {
+        let r = crate::helpers::output(process()).await;
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM notifications WHERE status = 'pending'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+    }
+
+    // Email: every notification delivered exactly once (Resend dedupes the retries' key).
+    let mut keys: Vec<String> = sb
+        .emails()
+        .into_iter()
+        .filter_map(|e| e.idempotency_key)
+        .collect();
+    keys.sort();
+    let distinct = {
+        let mut d = keys.clone();
+        d.dedup();
+        d
+    };
+    assert_eq!(distinct.len(), keys.len(), "an email delivered twice");
+    assert_eq!(keys.len(), N, "an email lost");
+    // WhatsApp: never twice; a message whose run died mid-send is failed with a reason.
+    let mut phones: Vec<String> = sb
+        .whatsapps()
+        .into_iter()
+        .map(|m| m.body["to"].as_str().unwrap().to_string())
+        .collect();
+    phones.sort();
+    let total = phones.len();
+    phones.dedup();
+    assert_eq!(phones.len(), total, "a WhatsApp message delivered twice");
+    let whatsapp_failed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM notifications WHERE channel_status->'whatsapp'->>'status' = 'failed'
+            AND channel_status->'whatsapp'->>'error' LIKE 'a run stopped while sending%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let whatsapp_sent: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM notifications WHERE channel_status->'whatsapp'->>'status' = 'sent'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    // Recorded sent implies delivered; the other way round only a run killed between the
+    // provider's answer and the write of "sent" can differ (WhatsApp has no idempotency
+    // key: at most once is the guarantee).
+    assert!(
+        whatsapp_sent as usize <= total,
+        "{whatsapp_sent} recorded sent, {total} delivered"
+    );
+    assert_eq!(
+        whatsapp_sent + whatsapp_failed,
+        N as i64,
+        "every WhatsApp message sent or failed with its reason"
+    );
+    eprintln!(
+        "crash test: {total} WhatsApp messages delivered, {whatsapp_sent} recorded sent, {whatsapp_failed} failed because a run died mid-send"
+    );
+    let not_final: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM notifications WHERE status = 'pending' OR lease_until IS NOT NULL
+            OR channel_status->'in_app'->>'status' IS DISTINCT FROM 'sent'
+            OR channel_status->'email'->>'status' IS DISTINCT FROM 'sent'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(not_final, 0);
+}

@@ -145,17 +145,25 @@ impl Notifications {
                 let Some(message) = content::whatsapp(&n.kind, to, metadata) else {
                     return Ok("no template for this type".into());
                 };
-                let marked = self
-                    .mark_sending(n, "whatsapp", lease_until, attempt)
-                    .await?;
-                if !marked {
+                let sending = json!({"status": "sending", "attempts": attempt});
+                if !self.mark(n, "whatsapp", lease_until, &sending).await? {
                     return Err(SendError::Transient {
                         message: "claim lost before sending".into(),
                         after: None,
                     });
                 }
                 self.whatsapp_rate.wait().await;
-                self.whatsapp.send(&message).await
+                let sent = self.whatsapp.send(&message).await;
+                if let Ok(provider_id) = &sent {
+                    // Recorded at once, not with the batch: the fewer moments a crash leaves
+                    // this message `sending`, the fewer end failed though delivered.
+                    let done = json!({
+                        "status": "sent", "attempts": attempt,
+                        "sentAt": iso(Utc::now()), "providerId": provider_id,
+                    });
+                    self.mark(n, "whatsapp", lease_until, &done).await.ok();
+                }
+                sent
             }
             other => Err(SendError::Permanent(format!(
                 "channel {other} is not supported"
@@ -163,33 +171,22 @@ impl Notifications {
         }
     }
 
-    async fn mark_sending(
+    /// Writes one channel's state now, if the claim is still ours.
+    async fn mark(
         &self,
         n: &Claimed,
         channel: &str,
         lease_until: DateTime<Utc>,
-        attempt: u32,
+        state: &Value,
     ) -> Result<bool, SendError> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(|e| SendError::Transient {
-                message: format!("database: {e}"),
-                after: None,
-            })?;
-        queries::mark_channel(
-            &mut conn,
-            n.id,
-            lease_until,
-            channel,
-            &json!({"status": "sending", "attempts": attempt}),
-        )
-        .await
-        .map_err(|e| SendError::Transient {
+        let database = |e: sqlx::Error| SendError::Transient {
             message: format!("database: {e}"),
             after: None,
-        })
+        };
+        let mut conn = self.pool.acquire().await.map_err(database)?;
+        queries::mark_channel(&mut conn, n.id, lease_until, channel, state)
+            .await
+            .map_err(database)
     }
 }
 
