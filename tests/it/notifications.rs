@@ -838,3 +838,60 @@ async fn killing_runs_at_any_point_loses_nothing_and_sends_nothing_twice(pool: P
     .unwrap();
     assert_eq!(not_final, 0);
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn the_originals_skip_rules_hold_at_delivery(pool: PgPool) {
+    let ended = crate::fixtures::world(&pool, -2).await;
+    let (_, t) = ended.listing(ended.seller_a, &["100"]).await;
+    let past_order = ended.order(&t, "100", 20, -5).await;
+    let upcoming = crate::fixtures::world(&pool, 48).await;
+    let (_, t2) = upcoming.listing(upcoming.seller_a, &["100", "100"]).await;
+    let old_order = upcoming.order(&t2[..1], "100", 90, -60).await;
+    let fresh_order = upcoming.order(&t2[1..], "100", 20, -5).await;
+    let meta = |kind: &str, order: Uuid| json!({"type": kind, "orderId": order, "eventName": "E"});
+    let over = notification(
+        &pool,
+        ended.buyer,
+        "payment_failed",
+        "{in_app,email}",
+        meta("payment_failed", past_order),
+    )
+    .await;
+    let late = notification(
+        &pool,
+        upcoming.buyer,
+        "order_expired",
+        "{in_app,email}",
+        meta("order_expired", old_order),
+    )
+    .await;
+    let timely = notification(
+        &pool,
+        upcoming.buyer,
+        "order_expired",
+        "{in_app,email}",
+        meta("order_expired", fresh_order),
+    )
+    .await;
+
+    let sb = sandbox().await;
+    run(&pool, settings(&sb, &[])).await;
+    let (status, channels) = state(&pool, over).await;
+    assert_eq!(status, "failed");
+    assert_eq!(channels["in_app"]["error"], "skipped: the event has ended");
+    let (status, channels) = state(&pool, late).await;
+    assert_eq!(
+        (status.as_str(), &channels["in_app"]["status"]),
+        ("sent", &json!("sent"))
+    );
+    assert_eq!(
+        channels["email"]["error"],
+        "skipped: the order is more than an hour old"
+    );
+    assert_eq!(state(&pool, timely).await.1["email"]["status"], "sent");
+    assert_eq!(
+        sb.emails().len(),
+        1,
+        "only the timely order_expired was emailed"
+    );
+}

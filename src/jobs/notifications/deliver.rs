@@ -16,7 +16,7 @@ use tokio::time::{Interval, MissedTickBehavior};
 use super::Notifications;
 use super::content;
 use super::providers::SendError;
-use super::queries::{self, Claimed, Outcome, User};
+use super::queries::{self, Claimed, OrderFacts, Outcome, User};
 use crate::http::Transient;
 
 /// At most `per_second` calls a second (0: unlimited), shared by concurrent sends.
@@ -42,11 +42,34 @@ fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// Channels the original's rules drop, with the reason: everything for
+/// `order_expired`/`payment_failed` once the event has ended; the email of an
+/// `order_expired` for an order older than an hour (offline payments can stay pending for
+/// days, and such a late email confuses more than it helps).
+pub fn skips(n: &Claimed, facts: Option<&OrderFacts>, now: DateTime<Utc>) -> Vec<(String, String)> {
+    let Some(f) = facts else { return Vec::new() };
+    if f.event_end_date < now {
+        return n
+            .channels
+            .iter()
+            .map(|c| (c.clone(), "skipped: the event has ended".to_string()))
+            .collect();
+    }
+    if n.kind == "order_expired" && now - f.order_created_at > TimeDelta::minutes(60) {
+        return vec![(
+            "email".to_string(),
+            "skipped: the order is more than an hour old".to_string(),
+        )];
+    }
+    Vec::new()
+}
+
 impl Notifications {
     pub(super) async fn deliver(
         &self,
         n: &Claimed,
         user: Option<&User>,
+        skip: &[(String, String)],
         lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Outcome {
@@ -59,8 +82,13 @@ impl Notifications {
         for channel in &n.channels {
             let previous = state.get(channel).cloned().unwrap_or(Value::Null);
             let attempts = previous["attempts"].as_u64().unwrap_or(0) as u32;
+            let skipped = skip
+                .iter()
+                .find(|(c, _)| c == channel)
+                .map(|(_, why)| why.clone());
             let entry = match previous["status"].as_str() {
                 Some("sent" | "failed") => continue,
+                _ if skipped.is_some() => failed(attempts, skipped.unwrap_or_default()),
                 Some("sending") => failed(
                     attempts,
                     "a run stopped while sending this; not sent again to avoid a duplicate".into(),

@@ -4,8 +4,8 @@
 //! Status: in progress (issue "notifications"). Built: claims with a lease, per-channel
 //! delivery with retries and backoff, metadata validated per type, Spanish email
 //! templates for every emailable type, WhatsApp templates, debounced batches, the `jobs`
-//! queue's `send-notification`. Not yet: web push, invoice attachments from storage,
-//! delivery-time skip rules. Until those land the job is not
+//! queue's `send-notification`, the original's skip rules at delivery. Not yet: web
+//! push, invoice attachments from storage. Until those land the job is not
 //! in the registry and has no declaration, so it is neither deployed nor runnable.
 
 mod batches;
@@ -34,6 +34,9 @@ use crate::backoff::RowBackoff;
 use crate::config::{self, Env};
 use crate::http::Timeouts;
 use deliver::RateLimit;
+
+/// Types with the original's delivery rules about their order (see `deliver::skips`).
+const SKIP_RULE_TYPES: &[&str] = &["order_expired", "payment_failed"];
 
 /// What the notifications job reads from the environment.
 #[derive(Clone)]
@@ -178,6 +181,18 @@ impl Notifications {
                 .map(|u| (u.id, u))
                 .collect();
             let cancel = &cx.cancel;
+            // The original's skip rules need the order's event and age.
+            let about_orders: Vec<_> = claimed
+                .iter()
+                .filter(|n| SKIP_RULE_TYPES.contains(&n.kind.as_str()))
+                .map(|n| n.id)
+                .collect();
+            let facts: HashMap<_, _> = queries::order_facts(&self.pool, &about_orders)
+                .await?
+                .into_iter()
+                .map(|f| (f.id, f))
+                .collect();
+            let facts = &facts;
             let users = &users;
             // Owned rows into the stream: borrowed ones trip the compiler's higher-ranked
             // lifetime check once the future is boxed as Send.
@@ -186,8 +201,9 @@ impl Notifications {
                     if cancel.is_cancelled() {
                         return Err(n.id);
                     }
+                    let skip = deliver::skips(&n, facts.get(&n.id), now);
                     Ok(self
-                        .deliver(&n, users.get(&n.user_id), lease_until, now)
+                        .deliver(&n, users.get(&n.user_id), &skip, lease_until, now)
                         .await)
                 })
                 .buffer_unordered(self.settings.concurrency)

@@ -143,3 +143,28 @@ pub async fn release(pool: &PgPool, ids: &[Uuid], lease_until: DateTime<Utc>) ->
     .await?;
     Ok(())
 }
+
+/// What the skip rules need: the event's end and the order's age, for notifications
+/// about an order.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrderFacts {
+    pub id: Uuid,
+    pub event_end_date: DateTime<Utc>,
+    pub order_created_at: DateTime<Utc>,
+}
+
+pub async fn order_facts(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<OrderFacts>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_as(
+        "SELECT n.id, e.event_end_date, o.created_at AS order_created_at
+           FROM notifications n
+           JOIN orders o ON o.id::text = n.metadata->>'orderId'
+           JOIN events e ON e.id = o.event_id
+          WHERE n.id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+}
