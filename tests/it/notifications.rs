@@ -895,3 +895,88 @@ async fn the_originals_skip_rules_hold_at_delivery(pool: PgPool) {
         "only the timely order_expired was emailed"
     );
 }
+
+fn vapid_keys() -> (String, String) {
+    use aws_lc_rs::encoding::AsBigEndian;
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+    let private = pair.private_key().as_be_bytes().unwrap();
+    (
+        b64.encode(private.as_ref()),
+        b64.encode(pair.public_key().as_ref()),
+    )
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn in_app_notifications_are_pushed_encrypted_and_gone_subscriptions_deleted(pool: PgPool) {
+    let u = user(&pool, Some("push@example.com"), None).await;
+    let sb = sandbox().await;
+    let mut endpoints = Vec::new();
+    for _ in 0..2 {
+        let (endpoint, p256dh, auth) = sb.push_subscription();
+        sqlx::query("INSERT INTO push_subscriptions (user_id, endpoint, p256dh, auth) VALUES ($1, $2, $3, $4)")
+            .bind(u)
+            .bind(&endpoint)
+            .bind(p256dh)
+            .bind(auth)
+            .execute(&pool)
+            .await
+            .unwrap();
+        endpoints.push(endpoint);
+    }
+    sb.unsubscribe(&endpoints[1]);
+    let id = notification(&pool, u, "order_confirmed", "{in_app,email}", confirmed()).await;
+    let (private, public) = vapid_keys();
+    let s = settings(
+        &sb,
+        &[
+            ("VAPID_PRIVATE_KEY", &private),
+            ("VAPID_PUBLIC_KEY", &public),
+        ],
+    );
+    run(&pool, s).await;
+
+    assert_eq!(state(&pool, id).await.0, "sent");
+    assert_eq!(
+        sb.pushes_rejected(),
+        0,
+        "VAPID signature and encryption accepted"
+    );
+    let pushes = sb.pushes();
+    assert_eq!(pushes.len(), 1, "one live browser");
+    assert_eq!(
+        pushes[0]["title"],
+        "¡Tu compra para No Te Va Gustar está confirmada!"
+    );
+    assert_eq!(pushes[0]["tag"], "order_confirmed");
+    assert_eq!(pushes[0]["url"], "https://app.test/o/1");
+    let left: Vec<String> = sqlx::query_scalar("SELECT endpoint FROM push_subscriptions")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        left,
+        [endpoints[0].clone()],
+        "the gone subscription was deleted"
+    );
+
+    // Mismatched or half-given VAPID keys are a configuration error naming the variable.
+    let only_private = private.clone();
+    let e = Settings::from_env(&move |k: &str| {
+        (k == "VAPID_PRIVATE_KEY").then(|| only_private.clone())
+    })
+    .err()
+    .unwrap();
+    assert_eq!(e.variable, "VAPID_PUBLIC_KEY");
+    let (_, other_public) = vapid_keys();
+    let e = Settings::from_env(&move |k: &str| match k {
+        "VAPID_PRIVATE_KEY" => Some(private.clone()),
+        "VAPID_PUBLIC_KEY" => Some(other_public.clone()),
+        _ => None,
+    })
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("not a P-256 key pair"), "{e}");
+}

@@ -84,6 +84,23 @@ impl Content {
     }
 }
 
+impl Content {
+    /// Title and body of a web push: the email's subject and first line where the type
+    /// has an email, a plain nudge otherwise.
+    pub fn push_text(&self, kind: &str, metadata: &Value) -> (String, String) {
+        match self.email(kind, "", metadata, None) {
+            Ok(e) => {
+                let body = e.text.lines().next().unwrap_or_default().to_string();
+                (e.subject, body)
+            }
+            Err(_) => (
+                "Revendiste".to_string(),
+                "Tenés una novedad en Revendiste".to_string(),
+            ),
+        }
+    }
+}
+
 /// The WhatsApp template for a type, with its parameters in order (original-jobs.md
 /// 2.4). `None`: the type has no template, which the original records as sent.
 pub fn whatsapp(kind: &str, to: &str, m: &Value) -> Option<WhatsAppMessage> {

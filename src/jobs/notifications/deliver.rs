@@ -14,9 +14,9 @@ use tokio::sync::Mutex;
 use tokio::time::{Interval, MissedTickBehavior};
 
 use super::Notifications;
-use super::content;
 use super::providers::SendError;
 use super::queries::{self, Claimed, OrderFacts, Outcome, User};
+use super::{content, webpush};
 use crate::http::Transient;
 
 /// At most `per_second` calls a second (0: unlimited), shared by concurrent sends.
@@ -143,8 +143,12 @@ impl Notifications {
         attempt: u32,
     ) -> Result<String, SendError> {
         match channel {
-            // Stored in the database already: the app shows it.
-            "in_app" => Ok(String::new()),
+            // Stored in the database already: the app shows it. Web push to the user's
+            // browsers is a side effect whose failures never change this channel.
+            "in_app" => {
+                self.push(n, metadata).await;
+                Ok(String::new())
+            }
             "email" => {
                 let Some(to) = user
                     .and_then(|u| u.email.as_deref())
@@ -196,6 +200,42 @@ impl Notifications {
             other => Err(SendError::Permanent(format!(
                 "channel {other} is not supported"
             ))),
+        }
+    }
+
+    /// Web-pushes the notification to every browser the user subscribed; deletes the
+    /// subscriptions the push service calls gone.
+    async fn push(&self, n: &Claimed, metadata: &Value) {
+        let subscriptions = match queries::subscriptions(&self.pool, n.user_id).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "push subscriptions unreadable; no push");
+                return;
+            }
+        };
+        if subscriptions.is_empty() {
+            return;
+        }
+        let (title, body) = self.content.push_text(&n.kind, metadata);
+        let payload = json!({
+            "title": title,
+            "body": body,
+            "icon": "/android-chrome-192x192.png",
+            "url": n.actions.as_ref().and_then(|a| a.pointer("/0/url")).cloned(),
+            "tag": n.kind,
+        })
+        .to_string();
+        for s in subscriptions {
+            match self.push.send(&s, payload.as_bytes()).await {
+                Ok(()) => {}
+                Err(webpush::PushError::Gone) => {
+                    tracing::info!("push subscription gone; deleted");
+                    queries::delete_subscription(&self.pool, &s.endpoint)
+                        .await
+                        .ok();
+                }
+                Err(webpush::PushError::Other(e)) => tracing::warn!(error = %e, "web push failed"),
+            }
         }
     }
 

@@ -4,8 +4,8 @@
 //! Status: in progress (issue "notifications"). Built: claims with a lease, per-channel
 //! delivery with retries and backoff, metadata validated per type, Spanish email
 //! templates for every emailable type, WhatsApp templates, debounced batches, the `jobs`
-//! queue's `send-notification`, the original's skip rules at delivery. Not yet: web
-//! push, invoice attachments from storage. Until those land the job is not
+//! queue's `send-notification`, the original's skip rules at delivery, web push. Not
+//! yet: invoice attachments from storage, the benchmark. Until those land the job is not
 //! in the registry and has no declaration, so it is neither deployed nor runnable.
 
 mod batches;
@@ -15,6 +15,7 @@ mod metadata;
 pub mod providers;
 mod queries;
 mod queue;
+pub mod webpush;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use futures::StreamExt;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -67,6 +68,9 @@ pub struct Settings {
     pub email_rate: u32,
     pub whatsapp_rate: u32,
     pub backoff: RowBackoff,
+    /// `VAPID_PUBLIC_KEY`, `VAPID_PRIVATE_KEY` (base64url) and `VAPID_SUBJECT`
+    /// (`mailto:ayuda@revendiste.com`); without the keys pushes are logged, not sent.
+    pub vapid: Option<(SecretString, String, String)>,
 }
 
 impl Settings {
@@ -96,6 +100,26 @@ impl Settings {
                 max: Duration::from_secs(3600),
                 jitter: 0.2,
             },
+            vapid: match (env("VAPID_PRIVATE_KEY"), env("VAPID_PUBLIC_KEY")) {
+                (Some(private), Some(public)) => {
+                    let subject = or("VAPID_SUBJECT", "mailto:ayuda@revendiste.com");
+                    // Checked here so a bad key is a configuration error, not a run failure.
+                    webpush::Vapid::new(&private, &public, &subject).map_err(|message| {
+                        config::Error {
+                            variable: "VAPID_PRIVATE_KEY",
+                            message,
+                        }
+                    })?;
+                    Some((SecretString::from(private), public, subject))
+                }
+                (None, None) => None,
+                _ => {
+                    return Err(config::Error {
+                        variable: "VAPID_PUBLIC_KEY",
+                        message: "VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY go together".into(),
+                    });
+                }
+            },
         })
     }
 }
@@ -120,6 +144,7 @@ pub struct Notifications {
     whatsapp: providers::WhatsApp,
     email_rate: RateLimit,
     whatsapp_rate: RateLimit,
+    push: webpush::WebPush,
 }
 
 impl Notifications {
@@ -141,6 +166,16 @@ impl Notifications {
                 &settings.whatsapp_api_version,
                 &settings.whatsapp_phone_number_id,
                 settings.whatsapp_token.clone(),
+                timeouts,
+            )?,
+            push: webpush::WebPush::new(
+                match &settings.vapid {
+                    Some((private, public, subject)) => Some(
+                        webpush::Vapid::new(private.expose_secret(), public, subject)
+                            .map_err(anyhow::Error::msg)?,
+                    ),
+                    None => None,
+                },
                 timeouts,
             )?,
             email_rate: RateLimit::new(settings.email_rate),

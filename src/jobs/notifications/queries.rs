@@ -168,3 +168,21 @@ pub async fn order_facts(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<OrderF
     .fetch_all(pool)
     .await
 }
+
+pub async fn subscriptions(
+    pool: &PgPool,
+    user: Uuid,
+) -> sqlx::Result<Vec<super::webpush::Subscription>> {
+    sqlx::query_as("SELECT endpoint, p256dh, auth FROM push_subscriptions WHERE user_id = $1")
+        .bind(user)
+        .fetch_all(pool)
+        .await
+}
+
+pub async fn delete_subscription(pool: &PgPool, endpoint: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM push_subscriptions WHERE endpoint = $1")
+        .bind(endpoint)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
