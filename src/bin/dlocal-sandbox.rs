@@ -1,5 +1,6 @@
-//! `dlocal-sandbox`: the local dLocal Go stand-in as a process, for the Quickstart and
-//! benchmarks (feature `sandbox`). Prints its base URL, then serves until killed.
+//! `dlocal-sandbox`: the local provider stand-ins (dLocal Go, Resend, WhatsApp, a push
+//! service) as a process, for the Quickstart and benchmarks (feature `sandbox`). Prints
+//! its base URL, then serves until killed.
 
 use clap::Parser;
 use run_job::sandbox::{Behaviour, Sandbox};
@@ -13,9 +14,12 @@ struct Args {
     api_key: String,
     #[arg(long, env = "DLOCAL_SECRET_KEY", default_value = "sandbox-secret")]
     secret_key: String,
-    /// Added to every API answer.
+    /// Added to every dLocal API answer.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// Added to every Resend and WhatsApp answer.
+    #[arg(long, default_value_t = 0)]
+    provider_latency_ms: u64,
     /// Fraction of API answers that are a 500.
     #[arg(long, default_value_t = 0.0)]
     error_rate: f64,
@@ -47,6 +51,12 @@ async fn main() -> std::io::Result<()> {
         status_by_prefix: args.status_for_prefix,
         ..Behaviour::default()
     });
+    let script = run_job::sandbox::ProviderScript {
+        latency_ms: args.provider_latency_ms,
+        ..Default::default()
+    };
+    sandbox.script_email(script.clone());
+    sandbox.script_whatsapp(script);
     println!("{}", sandbox.base_url);
     std::future::pending::<()>().await;
     Ok(())

@@ -83,6 +83,7 @@ pub struct Registration {
 
 /// Every job this binary can run.
 pub const REGISTRY: &[Registration] = &[
+    notifications::REGISTRATION,
     sync_payments::REGISTRATION,
     #[cfg(feature = "test-jobs")]
     demo::SLEEP,
@@ -92,9 +93,6 @@ pub const REGISTRY: &[Registration] = &[
     demo::STUBBORN,
     #[cfg(feature = "test-jobs")]
     demo::PARALLEL,
-    // In progress: only in test builds until complete (see its module docs).
-    #[cfg(feature = "test-jobs")]
-    notifications::REGISTRATION,
 ];
 
 pub fn find(name: &str) -> Option<&'static Registration> {

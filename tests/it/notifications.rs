@@ -980,3 +980,26 @@ async fn in_app_notifications_are_pushed_encrypted_and_gone_subscriptions_delete
     .unwrap();
     assert!(e.to_string().contains("not a P-256 key pair"), "{e}");
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn invoice_emails_wait_for_their_attachments(pool: PgPool) {
+    let u = user(&pool, Some("inv@example.com"), None).await;
+    let invoice = notification(
+        &pool,
+        u,
+        "order_invoice",
+        "{email}",
+        json!({"type": "order_invoice", "orderId": Uuid::nil(), "party": "buyer",
+               "attachmentRefs": [{"type": "storage", "storagePath": "invoices/x/buyer-invoice.pdf"}]}),
+    )
+    .await;
+    let sb = sandbox().await;
+    let s = run(&pool, settings(&sb, &[])).await;
+    assert_eq!(s.processed, 0);
+    assert_eq!(
+        state(&pool, invoice).await.0,
+        "pending",
+        "not sent without its PDF, not failed either"
+    );
+    assert_eq!(sb.email_requests(), 0);
+}

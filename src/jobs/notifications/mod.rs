@@ -1,12 +1,15 @@
 //! notifications: deliver pending notification rows by email (Resend), WhatsApp (Cloud
-//! API templates) and in-app, each channel once, whatever crashes in between.
+//! API templates) and in-app with web push, each channel once, or failed with a reason
+//! after bounded retries, whatever crashes in between.
 //!
-//! Status: in progress (issue "notifications"). Built: claims with a lease, per-channel
-//! delivery with retries and backoff, metadata validated per type, Spanish email
-//! templates for every emailable type, WhatsApp templates, debounced batches, the `jobs`
-//! queue's `send-notification`, the original's skip rules at delivery, web push. Not
-//! yet: invoice attachments from storage, the benchmark. Until those land the job is not
-//! in the registry and has no declaration, so it is neither deployed nor runnable.
+//! A run merges closed debounce windows (`batches`), acknowledges the jobs queue's
+//! `send-notification` rows (`queue`), then claims due notifications with a lease and
+//! delivers them (`deliver`) until none is due, its deadline nears or it is cancelled.
+//! Content and its checks live in `content` and `metadata`, provider wire formats in
+//! `providers` and `webpush`, SQL in `queries`. Several runs may work side by side.
+//!
+//! Invoice emails (`order_invoice` with `attachmentRefs`) are not claimed yet: they wait,
+//! pending, for the storage backend that reads their PDF (the images issue brings it).
 
 mod batches;
 mod content;
@@ -61,7 +64,7 @@ pub struct Settings {
     pub concurrency: usize,
     /// `NOTIFICATIONS_MAX_ATTEMPTS` per channel. Defaults to 5.
     pub max_attempts: u32,
-    /// `NOTIFICATIONS_LEASE_SECONDS`: how long a claim lasts. Defaults to 300.
+    /// `NOTIFICATIONS_LEASE_SECONDS`: how long a claim lasts. Defaults to 120.
     pub lease: Duration,
     /// `EMAIL_RATE_PER_SECOND` (2, as the original) and `WHATSAPP_RATE_PER_SECOND` (10);
     /// 0 lifts the limit.
@@ -90,7 +93,7 @@ impl Settings {
             lease: Duration::from_secs(config::parse(
                 env,
                 "NOTIFICATIONS_LEASE_SECONDS",
-                300u64,
+                120u64,
                 2..=3600,
             )?),
             email_rate: config::parse(env, "EMAIL_RATE_PER_SECOND", 2u32, 0..=1000)?,
@@ -124,9 +127,6 @@ impl Settings {
     }
 }
 
-/// Registered only in builds with the test-only jobs until the job is complete (see the
-/// module docs): tests can run it as a process, production cannot.
-#[cfg(feature = "test-jobs")]
 pub const REGISTRATION: Registration = Registration {
     name: "notifications",
     build: |deps| {
@@ -135,7 +135,7 @@ pub const REGISTRATION: Registration = Registration {
     },
 };
 
-/// The job (not in the production registry yet; see the module docs).
+/// The job.
 pub struct Notifications {
     pool: PgPool,
     settings: Settings,

@@ -32,6 +32,8 @@ pub async fn claim(
         "WITH c AS (
              SELECT id FROM notifications
               WHERE status = 'pending' AND deleted_at IS NULL
+                -- invoice emails wait for their PDF attachments (storage backend)
+                AND NOT (COALESCE(metadata, '{}'::jsonb) ? 'attachmentRefs')
                 AND COALESCE(next_attempt_at, created_at) <= $1
                 AND (lease_until IS NULL OR lease_until < $1)
            ORDER BY COALESCE(next_attempt_at, created_at), id

@@ -69,14 +69,20 @@ module "run_job" {
   environment = {
     DLOCAL_BASE_URL  = "https://api.dlocalgo.com"
     APP_BASE_URL     = "https://revendiste.com"
+    EMAIL_FROM       = "noreply@revendiste.com"
     DATABASE_SSLMODE = "verify-full"
     # The Amazon RDS CA bundle baked into the image: rustls trusts only public roots.
     DATABASE_SSLROOTCERT = "/etc/ssl/certs/rds-global-bundle.pem"
   }
   secrets = {
-    DB_CREDENTIALS_JSON = var.db_credentials_secret_arn
-    DLOCAL_API_KEY      = "${var.backend_secrets_arn}:DLOCAL_API_KEY::"
-    DLOCAL_SECRET_KEY   = "${var.backend_secrets_arn}:DLOCAL_SECRET_KEY::"
+    DB_CREDENTIALS_JSON      = var.db_credentials_secret_arn
+    DLOCAL_API_KEY           = "${var.backend_secrets_arn}:DLOCAL_API_KEY::"
+    DLOCAL_SECRET_KEY        = "${var.backend_secrets_arn}:DLOCAL_SECRET_KEY::"
+    RESEND_API_KEY           = "${var.backend_secrets_arn}:RESEND_API_KEY::"
+    WHATSAPP_ACCESS_TOKEN    = "${var.backend_secrets_arn}:WHATSAPP_ACCESS_TOKEN::"
+    WHATSAPP_PHONE_NUMBER_ID = "${var.backend_secrets_arn}:WHATSAPP_PHONE_NUMBER_ID::"
+    VAPID_PUBLIC_KEY         = "${var.backend_secrets_arn}:VAPID_PUBLIC_KEY::"
+    VAPID_PRIVATE_KEY        = "${var.backend_secrets_arn}:VAPID_PRIVATE_KEY::"
   }
 
   use_fargate_spot = true
