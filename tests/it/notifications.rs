@@ -1003,3 +1003,84 @@ async fn invoice_emails_wait_for_their_attachments(pool: PgPool) {
     );
     assert_eq!(sb.email_requests(), 0);
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_cancelled_run_releases_what_it_has_not_started(pool: PgPool) {
+    let sb = sandbox().await;
+    sb.script_email(ProviderScript {
+        latency_ms: 400,
+        ..ProviderScript::default()
+    });
+    for i in 0..10 {
+        let u = user(&pool, Some(&format!("c{i}@example.com")), None).await;
+        notification(&pool, u, "order_confirmed", "{email}", confirmed()).await;
+    }
+    let job = Notifications::new(
+        pool.clone(),
+        settings(&sb, &[("NOTIFICATIONS_CONCURRENCY", "1")]),
+    )
+    .unwrap();
+    let cancel = CancellationToken::new();
+    let cx = RunContext {
+        run_id: Uuid::now_v7(),
+        job: "notifications".into(),
+        pool: pool.clone(),
+        cancel: cancel.clone(),
+        deadline: tokio::time::Instant::now() + Duration::from_secs(300),
+    };
+    let stopper = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        cancel.cancel();
+    });
+    let s = job
+        .run_once(&cx)
+        .await
+        .unwrap_or_else(|e| panic!("{:#}", e.error));
+    stopper.await.unwrap();
+    assert_eq!(
+        s.processed, 1,
+        "the send in flight finished; nothing new started"
+    );
+    let (pending, leased): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE status = 'pending'), count(*) FILTER (WHERE lease_until IS NOT NULL) FROM notifications",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (pending, leased),
+        (9, 0),
+        "the rest released for the next run at once"
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_provider_answering_garbage_is_retried_later_with_the_reason(pool: PgPool) {
+    let u = user(&pool, Some("garbage@example.com"), None).await;
+    let id = notification(&pool, u, "order_confirmed", "{email}", confirmed()).await;
+    // Resend answering 200 with HTML: not an acceptance we can trust.
+    let broken = Sandbox::start(0, "k", "s").await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let app = axum::Router::new().route(
+            "/emails",
+            axum::routing::post(|| async { "<html>ok</html>" }),
+        );
+        axum::serve(listener, app).await.ok();
+    });
+    let s = settings(&broken, &[("RESEND_BASE_URL", &base)]);
+    run(&pool, s).await;
+    let (status, channels) = state(&pool, id).await;
+    assert_eq!(
+        (status.as_str(), &channels["email"]["status"]),
+        ("pending", &json!("retry"))
+    );
+    assert!(
+        channels["email"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not JSON"),
+        "{channels}"
+    );
+}
