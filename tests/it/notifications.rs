@@ -1084,3 +1084,31 @@ async fn a_provider_answering_garbage_is_retried_later_with_the_reason(pool: PgP
         "{channels}"
     );
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_batch_of_bad_items_is_closed_once_not_retried_forever(pool: PgPool) {
+    let u = user(&pool, Some("bad-batch@example.com"), None).await;
+    let b = batch(&pool, u, "document_uploaded", "document_uploaded:bad", -1).await;
+    item(
+        &pool,
+        b,
+        json!({"type": "document_uploaded", "eventName": "no order id"}),
+    )
+    .await;
+    let sb = sandbox().await;
+    let first = run(&pool, settings(&sb, &[])).await;
+    assert_eq!(first.details["batches_failed"], 1);
+    let second = run(&pool, settings(&sb, &[])).await;
+    assert_eq!(
+        (
+            second.details["batches_failed"].as_u64(),
+            second.details["batch_items_recovered"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+    let batches: i64 = sqlx::query_scalar("SELECT count(*) FROM notification_batches")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(batches, 1, "no new batch for the dropped items");
+}

@@ -67,12 +67,9 @@ pub async fn merge_closed(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> anyh
         .bind(batch.id)
         .fetch_all(&mut *tx)
         .await?;
+        let ids: Vec<Uuid> = items.iter().map(|i| i.id).collect();
         if items.is_empty() {
-            sqlx::query("UPDATE notification_batches SET status = 'cancelled', updated_at = $2 WHERE id = $1")
-                .bind(batch.id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            cancel(&mut tx, batch.id, &ids, now).await?;
             tx.commit().await?;
             merged.cancelled += 1;
             continue;
@@ -80,12 +77,9 @@ pub async fn merge_closed(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> anyh
         let (kind, metadata, actions) = merge(&batch.notification_type, &items);
         if let Err(reason) = metadata::validate(&kind, &metadata) {
             // Bad items from the app: nothing can be sent; say why and close the batch.
+            // Its items are stamped too, or they would come back as orphans every run.
             tracing::error!(batch_id = %batch.id, error = %reason, "batch cannot be merged");
-            sqlx::query("UPDATE notification_batches SET status = 'cancelled', updated_at = $2 WHERE id = $1")
-                .bind(batch.id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            cancel(&mut tx, batch.id, &ids, now).await?;
             tx.commit().await?;
             merged.failed += 1;
             continue;
@@ -103,7 +97,6 @@ pub async fn merge_closed(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> anyh
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        let ids: Vec<Uuid> = items.iter().map(|i| i.id).collect();
         sqlx::query("UPDATE notification_batch_items SET merged_at = $2 WHERE id = ANY($1)")
             .bind(&ids)
             .bind(now)
@@ -122,6 +115,28 @@ pub async fn merge_closed(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> anyh
         merged.processed += 1;
     }
     Ok(merged)
+}
+
+/// Closes a batch that yields no notification, stamping its items as handled.
+async fn cancel(
+    tx: &mut sqlx::PgConnection,
+    batch: Uuid,
+    items: &[Uuid],
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE notification_batch_items SET merged_at = $2 WHERE id = ANY($1)")
+        .bind(items)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE notification_batches SET status = 'cancelled', updated_at = $2 WHERE id = $1",
+    )
+    .bind(batch)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 /// The original's merge rules (original-jobs.md 2.6).
