@@ -95,6 +95,27 @@ async fn notification(
     .unwrap()
 }
 
+/// `n` users with an email and a phone, each with a pending order_confirmed on every
+/// channel.
+async fn everyone_notified(pool: &PgPool, n: usize) {
+    for i in 0..n {
+        let u = user(
+            pool,
+            Some(&format!("u{i}@example.com")),
+            Some(&format!("+5989{i:07}")),
+        )
+        .await;
+        notification(
+            pool,
+            u,
+            "order_confirmed",
+            "{in_app,email,whatsapp}",
+            confirmed(),
+        )
+        .await;
+    }
+}
+
 async fn state(pool: &PgPool, id: Uuid) -> (String, Value) {
     sqlx::query_as("SELECT status::text, channel_status FROM notifications WHERE id = $1")
         .bind(id)
@@ -373,25 +394,7 @@ async fn two_runs_at_once_deliver_everything_exactly_once(pool: PgPool) {
         latency_ms: 10,
         ..ProviderScript::default()
     });
-    let mut ids = Vec::new();
-    for i in 0..60 {
-        let u = user(
-            &pool,
-            Some(&format!("u{i}@example.com")),
-            Some(&format!("+5989900{i:04}")),
-        )
-        .await;
-        ids.push(
-            notification(
-                &pool,
-                u,
-                "order_confirmed",
-                "{in_app,email,whatsapp}",
-                confirmed(),
-            )
-            .await,
-        );
-    }
+    everyone_notified(&pool, 60).await;
     let small = settings(&sb, &[("NOTIFICATIONS_BATCH", "7")]);
     let (a, b) = tokio::join!(run(&pool, small.clone()), run(&pool, small));
     assert_eq!(a.processed + b.processed, 60);
@@ -712,25 +715,7 @@ async fn killing_runs_at_any_point_loses_nothing_and_sends_nothing_twice(pool: P
         latency_ms: 15,
         ..ProviderScript::default()
     });
-    let mut ids = Vec::new();
-    for i in 0..N {
-        let u = user(
-            &pool,
-            Some(&format!("k{i}@example.com")),
-            Some(&format!("+5989{i:07}")),
-        )
-        .await;
-        ids.push(
-            notification(
-                &pool,
-                u,
-                "order_confirmed",
-                "{in_app,email,whatsapp}",
-                confirmed(),
-            )
-            .await,
-        );
-    }
+    everyone_notified(&pool, N).await;
     let process = || {
         let mut cmd = crate::helpers::run_job_on(&pool);
         cmd.arg("notifications")
