@@ -17,6 +17,7 @@
 //! - [`telemetry`]: logs and the CloudWatch EMF summary line.
 //! - [`exit`]: the exit codes.
 //! - [`http`]: the one HTTP client setup and retry policy for providers.
+//! - [`storage`]: objects in a local directory or an S3-compatible service (R2).
 //! - [`backoff`]: how long a failing row waits before a later run retries it.
 //! - [`jobs`]: the `Job` trait, the registry, and one module per job.
 
@@ -35,4 +36,5 @@ pub mod runs;
 pub mod sandbox;
 pub mod schedule;
 pub mod scheduler;
+pub mod storage;
 pub mod telemetry;

@@ -967,26 +967,73 @@ async fn in_app_notifications_are_pushed_encrypted_and_gone_subscriptions_delete
 }
 
 #[sqlx::test(migrations = "./migrations")]
-async fn invoice_emails_wait_for_their_attachments(pool: PgPool) {
+async fn invoice_emails_carry_their_pdf_and_mark_the_invoice_emailed(pool: PgPool) {
     let u = user(&pool, Some("inv@example.com"), None).await;
-    let invoice = notification(
+    let dir = std::env::temp_dir().join(format!("run-job-invoices-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(dir.join("invoices/o1")).unwrap();
+    std::fs::write(
+        dir.join("invoices/o1/buyer-invoice.pdf"),
+        b"%PDF-1.7 invoice",
+    )
+    .unwrap();
+    let invoice: Uuid = sqlx::query_scalar(
+        "INSERT INTO invoices (party, external_id, base_amount, vat_amount, total_amount, currency)
+         VALUES ('buyer', 'revendiste:o1:buyer', 120, 26.4, 146.4, 'UYU') RETURNING id",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let metadata = |path: &str| {
+        json!({"type": "order_invoice", "orderId": Uuid::nil(), "party": "buyer", "eventName": "E",
+               "currency": "UYU", "totalAmount": "146.40",
+               "attachmentRefs": [{"type": "storage", "storagePath": path, "filename": "factura-A-1.pdf"}],
+               "postSendActions": [{"type": "markInvoiceEmailSent", "invoiceId": invoice}]})
+    };
+    let with_pdf = notification(
         &pool,
         u,
         "order_invoice",
         "{email}",
-        json!({"type": "order_invoice", "orderId": Uuid::nil(), "party": "buyer",
-               "attachmentRefs": [{"type": "storage", "storagePath": "invoices/x/buyer-invoice.pdf"}]}),
+        metadata("invoices/o1/buyer-invoice.pdf"),
+    )
+    .await;
+    let not_yet = notification(
+        &pool,
+        u,
+        "order_invoice",
+        "{email}",
+        metadata("invoices/o2/buyer-invoice.pdf"),
     )
     .await;
     let sb = sandbox().await;
-    let s = run(&pool, settings(&sb, &[])).await;
-    assert_eq!(s.processed, 0);
+    let root = dir.to_string_lossy().to_string();
+    run(&pool, settings(&sb, &[("STORAGE_LOCAL_PATH", &root)])).await;
+
+    assert_eq!(state(&pool, with_pdf).await.0, "sent");
+    let emails = sb.emails();
+    assert_eq!(emails.len(), 1);
     assert_eq!(
-        state(&pool, invoice).await.0,
-        "pending",
-        "not sent without its PDF, not failed either"
+        emails[0].body["attachments"],
+        json!([{"filename": "factura-A-1.pdf", "content": "JVBERi0xLjcgaW52b2ljZQ=="}])
     );
-    assert_eq!(sb.email_requests(), 0);
+    let emailed: bool =
+        sqlx::query_scalar("SELECT email_sent_at IS NOT NULL FROM invoices WHERE id = $1")
+            .bind(invoice)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(emailed, "the post-send action ran");
+    let (status, channels) = state(&pool, not_yet).await;
+    assert_eq!(
+        (status.as_str(), &channels["email"]["status"]),
+        ("pending", &json!("retry")),
+        "its PDF may still come"
+    );
+    assert_eq!(
+        channels["email"]["error"],
+        "attachment invoices/o2/buyer-invoice.pdf: not found"
+    );
+    std::fs::remove_dir_all(dir).ok();
 }
 
 #[sqlx::test(migrations = "./migrations")]

@@ -80,6 +80,7 @@ impl Content {
             subject: render(subject_name)?.trim().to_string(),
             html: render(format!("{kind}.html.j2"))?,
             text: render(format!("{kind}.txt.j2"))?.trim().to_string(),
+            attachments: Vec::new(),
         })
     }
 }

@@ -14,10 +14,11 @@ use tokio::sync::Mutex;
 use tokio::time::{Interval, MissedTickBehavior};
 
 use super::Notifications;
-use super::providers::SendError;
+use super::providers::{Attachment, SendError};
 use super::queries::{self, Claimed, OrderFacts, Outcome, User};
 use super::{content, webpush};
 use crate::http::Transient;
+use crate::storage::StorageError;
 
 /// At most `per_second` calls a second (0: unlimited), shared by concurrent sends.
 pub struct RateLimit(Option<Mutex<Interval>>);
@@ -158,14 +159,18 @@ impl Notifications {
                         "user not found or has no email".into(),
                     ));
                 };
-                let email = self
+                let mut email = self
                     .content
                     .email(&n.kind, to, metadata, n.actions.as_ref())
                     .map_err(SendError::Permanent)?;
+                email.attachments = self.attachments(metadata).await?;
                 self.email_rate.wait().await;
-                self.resend
+                let sent = self
+                    .resend
                     .send(&email, &format!("notification-{}-email", n.id))
-                    .await
+                    .await?;
+                self.after_email(metadata).await;
+                Ok(sent)
             }
             "whatsapp" => {
                 let Some(to) = user
@@ -235,6 +240,57 @@ impl Notifications {
                         .ok();
                 }
                 Err(webpush::PushError::Other(e)) => tracing::warn!(error = %e, "web push failed"),
+            }
+        }
+    }
+
+    /// The files an email carries (`metadata.attachmentRefs`, the invoice PDFs), read
+    /// from storage. A file not there yet is worth retrying; a malformed reference is not.
+    async fn attachments(&self, metadata: &Value) -> Result<Vec<Attachment>, SendError> {
+        use base64::Engine;
+        let Some(refs) = metadata.get("attachmentRefs").and_then(Value::as_array) else {
+            return Ok(Vec::new());
+        };
+        let mut files = Vec::new();
+        for r in refs {
+            let (Some("storage"), Some(path)) = (r["type"].as_str(), r["storagePath"].as_str())
+            else {
+                return Err(SendError::Permanent(format!(
+                    "attachment reference {r} is not {{type: storage, storagePath}}"
+                )));
+            };
+            let bytes = self.storage.get(path).await.map_err(|e| match e {
+                StorageError::BadKey(_) => SendError::Permanent(format!("attachment {e}")),
+                other => SendError::Transient {
+                    message: format!("attachment {other}"),
+                    after: None,
+                },
+            })?;
+            let filename = r["filename"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| path.rsplit('/').next().unwrap_or(path).to_string());
+            files.push(Attachment {
+                filename,
+                content: base64::engine::general_purpose::STANDARD.encode(bytes),
+            });
+        }
+        Ok(files)
+    }
+
+    /// The original's post-send actions, run only once the email really went out.
+    async fn after_email(&self, metadata: &Value) {
+        let Some(actions) = metadata.get("postSendActions").and_then(Value::as_array) else {
+            return;
+        };
+        for a in actions {
+            if a["type"] == "markInvoiceEmailSent"
+                && let Some(invoice) = a["invoiceId"]
+                    .as_str()
+                    .and_then(|i| i.parse::<uuid::Uuid>().ok())
+                && let Err(e) = queries::mark_invoice_emailed(&self.pool, invoice).await
+            {
+                tracing::warn!(error = %e, invoice_id = %invoice, "could not mark the invoice emailed");
             }
         }
     }

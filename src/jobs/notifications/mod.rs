@@ -8,8 +8,8 @@
 //! Content and its checks live in `content` and `metadata`, provider wire formats in
 //! `providers` and `webpush`, SQL in `queries`. Several runs may work side by side.
 //!
-//! Invoice emails (`order_invoice` with `attachmentRefs`) are not claimed yet: they wait,
-//! pending, for the storage backend that reads their PDF (the images issue brings it).
+//! Invoice emails carry their PDFs (`metadata.attachmentRefs`, read from `storage`) and
+//! run their post-send action (`markInvoiceEmailSent`) once the email went out.
 
 mod batches;
 mod content;
@@ -74,6 +74,8 @@ pub struct Settings {
     /// `VAPID_PUBLIC_KEY`, `VAPID_PRIVATE_KEY` (base64url) and `VAPID_SUBJECT`
     /// (`mailto:ayuda@revendiste.com`); without the keys pushes are logged, not sent.
     pub vapid: Option<(SecretString, String, String)>,
+    /// Where invoice PDFs are read from (see `storage::Storage::from_env`).
+    pub storage: crate::storage::Storage,
 }
 
 impl Settings {
@@ -103,6 +105,7 @@ impl Settings {
                 max: Duration::from_secs(3600),
                 jitter: 0.2,
             },
+            storage: crate::storage::Storage::from_env(env)?,
             vapid: match (env("VAPID_PRIVATE_KEY"), env("VAPID_PUBLIC_KEY")) {
                 (Some(private), Some(public)) => {
                     let subject = or("VAPID_SUBJECT", "mailto:ayuda@revendiste.com");
@@ -145,6 +148,7 @@ pub struct Notifications {
     email_rate: RateLimit,
     whatsapp_rate: RateLimit,
     push: webpush::WebPush,
+    storage: crate::storage::Storage,
 }
 
 impl Notifications {
@@ -178,6 +182,7 @@ impl Notifications {
                 },
                 timeouts,
             )?,
+            storage: settings.storage.clone(),
             email_rate: RateLimit::new(settings.email_rate),
             whatsapp_rate: RateLimit::new(settings.whatsapp_rate),
             pool,

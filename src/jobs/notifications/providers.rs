@@ -132,6 +132,14 @@ pub struct Email {
     pub subject: String,
     pub html: String,
     pub text: String,
+    /// Files, as Resend takes them: name and base64 content.
+    pub attachments: Vec<Attachment>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Attachment {
+    pub filename: String,
+    pub content: String,
 }
 
 /// Resend's `POST /emails`.
@@ -166,7 +174,7 @@ impl Resend {
             tracing::info!(to = %email.to, subject = %email.subject, "email (console provider, not sent)");
             return Ok("console".to_string());
         };
-        let body = json!({
+        let mut body = json!({
             "from": self.from,
             "to": [email.to],
             "subject": email.subject,
@@ -174,6 +182,9 @@ impl Resend {
             "text": email.text,
             "reply_to": self.reply_to,
         });
+        if !email.attachments.is_empty() {
+            body["attachments"] = json!(email.attachments);
+        }
         let auth = format!("Bearer {}", key.expose_secret());
         let answer = post(
             &self.http,

@@ -32,8 +32,6 @@ pub async fn claim(
         "WITH c AS (
              SELECT id FROM notifications
               WHERE status = 'pending' AND deleted_at IS NULL
-                -- invoice emails wait for their PDF attachments (storage backend)
-                AND NOT (COALESCE(metadata, '{}'::jsonb) ? 'attachmentRefs')
                 AND COALESCE(next_attempt_at, created_at) <= $1
                 AND (lease_until IS NULL OR lease_until < $1)
            ORDER BY COALESCE(next_attempt_at, created_at), id
@@ -186,5 +184,15 @@ pub async fn delete_subscription(pool: &PgPool, endpoint: &str) -> sqlx::Result<
         .bind(endpoint)
         .execute(pool)
         .await?;
+    Ok(())
+}
+
+pub async fn mark_invoice_emailed(pool: &PgPool, invoice: Uuid) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE invoices SET email_sent_at = now() WHERE id = $1 AND email_sent_at IS NULL",
+    )
+    .bind(invoice)
+    .execute(pool)
+    .await?;
     Ok(())
 }

@@ -7,8 +7,7 @@
 //! other, on the row's own schedule. The queue keeps the original's contract: claimed with
 //! `FOR UPDATE SKIP LOCKED`, `attempts` counted, a failure retried after 2^attempts
 //! minutes until `max_attempts`, a `processing` row older than 15 minutes reclaimed.
-//! Other job types (the invoice jobs) are never touched. Jobs whose notification carries
-//! storage attachments (invoice emails) wait for the storage backend.
+//! Other job types (the invoice jobs) are never touched.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
@@ -60,9 +59,6 @@ pub async fn run(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> anyhow::Resul
                 SELECT j.id FROM jobs j
                  WHERE j.status = 'pending' AND j.job_type = ANY($2) AND j.scheduled_at <= $1
                    AND j.attempts < j.max_attempts
-                   AND NOT EXISTS (SELECT 1 FROM notifications n
-                                    WHERE n.id::text = j.payload->>'notificationId'
-                                      AND n.metadata ? 'attachmentRefs')
               ORDER BY j.scheduled_at LIMIT $3
                    FOR UPDATE SKIP LOCKED)
       RETURNING id, payload, attempts, max_attempts",

@@ -67,10 +67,14 @@ module "run_job" {
   schedule_timezone = "UTC"
 
   environment = {
-    DLOCAL_BASE_URL  = "https://api.dlocalgo.com"
-    APP_BASE_URL     = "https://revendiste.com"
-    EMAIL_FROM       = "noreply@revendiste.com"
-    DATABASE_SSLMODE = "verify-full"
+    DLOCAL_BASE_URL   = "https://api.dlocalgo.com"
+    APP_BASE_URL      = "https://revendiste.com"
+    EMAIL_FROM        = "noreply@revendiste.com"
+    STORAGE_TYPE      = "r2"
+    R2_PUBLIC_BUCKET  = "prod-revendiste-public"
+    R2_PRIVATE_BUCKET = "prod-revendiste-private"
+    R2_CDN_DOMAIN     = "cdn.revendiste.com"
+    DATABASE_SSLMODE  = "verify-full"
     # The Amazon RDS CA bundle baked into the image: rustls trusts only public roots.
     DATABASE_SSLROOTCERT = "/etc/ssl/certs/rds-global-bundle.pem"
   }
@@ -83,6 +87,9 @@ module "run_job" {
     WHATSAPP_PHONE_NUMBER_ID = "${var.backend_secrets_arn}:WHATSAPP_PHONE_NUMBER_ID::"
     VAPID_PUBLIC_KEY         = "${var.backend_secrets_arn}:VAPID_PUBLIC_KEY::"
     VAPID_PRIVATE_KEY        = "${var.backend_secrets_arn}:VAPID_PRIVATE_KEY::"
+    R2_ACCOUNT_ID            = "${var.backend_secrets_arn}:R2_ACCOUNT_ID::"
+    R2_ACCESS_KEY_ID         = "${var.backend_secrets_arn}:R2_ACCESS_KEY_ID::"
+    R2_SECRET_ACCESS_KEY     = "${var.backend_secrets_arn}:R2_SECRET_ACCESS_KEY::"
   }
 
   use_fargate_spot = true
