@@ -8,4 +8,5 @@ mod fixtures;
 mod notifications;
 mod runs;
 mod scheduler;
+mod storage;
 mod sync_payments;
