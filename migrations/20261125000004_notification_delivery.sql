@@ -13,4 +13,9 @@ CREATE INDEX notifications_deliverable_idx ON notifications (COALESCE(next_attem
 -- notification_batch_items: which items a batch's notification already includes, so an
 -- item appended while its batch was being merged is found and sent, not lost.
 ALTER TABLE notification_batch_items ADD COLUMN merged_at timestamptz;
+-- Items of batches already closed were handled by the original: mark them so, or they
+-- would look like late arrivals and be sent again.
+UPDATE notification_batch_items i SET merged_at = b.updated_at
+  FROM notification_batches b
+ WHERE b.id = i.batch_id AND b.status <> 'pending';
 CREATE INDEX notification_batch_items_unmerged_idx ON notification_batch_items (batch_id) WHERE merged_at IS NULL;

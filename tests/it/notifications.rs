@@ -124,11 +124,22 @@ async fn state(pool: &PgPool, id: Uuid) -> (String, Value) {
         .unwrap()
 }
 
+/// Lets the retry waits pass: the row and each waiting channel are due now.
 async fn make_due(pool: &PgPool) {
-    sqlx::query("UPDATE notifications SET next_attempt_at = now() - interval '1 second' WHERE next_attempt_at IS NOT NULL")
-        .execute(pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        r#"UPDATE notifications SET
+               next_attempt_at = now() - interval '1 second',
+               channel_status = (
+                   SELECT jsonb_object_agg(k, CASE WHEN v->>'status' = 'retry'
+                       THEN jsonb_set(v, '{retryAt}', to_jsonb(to_char((now() - interval '1 second') AT TIME ZONE 'UTC',
+                                                                       'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))
+                       ELSE v END)
+                     FROM jsonb_each(channel_status) AS e(k, v))
+             WHERE next_attempt_at IS NOT NULL"#,
+    )
+    .execute(pool)
+    .await
+    .unwrap();
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -1143,4 +1154,31 @@ async fn a_batch_of_bad_items_is_closed_once_not_retried_forever(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(batches, 1, "no new batch for the dropped items");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_backlog_too_old_to_matter_is_failed_not_sent(pool: PgPool) {
+    let u = user(&pool, Some("old@example.com"), None).await;
+    let id = notification(
+        &pool,
+        u,
+        "auth_verification_code",
+        "{email}",
+        json!({"type": "auth_verification_code", "otpCode": "123456"}),
+    )
+    .await;
+    sqlx::query("UPDATE notifications SET created_at = now() - interval '72 hours' WHERE id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let sb = sandbox().await;
+    run(&pool, settings(&sb, &[])).await;
+    let (status, channels) = state(&pool, id).await;
+    assert_eq!(status, "failed");
+    assert_eq!(
+        channels["email"]["error"],
+        "skipped: created 72 hours ago, too late to send"
+    );
+    assert_eq!(sb.email_requests(), 0, "a three-day-old code is not sent");
 }

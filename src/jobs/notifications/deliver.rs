@@ -43,11 +43,28 @@ fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Channels the original's rules drop, with the reason: everything for
+/// Channels not to send, with the reason: everything for a notification older than
+/// `max_age`; and the original's rules: everything for
 /// `order_expired`/`payment_failed` once the event has ended; the email of an
 /// `order_expired` for an order older than an hour (offline payments can stay pending for
 /// days, and such a late email confuses more than it helps).
-pub fn skips(n: &Claimed, facts: Option<&OrderFacts>, now: DateTime<Utc>) -> Vec<(String, String)> {
+pub fn skips(
+    n: &Claimed,
+    facts: Option<&OrderFacts>,
+    now: DateTime<Utc>,
+    max_age: TimeDelta,
+) -> Vec<(String, String)> {
+    if now - n.created_at > max_age {
+        let why = format!(
+            "skipped: created {} hours ago, too late to send",
+            (now - n.created_at).num_hours()
+        );
+        return n
+            .channels
+            .iter()
+            .map(|c| (c.clone(), why.clone()))
+            .collect();
+    }
     let Some(f) = facts else { return Vec::new() };
     if f.event_end_date < now {
         return n
@@ -87,8 +104,15 @@ impl Notifications {
                 .iter()
                 .find(|(c, _)| c == channel)
                 .map(|(_, why)| why.clone());
+            let not_yet = previous["status"] == "retry"
+                && previous["retryAt"]
+                    .as_str()
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .is_some_and(|t| t > now);
             let entry = match previous["status"].as_str() {
                 Some("sent" | "failed") => continue,
+                // Another channel made the row due; this one was asked to wait longer.
+                _ if not_yet && skipped.is_none() => continue,
                 _ if skipped.is_some() => failed(attempts, skipped.unwrap_or_default()),
                 Some("sending") => failed(
                     attempts,
@@ -117,9 +141,12 @@ impl Notifications {
                                 } else {
                                     let backoff =
                                         self.settings.backoff.next_attempt_at(now, attempts);
+                                    // Capped at a day: a provider's wait beyond that is not
+                                    // believable, and Resend keeps idempotency keys 24 h.
                                     let asked = after
+                                        .map(|a| a.min(std::time::Duration::from_secs(86_400)))
                                         .and_then(|a| TimeDelta::from_std(a).ok())
-                                        .map(|a| now + a);
+                                        .and_then(|a| now.checked_add_signed(a));
                                     let at = asked.map_or(backoff, |a| a.max(backoff));
                                     json!({"status": "retry", "attempts": attempts, "error": message, "retryAt": iso(at)})
                                 }

@@ -38,6 +38,7 @@ use crate::backoff::RowBackoff;
 use crate::config::{self, Env};
 use crate::http::Timeouts;
 use deliver::RateLimit;
+use queries::Outcome;
 
 /// Types with the original's delivery rules about their order (see `deliver::skips`).
 const SKIP_RULE_TYPES: &[&str] = &["order_expired", "payment_failed"];
@@ -74,6 +75,10 @@ pub struct Settings {
     /// `VAPID_PUBLIC_KEY`, `VAPID_PRIVATE_KEY` (base64url) and `VAPID_SUBJECT`
     /// (`mailto:ayuda@revendiste.com`); without the keys pushes are logged, not sent.
     pub vapid: Option<(SecretString, String, String)>,
+    /// `NOTIFICATIONS_MAX_AGE_HOURS`: older pending notifications are failed, not sent
+    /// (a backlog left by the original would otherwise go out days late, one-time codes
+    /// included). Defaults to 48.
+    pub max_age: TimeDelta,
     /// Where invoice PDFs are read from (see `storage::Storage::from_env`).
     pub storage: crate::storage::Storage,
 }
@@ -86,7 +91,18 @@ impl Settings {
             resend_base_url: or("RESEND_BASE_URL", "https://api.resend.com"),
             email_from: or("EMAIL_FROM", "noreply@revendiste.com"),
             whatsapp_token: env("WHATSAPP_ACCESS_TOKEN").map(SecretString::from),
-            whatsapp_phone_number_id: or("WHATSAPP_PHONE_NUMBER_ID", "0"),
+            whatsapp_phone_number_id: match (
+                env("WHATSAPP_ACCESS_TOKEN"),
+                env("WHATSAPP_PHONE_NUMBER_ID"),
+            ) {
+                (Some(_), None) => {
+                    return Err(config::Error {
+                        variable: "WHATSAPP_PHONE_NUMBER_ID",
+                        message: "is required when WHATSAPP_ACCESS_TOKEN is set".into(),
+                    });
+                }
+                (_, id) => id.unwrap_or_else(|| "0".to_string()),
+            },
             whatsapp_api_version: or("WHATSAPP_API_VERSION", "v21.0"),
             whatsapp_base_url: or("WHATSAPP_BASE_URL", "https://graph.facebook.com"),
             batch: config::parse(env, "NOTIFICATIONS_BATCH", 50i64, 1..=1000)?,
@@ -106,6 +122,12 @@ impl Settings {
                 jitter: 0.2,
             },
             storage: crate::storage::Storage::from_env(env)?,
+            max_age: TimeDelta::hours(config::parse(
+                env,
+                "NOTIFICATIONS_MAX_AGE_HOURS",
+                48i64,
+                1..=24 * 30,
+            )?),
             vapid: match (env("VAPID_PRIVATE_KEY"), env("VAPID_PUBLIC_KEY")) {
                 (Some(private), Some(public)) => {
                     let subject = or("VAPID_SUBJECT", "mailto:ayuda@revendiste.com");
@@ -191,7 +213,7 @@ impl Notifications {
     }
 
     /// Claims and delivers until nothing is due, the run is cancelled, or its deadline
-    /// is too near to finish another batch.
+    /// is nearer than a claim's lease (a batch is only started if it can be finished).
     pub async fn run_once(&self, cx: &RunContext) -> Result<Summary, JobError> {
         let mut summary = Summary::default();
         let (mut sent, mut failed, mut retrying) = (0u64, 0u64, 0u64);
@@ -202,9 +224,7 @@ impl Notifications {
             let remaining = cx
                 .deadline
                 .saturating_duration_since(tokio::time::Instant::now());
-            if cx.cancel.is_cancelled()
-                || remaining < self.settings.lease.min(Duration::from_secs(30))
-            {
+            if cx.cancel.is_cancelled() || remaining < self.settings.lease {
                 break;
             }
             let now = Utc::now();
@@ -234,17 +254,24 @@ impl Notifications {
                 .collect();
             let facts = &facts;
             let users = &users;
-            // Owned rows into the stream: borrowed ones trip the compiler's higher-ranked
-            // lifetime check once the future is boxed as Send.
-            let results: Vec<_> = futures::stream::iter(claimed.iter().cloned())
+            // Each outcome is written as soon as its notification is done, so a run
+            // stopped mid-batch loses nothing it already sent. Owned rows into the
+            // stream: borrowed ones trip the compiler's higher-ranked lifetime check
+            // once the future is boxed as Send.
+            let results: Vec<Result<Outcome, uuid::Uuid>> = futures::stream::iter(claimed.iter().cloned())
                 .map(|n| async move {
                     if cancel.is_cancelled() {
                         return Err(n.id);
                     }
-                    let skip = deliver::skips(&n, facts.get(&n.id), now);
-                    Ok(self
+                    let skip = deliver::skips(&n, facts.get(&n.id), now, self.settings.max_age);
+                    let outcome = self
                         .deliver(&n, users.get(&n.user_id), &skip, lease_until, now)
-                        .await)
+                        .await;
+                    if let Err(e) = queries::finish(&self.pool, std::slice::from_ref(&outcome), lease_until, Utc::now()).await {
+                        // The lease runs out and the row comes back; email is idempotent.
+                        tracing::error!(notification_id = %n.id, error = %e, "could not record the outcome");
+                    }
+                    Ok(outcome)
                 })
                 .buffer_unordered(self.settings.concurrency)
                 .collect()
@@ -253,7 +280,6 @@ impl Notifications {
                 results.into_iter().partition(Result::is_ok);
             let outcomes: Vec<_> = outcomes.into_iter().filter_map(Result::ok).collect();
             let unstarted: Vec<_> = unstarted.into_iter().filter_map(Result::err).collect();
-            queries::finish(&self.pool, &outcomes, lease_until, Utc::now()).await?;
             queries::release(&self.pool, &unstarted, lease_until).await?;
             for o in &outcomes {
                 match o.status {

@@ -59,6 +59,18 @@ const QUICK: RetryPolicy = RetryPolicy {
     max: Duration::from_secs(2),
 };
 
+/// How a provider call may be repeated.
+#[derive(Clone, Copy, PartialEq)]
+enum Repeat {
+    /// The provider deduplicates (Resend's Idempotency-Key): retry whatever happened.
+    Safe,
+    /// No deduplication (WhatsApp): never resend a request that may have been accepted.
+    /// Only a refused connection (nothing sent) or an error answer (not accepted) is
+    /// worth another try, by a later run; an answer lost on the way means the outcome is
+    /// unknown, which fails the channel rather than risk a duplicate.
+    AtMostOnce,
+}
+
 /// POSTs JSON and classifies the answer.
 async fn post(
     client: &reqwest::Client,
@@ -66,8 +78,9 @@ async fn post(
     provider: &str,
     headers: &[(&str, &str)],
     body: &Value,
+    repeat: Repeat,
 ) -> Result<Value, SendError> {
-    http::retry(QUICK, provider, || async {
+    let once = || async {
         let mut request = client
             .post(url)
             .header("Content-Type", "application/json")
@@ -75,23 +88,38 @@ async fn post(
         for (k, v) in headers {
             request = request.header(*k, *v);
         }
-        let response = request.send().await.map_err(|e| SendError::Transient {
-            message: format!(
-                "{provider} unreachable: {}",
-                if e.is_timeout() {
-                    "timed out"
-                } else {
-                    "connection failed"
+        let response = request.send().await.map_err(|e| {
+            if repeat == Repeat::AtMostOnce && !e.is_connect() {
+                SendError::Permanent(format!(
+                    "{provider}: outcome unknown (no answer after sending); not sent again"
+                ))
+            } else {
+                SendError::Transient {
+                    message: format!(
+                        "{provider} unreachable: {}",
+                        if e.is_timeout() {
+                            "timed out"
+                        } else {
+                            "connection failed"
+                        }
+                    ),
+                    after: None,
                 }
-            ),
-            after: None,
+            }
         })?;
         let status = response.status();
         let after = http::retry_after(response.headers());
-        let bytes = response.bytes().await.map_err(|_| SendError::Transient {
-            message: format!("{provider} answer cut off"),
-            after: None,
-        })?;
+        let bytes = match response.bytes().await {
+            Ok(b) => b,
+            // Accepted, then the body was cut off: it was sent.
+            Err(_) if status.is_success() => return Ok(Value::Null),
+            Err(_) => {
+                return Err(SendError::Transient {
+                    message: format!("{provider} answer cut off"),
+                    after: None,
+                });
+            }
+        };
         let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
         let detail = parsed
             .as_ref()
@@ -102,10 +130,15 @@ async fn post(
                 String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned()
             });
         match status.as_u16() {
-            200..=299 => parsed.ok_or_else(|| SendError::Transient {
-                message: format!("{provider} answered {status} with a body that is not JSON"),
-                after: None,
-            }),
+            200..=299 => match (parsed, repeat) {
+                (Some(v), _) => Ok(v),
+                // A provider that deduplicates can be asked again to get a readable answer.
+                (None, Repeat::Safe) => Err(SendError::Transient {
+                    message: format!("{provider} answered {status} with a body that is not JSON"),
+                    after: None,
+                }),
+                (None, Repeat::AtMostOnce) => Ok(Value::Null),
+            },
             429 => {
                 let message = format!("{provider} answered 429: {detail}");
                 match after {
@@ -113,6 +146,12 @@ async fn post(
                     _ => Err(SendError::Transient { message, after }),
                 }
             }
+            // Resend: the same idempotency key still in flight (a retry racing the
+            // first request). Asking again later gets the first request's answer.
+            409 if repeat == Repeat::Safe => Err(SendError::Transient {
+                message: format!("{provider} answered 409: {detail}"),
+                after: None,
+            }),
             500..=599 => Err(SendError::Transient {
                 message: format!("{provider} answered {status}: {detail}"),
                 after,
@@ -121,8 +160,11 @@ async fn post(
                 "{provider} answered {status}: {detail}"
             ))),
         }
-    })
-    .await
+    };
+    match repeat {
+        Repeat::Safe => http::retry(QUICK, provider, once).await,
+        Repeat::AtMostOnce => once().await,
+    }
 }
 
 /// One email, rendered.
@@ -171,7 +213,11 @@ impl Resend {
     /// Sends `email`. `idempotency_key` makes a resend after a crash a no-op at Resend.
     pub async fn send(&self, email: &Email, idempotency_key: &str) -> Result<String, SendError> {
         let Some(key) = &self.api_key else {
-            tracing::info!(to = %email.to, subject = %email.subject, "email (console provider, not sent)");
+            // Neither address nor subject: a subject can carry a one-time code.
+            tracing::info!(
+                attachments = email.attachments.len(),
+                "email (console provider, not sent)"
+            );
             return Ok("console".to_string());
         };
         let mut body = json!({
@@ -195,6 +241,7 @@ impl Resend {
                 ("Idempotency-Key", idempotency_key),
             ],
             &body,
+            Repeat::Safe,
         )
         .await?;
         Ok(answer
@@ -269,6 +316,7 @@ impl WhatsApp {
             "WhatsApp",
             &[("Authorization", &auth)],
             &body,
+            Repeat::AtMostOnce,
         )
         .await?;
         Ok(answer

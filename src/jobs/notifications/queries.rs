@@ -19,6 +19,7 @@ pub struct Claimed {
     pub metadata: Option<Value>,
     pub actions: Option<Value>,
     pub channel_status: Option<Value>,
+    pub created_at: DateTime<Utc>,
 }
 
 /// Claims up to `limit` deliverable notifications until `lease_until`.
@@ -40,7 +41,7 @@ pub async fn claim(
          UPDATE notifications n SET lease_until = $2
            FROM c WHERE n.id = c.id
        RETURNING n.id, n.user_id, n.type::text AS kind, n.channels::text[] AS channels, n.metadata,
-                 n.actions, n.channel_status",
+                 n.actions, n.channel_status, n.created_at",
     )
     .bind(now)
     .bind(lease_until)
@@ -160,7 +161,8 @@ pub async fn order_facts(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<OrderF
     sqlx::query_as(
         "SELECT n.id, e.event_end_date, o.created_at AS order_created_at
            FROM notifications n
-           JOIN orders o ON o.id::text = n.metadata->>'orderId'
+           JOIN orders o ON o.id = CASE WHEN n.metadata->>'orderId' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                                        THEN (n.metadata->>'orderId')::uuid END
            JOIN events e ON e.id = o.event_id
           WHERE n.id = ANY($1)",
     )
