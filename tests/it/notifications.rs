@@ -1182,3 +1182,53 @@ async fn a_backlog_too_old_to_matter_is_failed_not_sent(pool: PgPool) {
     );
     assert_eq!(sb.email_requests(), 0, "a three-day-old code is not sent");
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn each_channel_keeps_its_own_retry_time(pool: PgPool) {
+    let u = user(&pool, Some("wait@example.com"), Some("+59899111222")).await;
+    let id = notification(&pool, u, "order_confirmed", "{email,whatsapp}", confirmed()).await;
+    let sb = sandbox().await;
+    sb.script_email(ProviderScript {
+        rate_limit_next: 1,
+        retry_after_secs: 600,
+        ..ProviderScript::default()
+    });
+    sb.script_whatsapp(ProviderScript {
+        fail_next: 1,
+        ..ProviderScript::default()
+    });
+    run(&pool, settings(&sb, &[])).await;
+    let (_, channels) = state(&pool, id).await;
+    assert_eq!(
+        (
+            channels["email"]["status"].as_str(),
+            channels["whatsapp"]["status"].as_str()
+        ),
+        (Some("retry"), Some("retry"))
+    );
+    assert_eq!(
+        sb.whatsapp_requests(),
+        1,
+        "an error answer is not retried in-process: nothing was accepted"
+    );
+
+    // WhatsApp's wait is over; the email's (Retry-After: 600) is not.
+    sqlx::query(
+        "UPDATE notifications SET next_attempt_at = now() - interval '1 second',
+                channel_status = jsonb_set(channel_status, '{whatsapp,retryAt}', to_jsonb('2000-01-01T00:00:00.000Z'::text))
+          WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    run(&pool, settings(&sb, &[])).await;
+    let (status, channels) = state(&pool, id).await;
+    assert_eq!(channels["whatsapp"]["status"], "sent");
+    assert_eq!(
+        channels["email"]["status"], "retry",
+        "not asked again before its Retry-After"
+    );
+    assert_eq!(sb.email_requests(), 1);
+    assert_eq!(status, "pending");
+}
