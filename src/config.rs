@@ -73,6 +73,11 @@ impl Settings {
     }
 }
 
+/// A setting that must be there, with `why` saying who needs it ("is required by ...").
+pub fn required(env: &Env, variable: &'static str, why: &str) -> Result<String, Error> {
+    env(variable).ok_or_else(|| error(variable, format!("is required {why}")))
+}
+
 /// A typed optional setting within `range`, or `default` when unset.
 pub fn parse<T>(
     env: &Env,

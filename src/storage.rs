@@ -69,12 +69,7 @@ impl Storage {
                     .unwrap_or_else(|| "http://localhost:3000".to_string()),
             }),
             "r2" => {
-                let required = |name: &'static str| {
-                    env(name).ok_or_else(|| config::Error {
-                        variable: name,
-                        message: "is required when STORAGE_TYPE is r2".to_string(),
-                    })
-                };
+                let required = |name| config::required(env, name, "when STORAGE_TYPE is r2");
                 let account = env("R2_ACCOUNT_ID");
                 let endpoint = match (env("R2_ENDPOINT"), &account) {
                     (Some(e), _) => e,

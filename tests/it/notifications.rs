@@ -1232,3 +1232,19 @@ async fn each_channel_keeps_its_own_retry_time(pool: PgPool) {
     assert_eq!(sb.email_requests(), 1);
     assert_eq!(status, "pending");
 }
+
+#[test]
+fn a_whatsapp_token_without_a_phone_number_id_is_a_configuration_error() {
+    let e =
+        Settings::from_env(&|k: &str| (k == "WHATSAPP_ACCESS_TOKEN").then(|| "token".to_string()))
+            .err()
+            .unwrap();
+    assert_eq!(
+        e.to_string(),
+        "WHATSAPP_PHONE_NUMBER_ID: is required when WHATSAPP_ACCESS_TOKEN is set"
+    );
+    assert!(
+        Settings::from_env(&|_: &str| None).is_ok(),
+        "without credentials every channel has a console default"
+    );
+}

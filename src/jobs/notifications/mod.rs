@@ -91,17 +91,14 @@ impl Settings {
             resend_base_url: or("RESEND_BASE_URL", "https://api.resend.com"),
             email_from: or("EMAIL_FROM", "noreply@revendiste.com"),
             whatsapp_token: env("WHATSAPP_ACCESS_TOKEN").map(SecretString::from),
-            whatsapp_phone_number_id: match (
-                env("WHATSAPP_ACCESS_TOKEN"),
-                env("WHATSAPP_PHONE_NUMBER_ID"),
-            ) {
-                (Some(_), None) => {
-                    return Err(config::Error {
-                        variable: "WHATSAPP_PHONE_NUMBER_ID",
-                        message: "is required when WHATSAPP_ACCESS_TOKEN is set".into(),
-                    });
-                }
-                (_, id) => id.unwrap_or_else(|| "0".to_string()),
+            // Only needed, and then required, when messages are really sent.
+            whatsapp_phone_number_id: match env("WHATSAPP_ACCESS_TOKEN") {
+                Some(_) => config::required(
+                    env,
+                    "WHATSAPP_PHONE_NUMBER_ID",
+                    "when WHATSAPP_ACCESS_TOKEN is set",
+                )?,
+                None => or("WHATSAPP_PHONE_NUMBER_ID", "0"),
             },
             whatsapp_api_version: or("WHATSAPP_API_VERSION", "v21.0"),
             whatsapp_base_url: or("WHATSAPP_BASE_URL", "https://graph.facebook.com"),

@@ -67,12 +67,7 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_env(env: &Env) -> Result<Settings, config::Error> {
-        let required = |name: &'static str| {
-            env(name).ok_or_else(|| config::Error {
-                variable: name,
-                message: "is required by sync-payments".to_string(),
-            })
-        };
+        let required = |name| config::required(env, name, "by sync-payments");
         let base = required("DLOCAL_BASE_URL")?;
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(config::Error {
