@@ -217,75 +217,68 @@ impl Notifications {
         // Closed batches first: their notifications go out in this same run.
         let merged = batches::merge_closed(&self.pool, Utc::now(), self.settings.batch).await?;
         let queued = queue::run(&self.pool, Utc::now(), self.settings.batch).await?;
+        // Batches are claimed while the previous one's last sends are still in flight, so
+        // deliveries do not drain to nothing between batches. Each outcome is written as
+        // soon as its notification is done, so a run stopped mid-batch loses nothing it
+        // sent; rows claimed but not started when the run stops are released at once.
+        let cancel = &cx.cancel;
+        let mut waiting: std::collections::VecDeque<(queries::Claimed, Arc<ClaimedBatch>)> =
+            Default::default();
+        let mut in_flight = futures::stream::FuturesUnordered::new();
+        let mut claiming = None;
+        let mut exhausted = false;
+        let mut claim_error = None;
         loop {
-            let remaining = cx
-                .deadline
-                .saturating_duration_since(tokio::time::Instant::now());
-            if cx.cancel.is_cancelled() || remaining < self.settings.lease {
-                break;
+            while in_flight.len() < self.settings.concurrency && !cancel.is_cancelled() {
+                let Some((n, batch)) = waiting.pop_front() else {
+                    break;
+                };
+                in_flight.push(self.deliver_one(n, batch));
             }
-            let now = Utc::now();
-            let lease_until =
-                now + TimeDelta::from_std(self.settings.lease).unwrap_or(TimeDelta::minutes(5));
-            let claimed = queries::claim(&self.pool, now, lease_until, self.settings.batch).await?;
-            if claimed.is_empty() {
-                break;
-            }
-            let user_ids: Vec<_> = claimed.iter().map(|n| n.user_id).collect();
-            let users: HashMap<_, _> = queries::users(&self.pool, &user_ids)
-                .await?
-                .into_iter()
-                .map(|u| (u.id, u))
-                .collect();
-            let cancel = &cx.cancel;
-            // The original's skip rules need the order's event and age.
-            let about_orders: Vec<_> = claimed
-                .iter()
-                .filter(|n| SKIP_RULE_TYPES.contains(&n.kind.as_str()))
-                .map(|n| n.id)
-                .collect();
-            let facts: HashMap<_, _> = queries::order_facts(&self.pool, &about_orders)
-                .await?
-                .into_iter()
-                .map(|f| (f.id, f))
-                .collect();
-            let facts = &facts;
-            let users = &users;
-            // Each outcome is written as soon as its notification is done, so a run
-            // stopped mid-batch loses nothing it already sent. Owned rows into the
-            // stream: borrowed ones trip the compiler's higher-ranked lifetime check
-            // once the future is boxed as Send.
-            let results: Vec<Result<Outcome, uuid::Uuid>> = futures::stream::iter(claimed.iter().cloned())
-                .map(|n| async move {
-                    if cancel.is_cancelled() {
-                        return Err(n.id);
-                    }
-                    let skip = deliver::skips(&n, facts.get(&n.id), now, self.settings.max_age);
-                    let outcome = self
-                        .deliver(&n, users.get(&n.user_id), &skip, lease_until, now)
-                        .await;
-                    if let Err(e) = queries::finish(&self.pool, std::slice::from_ref(&outcome), lease_until, Utc::now()).await {
-                        // The lease runs out and the row comes back; email is idempotent.
-                        tracing::error!(notification_id = %n.id, error = %e, "could not record the outcome");
-                    }
-                    Ok(outcome)
-                })
-                .buffer_unordered(self.settings.concurrency)
-                .collect()
-                .await;
-            let (outcomes, unstarted): (Vec<_>, Vec<_>) =
-                results.into_iter().partition(Result::is_ok);
-            let outcomes: Vec<_> = outcomes.into_iter().filter_map(Result::ok).collect();
-            let unstarted: Vec<_> = unstarted.into_iter().filter_map(Result::err).collect();
-            queries::release(&self.pool, &unstarted, lease_until).await?;
-            for o in &outcomes {
-                match o.status {
-                    "sent" => sent += 1,
-                    "failed" => failed += 1,
-                    _ => retrying += 1,
+            if waiting.is_empty() && claiming.is_none() && !exhausted {
+                let remaining = cx
+                    .deadline
+                    .saturating_duration_since(tokio::time::Instant::now());
+                if cancel.is_cancelled() || remaining < self.settings.lease {
+                    exhausted = true;
+                } else {
+                    claiming = Some(Box::pin(self.claim_batch()));
                 }
             }
-            summary.processed += outcomes.len() as u64;
+            if in_flight.is_empty() && claiming.is_none() {
+                break;
+            }
+            tokio::select! {
+                Some(outcome) = in_flight.next(), if !in_flight.is_empty() => {
+                    summary.processed += 1;
+                    match outcome.status {
+                        "sent" => sent += 1,
+                        "failed" => failed += 1,
+                        _ => retrying += 1,
+                    }
+                }
+                claimed = async { claiming.as_mut().expect("guarded by the branch condition").await }, if claiming.is_some() => {
+                    claiming = None;
+                    match claimed {
+                        Ok(Some(items)) => waiting.extend(items),
+                        Ok(None) => exhausted = true,
+                        Err(e) => {
+                            claim_error = Some(e);
+                            exhausted = true;
+                        }
+                    }
+                }
+                _ = cancel.cancelled(), if !exhausted => exhausted = true,
+            }
+        }
+        for (n, batch) in waiting {
+            queries::release(&self.pool, &[n.id], batch.lease_until).await?;
+        }
+        if let Some(e) = claim_error {
+            return Err(JobError {
+                summary,
+                error: e.into(),
+            });
         }
         summary.succeeded = sent;
         summary.failed = failed;
@@ -306,6 +299,84 @@ impl Notifications {
         .cloned()
         .unwrap_or_default();
         Ok(summary)
+    }
+}
+
+/// What a claimed batch's rows share.
+struct ClaimedBatch {
+    lease_until: chrono::DateTime<Utc>,
+    now: chrono::DateTime<Utc>,
+    users: HashMap<uuid::Uuid, queries::User>,
+    facts: HashMap<uuid::Uuid, queries::OrderFacts>,
+}
+
+impl Notifications {
+    /// Claims the next batch with what its delivery needs; `None` when nothing is due.
+    async fn claim_batch(
+        &self,
+    ) -> sqlx::Result<Option<Vec<(queries::Claimed, Arc<ClaimedBatch>)>>> {
+        let now = Utc::now();
+        let lease_until =
+            now + TimeDelta::from_std(self.settings.lease).unwrap_or(TimeDelta::minutes(5));
+        let claimed = queries::claim(&self.pool, now, lease_until, self.settings.batch).await?;
+        if claimed.is_empty() {
+            return Ok(None);
+        }
+        let user_ids: Vec<_> = claimed.iter().map(|n| n.user_id).collect();
+        let users = queries::users(&self.pool, &user_ids)
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u))
+            .collect();
+        // The original's skip rules need the order's event and age.
+        let about_orders: Vec<_> = claimed
+            .iter()
+            .filter(|n| SKIP_RULE_TYPES.contains(&n.kind.as_str()))
+            .map(|n| n.id)
+            .collect();
+        let facts = queries::order_facts(&self.pool, &about_orders)
+            .await?
+            .into_iter()
+            .map(|f| (f.id, f))
+            .collect();
+        let batch = Arc::new(ClaimedBatch {
+            lease_until,
+            now,
+            users,
+            facts,
+        });
+        Ok(Some(
+            claimed
+                .into_iter()
+                .map(|n| (n, Arc::clone(&batch)))
+                .collect(),
+        ))
+    }
+
+    /// Delivers one claimed row and writes its outcome.
+    async fn deliver_one(&self, n: queries::Claimed, batch: Arc<ClaimedBatch>) -> Outcome {
+        let skip = deliver::skips(&n, batch.facts.get(&n.id), batch.now, self.settings.max_age);
+        let outcome = self
+            .deliver(
+                &n,
+                batch.users.get(&n.user_id),
+                &skip,
+                batch.lease_until,
+                batch.now,
+            )
+            .await;
+        if let Err(e) = queries::finish(
+            &self.pool,
+            std::slice::from_ref(&outcome),
+            batch.lease_until,
+            Utc::now(),
+        )
+        .await
+        {
+            // The lease runs out and the row comes back; email is idempotent.
+            tracing::error!(notification_id = %n.id, error = %e, "could not record the outcome");
+        }
+        outcome
     }
 }
 
