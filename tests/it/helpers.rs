@@ -129,3 +129,24 @@ pub fn send_signal(pid: u32, signal: &str) {
         .expect("kill runs");
     assert!(status.success(), "kill -{signal} {pid}");
 }
+
+/// A `SELECT count(*) ...` (or any single bigint) against the test's database.
+pub async fn count(pool: &PgPool, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(pool)
+        .await
+        .expect("a count")
+}
+
+/// An environment for settings: `base` pairs, then `extra` pairs overriding them.
+pub fn env_of(
+    base: &[(&str, &str)],
+    extra: &[(&str, &str)],
+) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
+    let map: std::collections::HashMap<String, String> = base
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |k: &str| map.get(k).cloned()
+}

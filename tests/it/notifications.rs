@@ -2,7 +2,6 @@
 //! stand-ins over HTTP: wire formats, partial success, retries and their limit,
 //! permanent errors, Retry-After, bad input, and two runs at once.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use run_job::jobs::notifications::{Notifications, Settings};
@@ -13,12 +12,14 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::helpers::env_of;
+
 async fn sandbox() -> Sandbox {
     Sandbox::start(0, "k", "s").await.unwrap()
 }
 
 fn settings(sb: &Sandbox, extra: &[(&str, &str)]) -> Settings {
-    let mut map: HashMap<String, String> = [
+    let base = [
         ("RESEND_API_KEY", "re_test_key"),
         ("RESEND_BASE_URL", sb.base_url.as_str()),
         ("EMAIL_FROM", "noreply@revendiste.com"),
@@ -27,14 +28,8 @@ fn settings(sb: &Sandbox, extra: &[(&str, &str)]) -> Settings {
         ("WHATSAPP_BASE_URL", sb.base_url.as_str()),
         ("EMAIL_RATE_PER_SECOND", "0"),
         ("WHATSAPP_RATE_PER_SECOND", "0"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    for (k, v) in extra {
-        map.insert(k.to_string(), v.to_string());
-    }
-    Settings::from_env(&move |k: &str| map.get(k).cloned()).unwrap()
+    ];
+    Settings::from_env(&env_of(&base, extra)).unwrap()
 }
 
 async fn run(pool: &PgPool, settings: Settings) -> Summary {

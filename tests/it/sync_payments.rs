@@ -2,7 +2,6 @@
 //! transition of original-jobs.md 1.4-1.6, earnings rounding, idempotency, the late-PAID
 //! anomaly, backoff, bad provider answers, and two runs racing.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use run_job::jobs::sync_payments::{Settings, SyncPayments};
@@ -21,19 +20,13 @@ async fn sandbox() -> Sandbox {
 }
 
 fn settings(sandbox: &Sandbox, extra: &[(&str, &str)]) -> Settings {
-    let mut map: HashMap<String, String> = [
+    let base = [
         ("DLOCAL_BASE_URL", sandbox.base_url.as_str()),
         ("DLOCAL_API_KEY", "key-1"),
         ("DLOCAL_SECRET_KEY", "secret-1"),
         ("APP_BASE_URL", "https://app.test"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    for (k, v) in extra {
-        map.insert(k.to_string(), v.to_string());
-    }
-    Settings::from_env(&move |k: &str| map.get(k).cloned()).unwrap()
+    ];
+    Settings::from_env(&env_of(&base, extra)).unwrap()
 }
 
 fn context(pool: &PgPool, cancel: CancellationToken) -> RunContext {
@@ -781,37 +774,51 @@ async fn two_runs_racing_on_the_same_payments_double_nothing(pool: PgPool) {
         20
     );
 
-    let count = |sql: &'static str| {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>(sql)
-                .fetch_one(&pool)
-                .await
-                .unwrap()
-        }
-    };
     assert_eq!(
-        count("SELECT count(*) FROM orders WHERE status = 'confirmed'").await,
+        count(
+            &pool,
+            "SELECT count(*) FROM orders WHERE status = 'confirmed'"
+        )
+        .await,
         20
     );
-    assert_eq!(count("SELECT count(*) FROM seller_earnings").await, 40);
     assert_eq!(
-        count("SELECT count(DISTINCT listing_ticket_id) FROM seller_earnings").await,
+        count(&pool, "SELECT count(*) FROM seller_earnings").await,
         40
     );
     assert_eq!(
-        count("SELECT count(*) FROM payment_events WHERE event_type = 'status_change'").await,
+        count(
+            &pool,
+            "SELECT count(DISTINCT listing_ticket_id) FROM seller_earnings"
+        )
+        .await,
+        40
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM payment_events WHERE event_type = 'status_change'"
+        )
+        .await,
         20
     );
     assert_eq!(
-        count("SELECT count(*) FROM notifications WHERE type = 'order_confirmed'").await,
+        count(
+            &pool,
+            "SELECT count(*) FROM notifications WHERE type = 'order_confirmed'"
+        )
+        .await,
         20
     );
     assert_eq!(
-        count("SELECT count(*) FROM notifications WHERE type = 'ticket_sold_seller'").await,
+        count(
+            &pool,
+            "SELECT count(*) FROM notifications WHERE type = 'ticket_sold_seller'"
+        )
+        .await,
         20
     );
-    assert_eq!(count("SELECT count(*) FROM jobs").await, 40);
+    assert_eq!(count(&pool, "SELECT count(*) FROM jobs").await, 40);
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -886,22 +893,17 @@ async fn a_cancelled_run_stops_promptly_and_leaves_nothing_half_written(pool: Pg
         started.elapsed()
     );
     assert_eq!(s.processed, 0);
-    let count = |sql: &'static str| {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>(sql)
-                .fetch_one(&pool)
-                .await
-                .unwrap()
-        }
-    };
     assert_eq!(
-        count("SELECT count(*) FROM payments WHERE status = 'pending'").await,
+        count(
+            &pool,
+            "SELECT count(*) FROM payments WHERE status = 'pending'"
+        )
+        .await,
         30
     );
-    assert_eq!(count("SELECT count(*) FROM payment_events").await, 0);
+    assert_eq!(count(&pool, "SELECT count(*) FROM payment_events").await, 0);
     assert_eq!(
-        count("SELECT count(*) FROM payment_sync_state").await,
+        count(&pool, "SELECT count(*) FROM payment_sync_state").await,
         0,
         "a cancelled call is not a failure"
     );
