@@ -95,11 +95,11 @@ pub fn on_confirmed(
         user_id: order.user_id,
         kind: "order_confirmed",
         channels: vec!["in_app", "email"],
-        actions: Some(json!([{
-            "type": "view_order",
-            "label": "Ver orden",
-            "url": format!("{app_base_url}/cuenta/entradas?orden={}", order.id),
-        }])),
+        actions: Some(action(
+            "view_order",
+            "Ver orden",
+            format!("{app_base_url}/cuenta/entradas?orden={}", order.id),
+        )),
         metadata: with(&summary, json!({ "type": "order_confirmed" })),
     }];
     // Omitted, not null, when unknown: the job schema says optional string (a gap in the
@@ -116,11 +116,14 @@ pub fn on_confirmed(
     for sale in sales {
         let prompt = should_prompt_upload(order, sale.all_documents_uploaded, now);
         let actions = prompt.then(|| {
-            json!([{
-                "type": "upload_documents",
-                "label": "Subir entradas",
-                "url": format!("{app_base_url}/cuenta/subir-entradas?subirPublicacion={}", sale.listing_id),
-            }])
+            action(
+                "upload_documents",
+                "Subir entradas",
+                format!(
+                    "{app_base_url}/cuenta/subir-entradas?subirPublicacion={}",
+                    sale.listing_id
+                ),
+            )
         });
         notifications.push(Notification {
             user_id: sale.seller_user_id,
@@ -176,11 +179,11 @@ pub fn on_payment_failed(
         user_id: order.user_id,
         kind: "payment_failed",
         channels: vec!["in_app", "email"],
-        actions: Some(json!([{
-            "type": "retry_payment",
-            "label": "Reintentar pago",
-            "url": format!("{app_base_url}/checkout/{}", order.id),
-        }])),
+        actions: Some(action(
+            "retry_payment",
+            "Reintentar pago",
+            format!("{app_base_url}/checkout/{}", order.id),
+        )),
         metadata: json!({
             "type": "payment_failed",
             "orderId": order.id,
@@ -211,6 +214,11 @@ pub fn on_order_expired(order: &LockedOrder, now: DateTime<Utc>) -> Option<Notif
             "eventName": order.event_name,
         }),
     })
+}
+
+/// A notification's single action, as the app renders it.
+fn action(kind: &str, label: &str, url: String) -> Value {
+    json!([{ "type": kind, "label": label, "url": url }])
 }
 
 /// `base`'s fields plus `extra`'s.
