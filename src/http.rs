@@ -27,12 +27,17 @@ pub struct Timeouts {
 
 /// A client with the given timeouts, no redirects, and our User-Agent.
 pub fn client(timeouts: Timeouts) -> reqwest::Result<reqwest::Client> {
+    builder(timeouts).build()
+}
+
+/// The settings every client starts from; a caller that must differ (the image
+/// downloader follows a few redirects and names itself differently) changes only that.
+pub fn builder(timeouts: Timeouts) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
         .timeout(timeouts.request)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("run-job/", env!("CARGO_PKG_VERSION")))
-        .build()
 }
 
 /// What the retry loop needs to know about a failed call.

@@ -21,6 +21,7 @@ use uuid::Uuid;
 #[cfg(feature = "test-jobs")]
 pub mod demo;
 pub mod notifications;
+pub mod scraping;
 pub mod sync_payments;
 
 /// What a job receives for one run.

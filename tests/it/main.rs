@@ -5,6 +5,7 @@ mod helpers;
 
 mod cli;
 mod fixtures;
+mod images;
 mod notifications;
 mod runs;
 mod scheduler;

@@ -10,6 +10,8 @@
 //! [`Sandbox`]; the `dlocal-sandbox` binary serves it for the Quickstart and benchmarks,
 //! scriptable over `PUT /sandbox/payments/{id}` and `POST /sandbox/behaviour`.
 
+pub mod site;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
