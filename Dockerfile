@@ -59,4 +59,4 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 USER 10001:10001
 # The real binary, not the /usr/bin/chromium shell wrapper (which adds flags of its own).
-ENV CHROMIUM_PATH=/usr/lib/chromium/chromium
+ENV SCRAPER_CHROMIUM_PATH=/usr/lib/chromium/chromium

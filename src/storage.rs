@@ -53,6 +53,16 @@ fn checked(key: &str) -> Result<&Path, StorageError> {
         .ok_or_else(|| StorageError::BadKey(key.to_string()))
 }
 
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // No credentials, whatever the backend.
+        match self {
+            Storage::Local { root, .. } => write!(f, "Storage::Local({})", root.display()),
+            Storage::S3(s3) => write!(f, "Storage::S3({})", s3.public_bucket),
+        }
+    }
+}
+
 impl Storage {
     /// `STORAGE_TYPE` `local` (default: `STORAGE_LOCAL_PATH` `./uploads`, `STORAGE_BASE_URL`)
     /// or `r2` (`R2_ACCOUNT_ID`, `R2_ACCESS_KEY_ID`, `R2_SECRET_ACCESS_KEY`, `R2_PUBLIC_BUCKET`,

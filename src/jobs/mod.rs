@@ -85,6 +85,7 @@ pub struct Registration {
 /// Every job this binary can run.
 pub const REGISTRY: &[Registration] = &[
     notifications::REGISTRATION,
+    scraping::REGISTRATION,
     sync_payments::REGISTRATION,
     #[cfg(feature = "test-jobs")]
     demo::SLEEP,

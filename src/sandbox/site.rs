@@ -44,6 +44,8 @@ pub enum Route {
 struct SiteState {
     root: Option<PathBuf>,
     routes: Mutex<HashMap<String, Route>>,
+    /// Routes for any path with this segment, e.g. every `/…/error-500/…`.
+    segments: Mutex<Vec<(String, Route)>>,
     hits: Mutex<HashMap<String, u64>>,
 }
 
@@ -79,6 +81,11 @@ impl Site {
         lock(&self.state.routes).insert(path.to_string(), route);
     }
 
+    /// Answers every path that has `segment` as one of its segments with `route`.
+    pub fn route_segment(&self, segment: &str, route: Route) {
+        lock(&self.state.segments).push((segment.to_string(), route));
+    }
+
     /// Requests received for `path`.
     pub fn hits(&self, path: &str) -> u64 {
         lock(&self.state.hits).get(path).copied().unwrap_or(0)
@@ -92,7 +99,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 async fn answer(State(state): State<Arc<SiteState>>, uri: Uri) -> Response {
     let path = uri.path().to_string();
     *lock(&state.hits).entry(path.clone()).or_default() += 1;
-    let scripted = lock(&state.routes).get(&path).cloned();
+    let scripted = lock(&state.routes).get(&path).cloned().or_else(|| {
+        lock(&state.segments)
+            .iter()
+            .find(|(segment, _)| path.split('/').any(|s| s == segment))
+            .map(|(_, route)| route.clone())
+    });
     match scripted {
         Some(route) => scripted_answer(route).await,
         None => match &state.root {

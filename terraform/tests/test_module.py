@@ -267,5 +267,5 @@ def test_the_dockerfile_runs_what_terraform_and_the_jobs_expect():
     assert users[-1] == "10001:10001", "the final image runs as a non-root numeric user"
     chromium_stage = docker.split("AS chromium", 1)[1]
     assert re.search(r"chromium=\d", chromium_stage), "Debian's Chromium, pinned"
-    assert "ENV CHROMIUM_PATH=/usr/lib/chromium/chromium" in chromium_stage
+    assert "ENV SCRAPER_CHROMIUM_PATH=/usr/lib/chromium/chromium" in chromium_stage
     assert "--features" not in docker.split("AS builder", 1)[1].split("FROM", 1)[0], "no test or sandbox features"

@@ -9,5 +9,6 @@ mod images;
 mod notifications;
 mod runs;
 mod scheduler;
+mod scraping;
 mod storage;
 mod sync_payments;

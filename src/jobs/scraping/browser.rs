@@ -1,0 +1,387 @@
+//! One headless Chromium per run, driven over CDP by chromiumoxide.
+//!
+//! The browser is the system's (Debian's `chromium` package; `SCRAPER_CHROMIUM_PATH` to
+//! change it), started headless with flags that work as root in a container and on a
+//! closed network, with a profile directory of its own that is deleted afterwards.
+//! The CDP handler is polled until the connection ends and never stops on an error:
+//! Chromium is newer than the crate's protocol snapshot and sends messages it cannot
+//! parse, and a handler that stopped would leave every later call hanging.
+//!
+//! [`Browser::shutdown`] closes it and then kills whatever is left of its process tree
+//! (found by its profile directory on the command line, so renderers and zygotes too),
+//! and so does dropping it: no Chromium outlives run-job's job.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chromiumoxide::error::CdpError;
+use chromiumoxide::{BrowserConfig, Page};
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep, timeout};
+use tokio_util::sync::CancellationToken;
+
+/// How a page visit failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PageError {
+    #[error("timed out {0}")]
+    Timeout(&'static str),
+    #[error("HTTP {0}")]
+    Status(u16),
+    #[error("navigation failed: {0}")]
+    Navigation(String),
+    #[error("{0}")]
+    Extraction(String),
+    /// The browser went away (crashed or was killed); nothing more can be done with it.
+    #[error("the browser is gone: {0}")]
+    BrowserGone(String),
+}
+
+impl PageError {
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, PageError::Timeout(_))
+    }
+}
+
+fn cdp(error: CdpError) -> PageError {
+    match error {
+        CdpError::Ws(_)
+        | CdpError::ChannelSendError(_)
+        | CdpError::NoResponse
+        | CdpError::Io(_) => PageError::BrowserGone(error.to_string()),
+        CdpError::Timeout => PageError::Timeout("waiting for the browser"),
+        other => PageError::Extraction(other.to_string()),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BrowserSettings {
+    pub executable: PathBuf,
+    pub user_agent: String,
+    pub navigation_timeout: Duration,
+    /// Extra `--host-resolver-rules` (tests map every host but loopback to nothing).
+    pub host_resolver_rules: Option<String>,
+}
+
+pub struct Browser {
+    inner: Option<chromiumoxide::Browser>,
+    handler: JoinHandle<()>,
+    /// Cancelled when the browser process dies or its CDP connection breaks; every
+    /// call in flight then fails at once instead of waiting for its timeout.
+    gone: CancellationToken,
+    profile: PathBuf,
+    settings: BrowserSettings,
+}
+
+impl Browser {
+    pub async fn launch(settings: &BrowserSettings) -> anyhow::Result<Browser> {
+        let profile =
+            std::env::temp_dir().join(format!("run-job-chromium-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&profile)?;
+        let mut builder = BrowserConfig::builder()
+            .chrome_executable(&settings.executable)
+            .user_data_dir(&profile)
+            .no_sandbox()
+            .launch_timeout(Duration::from_secs(30))
+            .request_timeout(settings.navigation_timeout)
+            .args([
+                // chromiumoxide adds the leading dashes itself.
+                "disable-gpu",
+                "disable-dev-shm-usage",
+                "disable-quic",
+                "no-first-run",
+                "no-zygote",
+                "disable-background-networking",
+                "disable-component-update",
+                "disable-sync",
+                "disable-background-timer-throttling",
+                "disable-backgrounding-occluded-windows",
+                "disable-renderer-backgrounding",
+                "disable-blink-features=AutomationControlled",
+                "mute-audio",
+            ]);
+        if let Some(rules) = &settings.host_resolver_rules {
+            builder = builder.arg(("host-resolver-rules", rules.as_str()));
+        }
+        let config = builder
+            .build()
+            .map_err(|e| anyhow::anyhow!("browser settings: {e}"))?;
+        let (mut inner, mut events) = match chromiumoxide::Browser::launch(config).await {
+            Ok(launched) => launched,
+            Err(e) => {
+                reap(&profile);
+                let _ = std::fs::remove_dir_all(&profile);
+                anyhow::bail!(
+                    "cannot start Chromium at {} (SCRAPER_CHROMIUM_PATH): {e}",
+                    settings.executable.display()
+                );
+            }
+        };
+        // Chromium keeps writing to the stderr pipe it was started with; unread, a full
+        // pipe would block it.
+        if let Some(stderr) = inner.get_mut_child().and_then(|c| c.stderr.take()) {
+            let mut stderr = stderr.into_inner();
+            tokio::spawn(async move {
+                let mut sink = tokio::io::sink();
+                let _ = tokio::io::copy(&mut stderr, &mut sink).await;
+            });
+        }
+        let gone = CancellationToken::new();
+        let handler = {
+            let gone = gone.clone();
+            tokio::spawn(async move {
+                while let Some(event) = events.next().await {
+                    match event {
+                        // The connection itself failed: nothing more will come.
+                        Err(e @ (CdpError::Ws(_) | CdpError::Io(_))) => {
+                            tracing::warn!(error = %e, "the browser's CDP connection broke");
+                            break;
+                        }
+                        // Anything else (a message this protocol snapshot cannot parse)
+                        // is skipped; stopping here would hang every later call.
+                        Err(e) => tracing::debug!(error = %e, "CDP handler: message skipped"),
+                        Ok(()) => {}
+                    }
+                }
+                gone.cancel();
+            })
+        };
+        if let Some(pid) = inner.get_mut_child().and_then(|c| c.as_mut_inner().id()) {
+            tokio::spawn(watch_process(pid, gone.clone()));
+        }
+        Ok(Browser {
+            inner: Some(inner),
+            handler,
+            gone,
+            profile,
+            settings: settings.clone(),
+        })
+    }
+
+    /// Whether the browser process is still running.
+    pub fn alive(&self) -> bool {
+        !self.gone.is_cancelled()
+    }
+
+    /// Opens `url` in a new tab and waits for its document (not every subresource) to
+    /// be parsed. Pages answering 4xx or 5xx are errors.
+    pub async fn open(&self, url: &str) -> Result<Tab, PageError> {
+        let browser = self
+            .inner
+            .as_ref()
+            .ok_or_else(|| PageError::BrowserGone("closed".into()))?;
+        if !self.alive() {
+            return Err(PageError::BrowserGone("the CDP connection ended".into()));
+        }
+        let page = timeout(
+            self.settings.navigation_timeout,
+            browser.new_page("about:blank"),
+        )
+        .await
+        .map_err(|_| PageError::Timeout("opening a tab"))?
+        .map_err(cdp)?;
+        let tab = Tab {
+            page,
+            navigation_timeout: self.settings.navigation_timeout,
+            gone: self.gone.clone(),
+        };
+        if let Err(e) = tab.visit(url, &self.settings.user_agent).await {
+            tab.close().await;
+            return Err(e);
+        }
+        Ok(tab)
+    }
+
+    /// Closes the browser and removes every process and file it left.
+    pub async fn shutdown(mut self) {
+        if let Some(mut inner) = self.inner.take() {
+            if !self.gone.is_cancelled() {
+                let _ = timeout(Duration::from_secs(5), inner.close()).await;
+                let _ = timeout(Duration::from_secs(5), inner.wait()).await;
+            }
+            let _ = inner.kill().await;
+        }
+        self.gone.cancel();
+        self.handler.abort();
+        reap(&self.profile);
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        self.handler.abort();
+        reap(&self.profile);
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// Cancels `gone` when process `pid` has exited (gone, or a zombie not yet reaped).
+async fn watch_process(pid: u32, gone: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = gone.cancelled() => return,
+            () = sleep(Duration::from_millis(250)) => {}
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(") ")
+            .next()
+            .and_then(|rest| rest.chars().next());
+        if matches!(state, None | Some('Z' | 'X')) {
+            tracing::warn!(pid, "the browser process exited");
+            gone.cancel();
+            return;
+        }
+    }
+}
+
+/// Kills every process whose command line names `profile`: the browser and all its
+/// helpers, wherever they were reparented.
+fn reap(profile: &Path) {
+    let needle = profile.to_string_lossy().into_owned();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if String::from_utf8_lossy(&cmdline).contains(&needle) {
+            // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// An open tab.
+pub struct Tab {
+    page: Page,
+    navigation_timeout: Duration,
+    gone: CancellationToken,
+}
+
+impl Tab {
+    /// Navigates by script rather than CDP's `Page.navigate`: chromiumoxide tracks a
+    /// `Page.navigate` until the page's load event and, with Chromium 156, sometimes
+    /// misses its end (redirects, script-driven navigations), so such a visit would
+    /// time out on a page that is there. A parsed document is all we need.
+    async fn visit(&self, url: &str, user_agent: &str) -> Result<(), PageError> {
+        tokio::select! {
+            set = self.page.set_user_agent(user_agent) => set.map_err(cdp)?,
+            () = self.gone.cancelled() => return Err(PageError::BrowserGone("it exited".into())),
+        };
+        let go = format!(
+            "() => {{ location.assign({}); return true; }}",
+            js_string(url)
+        );
+        let _: bool = self.eval(&go).await?;
+        self.wait_until(
+            "location.href !== 'about:blank' && document.readyState !== 'loading'",
+            self.navigation_timeout,
+            "navigating",
+        )
+        .await?;
+        let landed = self.url().await?;
+        if landed.starts_with("chrome-error:") {
+            return Err(PageError::Navigation(
+                "the server could not be reached".into(),
+            ));
+        }
+        self.settle().await
+    }
+
+    /// Waits for the current document to be parsed, then checks its HTTP status.
+    pub async fn settle(&self) -> Result<(), PageError> {
+        self.wait_until(
+            "document.readyState !== 'loading'",
+            self.navigation_timeout,
+            "loading the page",
+        )
+        .await?;
+        let status: u16 = self
+            .eval("() => (performance.getEntriesByType('navigation')[0] || {}).responseStatus || 0")
+            .await?;
+        if status >= 400 {
+            return Err(PageError::Status(status));
+        }
+        Ok(())
+    }
+
+    /// Polls a JavaScript condition every 50 ms until it holds or `within` passes.
+    pub async fn wait_until(
+        &self,
+        condition: &str,
+        within: Duration,
+        what: &'static str,
+    ) -> Result<(), PageError> {
+        let deadline = Instant::now() + within;
+        let check =
+            format!("() => {{ try {{ return !!({condition}); }} catch (e) {{ return false; }} }}");
+        loop {
+            // A navigation in progress can fail an evaluation; that is "not yet".
+            match self.eval::<bool>(&check).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(PageError::BrowserGone(e)) => return Err(PageError::BrowserGone(e)),
+                Err(_) => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(PageError::Timeout(what));
+            }
+            sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits for `selector` to match an element (present, not necessarily visible).
+    pub async fn wait_for(&self, selector: &str, within: Duration) -> Result<bool, PageError> {
+        let condition = format!("document.querySelector({})", js_string(selector));
+        match self
+            .wait_until(&condition, within, "waiting for a selector")
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(PageError::Timeout(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs a JavaScript function in the page and decodes what it returns.
+    pub async fn eval<T: DeserializeOwned>(&self, function: &str) -> Result<T, PageError> {
+        let result = timeout(
+            self.navigation_timeout,
+            self.page.evaluate_function(function),
+        )
+        .await
+        .map_err(|_| PageError::Timeout("running a script"))?
+        .map_err(cdp)?;
+        result
+            .into_value()
+            .map_err(|e| PageError::Extraction(format!("unexpected script result: {e}")))
+    }
+
+    pub async fn url(&self) -> Result<String, PageError> {
+        self.eval("() => location.href").await
+    }
+
+    pub async fn close(self) {
+        if !self.gone.is_cancelled() {
+            let _ = timeout(Duration::from_secs(5), self.page.close()).await;
+        }
+    }
+}
+
+/// `text` as a JavaScript string literal.
+pub fn js_string(text: &str) -> String {
+    serde_json::Value::String(text.to_string()).to_string()
+}

@@ -1,0 +1,113 @@
+//! Removing events the sites no longer offer: soft deletes (`deleted_at`, status
+//! `inactive`), each rule with its events' waves in one transaction.
+//!
+//! Guest-list and stale cleanup run only for a platform whose crawl was complete and
+//! not truncated, because both act on what the crawl did *not* see. Stale cleanup also
+//! refuses when the crawl found less than `SCRAPER_CLEANUP_MIN_RATIO` of the platform's
+//! active events (a site that half-loaded must not empty the catalogue), and like the
+//! original it only removes events that have ended; events that vanished from a
+//! listing but are still to come are kept. Past events go on every run, all platforms.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+/// Soft-deletes the events `ids` (by external id) of `platform` that are guest lists.
+pub async fn guest_lists(
+    pool: &PgPool,
+    platform: &str,
+    ids: &[String],
+    now: DateTime<Utc>,
+) -> sqlx::Result<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = pool.begin().await?;
+    let removed: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE events SET deleted_at = $1, status = 'inactive', updated_at = $1
+         WHERE deleted_at IS NULL AND platform = $2 AND external_id = ANY($3) RETURNING id",
+    )
+    .bind(now)
+    .bind(platform)
+    .bind(ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    with_waves(tx, removed, now).await
+}
+
+/// What stale cleanup decided.
+#[derive(Debug, PartialEq)]
+pub enum Stale {
+    Removed(u64),
+    Skipped(String),
+}
+
+/// Soft-deletes ended events of `platform` that the crawl did not see (`seen`: valid
+/// and empty-wave external ids), unless the crawl saw too little to be trusted.
+pub async fn stale(
+    pool: &PgPool,
+    platform: &str,
+    seen: &[String],
+    min_ratio: f64,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Stale> {
+    if seen.is_empty() {
+        return Ok(Stale::Skipped("the crawl found no events".into()));
+    }
+    let active: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE platform = $1 AND deleted_at IS NULL AND status = 'active'",
+    )
+    .bind(platform)
+    .fetch_one(pool)
+    .await?;
+    let ratio = seen.len() as f64 / active.max(1) as f64;
+    if ratio < min_ratio {
+        return Ok(Stale::Skipped(format!(
+            "the crawl found {} events against {active} active ({ratio:.2} < SCRAPER_CLEANUP_MIN_RATIO {min_ratio})",
+            seen.len()
+        )));
+    }
+    let mut tx = pool.begin().await?;
+    let removed: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE events SET deleted_at = $1, status = 'inactive', updated_at = $1
+         WHERE deleted_at IS NULL AND status = 'active' AND platform = $2
+           AND event_end_date < $1 AND NOT (external_id = ANY($3)) RETURNING id",
+    )
+    .bind(now)
+    .bind(platform)
+    .bind(seen)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(Stale::Removed(with_waves(tx, removed, now).await?))
+}
+
+/// Soft-deletes every event that has ended, on every platform.
+pub async fn past(pool: &PgPool, now: DateTime<Utc>) -> sqlx::Result<u64> {
+    let mut tx = pool.begin().await?;
+    let removed: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE events SET deleted_at = $1, status = 'inactive', updated_at = $1
+         WHERE deleted_at IS NULL AND event_end_date < $1 RETURNING id",
+    )
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    with_waves(tx, removed, now).await
+}
+
+/// Soft-deletes the waves of the events just removed, and commits both.
+async fn with_waves(
+    mut tx: Transaction<'_, Postgres>,
+    removed: Vec<Uuid>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<u64> {
+    sqlx::query(
+        "UPDATE event_ticket_waves SET deleted_at = $1, status = 'inactive', updated_at = $1
+         WHERE deleted_at IS NULL AND event_id = ANY($2)",
+    )
+    .bind(now)
+    .bind(&removed)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(removed.len() as u64)
+}

@@ -1,0 +1,269 @@
+//! Crawling one site: a queue of pages, a bounded number open at once, politeness,
+//! retries, a time budget, and an honest verdict.
+//!
+//! A site scraper ([`Site`]) says where to start and what one page yields: events and
+//! more pages to visit. This module does the rest. Pages of all sites share one limit
+//! on open tabs (`SCRAPER_MAX_CONCURRENCY`); visits to one site start at least
+//! `SCRAPER_SAME_DOMAIN_DELAY_SECS` apart; a URL is visited once; a page that times out
+//! is tried twice at most, a server error three times, a page that cannot be read once.
+//!
+//! The verdict decides whether cleanup may trust the crawl: `complete` only when every
+//! list page was read, the queue emptied within the budget and the request cap was not
+//! reached. A detail page that fails loses that event only, so it does not spoil the
+//! verdict; it is counted and reported.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use super::browser::{Browser, PageError, Tab};
+use super::model::ScrapedEvent;
+
+/// A page to visit: its URL, what kind of page the site expects there, and anything
+/// the page that found it wants to pass on.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub url: String,
+    pub label: &'static str,
+    pub data: Value,
+    /// List pages decide completeness: losing one loses events we cannot see.
+    pub list: bool,
+    attempt: u32,
+}
+
+impl Request {
+    pub fn list(url: String, label: &'static str) -> Request {
+        Request {
+            url,
+            label,
+            data: Value::Null,
+            list: true,
+            attempt: 0,
+        }
+    }
+
+    pub fn detail(url: String, label: &'static str, data: Value) -> Request {
+        Request {
+            url,
+            label,
+            data,
+            list: false,
+            attempt: 0,
+        }
+    }
+}
+
+/// What one page yielded.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub events: Vec<ScrapedEvent>,
+    pub follow: Vec<Request>,
+}
+
+/// One ticket site.
+pub trait Site: Send + Sync {
+    fn platform(&self) -> &'static str;
+    fn start(&self) -> Vec<Request>;
+    /// How long the whole crawl of this site may take.
+    fn budget(&self) -> Duration;
+    fn handle<'a>(
+        &'a self,
+        tab: &'a Tab,
+        request: &'a Request,
+    ) -> BoxFuture<'a, Result<Found, PageError>>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Complete,
+    Partial,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Complete => "complete",
+            Status::Partial => "partial",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Crawled {
+    pub platform: &'static str,
+    pub status: Status,
+    pub reason: Option<String>,
+    pub pages: u64,
+    pub failed_pages: Vec<(String, String)>,
+    pub events: Vec<ScrapedEvent>,
+    pub duration: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct CrawlSettings {
+    pub same_domain_delay: Duration,
+    pub max_requests: usize,
+    pub handler_timeout: Duration,
+    /// Overrides every site's own budget when set.
+    pub budget: Option<Duration>,
+}
+
+/// How many times a failure may be met before the page is given up.
+fn attempts_allowed(error: &PageError) -> u32 {
+    match error {
+        PageError::Timeout(_) => 2,
+        PageError::Status(s) if *s >= 500 => 3,
+        PageError::Navigation(_) => 3,
+        PageError::Status(_) | PageError::Extraction(_) | PageError::BrowserGone(_) => 1,
+    }
+}
+
+pub async fn crawl(
+    site: &dyn Site,
+    browser: &Browser,
+    tabs: Arc<Semaphore>,
+    settings: &CrawlSettings,
+    cancel: &CancellationToken,
+) -> Crawled {
+    let started = Instant::now();
+    let deadline = started + settings.budget.unwrap_or_else(|| site.budget());
+    let platform = site.platform();
+    let mut queue: VecDeque<Request> = VecDeque::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut truncated = false;
+    for request in site.start() {
+        if seen.insert(request.url.clone()) {
+            queue.push_back(request);
+        }
+    }
+    let mut in_flight = FuturesUnordered::new();
+    let mut next_start = Instant::now();
+    let (mut pages, mut events, mut failed) = (0u64, Vec::new(), Vec::new());
+    let mut lost_list_page = None;
+    let mut stop: Option<String> = None;
+    let mut last_progress = Instant::now();
+
+    loop {
+        while stop.is_none() {
+            let Some(request) = queue.pop_front() else {
+                break;
+            };
+            let start_at = next_start;
+            next_start = start_at.max(Instant::now()) + settings.same_domain_delay;
+            let tabs = tabs.clone();
+            let handler_timeout = settings.handler_timeout;
+            in_flight.push(async move {
+                sleep_until(start_at).await;
+                let _permit = tabs.acquire_owned().await;
+                let result = visit(site, browser, &request, handler_timeout).await;
+                (request, result)
+            });
+        }
+        if in_flight.is_empty() {
+            break;
+        }
+        let next = tokio::select! {
+            next = in_flight.next() => next,
+            () = cancel.cancelled() => {
+                stop = Some("the run was cancelled".into());
+                break;
+            }
+            () = sleep_until(deadline) => {
+                stop = Some(format!("the site's time budget ran out after {} s", (deadline - started).as_secs()));
+                break;
+            }
+        };
+        let Some((mut request, result)) = next else {
+            break;
+        };
+        pages += 1;
+        match result {
+            Ok(found) => {
+                events.extend(found.events);
+                for follow in found.follow {
+                    if seen.len() >= settings.max_requests {
+                        truncated = true;
+                        continue;
+                    }
+                    if seen.insert(follow.url.clone()) {
+                        queue.push_back(follow);
+                    }
+                }
+            }
+            Err(error) => {
+                request.attempt += 1;
+                if let PageError::BrowserGone(_) = error {
+                    stop = Some(error.to_string());
+                }
+                if request.attempt < attempts_allowed(&error) && stop.is_none() {
+                    tracing::debug!(platform, url = %request.url, %error, attempt = request.attempt, "page failed, retrying");
+                    queue.push_back(request);
+                } else {
+                    tracing::warn!(platform, url = %request.url, %error, "page failed");
+                    if request.list {
+                        lost_list_page = Some(format!("list page {} failed: {error}", request.url));
+                    }
+                    failed.push((request.url, error.to_string()));
+                }
+            }
+        }
+        if last_progress.elapsed() >= Duration::from_secs(5)
+            || (queue.is_empty() && in_flight.is_empty())
+        {
+            tracing::info!(
+                platform,
+                pages_done = pages,
+                queued = queue.len() + in_flight.len(),
+                events = events.len(),
+                "crawl progress"
+            );
+            last_progress = Instant::now();
+        }
+    }
+
+    let reason = stop.or(lost_list_page).or_else(|| {
+        truncated.then(|| {
+            format!(
+                "stopped at SCRAPER_MAX_REQUESTS_PER_CRAWL ({})",
+                settings.max_requests
+            )
+        })
+    });
+    let status = match (&reason, events.is_empty()) {
+        (None, _) => Status::Complete,
+        (Some(_), false) => Status::Partial,
+        (Some(_), true) => Status::Failed,
+    };
+    Crawled {
+        platform,
+        status,
+        reason,
+        pages,
+        failed_pages: failed,
+        events,
+        duration: started.elapsed(),
+    }
+}
+
+async fn visit(
+    site: &dyn Site,
+    browser: &Browser,
+    request: &Request,
+    handler_timeout: Duration,
+) -> Result<Found, PageError> {
+    let tab = browser.open(&request.url).await?;
+    let result = tokio::time::timeout(handler_timeout, site.handle(&tab, request))
+        .await
+        .unwrap_or(Err(PageError::Timeout("reading the page")));
+    tab.close().await;
+    result
+}

@@ -1,0 +1,41 @@
+//! The three ticket sites, each a [`Site`](super::crawl::Site): where its listing
+//! starts, how a page is read, what an event of it looks like.
+//!
+//! A page is read by one script evaluated in the page that returns the raw strings
+//! the site shows (one round trip per page); all interpretation (prices, dates,
+//! descriptions) happens in Rust, in `text`. Every base URL is configurable so the
+//! fixture sites in tests/fixtures/sites can stand in for the real ones.
+
+pub mod entraste;
+pub mod redtickets;
+pub mod tickantel;
+
+use chrono::{DateTime, Utc};
+
+use super::browser::PageError;
+
+/// What every site scraper knows besides its own rules.
+#[derive(Debug, Clone)]
+pub struct SiteContext {
+    /// The site's root, without a trailing slash.
+    pub base: String,
+    /// The instant the crawl counts as happening at (dates without a year need one).
+    pub now: DateTime<Utc>,
+}
+
+/// A page that lacks something required: that page yields nothing.
+pub fn missing(what: &str) -> PageError {
+    PageError::Extraction(format!("the page has no {what}"))
+}
+
+/// The path of `url` (absolute), for ids taken from URLs.
+pub fn path_of(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .map(|u| u.path().to_string())
+        .unwrap_or_default()
+}
+
+/// `Some(text)` unless it is empty after trimming.
+pub fn non_empty(text: Option<String>) -> Option<String> {
+    text.map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
+}

@@ -1,0 +1,155 @@
+//! Writing scraped events: one transaction per event, so a bad event costs only itself.
+//!
+//! Events are upserted on `external_id` (a soft-deleted event that reappears is
+//! restored), but never across platforms: an id another platform already owns is an
+//! error, not an overwrite. Slugs are chosen once, when the event is first stored, and
+//! kept. Waves are upserted on `(event_id, external_id)`; a wave that disappeared from
+//! the site (or became free) is marked unavailable, not deleted, since orders and
+//! listings may point at it.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::model::ScrapedEvent;
+use super::text;
+
+/// What storing one event did.
+#[derive(Debug, Clone, Copy)]
+pub struct Upserted {
+    pub id: Uuid,
+    pub created: bool,
+    pub restored: bool,
+}
+
+pub async fn upsert(
+    pool: &PgPool,
+    event: &ScrapedEvent,
+    venue_id: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Upserted> {
+    let mut tx = pool.begin().await?;
+    let existing: Option<(Uuid, String, bool)> = sqlx::query_as(
+        "SELECT id, platform, deleted_at IS NOT NULL FROM events WHERE external_id = $1 FOR UPDATE",
+    )
+    .bind(&event.external_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .map(|(id, platform, deleted): (Uuid, String, bool)| (id, platform, deleted));
+    if let Some((_, platform, _)) = &existing
+        && platform != event.platform
+    {
+        anyhow::bail!(
+            "external id `{}` already belongs to a {platform} event; not overwritten",
+            event.external_id
+        );
+    }
+    let slug = match &existing {
+        Some(_) => None,
+        None => Some(unique_slug(&mut tx, event).await?),
+    };
+    let id: Uuid = sqlx::query_scalar(
+        "INSERT INTO events (external_id, platform, name, slug, description, event_start_date,
+                             event_end_date, venue_id, external_url, qr_availability_timing,
+                             status, created_at, updated_at, last_scraped_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::qr_availability_timing, 'active', $11, $11, $11)
+         ON CONFLICT (external_id) DO UPDATE SET
+             name = EXCLUDED.name, description = EXCLUDED.description,
+             event_start_date = EXCLUDED.event_start_date, event_end_date = EXCLUDED.event_end_date,
+             venue_id = EXCLUDED.venue_id, external_url = EXCLUDED.external_url,
+             qr_availability_timing = EXCLUDED.qr_availability_timing,
+             status = 'active', deleted_at = NULL, updated_at = $11, last_scraped_at = $11
+         RETURNING id",
+    )
+    .bind(&event.external_id)
+    .bind(event.platform)
+    .bind(&event.name)
+    .bind(slug.as_deref().unwrap_or(""))
+    .bind(&event.description)
+    .bind(event.start)
+    .bind(event.end)
+    .bind(venue_id)
+    .bind(&event.external_url)
+    .bind(event.qr_availability_timing)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+
+    let priced: Vec<_> = event
+        .waves
+        .iter()
+        .filter(|w| w.face_value > Decimal::ZERO)
+        .collect();
+    for wave in &priced {
+        sqlx::query(
+            "INSERT INTO event_ticket_waves (event_id, external_id, name, description, face_value,
+                                             currency, is_sold_out, is_available, status,
+                                             created_at, updated_at, last_scraped_at)
+             VALUES ($1, $2, $3, $4, $5, $6::event_ticket_currency, $7, $8, 'active', $9, $9, $9)
+             ON CONFLICT (event_id, external_id) DO UPDATE SET
+                 name = EXCLUDED.name, description = EXCLUDED.description,
+                 face_value = EXCLUDED.face_value, currency = EXCLUDED.currency,
+                 is_sold_out = EXCLUDED.is_sold_out, is_available = EXCLUDED.is_available,
+                 status = 'active', deleted_at = NULL, updated_at = $9, last_scraped_at = $9",
+        )
+        .bind(id)
+        .bind(&wave.external_id)
+        .bind(&wave.name)
+        .bind(&wave.description)
+        .bind(wave.face_value)
+        .bind(wave.currency)
+        .bind(wave.sold_out)
+        .bind(wave.available)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let kept: Vec<&str> = priced.iter().map(|w| w.external_id.as_str()).collect();
+    sqlx::query(
+        "UPDATE event_ticket_waves SET is_available = false, updated_at = $3
+         WHERE event_id = $1 AND deleted_at IS NULL AND is_available
+           AND NOT (external_id = ANY($2))",
+    )
+    .bind(id)
+    .bind(&kept)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Upserted {
+        id,
+        created: existing.is_none(),
+        restored: existing.is_some_and(|(_, _, deleted)| deleted),
+    })
+}
+
+/// `<name> <start date in Uruguay>` as a slug, with `-2`, `-3`… if taken (by any
+/// event, deleted ones included).
+async fn unique_slug(
+    tx: &mut Transaction<'_, Postgres>,
+    event: &ScrapedEvent,
+) -> sqlx::Result<String> {
+    let day = event
+        .start
+        .with_timezone(&text::uruguay())
+        .format("%Y-%m-%d");
+    let mut base = text::slugify(&format!("{} {day}", event.name));
+    base.truncate(560);
+    let taken: Vec<String> =
+        sqlx::query_scalar("SELECT slug FROM events WHERE slug = $1 OR slug LIKE $1 || '-%'")
+            .bind(&base)
+            .fetch_all(&mut **tx)
+            .await?;
+    if !taken.contains(&base) {
+        return Ok(base);
+    }
+    let mut n = 2;
+    loop {
+        let candidate = format!("{base}-{n}");
+        if !taken.contains(&candidate) {
+            return Ok(candidate);
+        }
+        n += 1;
+    }
+}
