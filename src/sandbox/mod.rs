@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -71,6 +71,20 @@ struct Inner {
     email: Outbox,
     whatsapp: Outbox,
     push: PushService,
+    places: Vec<Place>,
+    places_requests: u64,
+}
+
+/// A place the Google Places stand-in knows.
+#[derive(Debug, Clone)]
+pub struct Place {
+    pub place_id: String,
+    pub name: String,
+    pub formatted_address: String,
+    pub locality: String,
+    pub region: String,
+    pub lat: f64,
+    pub lng: f64,
 }
 
 /// Browser subscriptions the sandbox plays, and what it decrypted for them.
@@ -156,6 +170,8 @@ impl Sandbox {
             .route("/emails", post(resend_email))
             .route("/push/{id}", post(push_message))
             .route("/{version}/{phone}/messages", post(whatsapp_message))
+            .route("/maps/api/place/nearbysearch/json", get(places_nearby))
+            .route("/maps/api/place/details/json", get(places_details))
             .with_state(sandbox.clone());
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -262,6 +278,15 @@ impl Sandbox {
 
     pub fn whatsapp_requests(&self) -> u64 {
         self.with(|i| i.whatsapp.requests)
+    }
+
+    /// A place the Google Places stand-in will find.
+    pub fn add_place(&self, place: Place) {
+        self.with(|i| i.places.push(place));
+    }
+
+    pub fn places_requests(&self) -> u64 {
+        self.with(|i| i.places_requests)
     }
 
     pub fn checkout_visits(&self, id: &str) -> u32 {
@@ -378,6 +403,80 @@ async fn put_payment(
 async fn set_behaviour(State(s): State<Sandbox>, Json(b): Json<Behaviour>) -> StatusCode {
     s.behave(b);
     StatusCode::NO_CONTENT
+}
+
+/// Google Places (legacy) Nearby Search: places within `radius` metres of `location`
+/// whose name contains `keyword`, nearest first. A missing key is REQUEST_DENIED.
+async fn places_nearby(
+    State(s): State<Sandbox>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Json<Value> {
+    s.with(|i| i.places_requests += 1);
+    if q.get("key").is_none_or(|k| k.is_empty()) {
+        return Json(json!({"status": "REQUEST_DENIED", "results": []}));
+    }
+    let parse = |v: &str| v.trim().parse::<f64>().ok();
+    let location = q.get("location").and_then(|l| {
+        let (lat, lng) = l.split_once(',')?;
+        Some((parse(lat)?, parse(lng)?))
+    });
+    let radius = q.get("radius").and_then(|r| parse(r)).unwrap_or(0.0);
+    let Some((lat, lng)) = location else {
+        return Json(json!({"status": "INVALID_REQUEST", "results": []}));
+    };
+    let keyword = q
+        .get("keyword")
+        .map(|k| k.to_lowercase())
+        .unwrap_or_default();
+    let mut found: Vec<(f64, Place)> = s.with(|i| {
+        i.places
+            .iter()
+            .map(|p| (metres(lat, lng, p.lat, p.lng), p.clone()))
+            .filter(|(d, p)| *d <= radius && p.name.to_lowercase().contains(&keyword))
+            .collect()
+    });
+    found.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let results: Vec<Value> = found
+        .iter()
+        .map(|(_, p)| {
+            json!({"place_id": p.place_id, "name": p.name, "vicinity": p.formatted_address,
+                   "geometry": {"location": {"lat": p.lat, "lng": p.lng}}})
+        })
+        .collect();
+    let status = if results.is_empty() {
+        "ZERO_RESULTS"
+    } else {
+        "OK"
+    };
+    Json(json!({"status": status, "results": results}))
+}
+
+/// Google Places (legacy) Place Details.
+async fn places_details(
+    State(s): State<Sandbox>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Json<Value> {
+    s.with(|i| i.places_requests += 1);
+    let id = q.get("place_id").cloned().unwrap_or_default();
+    let Some(p) = s.with(|i| i.places.iter().find(|p| p.place_id == id).cloned()) else {
+        return Json(json!({"status": "NOT_FOUND"}));
+    };
+    Json(json!({"status": "OK", "result": {
+        "place_id": p.place_id, "name": p.name, "formatted_address": p.formatted_address,
+        "address_components": [
+            {"long_name": p.locality, "short_name": p.locality, "types": ["locality", "political"]},
+            {"long_name": p.region, "short_name": p.region, "types": ["administrative_area_level_1", "political"]},
+            {"long_name": "Uruguay", "short_name": "UY", "types": ["country", "political"]},
+        ],
+        "geometry": {"location": {"lat": p.lat, "lng": p.lng}},
+    }}))
+}
+
+fn metres(lat1: f64, lng1: f64, lat2: f64, lng2: f64) -> f64 {
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let a = ((p2 - p1) / 2.0).sin().powi(2)
+        + p1.cos() * p2.cos() * ((lng2 - lng1).to_radians() / 2.0).sin().powi(2);
+    2.0 * 6_371_000.0 * a.sqrt().asin()
 }
 
 async fn stats(State(s): State<Sandbox>) -> Json<Value> {

@@ -472,6 +472,15 @@ async fn bad_images_fail_alone_with_a_reason_and_the_rest_is_published(pool: PgP
             .encode(75.0)
             .to_vec()
     };
+    // Header damage: the JPEG's quantisation and Huffman tables, the WebP's VP8 frame header.
+    let mut corrupt_jpeg = jpeg.clone();
+    let tables = corrupt_jpeg
+        .windows(2)
+        .position(|w| w == [0xFF, 0xDB])
+        .unwrap();
+    corrupt_jpeg[tables..tables + 600].fill(0x5A);
+    let mut corrupt_webp = webp.clone();
+    corrupt_webp[20..60].fill(0x00);
     let mut corrupt_png = png.clone();
     let middle = corrupt_png.len() / 2;
     corrupt_png[middle..middle + 64].fill(0xAB);

@@ -584,3 +584,64 @@ async fn a_browser_killed_mid_crawl_fails_the_sites_and_leaves_no_process(pool: 
     }));
     let _ = std::fs::remove_dir_all(&uploads);
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn new_venues_are_enriched_from_google_places_when_a_key_is_set(pool: PgPool) {
+    let sites = sites().await;
+    let google = run_job::sandbox::Sandbox::start(0, "k", "s").await.unwrap();
+    // Google knows the club Entraste places at -34.9107, -56.1539, 40 m away.
+    google.add_place(run_job::sandbox::Place {
+        place_id: "ChIJ-nautico".into(),
+        name: "Club Náutico Punta Carretas".into(),
+        formatted_address:
+            "Rambla Mahatma Gandhi 1234, 11300 Montevideo, Departamento de Montevideo".into(),
+        locality: "Montevideo".into(),
+        region: "Departamento de Montevideo".into(),
+        lat: -34.9110,
+        lng: -56.1536,
+    });
+    let uploads = tempdir();
+    let mut cmd = scraping(&pool, &sites, &uploads);
+    cmd.env("SCRAPER_PLATFORMS", "entraste")
+        .env("GOOGLE_PLACES_API_KEY", "places-secret-key")
+        .env("GOOGLE_PLACES_BASE_URL", &google.base_url);
+    let ran = output(cmd).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert!(
+        !ran.stderr.contains("places-secret-key"),
+        "the key reached the logs"
+    );
+    assert!(
+        google.places_requests() >= 2,
+        "nearby search and details were asked"
+    );
+
+    let venue: (String, String, Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT v.address, v.city, v.region, v.google_place_id FROM events e JOIN event_venues v ON v.id = e.venue_id
+         WHERE e.external_id = 'fiesta-de-verano'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        venue,
+        (
+            "Rambla Mahatma Gandhi 1234, 11300 Montevideo, Departamento de Montevideo".into(),
+            "Montevideo".into(),
+            Some("Departamento de Montevideo".into()),
+            Some("ChIJ-nautico".into())
+        )
+    );
+    // Google has nothing near the festival's park: the site's data is used.
+    let park: (String, Option<String>) = sqlx::query_as(
+        "SELECT v.city, v.google_place_id FROM events e JOIN event_venues v ON v.id = e.venue_id
+         WHERE e.external_id = 'festival-de-enero'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(park, ("Colonia del Sacramento".into(), None));
+    let summary = summary(&ran.stderr);
+    assert_eq!(summary["details"]["venues_from_google"], 1);
+    let _ = std::fs::remove_dir_all(&uploads);
+}

@@ -62,6 +62,10 @@ pub struct BrowserSettings {
     pub navigation_timeout: Duration,
     /// Extra `--host-resolver-rules` (tests map every host but loopback to nothing).
     pub host_resolver_rules: Option<String>,
+    /// More Chromium switches, `name` or `name=value`, without the dashes.
+    pub extra_args: Vec<String>,
+    /// One process for browser and pages (`--single-process`).
+    pub single_process: bool,
 }
 
 pub struct Browser {
@@ -86,21 +90,42 @@ impl Browser {
             .launch_timeout(Duration::from_secs(30))
             .request_timeout(settings.navigation_timeout)
             .args([
-                // chromiumoxide adds the leading dashes itself.
+                // chromiumoxide adds the leading dashes itself (and already passes the
+                // puppeteer set: no first run, no sync, no background networking...).
                 "disable-gpu",
-                "disable-dev-shm-usage",
+                "disable-software-rasterizer",
+                "in-process-gpu",
                 "disable-quic",
-                "no-first-run",
                 "no-zygote",
-                "disable-background-networking",
                 "disable-component-update",
-                "disable-sync",
-                "disable-background-timer-throttling",
-                "disable-backgrounding-occluded-windows",
-                "disable-renderer-backgrounding",
+                "disable-site-isolation-trials",
                 "disable-blink-features=AutomationControlled",
                 "mute-audio",
-            ]);
+                // Pages are read, never looked at: images are not even decoded. Their
+                // URLs are still in the DOM for the image pipeline.
+                "blink-settings=imagesEnabled=false",
+                // Smaller caches and tiles; nothing a scraper notices.
+                "enable-low-end-device-mode",
+            ])
+            .arg((
+                "disable-features",
+                "site-per-process,IsolateOrigins,OptimizationHints,MediaRouter,BackForwardCache,\
+                 AudioServiceOutOfProcess,CertificateTransparencyComponentUpdater,\
+                 AutofillServerCommunication,InterestFeedContentSuggestions",
+            ));
+        if settings.single_process {
+            // Browser, renderer and network service in one process: about 40 % less
+            // memory than a process per tab (BENCHMARKS.md). A renderer crash then takes
+            // the browser with it, which the run already survives (the sites fail, no
+            // cleanup, the next run starts a fresh browser).
+            builder = builder.arg("single-process");
+        }
+        for arg in &settings.extra_args {
+            builder = match arg.split_once('=') {
+                Some((name, value)) => builder.arg((name, value)),
+                None => builder.arg(arg.as_str()),
+            };
+        }
         if let Some(rules) = &settings.host_resolver_rules {
             builder = builder.arg(("host-resolver-rules", rules.as_str()));
         }

@@ -62,6 +62,8 @@ pub struct Settings {
     pub now: Option<DateTime<Utc>>,
     pub images: ImageSettings,
     pub storage: Storage,
+    /// Google Places base URL and key, when enrichment is on.
+    pub places: Option<(String, secrecy::SecretString)>,
 }
 
 fn default_chromium() -> PathBuf {
@@ -123,6 +125,19 @@ impl Settings {
                 navigation_timeout: secs("SCRAPER_NAVIGATION_TIMEOUT_SECS", 45, 600)?
                     .max(Duration::from_secs(1)),
                 host_resolver_rules: env("SCRAPER_HOST_RESOLVER_RULES"),
+                single_process: config::parse(
+                    env,
+                    "SCRAPER_CHROMIUM_SINGLE_PROCESS",
+                    true,
+                    false..=true,
+                )?,
+                extra_args: env("SCRAPER_CHROMIUM_ARGS")
+                    .map(|a| {
+                        a.split_whitespace()
+                            .map(|s| s.trim_start_matches('-').to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             },
             crawl: CrawlSettings {
                 same_domain_delay: Duration::from_millis(
@@ -153,6 +168,12 @@ impl Settings {
             now,
             images,
             storage: Storage::from_env(env)?,
+            places: env("GOOGLE_PLACES_API_KEY").map(|key| {
+                (
+                    base(env, "GOOGLE_PLACES_BASE_URL", "https://maps.googleapis.com"),
+                    key.into(),
+                )
+            }),
         })
     }
 }
@@ -221,7 +242,11 @@ impl Scraping {
 
         let mut summary = Summary::default();
         let mut per_site = serde_json::Map::new();
-        let mut venues = venues::Venues::default();
+        let places = match &self.settings.places {
+            Some((base, key)) => Some(venues::GooglePlaces::new(base, key.clone())?),
+            None => None,
+        };
+        let mut venues = venues::Venues::new(places);
         let mut failed_sites = Vec::new();
         let mut images_published = 0u64;
         let mut images_failed = 0u64;
@@ -361,6 +386,9 @@ impl Scraping {
         summary
             .details
             .insert("venues_created".into(), json!(venues.created));
+        summary
+            .details
+            .insert("venues_from_google".into(), json!(venues.from_google));
         summary
             .details
             .insert("images_published".into(), json!(images_published));

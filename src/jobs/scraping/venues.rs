@@ -6,13 +6,21 @@
 //! address. Results are remembered for the run, so a venue shared by many events is
 //! resolved once (the original resolved each venue twice per event).
 //!
-//! Google Places enrichment of new venues is not done yet: venues are created from
-//! what the site shows.
+//! A new venue with a position is looked up in Google Places (legacy Nearby Search
+//! within 150 m, then Place Details) when `GOOGLE_PLACES_API_KEY` is set, and created
+//! with Google's name, address, city and place id; a place another venue already has
+//! is that venue. Without a key, or when Google finds nothing or fails, the venue is
+//! created from what the site shows.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
+
+use crate::http;
 
 use super::model::ScrapedEvent;
 
@@ -40,13 +48,155 @@ const CITIES: [&str; 15] = [
     "Manantiales",
 ];
 
+/// The radius of the Nearby Search for a new venue.
+const PLACES_RADIUS_METRES: u32 = 150;
+
 #[derive(Default)]
 pub struct Venues {
     known: HashMap<String, Uuid>,
+    places: Option<GooglePlaces>,
     pub created: u64,
+    pub from_google: u64,
+}
+
+/// A place as Google describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Place {
+    pub place_id: String,
+    pub name: String,
+    pub address: String,
+    pub city: String,
+    pub region: Option<String>,
+    pub country: String,
+    pub lat: f64,
+    pub lng: f64,
+}
+
+/// The legacy Places API: Nearby Search and Place Details.
+pub struct GooglePlaces {
+    client: reqwest::Client,
+    base: String,
+    key: SecretString,
+}
+
+impl GooglePlaces {
+    pub fn new(base: &str, key: SecretString) -> reqwest::Result<GooglePlaces> {
+        Ok(GooglePlaces {
+            client: http::client(http::Timeouts {
+                connect: Duration::from_secs(5),
+                request: Duration::from_secs(10),
+            })?,
+            base: base.trim_end_matches('/').to_string(),
+            key,
+        })
+    }
+
+    async fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, String> {
+        let mut url = reqwest::Url::parse(&format!("{}{path}", self.base))
+            .map_err(|e| format!("GOOGLE_PLACES_BASE_URL: {e}"))?;
+        url.query_pairs_mut()
+            .extend_pairs(query)
+            .append_pair("language", "es")
+            .append_pair("key", self.key.expose_secret());
+        let response = self
+            .client
+            .get(url)
+            .send()
+            .await
+            // The URL carries the key: never let it into a message.
+            .map_err(|e| e.without_url().to_string())?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("HTTP {status}"));
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| e.without_url().to_string())?;
+        serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))
+    }
+
+    /// The place Google has for a venue at this position, if any.
+    pub async fn find(&self, lat: f64, lng: f64, name: &str) -> Result<Option<Place>, String> {
+        let location = format!("{lat},{lng}");
+        let radius = PLACES_RADIUS_METRES.to_string();
+        let mut query = vec![("location", location.as_str()), ("radius", radius.as_str())];
+        if !name.is_empty() {
+            query.push(("keyword", name));
+        }
+        let nearby = self
+            .get("/maps/api/place/nearbysearch/json", &query)
+            .await?;
+        match nearby["status"].as_str() {
+            Some("OK") => {}
+            Some("ZERO_RESULTS") => return Ok(None),
+            other => {
+                return Err(format!(
+                    "Nearby Search answered {}",
+                    other.unwrap_or("nothing")
+                ));
+            }
+        }
+        let Some(first) = nearby["results"].get(0) else {
+            return Ok(None);
+        };
+        let Some(place_id) = first["place_id"].as_str() else {
+            return Ok(None);
+        };
+        let fields = "place_id,name,formatted_address,address_components,geometry/location";
+        let details = self
+            .get(
+                "/maps/api/place/details/json",
+                &[("place_id", place_id), ("fields", fields)],
+            )
+            .await;
+        let (source, address_key) = match &details {
+            Ok(d) if d["status"] == "OK" => (&d["result"], "formatted_address"),
+            // Details failed: what the nearby result says is still better than nothing.
+            _ => (first, "vicinity"),
+        };
+        let component = |kind: &str| {
+            source["address_components"].as_array().and_then(|parts| {
+                parts
+                    .iter()
+                    .find(|p| {
+                        p["types"]
+                            .as_array()
+                            .is_some_and(|t| t.iter().any(|t| t == kind))
+                    })
+                    .and_then(|p| p["long_name"].as_str())
+                    .map(str::to_string)
+            })
+        };
+        let address = source[address_key].as_str().unwrap_or_default().to_string();
+        Ok(Some(Place {
+            place_id: place_id.to_string(),
+            name: source["name"].as_str().unwrap_or(name).to_string(),
+            city: component("locality")
+                .or_else(|| component("administrative_area_level_2"))
+                .or_else(|| component("administrative_area_level_1"))
+                .unwrap_or_else(|| city(&address)),
+            region: component("administrative_area_level_1"),
+            country: component("country").unwrap_or_else(|| "Uruguay".into()),
+            lat: source["geometry"]["location"]["lat"]
+                .as_f64()
+                .unwrap_or(lat),
+            lng: source["geometry"]["location"]["lng"]
+                .as_f64()
+                .unwrap_or(lng),
+            address,
+        }))
+    }
 }
 
 impl Venues {
+    pub fn new(places: Option<GooglePlaces>) -> Venues {
+        Venues {
+            places,
+            ..Venues::default()
+        }
+    }
+
     pub async fn resolve(
         &mut self,
         pool: &PgPool,
@@ -70,23 +220,75 @@ impl Venues {
         };
         let id = match found {
             Some(id) => id,
-            None => {
-                self.created += 1;
-                sqlx::query_scalar(
-                    "INSERT INTO event_venues (name, address, city, country, latitude, longitude)
-                     VALUES ($1, $2, $3, 'Uruguay', $4::float8::numeric, $5::float8::numeric) RETURNING id",
-                )
-                .bind(if name.is_empty() { "Venue desconocido" } else { name })
-                .bind(address)
-                .bind(city(address))
-                .bind(event.lat)
-                .bind(event.lng)
-                .fetch_one(pool)
-                .await?
-            }
+            None => match self.via_places(pool, event, name).await? {
+                Some(id) => id,
+                None => {
+                    self.created += 1;
+                    sqlx::query_scalar(
+                        "INSERT INTO event_venues (name, address, city, country, latitude, longitude)
+                         VALUES ($1, $2, $3, 'Uruguay', $4::float8::numeric, $5::float8::numeric) RETURNING id",
+                    )
+                    .bind(if name.is_empty() { "Venue desconocido" } else { name })
+                    .bind(address)
+                    .bind(city(address))
+                    .bind(event.lat)
+                    .bind(event.lng)
+                    .fetch_one(pool)
+                    .await?
+                }
+            },
         };
         self.known.insert(key, id);
         Ok(Some(id))
+    }
+}
+
+impl Venues {
+    /// The venue of Google's place for this position: an existing one with that place
+    /// id, or a new one from Google's data. `None` when Google is not configured, finds
+    /// nothing or fails (the caller then creates the venue from the site's data).
+    async fn via_places(
+        &mut self,
+        pool: &PgPool,
+        event: &ScrapedEvent,
+        name: &str,
+    ) -> sqlx::Result<Option<Uuid>> {
+        let (Some(places), Some(lat), Some(lng)) = (&self.places, event.lat, event.lng) else {
+            return Ok(None);
+        };
+        let place = match places.find(lat, lng, name).await {
+            Ok(Some(place)) => place,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                tracing::warn!(venue = name, error = %e, "Google Places lookup failed; using the site's data");
+                return Ok(None);
+            }
+        };
+        let inserted: Option<Uuid> = sqlx::query_scalar(
+            "INSERT INTO event_venues (name, address, city, region, country, google_place_id, latitude, longitude)
+             VALUES ($1, $2, $3, $4, $5, $6, $7::float8::numeric, $8::float8::numeric)
+             ON CONFLICT (google_place_id) WHERE google_place_id IS NOT NULL DO NOTHING
+             RETURNING id",
+        )
+        .bind(&place.name)
+        .bind(&place.address)
+        .bind(&place.city)
+        .bind(&place.region)
+        .bind(&place.country)
+        .bind(&place.place_id)
+        .bind(place.lat)
+        .bind(place.lng)
+        .fetch_optional(pool)
+        .await?;
+        if inserted.is_some() {
+            self.created += 1;
+            self.from_google += 1;
+            return Ok(inserted);
+        }
+        sqlx::query_scalar("SELECT id FROM event_venues WHERE google_place_id = $1")
+            .bind(&place.place_id)
+            .fetch_optional(pool)
+            .await
     }
 }
 
