@@ -18,6 +18,22 @@ pub struct Wave {
     pub available: bool,
 }
 
+impl Wave {
+    /// A wave in pesos without a description, available unless sold out (how
+    /// RedTickets and Tickantel list them).
+    pub fn pesos(external_id: String, name: &str, face_value: Decimal, sold_out: bool) -> Wave {
+        Wave {
+            external_id,
+            name: name.trim().to_string(),
+            description: None,
+            face_value,
+            currency: "UYU",
+            sold_out,
+            available: !sold_out,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ScrapedEvent {
     pub external_id: String,

@@ -302,6 +302,14 @@ fn sold_out(text: &str) -> bool {
 }
 
 fn waves(options: &[(String, String)], tiles: &[RawTile]) -> Vec<Wave> {
+    // The id is the option's or tile's value, or its position when the site left it out.
+    let id = |value: &str, n: usize| {
+        if value.is_empty() {
+            format!("ticket-{n}")
+        } else {
+            value.to_string()
+        }
+    };
     let mut waves = Vec::new();
     for (value, label) in options {
         if value == "0" || label.to_lowercase().contains("elige") {
@@ -320,20 +328,8 @@ fn waves(options: &[(String, String)], tiles: &[RawTile]) -> Vec<Wave> {
         let Some(face_value) = text::price(price) else {
             continue;
         };
-        let sold = sold_out(extra);
-        waves.push(Wave {
-            external_id: if value.is_empty() {
-                format!("ticket-{}", waves.len())
-            } else {
-                value.clone()
-            },
-            name: name.trim().to_string(),
-            description: None,
-            face_value,
-            currency: "UYU",
-            sold_out: sold,
-            available: !sold,
-        });
+        let wave = Wave::pesos(id(value, waves.len()), name, face_value, sold_out(extra));
+        waves.push(wave);
     }
     if !waves.is_empty() {
         return waves;
@@ -349,19 +345,8 @@ fn waves(options: &[(String, String)], tiles: &[RawTile]) -> Vec<Wave> {
             continue;
         };
         let sold = sold_out(&rest.join(" "));
-        waves.push(Wave {
-            external_id: if tile.value.is_empty() {
-                format!("ticket-{}", waves.len())
-            } else {
-                tile.value.clone()
-            },
-            name: name.trim().to_string(),
-            description: None,
-            face_value,
-            currency: "UYU",
-            sold_out: sold,
-            available: !sold,
-        });
+        let wave = Wave::pesos(id(&tile.value, waves.len()), name, face_value, sold);
+        waves.push(wave);
     }
     waves
 }

@@ -415,16 +415,9 @@ impl Tickantel {
                         .collect();
                     (!id.is_empty()).then_some(id)
                 });
-                Some(Wave {
-                    external_id: visibility
-                        .unwrap_or_else(|| format!("{}-{}", w.name, face_value.normalize())),
-                    name: w.name,
-                    description: None,
-                    face_value,
-                    currency: "UYU",
-                    sold_out: sold,
-                    available: !sold,
-                })
+                let external_id =
+                    visibility.unwrap_or_else(|| format!("{}-{}", w.name, face_value.normalize()));
+                Some(Wave::pesos(external_id, &w.name, face_value, sold))
             })
             .collect())
     }
