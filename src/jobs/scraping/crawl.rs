@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
+use indicatif::ProgressBar;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, sleep_until};
@@ -127,12 +128,15 @@ fn attempts_allowed(error: &PageError) -> u32 {
     }
 }
 
+/// Crawls one site. `bar` shows pages done against pages known (a hidden bar off a
+/// terminal, where the progress lines in the log say the same).
 pub async fn crawl(
     site: &dyn Site,
     browser: &Browser,
     tabs: Arc<Semaphore>,
     settings: &CrawlSettings,
     cancel: &CancellationToken,
+    bar: &ProgressBar,
 ) -> Crawled {
     let started = Instant::now();
     let deadline = started + settings.budget.unwrap_or_else(|| site.budget());
@@ -216,6 +220,9 @@ pub async fn crawl(
                 }
             }
         }
+        bar.set_length(pages + (queue.len() + in_flight.len()) as u64);
+        bar.set_position(pages);
+        bar.set_message(format!("{} events, {} failed", events.len(), failed.len()));
         if last_progress.elapsed() >= Duration::from_secs(5)
             || (queue.is_empty() && in_flight.is_empty())
         {
@@ -243,6 +250,12 @@ pub async fn crawl(
         (Some(_), false) => Status::Partial,
         (Some(_), true) => Status::Failed,
     };
+    bar.finish_with_message(format!(
+        "{} events, {} failed: {}",
+        events.len(),
+        failed.len(),
+        status.as_str()
+    ));
     Crawled {
         platform,
         status,

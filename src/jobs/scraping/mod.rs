@@ -227,13 +227,31 @@ impl Scraping {
         let browser = browser::Browser::launch(&self.settings.browser).await?;
         let tabs = Arc::new(Semaphore::new(self.settings.concurrency));
         let sites = self.sites(now);
-        let crawls: Vec<Crawled> = join_all(sites.iter().map(|site| {
+        // Hidden unless stderr is a terminal.
+        let bars = indicatif::MultiProgress::with_draw_target(
+            indicatif::ProgressDrawTarget::stderr_with_hz(4),
+        );
+        let style = indicatif::ProgressStyle::with_template(
+            "{prefix:>10} [{bar:30}] {pos}/{len} pages  {msg}",
+        )
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        let site_bars: Vec<indicatif::ProgressBar> = sites
+            .iter()
+            .map(|site| {
+                let bar = bars.add(indicatif::ProgressBar::new(1).with_style(style.clone()));
+                bar.set_prefix(site.platform());
+                bar
+            })
+            .collect();
+        let crawls: Vec<Crawled> = join_all(sites.iter().zip(&site_bars).map(|(site, bar)| {
             crawl::crawl(
                 site.as_ref(),
                 &browser,
                 tabs.clone(),
                 &self.settings.crawl,
                 &cx.cancel,
+                bar,
             )
         }))
         .await;
