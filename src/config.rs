@@ -104,6 +104,17 @@ where
     }
 }
 
+/// A duration setting given in whole seconds within `range`, or `default` seconds when
+/// unset.
+pub fn seconds(
+    env: &Env,
+    variable: &'static str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<std::time::Duration, Error> {
+    parse(env, variable, default, range).map(std::time::Duration::from_secs)
+}
+
 /// The real environment; empty values count as unset.
 pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())

@@ -105,12 +105,7 @@ impl Settings {
             batch: config::parse(env, "NOTIFICATIONS_BATCH", 50i64, 1..=1000)?,
             concurrency: config::parse(env, "NOTIFICATIONS_CONCURRENCY", 10usize, 1..=200)?,
             max_attempts: config::parse(env, "NOTIFICATIONS_MAX_ATTEMPTS", 5u32, 1..=50)?,
-            lease: Duration::from_secs(config::parse(
-                env,
-                "NOTIFICATIONS_LEASE_SECONDS",
-                120u64,
-                2..=3600,
-            )?),
+            lease: config::seconds(env, "NOTIFICATIONS_LEASE_SECONDS", 120, 2..=3600)?,
             email_rate: config::parse(env, "EMAIL_RATE_PER_SECOND", 2u32, 0..=1000)?,
             whatsapp_rate: config::parse(env, "WHATSAPP_RATE_PER_SECOND", 10u32, 0..=1000)?,
             backoff: RowBackoff {

@@ -79,14 +79,7 @@ fn default_chromium() -> PathBuf {
 
 impl Settings {
     pub fn from_env(env: &Env) -> Result<Settings, config::Error> {
-        let secs = |name, default, max| -> Result<Duration, config::Error> {
-            Ok(Duration::from_secs(config::parse(
-                env,
-                name,
-                default,
-                0..=max,
-            )?))
-        };
+        let secs = |name, default, max| config::seconds(env, name, default, 0..=max);
         let platforms = match env("SCRAPER_PLATFORMS") {
             None => PLATFORMS.to_vec(),
             Some(list) => list

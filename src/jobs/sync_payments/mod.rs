@@ -99,12 +99,7 @@ impl Settings {
                     Decimal::ZERO..=Decimal::ONE,
                 )?,
             },
-            timeout: Duration::from_secs(config::parse(
-                env,
-                "DLOCAL_TIMEOUT_SECONDS",
-                30u64,
-                1..=120,
-            )?),
+            timeout: config::seconds(env, "DLOCAL_TIMEOUT_SECONDS", 30, 1..=120)?,
             backoff: RowBackoff::DEFAULT,
         })
     }

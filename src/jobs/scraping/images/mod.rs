@@ -89,12 +89,7 @@ impl ImageSettings {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(ImageSettings {
             max_bytes: config::parse(env, "IMAGES_MAX_BYTES", 20 << 20, 1024..=(512 << 20))?,
-            download_timeout: Duration::from_secs(config::parse(
-                env,
-                "IMAGES_DOWNLOAD_TIMEOUT_SECONDS",
-                20u64,
-                1..=600,
-            )?),
+            download_timeout: config::seconds(env, "IMAGES_DOWNLOAD_TIMEOUT_SECONDS", 20, 1..=600)?,
             max_pixels: config::parse(
                 env,
                 "IMAGES_MAX_PIXELS",
