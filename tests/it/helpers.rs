@@ -150,3 +150,36 @@ pub fn env_of(
         .collect();
     move |k: &str| map.get(k).cloned()
 }
+
+/// The S3-compatible server scripts/test starts on loopback, and its credentials.
+pub struct S3Server {
+    pub endpoint: String,
+    pub key: String,
+    pub secret: String,
+}
+
+pub fn s3_server() -> S3Server {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!("{name} is not set: run the tests with scripts/test, which starts the S3-compatible server")
+        })
+    };
+    S3Server {
+        endpoint: var("RUN_JOB_TEST_S3_ENDPOINT"),
+        key: var("RUN_JOB_TEST_S3_ACCESS_KEY"),
+        secret: var("RUN_JOB_TEST_S3_SECRET_KEY"),
+    }
+}
+
+/// A plain aws-sdk-s3 client of that server, for reading back what run-job stored.
+pub fn s3_client(s: &S3Server) -> aws_sdk_s3::Client {
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("auto"))
+        .endpoint_url(&s.endpoint)
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(&s.key, &s.secret, None, None, "test"))
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}

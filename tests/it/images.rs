@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use image::{GenericImageView, ImageFormat};
 use run_job::jobs::scraping::images::{
     ImageKind, ImagePipeline, ImageSettings, Keys, SourceImage, og, watermark::Watermark,
@@ -15,6 +14,8 @@ use run_job::sandbox::site::{Route, Site};
 use run_job::storage::{PUBLIC_CACHE_CONTROL, Storage};
 use sqlx::PgPool;
 use uuid::Uuid;
+
+use crate::helpers::{s3_client, s3_server};
 
 fn photo(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -31,25 +32,13 @@ struct S3 {
 
 /// A fresh public and private bucket on the test S3 server, and a `Storage` over them.
 async fn s3() -> S3 {
-    let var = |name: &str| {
-        std::env::var(name).unwrap_or_else(|_| {
-            panic!("{name} is not set: run the tests with scripts/test, which starts the S3-compatible server")
-        })
-    };
-    let (endpoint, key, secret) = (
-        var("RUN_JOB_TEST_S3_ENDPOINT"),
-        var("RUN_JOB_TEST_S3_ACCESS_KEY"),
-        var("RUN_JOB_TEST_S3_SECRET_KEY"),
-    );
-    let raw = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("auto"))
-            .endpoint_url(&endpoint)
-            .force_path_style(true)
-            .credentials_provider(Credentials::new(&key, &secret, None, None, "test"))
-            .build(),
-    );
+    let server = s3_server();
+    let raw = s3_client(&server);
+    let crate::helpers::S3Server {
+        endpoint,
+        key,
+        secret,
+    } = server;
     let suffix = Uuid::new_v4().simple().to_string();
     let (public, private) = (
         format!("img-{}", &suffix[..12]),

@@ -1,36 +1,9 @@
 //! The S3 backend against a real S3-compatible server on loopback (s3s-fs, started by
 //! scripts/test): keys, bucket routing, headers, HEAD, overwrite.
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use run_job::storage::{PUBLIC_CACHE_CONTROL, Storage};
 
-struct Server {
-    endpoint: String,
-    key: String,
-    secret: String,
-}
-
-fn server() -> Server {
-    let var = |name: &str| {
-        std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests with scripts/test, which starts the S3-compatible server"))
-    };
-    Server {
-        endpoint: var("RUN_JOB_TEST_S3_ENDPOINT"),
-        key: var("RUN_JOB_TEST_S3_ACCESS_KEY"),
-        secret: var("RUN_JOB_TEST_S3_SECRET_KEY"),
-    }
-}
-
-fn client(s: &Server) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("auto"))
-        .endpoint_url(&s.endpoint)
-        .force_path_style(true)
-        .credentials_provider(Credentials::new(&s.key, &s.secret, None, None, "test"))
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
+use crate::helpers::{s3_client as client, s3_server as server};
 
 #[tokio::test]
 async fn the_s3_backend_routes_keys_sets_headers_and_heads() {
