@@ -35,8 +35,7 @@ pub async fn upsert(
     )
     .bind(&event.external_id)
     .fetch_optional(&mut *tx)
-    .await?
-    .map(|(id, platform, deleted): (Uuid, String, bool)| (id, platform, deleted));
+    .await?;
     if let Some((_, platform, _)) = &existing
         && platform != event.platform
     {

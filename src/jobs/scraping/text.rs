@@ -6,7 +6,8 @@
 //! resolved against an injected "now", never the machine's clock.
 
 use chrono::{
-    DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc,
+    DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone,
+    Timelike, Utc,
 };
 use rust_decimal::Decimal;
 
@@ -205,8 +206,6 @@ pub fn entraste_dates(text: &str, now: DateTime<Utc>) -> Option<(DateTime<Utc>, 
         Some((start, end))
     }
 }
-
-use chrono::Timelike;
 
 /// HTML to readable text: `<br>` and the ends of block elements become line breaks,
 /// other tags vanish, entities are decoded (`&amp;` last, so `&amp;lt;` stays `&lt;`),
