@@ -309,7 +309,8 @@ impl Scraping {
                     .map(|(id, images)| async move {
                         pipeline.publish_and_record(pool, id, &images).await
                     })
-                    .buffer_unordered(4)
+                    // Events beyond this only wait on the pipeline's own bound.
+                    .buffer_unordered(self.settings.images.concurrency)
                     .collect()
                     .await;
             for report in reports {
