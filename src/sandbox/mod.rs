@@ -10,6 +10,7 @@
 //! [`Sandbox`]; the `dlocal-sandbox` binary serves it for the Quickstart and benchmarks,
 //! scriptable over `PUT /sandbox/payments/{id}` and `POST /sandbox/behaviour`.
 
+pub mod marketplace;
 pub mod site;
 
 use std::collections::HashMap;
@@ -70,6 +71,9 @@ struct Inner {
     checkout_visits: HashMap<String, u32>,
     email: Outbox,
     whatsapp: Outbox,
+    /// Where the WhatsApp stand-in sends its status webhooks, and the app secret it
+    /// signs them with.
+    whatsapp_webhook: Option<(String, String)>,
     push: PushService,
     places: Vec<Place>,
     places_requests: u64,
@@ -107,6 +111,9 @@ pub struct ProviderScript {
     pub retry_after_secs: u64,
     /// The next N requests get a 422 (a message the provider refuses).
     pub reject_next: u32,
+    /// WhatsApp: the next N accepted messages get a `failed` status webhook (131026,
+    /// undeliverable) instead of `sent` and `delivered`.
+    pub undeliverable_next: u32,
 }
 
 /// A message a provider stand-in accepted.
@@ -270,6 +277,12 @@ impl Sandbox {
     /// Requests to `POST /emails`, answered or not.
     pub fn email_requests(&self) -> u64 {
         self.with(|i| i.email.requests)
+    }
+
+    /// From now on every accepted WhatsApp message is followed by Meta's status webhooks
+    /// (`sent`, then `delivered`), signed with `app_secret`, POSTed to `url`.
+    pub fn send_whatsapp_statuses(&self, url: &str, app_secret: &str) {
+        self.with(|i| i.whatsapp_webhook = Some((url.to_string(), app_secret.to_string())));
     }
 
     pub fn whatsapps(&self) -> Vec<Received> {
@@ -577,14 +590,32 @@ async fn whatsapp_message(
     if let Some(r) = scripted_error(&answer) {
         return r;
     }
-    let id = s.with(|i| {
+    let (id, webhook, undeliverable) = s.with(|i| {
         i.whatsapp.delivered.push(Received {
             authorization: header(&headers, "authorization"),
             idempotency_key: None,
             body: body.clone(),
         });
-        format!("wamid.{}", i.whatsapp.delivered.len())
+        let script = &mut i.whatsapp.script;
+        let undeliverable = script.undeliverable_next > 0;
+        script.undeliverable_next = script.undeliverable_next.saturating_sub(1);
+        (
+            format!("wamid.{}", i.whatsapp.delivered.len()),
+            i.whatsapp_webhook.clone(),
+            undeliverable,
+        )
     });
+    if let Some((url, secret)) = webhook {
+        let statuses: &[&str] = if undeliverable {
+            &["failed"]
+        } else {
+            &["sent", "delivered"]
+        };
+        for status in statuses {
+            let payload = status_webhook(&id, status, &body);
+            tokio::spawn(post_webhook(url.clone(), secret.clone(), payload));
+        }
+    }
     (
         StatusCode::OK,
         Json(json!({
@@ -594,6 +625,65 @@ async fn whatsapp_message(
         })),
     )
         .into_response()
+}
+
+/// Meta's `messages` webhook carrying one status of a message the stand-in accepted.
+fn status_webhook(id: &str, status: &str, message: &Value) -> Value {
+    let mut entry = json!({
+        "id": id,
+        "status": status,
+        "timestamp": chrono::Utc::now().timestamp().to_string(),
+        "recipient_id": message["to"],
+    });
+    if let Some(data) = message.get("biz_opaque_callback_data") {
+        entry["biz_opaque_callback_data"] = data.clone();
+    }
+    if status == "failed" {
+        entry["errors"] = json!([{
+            "code": 131026,
+            "title": "Message undeliverable",
+            "message": "Message undeliverable",
+        }]);
+    }
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{
+            "id": "102290129340398",
+            "changes": [{
+                "field": "messages",
+                "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": { "display_phone_number": "59899000000", "phone_number_id": "1234567890" },
+                    "statuses": [entry],
+                },
+            }],
+        }],
+    })
+}
+
+/// Delivers one webhook, retrying for a while as Meta does when it gets no 200.
+async fn post_webhook(url: String, secret: String, payload: Value) {
+    let body = payload.to_string();
+    let signature = marketplace::signature(&secret, body.as_bytes());
+    let Ok(client) = crate::http::client(crate::http::Timeouts {
+        connect: Duration::from_secs(2),
+        request: Duration::from_secs(5),
+    }) else {
+        return;
+    };
+    for _ in 0..10 {
+        let sent = client
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .header("X-Hub-Signature-256", &signature)
+            .body(body.clone())
+            .send()
+            .await;
+        if sent.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// A push service and the browser behind it: checks the VAPID JWT's signature against

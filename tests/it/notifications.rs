@@ -185,6 +185,11 @@ async fn every_channel_is_delivered_in_its_providers_wire_format(pool: PgPool) {
         w[0].body["template"]["components"][0]["parameters"],
         json!([{"type": "text", "text": "No Te Va Gustar"}, {"type": "text", "text": "UYU 2146.40"}])
     );
+    assert_eq!(
+        w[0].body["biz_opaque_callback_data"],
+        format!("notification-{id}-whatsapp"),
+        "the receipts name their notification"
+    );
 
     let (status, channels) = state(&pool, id).await;
     assert_eq!(status, "sent");
@@ -708,7 +713,8 @@ async fn the_jobs_queue_runs_send_notification_and_leaves_other_types_alone(pool
 }
 
 /// kill -9 runs at many points while they deliver a few hundred notifications, rerun
-/// until done, then count at the stand-ins.
+/// until done, then count at the stand-ins. WhatsApp's receipts flow as in production:
+/// the stand-in sends Meta's status webhooks to the marketplace's route (its stand-in).
 #[sqlx::test(migrations = "./migrations")]
 async fn killing_runs_at_any_point_loses_nothing_and_sends_nothing_twice(pool: PgPool) {
     const N: usize = 200;
@@ -721,6 +727,11 @@ async fn killing_runs_at_any_point_loses_nothing_and_sends_nothing_twice(pool: P
         latency_ms: 15,
         ..ProviderScript::default()
     });
+    let receipts =
+        run_job::sandbox::marketplace::serve_whatsapp_webhook(pool.clone(), "app-secret")
+            .await
+            .unwrap();
+    sb.send_whatsapp_statuses(&receipts, "app-secret");
     everyone_notified(&pool, N).await;
     let process = || {
         let mut cmd = crate::helpers::run_job_on(&pool);
@@ -732,6 +743,7 @@ async fn killing_runs_at_any_point_loses_nothing_and_sends_nothing_twice(pool: P
             .env("WHATSAPP_BASE_URL", &sb.base_url)
             .env("EMAIL_RATE_PER_SECOND", "0")
             .env("WHATSAPP_RATE_PER_SECOND", "0")
+            .env("WHATSAPP_RECEIPTS_WAIT_SECONDS", "1")
             .env("NOTIFICATIONS_BATCH", "10")
             .env("NOTIFICATIONS_CONCURRENCY", "5")
             .env("NOTIFICATIONS_LEASE_SECONDS", "2");
@@ -781,7 +793,8 @@ async fn killing_runs_at_any_point_loses_nothing_and_sends_nothing_twice(pool: P
     };
     assert_eq!(distinct.len(), keys.len(), "an email delivered twice");
     assert_eq!(keys.len(), N, "an email lost");
-    // WhatsApp: never twice; a message whose run died mid-send is failed with a reason.
+    // WhatsApp: exactly once too; a message a dead run left `sending` was settled by its
+    // receipt, or sent again once the wait showed it had never been accepted.
     let mut phones: Vec<String> = sb
         .whatsapps()
         .into_iter()
@@ -791,43 +804,214 @@ async fn killing_runs_at_any_point_loses_nothing_and_sends_nothing_twice(pool: P
     let total = phones.len();
     phones.dedup();
     assert_eq!(phones.len(), total, "a WhatsApp message delivered twice");
-    let whatsapp_failed: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM notifications WHERE channel_status->'whatsapp'->>'status' = 'failed'
-            AND channel_status->'whatsapp'->>'error' LIKE 'a run stopped while sending%'",
+    assert_eq!(total, N, "a WhatsApp message lost");
+    let (by_receipt, resent): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE channel_status->'whatsapp'->>'confirmedBy' = 'receipt'),
+                count(*) FILTER (WHERE (channel_status->'whatsapp'->>'attempts')::int > 1)
+           FROM notifications",
     )
     .fetch_one(&pool)
     .await
     .unwrap();
-    let whatsapp_sent: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM notifications WHERE channel_status->'whatsapp'->>'status' = 'sent'",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    // Recorded sent implies delivered; the other way round only a run killed between the
-    // provider's answer and the write of "sent" can differ (WhatsApp has no idempotency
-    // key: at most once is the guarantee).
-    assert!(
-        whatsapp_sent as usize <= total,
-        "{whatsapp_sent} recorded sent, {total} delivered"
-    );
-    assert_eq!(
-        whatsapp_sent + whatsapp_failed,
-        N as i64,
-        "every WhatsApp message sent or failed with its reason"
-    );
     eprintln!(
-        "crash test: {total} WhatsApp messages delivered, {whatsapp_sent} recorded sent, {whatsapp_failed} failed because a run died mid-send"
+        "crash test: {total} WhatsApp messages delivered, {by_receipt} settled by their receipt after a run died, {resent} sent again after a run died before sending"
     );
     let not_final: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM notifications WHERE status = 'pending' OR lease_until IS NOT NULL
             OR channel_status->'in_app'->>'status' IS DISTINCT FROM 'sent'
-            OR channel_status->'email'->>'status' IS DISTINCT FROM 'sent'",
+            OR channel_status->'email'->>'status' IS DISTINCT FROM 'sent'
+            OR channel_status->'whatsapp'->>'status' IS DISTINCT FROM 'sent'",
     )
     .fetch_one(&pool)
     .await
     .unwrap();
     assert_eq!(not_final, 0);
+}
+
+/// Leaves a notification's WhatsApp channel `sending` since `ago_secs`, as a run that
+/// died mid-send leaves it.
+async fn left_sending(pool: &PgPool, id: Uuid, ago_secs: i64) {
+    sqlx::query(
+        r#"UPDATE notifications SET channel_status = jsonb_build_object('whatsapp', jsonb_build_object(
+               'status', 'sending', 'attempts', 1,
+               'since', to_char((now() - make_interval(secs => $2)) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))
+            WHERE id = $1"#,
+    )
+    .bind(id)
+    .bind(ago_secs as f64)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+async fn receipt(pool: &PgPool, id: Uuid, message_id: &str, status: &str) {
+    sqlx::query(
+        "INSERT INTO whatsapp_message_statuses (message_id, status, callback_data, error, occurred_at)
+         VALUES ($1, $2, $3, CASE WHEN $2 = 'failed' THEN '131026 Message undeliverable' END, now())",
+    )
+    .bind(message_id)
+    .bind(status)
+    .bind(format!("notification-{id}-whatsapp"))
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+/// A message a dead run left `sending` is settled by its delivery receipt: sent (never
+/// resent), undeliverable (failed with Meta's reason), or, with no receipt once the wait
+/// is over, never accepted (sent now, once); within the wait it is left alone.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_whatsapp_message_left_sending_is_settled_by_its_receipt(pool: PgPool) {
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let u = user(&pool, None, Some(&format!("+5989100000{i}"))).await;
+        let id = notification(&pool, u, "order_confirmed", "{whatsapp}", confirmed()).await;
+        ids.push(id);
+    }
+    let [delivered, undeliverable, never_sent, recent] = ids[..] else {
+        unreachable!()
+    };
+    for id in [delivered, undeliverable, never_sent] {
+        left_sending(&pool, id, 600).await;
+    }
+    left_sending(&pool, recent, 5).await;
+    receipt(&pool, delivered, "wamid.earlier", "sent").await;
+    receipt(&pool, delivered, "wamid.earlier", "delivered").await;
+    receipt(&pool, undeliverable, "wamid.lost", "failed").await;
+
+    let sb = sandbox().await;
+    let with_receipts = settings(&sb, &[("WHATSAPP_RECEIPTS_WAIT_SECONDS", "300")]);
+    run(&pool, with_receipts.clone()).await;
+
+    let (status, channels) = state(&pool, delivered).await;
+    assert_eq!(status, "sent");
+    assert_eq!(channels["whatsapp"]["providerId"], "wamid.earlier");
+    assert_eq!(channels["whatsapp"]["confirmedBy"], "receipt");
+    let (status, channels) = state(&pool, undeliverable).await;
+    assert_eq!(status, "failed");
+    assert_eq!(
+        channels["whatsapp"]["error"],
+        "WhatsApp reported the message undeliverable: 131026 Message undeliverable"
+    );
+    let (status, channels) = state(&pool, never_sent).await;
+    assert_eq!(status, "sent");
+    assert_eq!(channels["whatsapp"]["attempts"], 2);
+    let (status, channels) = state(&pool, recent).await;
+    assert_eq!(status, "pending", "still within the wait: {channels}");
+    assert_eq!(channels["whatsapp"]["status"], "sending");
+    let next: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT next_attempt_at FROM notifications WHERE id = $1")
+            .bind(recent)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let wait_left = next - chrono::Utc::now();
+    assert!(
+        wait_left > chrono::TimeDelta::seconds(280) && wait_left <= chrono::TimeDelta::seconds(300),
+        "checked again when its wait ends, not before: {wait_left}"
+    );
+    let sent_to: Vec<String> = sb
+        .whatsapps()
+        .iter()
+        .map(|m| m.body["to"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        sent_to,
+        ["+59891000002"],
+        "only the message never accepted is sent"
+    );
+
+    // Without receipts nothing can be known: the message is failed, never resent.
+    left_sending(&pool, recent, 600).await;
+    sqlx::query("UPDATE notifications SET next_attempt_at = NULL WHERE id = $1")
+        .bind(recent)
+        .execute(&pool)
+        .await
+        .unwrap();
+    run(&pool, settings(&sb, &[])).await;
+    let (status, channels) = state(&pool, recent).await;
+    assert_eq!(status, "failed");
+    assert!(
+        channels["whatsapp"]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("a run stopped while sending this"),
+        "{channels}"
+    );
+    assert_eq!(sb.whatsapp_requests(), 1);
+}
+
+/// The whole receipt loop over HTTP: the stand-in sends Meta's signed status webhooks,
+/// the marketplace's route (its stand-in) records them, and they name the notification.
+#[sqlx::test(migrations = "./migrations")]
+async fn whatsapp_receipts_arrive_signed_and_are_recorded_for_their_notification(pool: PgPool) {
+    let sb = sandbox().await;
+    let url = run_job::sandbox::marketplace::serve_whatsapp_webhook(pool.clone(), "app-secret")
+        .await
+        .unwrap();
+    sb.send_whatsapp_statuses(&url, "app-secret");
+    sb.script_whatsapp(ProviderScript {
+        undeliverable_next: 1,
+        ..ProviderScript::default()
+    });
+    let a = user(&pool, None, Some("+59891000010")).await;
+    let b = user(&pool, None, Some("+59891000011")).await;
+    let first = notification(&pool, a, "order_confirmed", "{whatsapp}", confirmed()).await;
+    run(&pool, settings(&sb, &[])).await;
+    let second = notification(&pool, b, "order_confirmed", "{whatsapp}", confirmed()).await;
+    run(&pool, settings(&sb, &[])).await;
+
+    let mut recorded = Vec::new();
+    for _ in 0..50 {
+        recorded = sqlx::query_as::<_, (String, String, Option<String>, Option<String>)>(
+            "SELECT message_id, status, callback_data, error FROM whatsapp_message_statuses
+              ORDER BY message_id, status",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        if recorded.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        recorded,
+        [
+            (
+                "wamid.1".to_string(),
+                "failed".to_string(),
+                Some(format!("notification-{first}-whatsapp")),
+                Some("131026 Message undeliverable".to_string())
+            ),
+            (
+                "wamid.2".to_string(),
+                "delivered".to_string(),
+                Some(format!("notification-{second}-whatsapp")),
+                None
+            ),
+            (
+                "wamid.2".to_string(),
+                "sent".to_string(),
+                Some(format!("notification-{second}-whatsapp")),
+                None
+            ),
+        ]
+    );
+    // A webhook not signed with the app secret is refused and records nothing.
+    let forged = reqwest::Client::new()
+        .post(&url)
+        .header("X-Hub-Signature-256", "sha256=00")
+        .body(r#"{"entry":[{"changes":[{"field":"messages","value":{"statuses":[{"id":"wamid.x","status":"sent","timestamp":"1"}]}}]}]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM whatsapp_message_statuses")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 3);
 }
 
 #[sqlx::test(migrations = "./migrations")]

@@ -143,6 +143,8 @@ pub fn whatsapp(kind: &str, to: &str, m: &Value) -> Option<WhatsAppMessage> {
         to: to.to_string(),
         template,
         parameters,
+        // Delivery names the message after its notification.
+        callback_data: String::new(),
     })
 }
 

@@ -5,8 +5,11 @@
 //! status `sent`, `failed`, `retry` or `sending`. A channel that is `sent` or `failed` is
 //! never sent again. Email is sent with an idempotency key derived from the notification,
 //! so resending it after a crash cannot produce a second email. WhatsApp has no such key:
-//! it is marked `sending` (committed) before the call, and a later run that finds it still
-//! `sending` knows a run died mid-send and fails it rather than risk a duplicate.
+//! it is marked `sending` (committed) before the call, and a message left `sending` (its
+//! run died, or its answer was lost) is settled by its delivery receipt, which carries
+//! the notification in `biz_opaque_callback_data`: sent, undeliverable, or, with no
+//! receipt after `WHATSAPP_RECEIPTS_WAIT_SECONDS`, never accepted and sent again. Without
+//! receipts it is failed rather than risk a duplicate.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Map, Value, json};
@@ -14,8 +17,8 @@ use tokio::sync::Mutex;
 use tokio::time::{Interval, MissedTickBehavior};
 
 use super::Notifications;
-use super::providers::{Attachment, SendError};
-use super::queries::{self, Claimed, OrderFacts, Outcome, User};
+use super::providers::{Attachment, SendError, WhatsAppMessage};
+use super::queries::{self, Claimed, OrderFacts, Outcome, Receipt, User};
 use super::{content, webpush};
 use crate::http::Transient;
 use crate::storage::StorageError;
@@ -104,60 +107,131 @@ impl Notifications {
                 .iter()
                 .find(|(c, _)| c == channel)
                 .map(|(_, why)| why.clone());
-            let not_yet = previous["status"] == "retry"
-                && previous["retryAt"]
-                    .as_str()
-                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                    .is_some_and(|t| t > now);
+            let not_yet =
+                previous["status"] == "retry" && at(&previous["retryAt"]).is_some_and(|t| t > now);
+            // Why this channel is not to be sent, if it is not.
+            let refused = skipped.or_else(|| invalid.clone());
+            let attempt = Attempt {
+                n,
+                channel,
+                user,
+                metadata: &metadata,
+                lease_until,
+                now,
+                attempts,
+            };
             let entry = match previous["status"].as_str() {
                 Some("sent" | "failed") => continue,
+                // A send whose outcome is unknown: the receipts say what became of it.
+                Some("sending") => match self.unconfirmed(n, &previous, attempts, now).await {
+                    Some(settled) => settled,
+                    None => match refused {
+                        Some(reason) => failed(attempts, reason),
+                        None => self.attempt(attempt).await,
+                    },
+                },
                 // Another channel made the row due; this one was asked to wait longer.
-                _ if not_yet && skipped.is_none() => continue,
-                _ if skipped.is_some() => failed(attempts, skipped.unwrap_or_default()),
-                Some("sending") => failed(
-                    attempts,
-                    "a run stopped while sending this; not sent again to avoid a duplicate".into(),
-                ),
-                _ => match &invalid {
-                    Some(reason) => failed(attempts, reason.clone()),
-                    None => {
-                        let attempts = attempts + 1;
-                        match self
-                            .send(n, channel, user, &metadata, lease_until, attempts)
-                            .await
-                        {
-                            Ok(provider_id) => json!({
-                                "status": "sent", "attempts": attempts, "sentAt": iso(Utc::now()),
-                                "providerId": provider_id,
-                            }),
-                            Err(SendError::Permanent(reason)) => failed(attempts, reason),
-                            Err(e) => {
-                                let (message, after) = (e.to_string(), e.retry_after());
-                                if attempts >= self.settings.max_attempts {
-                                    failed(
-                                        attempts,
-                                        format!("gave up after {attempts} attempts: {message}"),
-                                    )
-                                } else {
-                                    let backoff =
-                                        self.settings.backoff.next_attempt_at(now, attempts);
-                                    // Capped at a day: a provider's wait beyond that is not
-                                    // believable, and Resend keeps idempotency keys 24 h.
-                                    let asked = after
-                                        .map(|a| a.min(std::time::Duration::from_secs(86_400)))
-                                        .and_then(|a| TimeDelta::from_std(a).ok())
-                                        .and_then(|a| now.checked_add_signed(a));
-                                    let at = asked.map_or(backoff, |a| a.max(backoff));
-                                    json!({"status": "retry", "attempts": attempts, "error": message, "retryAt": iso(at)})
-                                }
-                            }
-                        }
-                    }
+                _ if not_yet && skip.iter().all(|(c, _)| c != channel) => continue,
+                _ => match refused {
+                    Some(reason) => failed(attempts, reason),
+                    None => self.attempt(attempt).await,
                 },
             };
             state.insert(channel.clone(), entry);
         }
         outcome(n, state)
+    }
+
+    /// Sends one channel once more and says what the channel's state becomes.
+    async fn attempt(&self, a: Attempt<'_>) -> Value {
+        let attempts = a.attempts + 1;
+        let now = a.now;
+        match self
+            .send(a.n, a.channel, a.user, a.metadata, a.lease_until, attempts)
+            .await
+        {
+            Ok(provider_id) => json!({
+                "status": "sent", "attempts": attempts, "sentAt": iso(Utc::now()),
+                "providerId": provider_id,
+            }),
+            Err(SendError::Permanent(reason)) => failed(attempts, reason),
+            Err(SendError::Unknown(reason)) => match self.settings.whatsapp_receipts_wait {
+                // Left `sending` (as marked before the call) until its receipt settles it.
+                Some(wait) => {
+                    let since = Utc::now();
+                    json!({
+                        "status": "sending", "attempts": attempts, "since": iso(since),
+                        "retryAt": iso(since + delta(wait)), "error": reason,
+                    })
+                }
+                None => failed(
+                    attempts,
+                    format!("{reason}; not sent again to avoid a duplicate"),
+                ),
+            },
+            Err(e) => {
+                let (message, after) = (e.to_string(), e.retry_after());
+                if attempts >= self.settings.max_attempts {
+                    return failed(
+                        attempts,
+                        format!("gave up after {attempts} attempts: {message}"),
+                    );
+                }
+                let backoff = self.settings.backoff.next_attempt_at(now, attempts);
+                // Capped at a day: a provider's wait beyond that is not believable, and
+                // Resend keeps idempotency keys 24 h.
+                let asked = after
+                    .map(|a| a.min(std::time::Duration::from_secs(86_400)))
+                    .and_then(|a| TimeDelta::from_std(a).ok())
+                    .and_then(|a| now.checked_add_signed(a));
+                let at = asked.map_or(backoff, |a| a.max(backoff));
+                json!({"status": "retry", "attempts": attempts, "error": message, "retryAt": iso(at)})
+            }
+        }
+    }
+
+    /// Settles a WhatsApp message left `sending`: a run died mid-send, or the answer was
+    /// lost. Its delivery receipt says sent or failed; with none after the wait it was
+    /// never accepted, and `None` says to send it again. Without receipts (or for a mark
+    /// written before messages carried their callback data) nothing can be known, and it
+    /// is failed rather than risk a duplicate.
+    async fn unconfirmed(
+        &self,
+        n: &Claimed,
+        previous: &Value,
+        attempts: u32,
+        now: DateTime<Utc>,
+    ) -> Option<Value> {
+        let since = at(&previous["since"]);
+        let (Some(wait), Some(since)) = (self.settings.whatsapp_receipts_wait, since) else {
+            return Some(failed(
+                attempts,
+                "a run stopped while sending this; not sent again to avoid a duplicate".into(),
+            ));
+        };
+        let waiting = |error: Option<String>| {
+            let mut entry = json!({
+                "status": "sending", "attempts": attempts, "since": iso(since),
+                "retryAt": iso((since + delta(wait)).max(now + TimeDelta::seconds(1))),
+            });
+            if let Some(e) = error.or_else(|| previous["error"].as_str().map(str::to_string)) {
+                entry["error"] = e.into();
+            }
+            entry
+        };
+        match queries::whatsapp_receipt(&self.pool, &receipt_key(n.id)).await {
+            Ok(Some(Receipt::Sent { message_id, at })) => Some(json!({
+                "status": "sent", "attempts": attempts, "sentAt": iso(at),
+                "providerId": message_id, "confirmedBy": "receipt",
+            })),
+            Ok(Some(Receipt::Failed { error })) => Some(failed(
+                attempts,
+                format!("WhatsApp reported the message undeliverable: {error}"),
+            )),
+            Ok(None) if now < since + delta(wait) => Some(waiting(None)),
+            Ok(None) => None,
+            Err(e) => Some(waiting(Some(format!("receipts unreadable: {e}")))),
+        }
     }
 
     /// One channel, once. `Ok` carries the provider's message id.
@@ -209,7 +283,12 @@ impl Notifications {
                 let Some(message) = content::whatsapp(&n.kind, to, metadata) else {
                     return Ok("no template for this type".into());
                 };
-                let sending = json!({"status": "sending", "attempts": attempt});
+                let message = WhatsAppMessage {
+                    callback_data: receipt_key(n.id),
+                    ..message
+                };
+                let since = iso(Utc::now());
+                let sending = json!({"status": "sending", "attempts": attempt, "since": since});
                 if !self.mark(n, "whatsapp", lease_until, &sending).await? {
                     return Err(SendError::Transient {
                         message: "claim lost before sending".into(),
@@ -341,6 +420,33 @@ impl Notifications {
     }
 }
 
+/// What a send is while it runs, for the receipt-settling above.
+struct Attempt<'a> {
+    n: &'a Claimed,
+    channel: &'a str,
+    user: Option<&'a User>,
+    metadata: &'a Value,
+    lease_until: DateTime<Utc>,
+    now: DateTime<Utc>,
+    /// Attempts made before this one.
+    attempts: u32,
+}
+
+/// The callback data a notification's WhatsApp message carries, echoed in its receipts.
+pub fn receipt_key(id: uuid::Uuid) -> String {
+    format!("notification-{id}-whatsapp")
+}
+
+fn at(v: &Value) -> Option<DateTime<Utc>> {
+    v.as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn delta(d: std::time::Duration) -> TimeDelta {
+    TimeDelta::from_std(d).unwrap_or(TimeDelta::days(1))
+}
+
 fn failed(attempts: u32, reason: String) -> Value {
     json!({"status": "failed", "attempts": attempts, "error": reason})
 }
@@ -359,14 +465,13 @@ fn outcome(n: &Claimed, state: Map<String, Value>) -> Outcome {
                 .unwrap_or("failed")
         })
         .collect();
+    // A channel waiting for a retry or for its receipt keeps the row pending.
     let retry_at = n
         .channels
         .iter()
         .filter_map(|c| state.get(c))
-        .filter(|s| s["status"] == "retry")
-        .filter_map(|s| s["retryAt"].as_str())
-        .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc))
+        .filter(|s| s["status"] == "retry" || s["status"] == "sending")
+        .filter_map(|s| at(&s["retryAt"]))
         .min();
     let (status, failed_once) = if retry_at.is_some() {
         ("pending", 0)

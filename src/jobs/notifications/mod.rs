@@ -59,6 +59,12 @@ pub struct Settings {
     pub whatsapp_phone_number_id: String,
     pub whatsapp_api_version: String,
     pub whatsapp_base_url: String,
+    /// `WHATSAPP_RECEIPTS_WAIT_SECONDS`: how long a message whose send outcome is unknown
+    /// (a run died mid-send, or the answer was lost) waits for its delivery receipt in
+    /// `whatsapp_message_statuses` before it counts as not sent and is sent again.
+    /// Unset or 0: no receipts are recorded, and such a message is failed instead (at
+    /// most once).
+    pub whatsapp_receipts_wait: Option<Duration>,
     /// `NOTIFICATIONS_BATCH`: rows claimed at a time. Defaults to 50.
     pub batch: i64,
     /// `NOTIFICATIONS_CONCURRENCY`: notifications delivered at once. Defaults to 10.
@@ -102,6 +108,13 @@ impl Settings {
             },
             whatsapp_api_version: or("WHATSAPP_API_VERSION", "v21.0"),
             whatsapp_base_url: or("WHATSAPP_BASE_URL", "https://graph.facebook.com"),
+            whatsapp_receipts_wait: Some(config::seconds(
+                env,
+                "WHATSAPP_RECEIPTS_WAIT_SECONDS",
+                0,
+                0..=86_400,
+            )?)
+            .filter(|wait| !wait.is_zero()),
             batch: config::parse(env, "NOTIFICATIONS_BATCH", 50i64, 1..=1000)?,
             concurrency: config::parse(env, "NOTIFICATIONS_CONCURRENCY", 10usize, 1..=200)?,
             max_attempts: config::parse(env, "NOTIFICATIONS_MAX_ATTEMPTS", 5u32, 1..=50)?,

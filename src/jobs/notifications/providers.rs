@@ -26,6 +26,9 @@ pub enum SendError {
     Deferred { message: String, after: Duration },
     /// The provider refused this message; sending it again would not help.
     Permanent(String),
+    /// A request that cannot be repeated safely was sent and no answer came back: it may
+    /// or may not have been accepted. Only a delivery receipt can tell.
+    Unknown(String),
 }
 
 impl fmt::Display for SendError {
@@ -33,7 +36,8 @@ impl fmt::Display for SendError {
         match self {
             SendError::Transient { message, .. }
             | SendError::Deferred { message, .. }
-            | SendError::Permanent(message) => f.write_str(message),
+            | SendError::Permanent(message)
+            | SendError::Unknown(message) => f.write_str(message),
         }
     }
 }
@@ -46,7 +50,7 @@ impl Transient for SendError {
         match self {
             SendError::Transient { after, .. } => *after,
             SendError::Deferred { after, .. } => Some(*after),
-            SendError::Permanent(_) => None,
+            SendError::Permanent(_) | SendError::Unknown(_) => None,
         }
     }
 }
@@ -67,7 +71,7 @@ enum Repeat {
     /// No deduplication (WhatsApp): never resend a request that may have been accepted.
     /// Only a refused connection (nothing sent) or an error answer (not accepted) is
     /// worth another try, by a later run; an answer lost on the way means the outcome is
-    /// unknown, which fails the channel rather than risk a duplicate.
+    /// unknown, and the caller settles it from delivery receipts, never by resending now.
     AtMostOnce,
 }
 
@@ -90,8 +94,8 @@ async fn post(
         }
         let response = request.send().await.map_err(|e| {
             if repeat == Repeat::AtMostOnce && !e.is_connect() {
-                SendError::Permanent(format!(
-                    "{provider}: outcome unknown (no answer after sending); not sent again"
+                SendError::Unknown(format!(
+                    "{provider}: outcome unknown (no answer after sending)"
                 ))
             } else {
                 SendError::Transient {
@@ -258,6 +262,9 @@ pub struct WhatsAppMessage {
     pub to: String,
     pub template: &'static str,
     pub parameters: Vec<String>,
+    /// Sent as `biz_opaque_callback_data`: Meta echoes it in every status webhook of this
+    /// message, which is how a receipt is matched to its notification.
+    pub callback_data: String,
 }
 
 /// The WhatsApp Cloud API's `POST /<version>/<phone-number-id>/messages`.
@@ -308,6 +315,7 @@ impl WhatsApp {
                 "language": { "code": "es" },
                 "components": [{ "type": "body", "parameters": parameters }],
             },
+            "biz_opaque_callback_data": message.callback_data,
         });
         let auth = format!("Bearer {}", token.expose_secret());
         let answer = post(

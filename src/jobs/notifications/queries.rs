@@ -89,6 +89,41 @@ pub async fn mark_channel(
     Ok(done.rows_affected() == 1)
 }
 
+/// What Meta's delivery receipts say of one message (see the whatsapp_receipts migration).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Receipt {
+    /// Accepted by WhatsApp (sent, delivered or read): it went out.
+    Sent {
+        message_id: String,
+        at: DateTime<Utc>,
+    },
+    /// WhatsApp accepted it and then reported it undeliverable.
+    Failed { error: String },
+}
+
+/// The receipt recorded for the message sent with `callback_data`, if any arrived:
+/// delivered or read wins, then failed (accepted, then undeliverable), then sent.
+pub async fn whatsapp_receipt(pool: &PgPool, callback_data: &str) -> sqlx::Result<Option<Receipt>> {
+    let row: Option<(String, String, Option<String>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT message_id, status, error, occurred_at FROM whatsapp_message_statuses
+          WHERE callback_data = $1
+       ORDER BY CASE status WHEN 'read' THEN 0 WHEN 'delivered' THEN 0 WHEN 'failed' THEN 1 ELSE 2 END,
+                occurred_at
+          LIMIT 1",
+    )
+    .bind(callback_data)
+    .fetch_optional(pool)
+    .await?;
+    Ok(
+        row.map(|(message_id, status, error, at)| match status.as_str() {
+            "failed" => Receipt::Failed {
+                error: error.unwrap_or_else(|| "no reason given".into()),
+            },
+            _ => Receipt::Sent { message_id, at },
+        }),
+    )
+}
+
 /// The outcome of one notification.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
