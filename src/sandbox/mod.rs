@@ -97,6 +97,8 @@ struct PushService {
     browsers: HashMap<String, Arc<(aws_lc_rs::agreement::PrivateKey, Vec<u8>)>>,
     gone: std::collections::HashSet<String>,
     received: Vec<Value>,
+    /// The `Topic` header of each received push, in the same order.
+    topics: Vec<Option<String>>,
     rejected: u64,
 }
 
@@ -254,6 +256,11 @@ impl Sandbox {
     /// Decrypted push payloads, in arrival order.
     pub fn pushes(&self) -> Vec<Value> {
         self.with(|i| i.push.received.clone())
+    }
+
+    /// The `Topic` header of each push in [`Sandbox::pushes`].
+    pub fn push_topics(&self) -> Vec<Option<String>> {
+        self.with(|i| i.push.topics.clone())
     }
 
     /// Pushes refused for a bad VAPID signature or undecryptable body.
@@ -711,7 +718,10 @@ async fn push_message(
         .and_then(|plain| serde_json::from_slice::<Value>(&plain).ok());
     match (verified, decrypted) {
         (true, Some(payload)) => {
-            s.with(|i| i.push.received.push(payload));
+            s.with(|i| {
+                i.push.received.push(payload);
+                i.push.topics.push(header(&headers, "topic"));
+            });
             StatusCode::CREATED
         }
         _ => {

@@ -1,6 +1,7 @@
-//! The notifications job (in progress) against a real PostgreSQL and the provider
-//! stand-ins over HTTP: wire formats, partial success, retries and their limit,
-//! permanent errors, Retry-After, bad input, and two runs at once.
+//! The notifications job against a real PostgreSQL and the provider stand-ins over
+//! HTTP: wire formats, partial success, retries and their limit, permanent errors,
+//! Retry-After, skip rules, batches, the jobs queue, bad input, two runs at once, kill -9
+//! at many points, and WhatsApp's delivery receipts.
 
 use std::time::Duration;
 
@@ -765,7 +766,9 @@ async fn killing_runs_at_any_point_loses_nothing_and_sends_nothing_twice(pool: P
         }
     }
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    for _ in 0..5 {
+    // A message a dead run left `sending` without a receipt is sent again once the send's
+    // deadline (15 s) and the receipt wait (1 s here) have passed since its mark.
+    for _ in 0..15 {
         let r = crate::helpers::output(process()).await;
         assert_eq!(r.code, Some(0), "{}", r.stderr);
         let pending: i64 =
@@ -863,18 +866,27 @@ async fn receipt(pool: &PgPool, id: Uuid, message_id: &str, status: &str) {
 #[sqlx::test(migrations = "./migrations")]
 async fn a_whatsapp_message_left_sending_is_settled_by_its_receipt(pool: PgPool) {
     let mut ids = Vec::new();
-    for i in 0..4 {
+    for i in 0..5 {
         let u = user(&pool, None, Some(&format!("+5989100000{i}"))).await;
         let id = notification(&pool, u, "order_confirmed", "{whatsapp}", confirmed()).await;
         ids.push(id);
     }
-    let [delivered, undeliverable, never_sent, recent] = ids[..] else {
+    let [delivered, undeliverable, never_sent, recent, exhausted] = ids[..] else {
         unreachable!()
     };
-    for id in [delivered, undeliverable, never_sent] {
+    for id in [delivered, undeliverable, never_sent, exhausted] {
         left_sending(&pool, id, 600).await;
     }
+    // Still inside the send's own 15 s deadline: its run may be sending right now.
     left_sending(&pool, recent, 5).await;
+    sqlx::query(
+        "UPDATE notifications SET channel_status = jsonb_set(channel_status, '{whatsapp,attempts}', '5')
+          WHERE id = $1",
+    )
+    .bind(exhausted)
+    .execute(&pool)
+    .await
+    .unwrap();
     receipt(&pool, delivered, "wamid.earlier", "sent").await;
     receipt(&pool, delivered, "wamid.earlier", "delivered").await;
     receipt(&pool, undeliverable, "wamid.lost", "failed").await;
@@ -905,10 +917,17 @@ async fn a_whatsapp_message_left_sending_is_settled_by_its_receipt(pool: PgPool)
             .fetch_one(&pool)
             .await
             .unwrap();
+    // Marked 5 s ago: the send's deadline (15 s) and then the wait (300 s) from the mark.
     let wait_left = next - chrono::Utc::now();
     assert!(
-        wait_left > chrono::TimeDelta::seconds(280) && wait_left <= chrono::TimeDelta::seconds(300),
+        wait_left > chrono::TimeDelta::seconds(300) && wait_left <= chrono::TimeDelta::seconds(310),
         "checked again when its wait ends, not before: {wait_left}"
+    );
+    let (status, channels) = state(&pool, exhausted).await;
+    assert_eq!(status, "failed", "the attempt limit holds for resends too");
+    assert_eq!(
+        channels["whatsapp"]["error"],
+        "gave up after 5 attempts, none confirmed by a receipt"
     );
     let sent_to: Vec<String> = sb
         .whatsapps()
@@ -1127,6 +1146,11 @@ async fn in_app_notifications_are_pushed_encrypted_and_gone_subscriptions_delete
     );
     assert_eq!(pushes[0]["tag"], "order_confirmed");
     assert_eq!(pushes[0]["url"], "https://app.test/o/1");
+    assert_eq!(
+        sb.push_topics(),
+        [Some(id.simple().to_string())],
+        "a resent push replaces the copy a push service still holds"
+    );
     let left: Vec<String> = sqlx::query_scalar("SELECT endpoint FROM push_subscriptions")
         .fetch_all(&pool)
         .await

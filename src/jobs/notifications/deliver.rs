@@ -124,9 +124,19 @@ impl Notifications {
                 Some("sent" | "failed") => continue,
                 // A send whose outcome is unknown: the receipts say what became of it.
                 Some("sending") => match self.unconfirmed(n, &previous, attempts, now).await {
-                    Some(settled) => settled,
-                    None => match refused {
+                    Settled::Done(entry) => entry,
+                    Settled::Waiting(entry) => match refused {
                         Some(reason) => failed(attempts, reason),
+                        None => entry,
+                    },
+                    Settled::NotSent => match refused {
+                        Some(reason) => failed(attempts, reason),
+                        None if attempts >= self.settings.max_attempts => failed(
+                            attempts,
+                            format!(
+                                "gave up after {attempts} attempts, none confirmed by a receipt"
+                            ),
+                        ),
                         None => self.attempt(attempt).await,
                     },
                 },
@@ -161,7 +171,8 @@ impl Notifications {
                     let since = Utc::now();
                     json!({
                         "status": "sending", "attempts": attempts, "since": iso(since),
-                        "retryAt": iso(since + delta(wait)), "error": reason,
+                        "retryAt": iso(since + delta(super::PROVIDER_TIMEOUTS.request) + delta(wait)),
+                        "error": reason,
                     })
                 }
                 None => failed(
@@ -191,46 +202,52 @@ impl Notifications {
     }
 
     /// Settles a WhatsApp message left `sending`: a run died mid-send, or the answer was
-    /// lost. Its delivery receipt says sent or failed; with none after the wait it was
-    /// never accepted, and `None` says to send it again. Without receipts (or for a mark
-    /// written before messages carried their callback data) nothing can be known, and it
-    /// is failed rather than risk a duplicate.
+    /// lost. Its delivery receipt says sent or undeliverable. With none, it was never
+    /// accepted once the send's own deadline and then the receipt wait have passed since
+    /// the mark (before that, the send may still be in flight in a run whose lease ran
+    /// out). Without receipts (or for a mark written before messages carried their
+    /// callback data) nothing can be known, and it is failed rather than risk a duplicate.
     async fn unconfirmed(
         &self,
         n: &Claimed,
         previous: &Value,
         attempts: u32,
         now: DateTime<Utc>,
-    ) -> Option<Value> {
+    ) -> Settled {
         let since = at(&previous["since"]);
         let (Some(wait), Some(since)) = (self.settings.whatsapp_receipts_wait, since) else {
-            return Some(failed(
+            return Settled::Done(failed(
                 attempts,
                 "a run stopped while sending this; not sent again to avoid a duplicate".into(),
             ));
         };
-        let waiting = |error: Option<String>| {
+        let settled_by = since + delta(super::PROVIDER_TIMEOUTS.request) + delta(wait);
+        let waiting = |until: DateTime<Utc>, error: Option<String>| {
             let mut entry = json!({
                 "status": "sending", "attempts": attempts, "since": iso(since),
-                "retryAt": iso((since + delta(wait)).max(now + TimeDelta::seconds(1))),
+                "retryAt": iso(until),
             });
             if let Some(e) = error.or_else(|| previous["error"].as_str().map(str::to_string)) {
                 entry["error"] = e.into();
             }
-            entry
+            Settled::Waiting(entry)
         };
         match queries::whatsapp_receipt(&self.pool, &receipt_key(n.id)).await {
-            Ok(Some(Receipt::Sent { message_id, at })) => Some(json!({
+            Ok(Some(Receipt::Sent { message_id, at })) => Settled::Done(json!({
                 "status": "sent", "attempts": attempts, "sentAt": iso(at),
                 "providerId": message_id, "confirmedBy": "receipt",
             })),
-            Ok(Some(Receipt::Failed { error })) => Some(failed(
+            Ok(Some(Receipt::Failed { error })) => Settled::Done(failed(
                 attempts,
                 format!("WhatsApp reported the message undeliverable: {error}"),
             )),
-            Ok(None) if now < since + delta(wait) => Some(waiting(None)),
-            Ok(None) => None,
-            Err(e) => Some(waiting(Some(format!("receipts unreadable: {e}")))),
+            Ok(None) if now < settled_by => waiting(settled_by, None),
+            Ok(None) => Settled::NotSent,
+            // Asked again later, backing off like any failing channel.
+            Err(e) => waiting(
+                self.settings.backoff.next_attempt_at(now, attempts.max(1)),
+                Some(format!("receipts unreadable: {e}")),
+            ),
         }
     }
 
@@ -287,6 +304,8 @@ impl Notifications {
                     callback_data: receipt_key(n.id),
                     ..message
                 };
+                // Rate-limited before the mark, so `since` is when the request leaves.
+                self.whatsapp_rate.wait().await;
                 let since = iso(Utc::now());
                 let sending = json!({"status": "sending", "attempts": attempt, "since": since});
                 if !self.mark(n, "whatsapp", lease_until, &sending).await? {
@@ -295,7 +314,6 @@ impl Notifications {
                         after: None,
                     });
                 }
-                self.whatsapp_rate.wait().await;
                 let sent = self.whatsapp.send(&message).await;
                 if let Ok(provider_id) = &sent {
                     // Recorded at once, not with the batch: the fewer moments a crash leaves
@@ -336,8 +354,9 @@ impl Notifications {
             "tag": n.kind,
         })
         .to_string();
+        let topic = n.id.simple().to_string();
         for s in subscriptions {
-            match self.push.send(&s, payload.as_bytes()).await {
+            match self.push.send(&s, payload.as_bytes(), &topic).await {
                 Ok(()) => {}
                 Err(webpush::PushError::Gone) => {
                     tracing::info!("push subscription gone; deleted");
@@ -418,6 +437,16 @@ impl Notifications {
             .await
             .map_err(database)
     }
+}
+
+/// What the receipts say of a message left `sending`.
+enum Settled {
+    /// Final: sent or failed.
+    Done(Value),
+    /// Not known yet: the channel's state until it is asked again.
+    Waiting(Value),
+    /// Never accepted: it may be sent again.
+    NotSent,
 }
 
 /// What a send is while it runs, for the receipt-settling above.

@@ -40,6 +40,13 @@ use crate::http::Timeouts;
 use deliver::RateLimit;
 use queries::Outcome;
 
+/// Every provider call's limits. `request` bounds a whole exchange: a send marked at `t`
+/// is over by `t + request`, which the WhatsApp receipt wait counts from.
+const PROVIDER_TIMEOUTS: Timeouts = Timeouts {
+    connect: Duration::from_secs(5),
+    request: Duration::from_secs(15),
+};
+
 /// Types with the original's delivery rules about their order (see `deliver::skips`).
 const SKIP_RULE_TYPES: &[&str] = &["order_expired", "payment_failed"];
 
@@ -180,10 +187,7 @@ pub struct Notifications {
 
 impl Notifications {
     pub fn new(pool: PgPool, settings: Settings) -> anyhow::Result<Arc<Notifications>> {
-        let timeouts = Timeouts {
-            connect: Duration::from_secs(5),
-            request: Duration::from_secs(15),
-        };
+        let timeouts = PROVIDER_TIMEOUTS;
         Ok(Arc::new(Notifications {
             content: content::Content::new().map_err(anyhow::Error::msg)?,
             resend: providers::Resend::new(

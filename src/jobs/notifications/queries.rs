@@ -106,7 +106,7 @@ pub enum Receipt {
 pub async fn whatsapp_receipt(pool: &PgPool, callback_data: &str) -> sqlx::Result<Option<Receipt>> {
     let row: Option<(String, String, Option<String>, DateTime<Utc>)> = sqlx::query_as(
         "SELECT message_id, status, error, occurred_at FROM whatsapp_message_statuses
-          WHERE callback_data = $1
+          WHERE callback_data = $1 AND status IN ('sent', 'delivered', 'read', 'failed')
        ORDER BY CASE status WHEN 'read' THEN 0 WHEN 'delivered' THEN 0 WHEN 'failed' THEN 1 ELSE 2 END,
                 occurred_at
           LIMIT 1",

@@ -228,7 +228,15 @@ impl WebPush {
         })
     }
 
-    pub async fn send(&self, s: &Subscription, payload: &[u8]) -> Result<(), PushError> {
+    /// Pushes `payload`. `topic` (RFC 8030: at most 32 base64url characters) lets the push
+    /// service replace a copy it still holds for an offline browser instead of delivering
+    /// both: a push resent after a crash then arrives once.
+    pub async fn send(
+        &self,
+        s: &Subscription,
+        payload: &[u8],
+        topic: &str,
+    ) -> Result<(), PushError> {
         let Some(vapid) = &self.vapid else {
             tracing::info!("web push (no VAPID keys, not sent)");
             return Ok(());
@@ -247,6 +255,7 @@ impl WebPush {
             .header("Content-Encoding", "aes128gcm")
             .header("Content-Type", "application/octet-stream")
             .header("TTL", "3600")
+            .header("Topic", topic)
             .header("Authorization", authorization)
             .body(body)
             .send()
