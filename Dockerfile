@@ -1,6 +1,5 @@
-# syntax=docker/dockerfile:1
-# run-job in one image, two targets:
-#   slim      (default) the binary, CA certificates and an init: every job but scraping
+# run-job in one image, two targets (choose with --target):
+#   slim      the binary, CA certificates and an init: every job but scraping
 #   chromium  slim + Debian's Chromium and fonts: the scraping job
 # Build both for both architectures and push them as <tag> and <tag>-chromium:
 #   docker buildx build --platform linux/amd64,linux/arm64 --target slim     -t $REPO:$TAG --push .
@@ -13,8 +12,31 @@
 ARG RUST_IMAGE=rust:1.95.0-slim-bookworm
 ARG DEBIAN_IMAGE=debian:bookworm-slim
 
-# ---- dependencies, cached in their own layer (cargo-chef) ----
-FROM ${RUST_IMAGE} AS chef
+# ---- build: on the build machine's own architecture, cross-compiling for the target's ----
+# Emulating arm64 to compile would take hours; cross-compiling takes as long as a native
+# build. aws-lc and libwebp are C, hence Debian's cross gcc for a foreign target.
+FROM --platform=$BUILDPLATFORM ${RUST_IMAGE} AS chef
+ARG TARGETARCH
+RUN set -eux; \
+    case "$TARGETARCH" in \
+      amd64) triple=x86_64-unknown-linux-gnu; cross=x86-64; libc=amd64 ;; \
+      arm64) triple=aarch64-unknown-linux-gnu; cross=aarch64; libc=arm64 ;; \
+      *) echo "no build for TARGETARCH=$TARGETARCH" >&2; exit 1 ;; \
+    esac; \
+    if [ "$(dpkg --print-architecture)" != "$TARGETARCH" ]; then \
+      apt-get update; \
+      apt-get install -y --no-install-recommends "gcc-$cross-linux-gnu=4:12.2.*" "libc6-dev-$libc-cross=2.36-*"; \
+      rm -rf /var/lib/apt/lists/*; \
+    fi; \
+    rustup target add "$triple"; \
+    echo "$triple" > /target-triple
+# The native gcc answers to its triple's name too, so these hold in both directions.
+ENV CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+    CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
+    AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar \
+    CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER=x86_64-linux-gnu-gcc \
+    CC_x86_64_unknown_linux_gnu=x86_64-linux-gnu-gcc \
+    AR_x86_64_unknown_linux_gnu=x86_64-linux-gnu-ar
 RUN cargo install cargo-chef --locked --version 0.1.78
 WORKDIR /src
 
@@ -22,14 +44,16 @@ FROM chef AS planner
 COPY . .
 RUN cargo chef prepare --recipe-path recipe.json
 
+# ---- dependencies, cached in their own layer (cargo-chef) ----
 FROM chef AS builder
 COPY --from=planner /src/recipe.json recipe.json
 # Only the dependencies: this layer survives every change to our own code.
-RUN cargo chef cook --release --locked --recipe-path recipe.json
+RUN cargo chef cook --release --locked --target "$(cat /target-triple)" --recipe-path recipe.json
 COPY . .
 # No features: the demo jobs and the dLocal sandbox never reach an image.
-RUN cargo build --release --locked --bin run-job \
-    && install -m 0755 target/release/run-job /usr/local/bin/run-job
+RUN triple="$(cat /target-triple)" \
+    && cargo build --release --locked --target "$triple" --bin run-job \
+    && install -m 0755 "target/$triple/release/run-job" /usr/local/bin/run-job
 
 # ---- runtime: slim ----
 FROM ${DEBIAN_IMAGE} AS slim
@@ -38,10 +62,14 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=builder /usr/local/bin/run-job /usr/local/bin/run-job
 # Amazon RDS's CA bundle, for DATABASE_SSLMODE=verify-full (rustls trusts only public roots).
-ADD --chmod=644 https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem /etc/ssl/certs/rds-global-bundle.pem
+# A build argument only so that a build without internet access can point it elsewhere
+# (scripts/build-images-offline); hadolint cannot see that the variable holds a URL.
+ARG RDS_CA_BUNDLE_URL=https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem
+# hadolint ignore=DL3020
+ADD ${RDS_CA_BUNDLE_URL} /etc/ssl/certs/rds-global-bundle.pem
 # ECS mounts a writable volume on /tmp; declaring it keeps the image's 1777 mode there, so
 # the non-root user can write (a bind mount alone is root-owned 0755).
-RUN chmod 1777 /tmp
+RUN chmod 644 /etc/ssl/certs/rds-global-bundle.pem && chmod 1777 /tmp
 VOLUME ["/tmp"]
 # Non-root, numeric so ECS and Kubernetes can check it without /etc/passwd lookups.
 RUN useradd --uid 10001 --user-group --no-create-home --home-dir /tmp --shell /usr/sbin/nologin runjob

@@ -269,3 +269,6 @@ def test_the_dockerfile_runs_what_terraform_and_the_jobs_expect():
     assert re.search(r"chromium=\d", chromium_stage), "Debian's Chromium, pinned"
     assert "ENV SCRAPER_CHROMIUM_PATH=/usr/lib/chromium/chromium" in chromium_stage
     assert "--features" not in docker.split("AS builder", 1)[1].split("FROM", 1)[0], "no test or sandbox features"
+    # arm64 is cross-compiled on the build machine, not compiled under emulation.
+    assert "FROM --platform=$BUILDPLATFORM ${RUST_IMAGE} AS chef" in docker
+    assert '--target "$triple"' in docker
