@@ -123,23 +123,22 @@ impl Notifications {
             let entry = match previous["status"].as_str() {
                 Some("sent" | "failed") => continue,
                 // A send whose outcome is unknown: the receipts say what became of it.
-                Some("sending") => match self.unconfirmed(n, &previous, attempts, now).await {
-                    Settled::Done(entry) => entry,
-                    Settled::Waiting(entry) => match refused {
-                        Some(reason) => failed(attempts, reason),
-                        None => entry,
-                    },
-                    Settled::NotSent => match refused {
-                        Some(reason) => failed(attempts, reason),
-                        None if attempts >= self.settings.max_attempts => failed(
-                            attempts,
-                            format!(
-                                "gave up after {attempts} attempts, none confirmed by a receipt"
-                            ),
-                        ),
-                        None => self.attempt(attempt).await,
-                    },
-                },
+                Some("sending") => {
+                    match (self.unconfirmed(n, &previous, attempts, now).await, refused) {
+                        (Settled::Done(entry), _) => entry,
+                        (_, Some(reason)) => failed(attempts, reason),
+                        (Settled::Waiting(entry), None) => entry,
+                        (Settled::NotSent, None) if attempts >= self.settings.max_attempts => {
+                            failed(
+                                attempts,
+                                format!(
+                                    "gave up after {attempts} attempts, none confirmed by a receipt"
+                                ),
+                            )
+                        }
+                        (Settled::NotSent, None) => self.attempt(attempt).await,
+                    }
+                }
                 // Another channel made the row due; this one was asked to wait longer.
                 _ if not_yet && skip.iter().all(|(c, _)| c != channel) => continue,
                 _ => match refused {
@@ -169,11 +168,7 @@ impl Notifications {
                 // Left `sending` (as marked before the call) until its receipt settles it.
                 Some(wait) => {
                     let since = Utc::now();
-                    json!({
-                        "status": "sending", "attempts": attempts, "since": iso(since),
-                        "retryAt": iso(since + delta(super::PROVIDER_TIMEOUTS.request) + delta(wait)),
-                        "error": reason,
-                    })
+                    awaiting_receipt(attempts, since, receipt_due(since, wait), Some(reason))
                 }
                 None => failed(
                     attempts,
@@ -221,16 +216,10 @@ impl Notifications {
                 "a run stopped while sending this; not sent again to avoid a duplicate".into(),
             ));
         };
-        let settled_by = since + delta(super::PROVIDER_TIMEOUTS.request) + delta(wait);
+        let settled_by = receipt_due(since, wait);
         let waiting = |until: DateTime<Utc>, error: Option<String>| {
-            let mut entry = json!({
-                "status": "sending", "attempts": attempts, "since": iso(since),
-                "retryAt": iso(until),
-            });
-            if let Some(e) = error.or_else(|| previous["error"].as_str().map(str::to_string)) {
-                entry["error"] = e.into();
-            }
-            Settled::Waiting(entry)
+            let error = error.or_else(|| previous["error"].as_str().map(str::to_string));
+            Settled::Waiting(awaiting_receipt(attempts, since, until, error))
         };
         match queries::whatsapp_receipt(&self.pool, &receipt_key(n.id)).await {
             Ok(Some(Receipt::Sent { message_id, at })) => Settled::Done(json!({
@@ -462,8 +451,30 @@ struct Attempt<'a> {
 }
 
 /// The callback data a notification's WhatsApp message carries, echoed in its receipts.
-pub fn receipt_key(id: uuid::Uuid) -> String {
+fn receipt_key(id: uuid::Uuid) -> String {
     format!("notification-{id}-whatsapp")
+}
+
+/// When a send marked at `since` has surely ended (its own deadline) and its receipt,
+/// if it was accepted, has had `wait` to arrive.
+fn receipt_due(since: DateTime<Utc>, wait: std::time::Duration) -> DateTime<Utc> {
+    since + delta(super::PROVIDER_TIMEOUTS.request) + delta(wait)
+}
+
+/// A WhatsApp channel whose send may have been accepted, asked again at `until`.
+fn awaiting_receipt(
+    attempts: u32,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    error: Option<String>,
+) -> Value {
+    let mut entry = json!({
+        "status": "sending", "attempts": attempts, "since": iso(since), "retryAt": iso(until),
+    });
+    if let Some(e) = error {
+        entry["error"] = e.into();
+    }
+    entry
 }
 
 fn at(v: &Value) -> Option<DateTime<Utc>> {
