@@ -141,6 +141,8 @@ pub struct Sandbox {
     pub base_url: String,
     authorization: Arc<String>,
     inner: Arc<Mutex<Inner>>,
+    /// Sends the WhatsApp status webhooks.
+    webhooks: reqwest::Client,
 }
 
 /// The body dLocal Go returns for a payment.
@@ -169,6 +171,11 @@ impl Sandbox {
             base_url,
             authorization: Arc::new(format!("Bearer {api_key}:{secret_key}")),
             inner: Arc::new(Mutex::new(Inner::default())),
+            webhooks: crate::http::client(crate::http::Timeouts {
+                connect: Duration::from_secs(2),
+                request: Duration::from_secs(5),
+            })
+            .map_err(std::io::Error::other)?,
         };
         let app = Router::new()
             .route("/v1/payments/{id}", get(get_payment))
@@ -620,7 +627,12 @@ async fn whatsapp_message(
         };
         for status in statuses {
             let payload = status_webhook(&id, status, &body);
-            tokio::spawn(post_webhook(url.clone(), secret.clone(), payload));
+            tokio::spawn(post_webhook(
+                s.webhooks.clone(),
+                url.clone(),
+                secret.clone(),
+                payload,
+            ));
         }
     }
     (
@@ -669,15 +681,9 @@ fn status_webhook(id: &str, status: &str, message: &Value) -> Value {
 }
 
 /// Delivers one webhook, retrying for a while as Meta does when it gets no 200.
-async fn post_webhook(url: String, secret: String, payload: Value) {
+async fn post_webhook(client: reqwest::Client, url: String, secret: String, payload: Value) {
     let body = payload.to_string();
     let signature = marketplace::signature(&secret, body.as_bytes());
-    let Ok(client) = crate::http::client(crate::http::Timeouts {
-        connect: Duration::from_secs(2),
-        request: Duration::from_secs(5),
-    }) else {
-        return;
-    };
     for _ in 0..10 {
         let sent = client
             .post(&url)
