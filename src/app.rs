@@ -6,7 +6,6 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 use sqlx::PgPool;
@@ -24,6 +23,7 @@ use crate::runner::{self, RunRequest};
 use crate::schedule::Schedule;
 use crate::scheduler::{self, Scheduled};
 use crate::telemetry;
+use crate::{check, database};
 
 /// Runs the command and returns how the process should exit.
 pub async fn run(cli: Cli) -> Exit {
@@ -47,7 +47,7 @@ pub async fn run(cli: Cli) -> Exit {
     };
     match &cli.command {
         Some(Command::List) => list(&declarations),
-        Some(Command::Check) => check(&declarations).await,
+        Some(Command::Check { connect }) => check(&declarations, *connect).await,
         Some(Command::Migrate) => migrate().await,
         Some(Command::Next { .. }) => unreachable!("handled above"),
         None if cli.schedule => schedule(&cli, declarations).await,
@@ -171,7 +171,7 @@ fn list(declarations: &[JobDeclaration]) -> Exit {
     Exit::Success
 }
 
-async fn check(declarations: &[JobDeclaration]) -> Exit {
+async fn check(declarations: &[JobDeclaration], connect: bool) -> Exit {
     let mut errors = Vec::new();
     let now = Utc::now();
     for d in declarations {
@@ -197,61 +197,70 @@ async fn check(declarations: &[JobDeclaration]) -> Exit {
             );
         }
     }
-    match Settings::from_env(&config::process_env) {
-        Ok(s) => {
-            println!("database: {}", s.database);
-            // Each job checks its own settings as it is built; the pool never connects.
-            let deps = Deps {
-                pool: PgPoolOptions::new()
-                    .connect_lazy_with(s.database.connect_options("run-job:check")),
-                env: Arc::new(config::process_env),
-            };
-            for d in declarations {
-                if let Some(r) = jobs::find(&d.name)
-                    && let Err(e) = (r.build)(&deps)
-                {
-                    errors.push(format!("job `{}`: {e:#}", d.name));
-                }
+    let settings = match Settings::from_env(&config::process_env) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            errors.push(format!("configuration: {e}"));
+            None
+        }
+    };
+    let mut jobs = Vec::new();
+    if let Some(s) = &settings {
+        println!("database: {}", s.database);
+        // Each job checks its own settings as it is built; this pool never connects.
+        let deps = Deps {
+            pool: PgPoolOptions::new()
+                .connect_lazy_with(s.database.connect_options("run-job:check")),
+            env: Arc::new(config::process_env),
+        };
+        for d in declarations {
+            match jobs::find(&d.name).map(|r| (r.build)(&deps)) {
+                Some(Ok(job)) => jobs.push((d.name.as_str(), job)),
+                Some(Err(e)) => errors.push(format!("job `{}`: {e:#}", d.name)),
+                None => {}
             }
         }
-        Err(e) => errors.push(format!("configuration: {e}")),
     }
-    if errors.is_empty() {
-        println!(
-            "ok: {} job declaration(s) valid, each with an implementation",
-            declarations.len()
-        );
-        Exit::Success
-    } else {
+    if !errors.is_empty() {
         for e in &errors {
             eprintln!("run-job: {e}");
         }
-        Exit::Config
+        return Exit::Config;
+    }
+    println!(
+        "ok: {} job declaration(s) valid, each with an implementation",
+        declarations.len()
+    );
+    match settings {
+        Some(settings) if connect => check::reach(&settings, &jobs).await,
+        _ => Exit::Success,
     }
 }
 
-/// Settings, pool and connect options, or the exit that explains why not.
-async fn connect(application_name: &str) -> Result<(PgPool, PgConnectOptions), Exit> {
+/// Settings, pool and connect options, or the exit that explains why not. A signal
+/// while connecting exits as interrupted.
+async fn connect(
+    application_name: &str,
+    shutdown: &CancellationToken,
+) -> Result<(PgPool, PgConnectOptions), Exit> {
     let settings = Settings::from_env(&config::process_env).map_err(|e| {
         eprintln!("run-job: configuration error: {e}");
         Exit::Config
     })?;
-    let options = settings.database.connect_options(application_name);
-    let pool = PgPoolOptions::new()
-        .max_connections(8)
-        .acquire_timeout(Duration::from_secs(15))
-        .connect_with(options.clone())
+    database::connect(&settings, application_name, shutdown)
         .await
         .map_err(|e| {
-            tracing::error!(database = %settings.database, error = %e, "cannot connect to the database");
-            eprintln!("run-job: cannot connect to {}: {e}", settings.database);
-            Exit::Runner
-        })?;
-    Ok((pool, options))
+            tracing::error!(error = %e, "cannot reach the database");
+            eprintln!("run-job: {e}");
+            match e {
+                database::ConnectError::Interrupted => Exit::Interrupted,
+                database::ConnectError::Unreachable { .. } => Exit::Runner,
+            }
+        })
 }
 
 async fn migrate() -> Exit {
-    let (pool, _) = match connect("run-job:migrate").await {
+    let (pool, _) = match connect("run-job:migrate", &CancellationToken::new()).await {
         Ok(c) => c,
         Err(exit) => return exit,
     };
@@ -323,7 +332,7 @@ async fn run_one(cli: &Cli, declarations: &[JobDeclaration], name: &str) -> Exit
 async fn run_declared(cli: &Cli, declaration: &JobDeclaration, run_id: Uuid) -> Exit {
     let name = declaration.name.as_str();
     let shutdown = shutdown_on_signal();
-    let (pool, options) = match connect(&format!("run-job:{name}")).await {
+    let (pool, options) = match connect(&format!("run-job:{name}"), &shutdown).await {
         Ok(c) => c,
         Err(exit) => return exit,
     };
@@ -395,7 +404,7 @@ async fn schedule(cli: &Cli, declarations: Vec<JobDeclaration>) -> Exit {
         return Exit::Usage;
     }
     let shutdown = shutdown_on_signal();
-    let (pool, options) = match connect("run-job:scheduler").await {
+    let (pool, options) = match connect("run-job:scheduler", &shutdown).await {
         Ok(c) => c,
         Err(exit) => return exit,
     };

@@ -18,6 +18,7 @@ Exit codes:
   4  the job timed out (its declared timeout_seconds)
   5  interrupted by SIGTERM or SIGINT
   6  the runner could not start or record the run (database unreachable, schema missing)
+  7  the run lost its lock's database connection and was stopped at once
 
 Database (the first that is set wins):
   DATABASE_URL            postgres://user:password@host:port/db
@@ -31,6 +32,7 @@ Examples:
   run-job sync-payments                      run one job once
   run-job --schedule --only notifications    run jobs on their schedules, locally
   run-job list                               jobs, schedules, sizes, next fires
+  run-job check --connect                    after a deploy: database, schema, providers
   run-job next 'cron(0/15 8-18 ? * MON-FRI *)' --count 5";
 
 /// Runs the marketplace's background jobs: once (as ECS RunTask does), or each on its
@@ -88,7 +90,12 @@ pub enum Command {
         count: u32,
     },
     /// Validate the declarations, the registry and the configuration; run nothing.
-    Check,
+    Check {
+        /// Also reach what production needs: the database with these settings, the
+        /// schema the jobs use (by migration), and each configured provider's host.
+        #[arg(long)]
+        connect: bool,
+    },
     /// Apply the database migrations (development and tests; production never migrates
     /// implicitly).
     Migrate,

@@ -49,6 +49,10 @@ fn error(variable: &'static str, message: impl Into<String>) -> Error {
 #[derive(Debug)]
 pub struct Settings {
     pub database: DatabaseSettings,
+    /// How long connecting to the database may take before a host that never answers
+    /// counts as unreachable (`DATABASE_CONNECT_TIMEOUT_SECONDS`). A refused connection,
+    /// an unknown host or a rejected login fail at once, whatever this says.
+    pub connect_timeout: std::time::Duration,
 }
 
 /// Where the database is and how to reach it.
@@ -66,9 +70,10 @@ pub struct DatabaseSettings {
 
 impl Settings {
     /// Reads the settings through `env` (normally `std::env::var`).
-    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, Error> {
+    pub fn from_env(env: &Env) -> Result<Settings, Error> {
         Ok(Settings {
             database: DatabaseSettings::from_env(env)?,
+            connect_timeout: seconds(env, "DATABASE_CONNECT_TIMEOUT_SECONDS", 10, 1..=300)?,
         })
     }
 }

@@ -23,6 +23,9 @@ pub enum Exit {
     Interrupted = 5,
     /// The runner could not start or record the run (database unreachable, schema missing).
     Runner = 6,
+    /// The run lock's database connection died mid-run; the job was stopped at once so
+    /// that it cannot overlap the run that may now hold the lock.
+    LockLost = 7,
 }
 
 impl Exit {

@@ -7,13 +7,16 @@
 //! # Layout
 //! - [`cli`]: the command line (clap), no I/O.
 //! - [`app`]: each command, from parsed arguments to an exit code; signals; wiring.
+//! - [`check`]: `check --connect`, reaching the database, schema and providers.
 //! - [`config`]: settings from the environment, secret-safe.
+//! - [`database`]: reaching the database, failing fast with the cause.
 //! - [`declarations`]: `jobs/*.yaml`, the one place a job's name, schedule and size live.
 //! - [`schedule`]: EventBridge `cron()`/`rate()` parsing, evaluation, local translation.
 //! - [`runner`]: one run of one job: lock, history, timeout, cancellation, summary.
 //! - [`scheduler`]: `--schedule`, driving tokio-cron-scheduler.
 //! - [`lock`]: the per-job PostgreSQL advisory lock.
 //! - [`runs`]: the `job_runs` history table.
+//! - [`schema`]: what the jobs need from the database, read from migrations/.
 //! - [`telemetry`]: logs and the CloudWatch EMF summary line.
 //! - [`exit`]: the exit codes.
 //! - [`http`]: the one HTTP client setup and retry policy for providers.
@@ -23,8 +26,10 @@
 
 pub mod app;
 pub mod backoff;
+pub mod check;
 pub mod cli;
 pub mod config;
+pub mod database;
 pub mod declarations;
 pub mod exit;
 pub mod http;
@@ -36,5 +41,6 @@ pub mod runs;
 pub mod sandbox;
 pub mod schedule;
 pub mod scheduler;
+pub mod schema;
 pub mod storage;
 pub mod telemetry;

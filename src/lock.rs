@@ -2,26 +2,35 @@
 //! lock held on a dedicated connection for the whole run.
 //!
 //! A crashed run releases its lock by losing its connection, so there are no stale locks
-//! and no TTLs to guess. The connection is watched: if it drops mid-run the lock is
-//! gone, another run may start, and [`RunLock::lost`] fires so the runner cancels this
-//! one. Not getting the lock is a normal outcome (`None`), not an error.
+//! and no TTLs to guess. The other side of that coin: if the connection drops mid-run
+//! (the backend terminated, a failover, a network cut), the lock is gone and another run
+//! may take it at once. So the connection is never idle on our side: it waits for the
+//! server to say something, and a closed or reset socket wakes it immediately, at which
+//! point [`RunLock::lost`] fires and the runner stops the run. A cut that closes nothing
+//! (a silent network partition) is caught by a heartbeat within `2 × HEARTBEAT`.
+//!
+//! Not getting the lock is a normal outcome (`None`), not an error.
 //!
 //! # Design
 //! The key is the two-integer form `(namespace, hashtext(job))`, so it cannot collide
-//! with single-key advisory locks the application takes for its own reasons.
+//! with single-key advisory locks the application takes for its own reasons. The wait on
+//! the socket is sqlx's `PgListener::try_recv`, which is cancel-safe and reports a lost
+//! connection as `Ok(None)`; it is told not to reconnect, since a new connection would
+//! not hold the lock.
 
 use std::time::Duration;
 
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, PgConnection};
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 /// "RUNJ": the first key of every run lock.
 const NAMESPACE: i32 = 0x5255_4E4A;
-/// How often the lock's connection is checked.
-const HEARTBEAT: Duration = Duration::from_secs(10);
+/// How often a connection that has said nothing is asked whether it is still there, and
+/// how long it has to answer. Only a silent network cut depends on this.
+const HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// A held lock. Dropping it without [`RunLock::release`] also releases it (the
 /// connection closes), just less promptly.
@@ -36,20 +45,33 @@ pub async fn try_acquire(
     options: &PgConnectOptions,
     job: &str,
 ) -> Result<Option<RunLock>, sqlx::Error> {
-    let mut conn = PgConnection::connect_with(options).await?;
+    // A pool of one, only because sqlx's listener is built from a pool; it never
+    // reconnects (see the module docs).
+    let pool: PgPool = PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .acquire_timeout(Duration::from_secs(15))
+        .connect_lazy_with(options.clone());
+    let mut conn = PgListener::connect_with(&pool).await?;
+    conn.eager_reconnect(false);
+    conn.ignore_pool_close_event(true);
     let acquired: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
         .bind(NAMESPACE)
         .bind(job)
         .fetch_one(&mut conn)
         .await?;
     if !acquired {
-        let _ = conn.close().await;
+        drop(conn);
+        pool.close().await;
         return Ok(None);
     }
     let release = CancellationToken::new();
     let lost = CancellationToken::new();
-    let task =
-        tokio::spawn(hold(conn, job.to_string(), release.clone(), lost.clone()).in_current_span());
+    let task = tokio::spawn(
+        hold(conn, pool, job.to_string(), release.clone(), lost.clone()).in_current_span(),
+    );
     Ok(Some(RunLock {
         release,
         lost,
@@ -57,34 +79,74 @@ pub async fn try_acquire(
     }))
 }
 
+/// Why the wait on the lock's connection ended.
+enum Ended {
+    Released,
+    Lost(String),
+}
+
 async fn hold(
-    mut conn: PgConnection,
+    mut conn: PgListener,
+    pool: PgPool,
     job: String,
     release: CancellationToken,
     lost: CancellationToken,
 ) {
-    let mut beat = tokio::time::interval(HEARTBEAT);
-    beat.tick().await;
+    let ended = watch(&mut conn, &job, &release).await;
+    match ended {
+        Ended::Released => {
+            let unlocked = sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
+                .bind(NAMESPACE)
+                .bind(&job)
+                .execute(&mut conn)
+                .await;
+            if let Err(e) = unlocked {
+                tracing::warn!(error = %e, "unlocking failed; closing the connection releases the lock");
+            }
+        }
+        Ended::Lost(why) => {
+            tracing::error!(
+                cause = %why,
+                "lost the run lock: its database connection is gone, so another run may start now"
+            );
+            lost.cancel();
+        }
+    }
+    drop(conn);
+    pool.close().await;
+}
+
+/// Waits on the socket until the run releases the lock or the connection is gone.
+async fn watch(conn: &mut PgListener, job: &str, release: &CancellationToken) -> Ended {
     loop {
         tokio::select! {
-            _ = release.cancelled() => {
-                let unlocked = sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
-                    .bind(NAMESPACE)
-                    .bind(&job)
-                    .execute(&mut conn)
-                    .await;
-                if let Err(e) = unlocked {
-                    tracing::warn!(error = %e, "unlocking failed; closing the connection releases the lock");
-                }
-                let _ = conn.close().await;
-                return;
-            }
-            _ = beat.tick() => {
-                let alive = tokio::time::timeout(HEARTBEAT, conn.ping()).await;
-                if !matches!(alive, Ok(Ok(()))) {
-                    tracing::error!("lost the lock's database connection; another run may start");
-                    lost.cancel();
-                    return;
+            biased;
+            _ = release.cancelled() => return Ended::Released,
+            message = conn.try_recv() => match message {
+                // Nobody notifies this connection; whatever came, it is still alive.
+                Ok(Some(_)) => continue,
+                Ok(None) => return Ended::Lost("the server closed the connection".to_string()),
+                Err(e) => return Ended::Lost(crate::database::describe(&e)),
+            },
+            _ = tokio::time::sleep(HEARTBEAT) => {
+                // try_recv was cancelled between messages (it is cancel-safe), so the
+                // connection is free for a query. It asks whether this session still
+                // holds the lock, not just whether it answers.
+                let held = sqlx::query_scalar::<_, bool>(
+                    "SELECT EXISTS (SELECT 1 FROM pg_locks
+                                     WHERE locktype = 'advisory' AND granted
+                                       AND pid = pg_backend_pid()
+                                       AND classid = $1::oid AND objid = hashtext($2)::oid
+                                       AND objsubid = 2)",
+                )
+                .bind(i64::from(NAMESPACE))
+                .bind(job)
+                .fetch_one(&mut *conn);
+                match tokio::time::timeout(HEARTBEAT, held).await {
+                    Ok(Ok(true)) => {}
+                    Ok(Ok(false)) => return Ended::Lost("the session no longer holds the lock".to_string()),
+                    Ok(Err(e)) => return Ended::Lost(crate::database::describe(&e)),
+                    Err(_) => return Ended::Lost(format!("no answer within {} s", HEARTBEAT.as_secs())),
                 }
             }
         }

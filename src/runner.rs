@@ -3,10 +3,13 @@
 //! [`run_once`] is the single path every run takes, whether EventBridge started the
 //! process, a person typed `run-job <name>`, or the local scheduler fired. It takes the
 //! job's advisory lock (unless its declaration allows overlap), records the run in
-//! `job_runs`, runs the job on its own task, and ends it one of three ways: the job
-//! returns; the declared timeout expires; or `shutdown` is cancelled (a signal). In the
-//! last two cases the job's token is cancelled and it gets `grace` to stop before it is
-//! aborted. The run row is closed and the summary line written in every case.
+//! `job_runs`, runs the job on its own task, and ends it one of four ways: the job
+//! returns; the declared timeout expires; `shutdown` is cancelled (a signal); or the
+//! lock's connection dies. On a timeout or a signal the job's token is cancelled and it
+//! gets `grace` to stop before it is aborted; on a lost lock it is aborted at once, since
+//! another run may already hold the lock. The run row is closed (retried for up to
+//! `grace`) and the summary written in every case, with the items the job had counted
+//! in [`Progress`] when it never returned its own summary.
 //!
 //! It does not parse arguments, read the environment or install signal handlers:
 //! `shutdown` is passed in, and only `app` listens for signals.
@@ -14,6 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
@@ -24,8 +28,8 @@ use uuid::Uuid;
 
 use crate::declarations::{JobDeclaration, Overlap};
 use crate::exit::Exit;
-use crate::jobs::{Job, JobError, RunContext, Summary};
-use crate::{lock, runs};
+use crate::jobs::{Job, JobError, Progress, RunContext, Summary};
+use crate::{database, lock, runs};
 
 /// How a run ended. Mirrors the `job_run_outcome` enum of the `job_runs` table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +38,9 @@ pub enum Outcome {
     Failed,
     TimedOut,
     Interrupted,
+    /// The run lock's connection died mid-run, so another run could start: this one
+    /// was stopped at once, without a grace period.
+    LockLost,
     /// Another run of the job held the lock; nothing ran.
     Skipped,
 }
@@ -45,6 +52,7 @@ impl Outcome {
             Outcome::Failed => "failed",
             Outcome::TimedOut => "timed_out",
             Outcome::Interrupted => "interrupted",
+            Outcome::LockLost => "lock_lost",
             Outcome::Skipped => "skipped",
         }
     }
@@ -60,6 +68,7 @@ impl Outcome {
             Outcome::Failed => Exit::Failed,
             Outcome::TimedOut => Exit::TimedOut,
             Outcome::Interrupted => Exit::Interrupted,
+            Outcome::LockLost => Exit::LockLost,
         }
     }
 }
@@ -211,12 +220,14 @@ async fn supervise(
     );
 
     let cancel = CancellationToken::new();
+    let progress = Progress::default();
     let cx = RunContext {
         run_id: req.run_id,
         job: decl.name.clone(),
         pool: req.pool.clone(),
         cancel: cancel.clone(),
         deadline: tokio::time::Instant::now() + decl.timeout,
+        progress: progress.clone(),
     };
     // The job's own task stays inside this run's span, so its lines carry job and run id.
     let mut handle = tokio::spawn(job.run(cx).in_current_span());
@@ -227,68 +238,120 @@ async fn supervise(
         }
     };
 
-    // Why the runner stopped the job early, if it did.
-    let mut stopped: Option<(Outcome, String)> = None;
-    let joined = tokio::select! {
-        joined = &mut handle => Some(joined),
+    // The job's result, or why the runner stopped it early.
+    let ending: Result<_, (Outcome, String)> = tokio::select! {
+        joined = &mut handle => Ok(joined),
         _ = tokio::time::sleep(decl.timeout) => {
-            stopped = Some((Outcome::TimedOut, format!("timed out after {} s", decl.timeout.as_secs())));
-            None
+            Err((Outcome::TimedOut, format!("timed out after {} s", decl.timeout.as_secs())))
         }
         _ = req.shutdown.cancelled() => {
-            stopped = Some((Outcome::Interrupted, "interrupted by a signal".to_string()));
-            None
+            Err((Outcome::Interrupted, "interrupted by a signal".to_string()))
         }
         _ = lock_lost => {
-            stopped = Some((Outcome::Failed, "lost the run lock's database connection".to_string()));
-            None
+            Err((Outcome::LockLost, "lost the run lock's database connection".to_string()))
         }
     };
-    let joined = match joined {
-        Some(joined) => joined,
-        None => {
-            let (_, why) = stopped.as_ref().expect("set when the job did not finish");
+    let (joined, stopped) = match ending {
+        Ok(joined) => (joined, None),
+        // Another run may hold the lock already: every moment this one goes on is overlap,
+        // so it gets no grace. Its open transactions roll back when their connections drop.
+        Err((Outcome::LockLost, why)) => {
+            handle.abort();
+            let joined = (&mut handle).await;
+            tracing::error!(
+                "{why}: the job was stopped at once so that it cannot overlap another run"
+            );
+            let why = format!("{why}; stopped at once, another run may have taken over");
+            (joined, Some((Outcome::LockLost, why)))
+        }
+        Err((outcome, mut why)) => {
             tracing::warn!(grace_s = req.grace.as_secs(), "{why}: cancelling the job");
             cancel.cancel();
-            match tokio::time::timeout(req.grace, &mut handle).await {
+            let joined = match tokio::time::timeout(req.grace, &mut handle).await {
                 Ok(joined) => joined,
                 Err(_) => {
                     handle.abort();
-                    let joined = (&mut handle).await;
                     tracing::error!("the job did not stop within the grace period: aborted");
-                    if let Some((_, why)) = stopped.as_mut() {
-                        why.push_str(&format!(
-                            "; did not stop within {} s and was aborted",
-                            req.grace.as_secs()
-                        ));
-                    }
-                    joined
+                    why.push_str(&format!(
+                        "; did not stop within {} s and was aborted",
+                        req.grace.as_secs()
+                    ));
+                    (&mut handle).await
                 }
-            }
+            };
+            (joined, Some((outcome, why)))
         }
     };
 
-    let (outcome, summary, error) = judge(joined, stopped);
+    let (outcome, summary, error) = judge(joined, stopped, &progress);
     let report = req.report(started_at, outcome, summary, error);
-    // The job has run: what it did must not be lost because its row cannot be closed.
-    // The summary line still carries it, the exit code still says it, and the next run
-    // of the job closes the row as abandoned.
-    if let Err(e) = runs::finish(req.pool, &report).await {
-        tracing::error!(error = %e, "could not close this run's job_runs row");
-    }
+    close_run(req, &report).await;
     Ok(report)
 }
 
-/// Decides the outcome from the job's result and whether the runner stopped it.
+/// Writes the run's final row, retrying for as long as a cancelled job gets to stop (the
+/// database may be failing over just as the run ends). A refusal that would repeat (a
+/// constraint, a missing table) is not retried. If the row still cannot be written,
+/// what the run did is not lost: the summary line carries it and the exit code says it;
+/// the row stays `running` until the next run of the job closes it as abandoned.
+async fn close_run(req: &RunRequest<'_>, report: &RunReport) {
+    let write = || runs::finish(req.pool, report);
+    let retried = write
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(100))
+                .with_max_delay(Duration::from_secs(2))
+                .without_max_times()
+                .with_jitter(),
+        )
+        .when(|e| !is_permanent(e))
+        .notify(|e, wait| {
+            tracing::warn!(
+                error = %database::describe(e),
+                retry_in_ms = wait.as_millis() as u64,
+                "could not close this run's job_runs row; retrying"
+            );
+        });
+    let failure = match tokio::time::timeout(req.grace, retried).await {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => database::describe(&e),
+        Err(_) => format!(
+            "the database did not take it within {} s",
+            req.grace.as_secs()
+        ),
+    };
+    tracing::error!(error = %failure, "could not close this run's job_runs row");
+}
+
+/// Errors that the same statement would meet again: bad data, a broken constraint, a
+/// missing table or column, a refused privilege (SQLSTATE classes 22, 23 and 42).
+fn is_permanent(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = e else {
+        return false;
+    };
+    db.code().is_some_and(|code| {
+        ["22", "23", "42"]
+            .iter()
+            .any(|class| code.starts_with(class))
+    })
+}
+
+/// Decides the outcome from the job's result and whether the runner stopped it. A job
+/// that never returned (aborted), or failed without saying what it had done (an error
+/// passed up with `?`), is credited with the items it had counted.
 fn judge(
     joined: Result<Result<Summary, JobError>, JoinError>,
     stopped: Option<(Outcome, String)>,
+    progress: &Progress,
 ) -> (Outcome, Summary, Option<String>) {
     let (summary, job_error) = match joined {
         Ok(Ok(summary)) => (summary, None),
+        Ok(Err(e)) if e.summary == Summary::default() => {
+            (progress.snapshot(), Some(format!("{:#}", e.error)))
+        }
         Ok(Err(e)) => (e.summary, Some(format!("{:#}", e.error))),
-        Err(e) if e.is_panic() => (Summary::default(), Some(panic_message(e))),
-        Err(_) => (Summary::default(), None),
+        Err(e) if e.is_panic() => (progress.snapshot(), Some(panic_message(e))),
+        Err(_) => (progress.snapshot(), None),
     };
     match (stopped, job_error) {
         (Some((outcome, why)), _) => (outcome, summary, Some(why)),

@@ -3,7 +3,8 @@
 //! The runner writes a row when a run starts and closes it when the run ends, whatever
 //! the outcome. A process killed outright (SIGKILL, OOM) leaves its row `running`; the
 //! next run of that job, once it holds the job's lock and so knows no other run is
-//! alive, closes such rows as `abandoned`.
+//! alive, closes such rows as `abandoned`. A run that lost its lock may still be
+//! stopping at that moment; its own final write then replaces the guess.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -35,7 +36,9 @@ pub async fn start(
 }
 
 /// Writes the final state of a run: closes a `running` row, or inserts a whole row
-/// (a skipped run never had one).
+/// (a skipped run never had one). A row another run closed as `abandoned` is that run's
+/// guess, made while this one was still stopping (after losing its lock); the run's own
+/// report replaces it. A row already final is left alone, so a retried write is harmless.
 pub async fn finish(pool: &PgPool, report: &RunReport) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO job_runs (id, job, trigger, started_at, finished_at, outcome, exit_code,
@@ -50,7 +53,7 @@ pub async fn finish(pool: &PgPool, report: &RunReport) -> Result<(), sqlx::Error
              items_failed = EXCLUDED.items_failed,
              error = EXCLUDED.error,
              details = EXCLUDED.details
-         WHERE job_runs.outcome = 'running'",
+         WHERE job_runs.outcome IN ('running', 'abandoned')",
     )
     .bind(report.run_id)
     .bind(&report.job)

@@ -27,12 +27,17 @@ pub fn is_json(format: LogFormat) -> bool {
     }
 }
 
-/// Installs the global subscriber. The filter comes from `RUST_LOG` (default `info`,
-/// with tokio-cron-scheduler at `warn`).
+/// The filter when `RUST_LOG` is unset. tokio-cron-scheduler narrates its internals at
+/// info; its warnings still show. chromiumoxide's handler logs a broken browser
+/// connection at ERROR and then hands the same error to the scraping job, which says what
+/// it means for the run; logged twice, one dead browser looks like two incidents.
+pub const DEFAULT_FILTER: &str = "info,tokio_cron_scheduler=warn,chromiumoxide::handler=off";
+
+/// Installs the global subscriber. The filter comes from `RUST_LOG` (default
+/// [`DEFAULT_FILTER`]).
 pub fn init(format: LogFormat) {
-    // tokio-cron-scheduler narrates its internals at info; its warnings still show.
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,tokio_cron_scheduler=warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

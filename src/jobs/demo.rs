@@ -63,6 +63,8 @@ impl Job for Sleep {
                 tokio::time::sleep(TICK).await;
                 summary.processed += 1;
                 summary.succeeded += 1;
+                cx.progress
+                    .set(summary.processed, summary.succeeded, summary.failed);
             }
             sqlx::query("SELECT 1").execute(&cx.pool).await?;
             Ok(summary)

@@ -10,6 +10,7 @@
 //! [`REGISTRY`]. A test fails when a declaration has no registry entry or the reverse.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
@@ -35,6 +36,41 @@ pub struct RunContext {
     pub cancel: CancellationToken,
     /// When the declared timeout expires.
     pub deadline: Instant,
+    /// Where the job counts items as it finishes them, so that a run stopped before it
+    /// returns (aborted after the grace, or cut off when its lock is lost) still records
+    /// what it had done. The [`Summary`] the job returns is the final word.
+    pub progress: Progress,
+}
+
+/// Items done so far in a run, shared between the job and the runner.
+#[derive(Debug, Clone, Default)]
+pub struct Progress(Arc<Counts>);
+
+#[derive(Debug, Default)]
+struct Counts {
+    processed: AtomicU64,
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Progress {
+    /// The run's totals so far: `processed` items examined, of which `succeeded` and
+    /// `failed`. Called as items finish, with running totals (not increments).
+    pub fn set(&self, processed: u64, succeeded: u64, failed: u64) {
+        self.0.processed.store(processed, Ordering::Relaxed);
+        self.0.succeeded.store(succeeded, Ordering::Relaxed);
+        self.0.failed.store(failed, Ordering::Relaxed);
+    }
+
+    /// The counts so far, as a summary without details.
+    pub fn snapshot(&self) -> Summary {
+        Summary {
+            processed: self.0.processed.load(Ordering::Relaxed),
+            succeeded: self.0.succeeded.load(Ordering::Relaxed),
+            failed: self.0.failed.load(Ordering::Relaxed),
+            details: Map::new(),
+        }
+    }
 }
 
 /// What a run did, in counts. `details` holds job-specific counters for the summary.
@@ -66,6 +102,19 @@ impl<E: Into<anyhow::Error>> From<E> for JobError {
 /// can supervise it (time it out, abort it) on its own task.
 pub trait Job: Send + Sync {
     fn run(&self, cx: RunContext) -> BoxFuture<'static, Result<Summary, JobError>>;
+
+    /// The outside services this job, as configured, will call: what
+    /// `run-job check --connect` tries to reach after a deploy.
+    fn endpoints(&self) -> Vec<Endpoint> {
+        Vec::new()
+    }
+}
+
+/// An outside service a job calls, by a name a person recognises and its base URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub name: &'static str,
+    pub url: String,
 }
 
 /// The shared dependencies jobs are built from. Built once per process by the runner.

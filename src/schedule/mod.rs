@@ -43,6 +43,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 pub use cron::CronExpr;
 pub use error::ScheduleError;
 
+/// The longest `ScheduleExpression` EventBridge's API accepts (PutRule and
+/// CreateSchedule alike).
+const MAX_EXPRESSION_LEN: usize = 256;
+
 /// A parsed EventBridge schedule expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Schedule {
@@ -129,19 +133,59 @@ impl Rate {
                 format!("a rate of {value} needs the {want} unit, found `{written}`"),
             ));
         }
-        Ok(Rate { value, unit })
+        let rate = Rate { value, unit };
+        // AWS documents no largest rate value (only that the whole expression fits in
+        // 256 characters), but a period longer than the calendar EventBridge evaluates
+        // (years 1970-2199) can never fire, so it is refused rather than scheduled.
+        if rate.period_seconds() >= calendar_end().timestamp() {
+            let longest = Rate {
+                value: u32::try_from((calendar_end().timestamp() - 1) / unit.seconds())
+                    .unwrap_or(u32::MAX),
+                unit,
+            };
+            return Err(err(
+                body_column,
+                format!(
+                    "`{written}` of {value} never fires within EventBridge's calendar (years {}-{}); the longest such rate is {}",
+                    cron::YEAR_MIN,
+                    cron::YEAR_MAX,
+                    Schedule::Rate(longest)
+                ),
+            ));
+        }
+        Ok(rate)
     }
 
     fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let period = self.period_seconds();
         let k = after.timestamp().div_euclid(period) + 1;
-        DateTime::from_timestamp(k.checked_mul(period)?, 0)
+        DateTime::from_timestamp(k.checked_mul(period)?, 0).filter(|t| *t < calendar_end())
     }
+}
+
+/// The first instant after EventBridge's calendar: 2200-01-01T00:00:00Z. No schedule
+/// fires at or after it.
+fn calendar_end() -> DateTime<Utc> {
+    let end = chrono::NaiveDate::from_ymd_opt(cron::YEAR_MAX as i32 + 1, 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc());
+    end.unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 impl Schedule {
     /// Parses an EventBridge schedule expression, rejecting what EventBridge rejects.
     pub fn parse(expr: &str) -> Result<Schedule, ScheduleError> {
+        if expr.len() > MAX_EXPRESSION_LEN {
+            return Err(ScheduleError::at(
+                expr,
+                None,
+                MAX_EXPRESSION_LEN + 1,
+                format!(
+                    "{} characters; EventBridge accepts at most {MAX_EXPRESSION_LEN}",
+                    expr.chars().count()
+                ),
+            ));
+        }
         let (kind, body) = expr
             .strip_suffix(')')
             .and_then(|s| s.split_once('('))

@@ -657,7 +657,52 @@ const REJECTED: &[(&str, &str)] = &[
     ("rate(5  minutes)", "expected `rate(value unit)`"),
     ("rate(5 minutes extra)", "expected `rate(value unit)`"),
     ("rate(99999999999 minutes)", "too large"),
+    (
+        "rate(4294967295 minutes)",
+        "never fires within EventBridge's calendar (years 1970-2199); the longest such rate is rate(120968639 minutes)",
+    ),
+    (
+        "rate(84006 days)",
+        "the longest such rate is rate(84005 days)",
+    ),
+    (
+        "rate(2016144 hours)",
+        "the longest such rate is rate(2016143 hours)",
+    ),
 ];
+
+#[test]
+fn no_schedule_fires_after_eventbridges_last_year() {
+    // The longest rate fires once, on the last day of 2199, and never again.
+    let longest = Schedule::parse("rate(84005 days)").unwrap();
+    assert_eq!(
+        longest
+            .iter_after(t("2026-11-30T00:00:00Z"))
+            .collect::<Vec<_>>(),
+        [t("2199-12-31T00:00:00Z")]
+    );
+    let minutes = Schedule::parse("rate(1 minute)").unwrap();
+    assert_eq!(
+        minutes
+            .iter_after(t("2199-12-31T23:57:30Z"))
+            .collect::<Vec<_>>(),
+        [t("2199-12-31T23:58:00Z"), t("2199-12-31T23:59:00Z")]
+    );
+    let every_minute = Schedule::parse("cron(* * * * ? *)").unwrap();
+    assert_eq!(every_minute.next_after(t("2199-12-31T23:59:00Z")), None);
+}
+
+#[test]
+fn expressions_longer_than_eventbridge_accepts_are_refused() {
+    let long = format!("cron(0 10 ? * MON{} *)", ",MON".repeat(70));
+    let e = Schedule::parse(&long).unwrap_err().to_string();
+    assert!(e.contains("EventBridge accepts at most 256"), "{e}");
+    // 256 characters exactly is still a schedule.
+    let pad = 256 - "cron(0 10 ? * MON *)".len();
+    let fits = format!("cron(0 10 ? * MON{} *)", ",MON".repeat(pad / 4));
+    assert!(fits.len() <= 256);
+    assert!(Schedule::parse(&fits).is_ok(), "{fits}");
+}
 
 #[test]
 fn rejects_what_eventbridge_rejects_with_what_and_where() {

@@ -320,3 +320,127 @@ async fn the_reference_migration_leaves_an_existing_schema_alone(pool: PgPool) {
         .unwrap();
     assert_eq!(legacy, 1);
 }
+
+#[tokio::test]
+async fn next_refuses_a_rate_eventbridge_could_never_fire_and_stops_at_2199() {
+    let r = output(cmd(&["next", "rate(4294967295 minutes)"])).await;
+    assert_eq!(r.code, Some(2), "{}", r.stdout);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("never fires within EventBridge's calendar (years 1970-2199)"),
+        "{}",
+        r.stderr
+    );
+    let r = output(cmd(&[
+        "next",
+        "rate(1 day)",
+        "--after",
+        "2199-12-29T12:00:00Z",
+        "--count",
+        "5",
+    ]))
+    .await;
+    assert_eq!(r.code, Some(0));
+    assert_eq!(r.stdout, "2199-12-30T00:00:00Z\n2199-12-31T00:00:00Z\n");
+    assert!(
+        r.stderr.contains("fires only 2 more time(s)"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// The environment `check --connect` needs besides the database: every job buildable,
+/// every provider on loopback.
+fn with_providers(c: &mut tokio::process::Command, dlocal: &str, sites: &str) {
+    c.env("DLOCAL_BASE_URL", dlocal)
+        .env("DLOCAL_API_KEY", "k")
+        .env("DLOCAL_SECRET_KEY", "s")
+        .env("SCRAPER_ENTRASTE_URL", format!("{sites}/entraste"))
+        .env("SCRAPER_REDTICKETS_URL", format!("{sites}/redtickets"))
+        .env("SCRAPER_TICKANTEL_URL", format!("{sites}/tickantel"));
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn check_connect_reaches_the_database_the_schema_and_each_provider(pool: PgPool) {
+    let stand_in = run_job::sandbox::site::Site::start(None).await.unwrap();
+    let mut c = run_job_on(&pool);
+    c.args(["check", "--connect"]);
+    with_providers(&mut c, &stand_in.base_url, &stand_in.base_url);
+    let r = output(c).await;
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    for line in [
+        "ok      database: postgres://postgres@127.0.0.1:5432/",
+        "ok      schema: ",
+        "ok      dLocal Go (sync-payments): HTTP ",
+        "ok      entraste (scraping): HTTP ",
+        "ok      tickantel (scraping): HTTP ",
+    ] {
+        assert!(r.stdout.contains(line), "no `{line}` in:\n{}", r.stdout);
+    }
+    assert!(
+        r.stdout.lines().all(|l| !l.starts_with("FAILED")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.lines().filter(|l| l.ends_with(" ms)")).count() >= 5,
+        "every check says how long it took:\n{}",
+        r.stdout
+    );
+
+    // A migration not applied is named; a provider nobody answers for fails its line.
+    sqlx::query("DROP TABLE payment_sync_state")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("ALTER TABLE notifications DROP COLUMN lease_until")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut c = run_job_on(&pool);
+    c.args(["check", "--connect"]);
+    with_providers(
+        &mut c,
+        &format!("http://127.0.0.1:{closed}"),
+        &stand_in.base_url,
+    );
+    let r = output(c).await;
+    assert_eq!(r.code, Some(6), "{}\n{}", r.stdout, r.stderr);
+    for line in [
+        "FAILED  schema: table payment_sync_state is missing (migrations/20261125000003_payment_sync_state.sql)",
+        "FAILED  schema: column notifications.lease_until is missing (migrations/20261125000004_notification_delivery.sql)",
+        &format!("FAILED  dLocal Go (sync-payments): http://127.0.0.1:{closed}: "),
+        "ok      entraste (scraping): HTTP ",
+    ] {
+        assert!(r.stdout.contains(line), "no `{line}` in:\n{}", r.stdout);
+    }
+    assert!(r.stdout.contains("refused"), "{}", r.stdout);
+}
+
+#[tokio::test]
+async fn check_connect_names_an_unreachable_database() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut c = cmd(&["check", "--connect"]);
+    c.env(
+        "DATABASE_URL",
+        format!("postgres://app@127.0.0.1:{closed}/market"),
+    );
+    with_providers(&mut c, "http://127.0.0.1:9", "http://127.0.0.1:9");
+    let r = output(c).await;
+    assert_eq!(r.code, Some(6), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!(
+            "FAILED  database: cannot connect to postgres://app@127.0.0.1:{closed}/market"
+        )) && r.stdout.contains("connection refused"),
+        "{}",
+        r.stdout
+    );
+}

@@ -60,6 +60,19 @@ pub async fn output(mut cmd: Command) -> Ran {
     }
 }
 
+/// Waits for a spawned `run-job` to exit (at most `within`) and collects its output.
+pub async fn finished(child: tokio::process::Child, within: Duration) -> Ran {
+    let out = tokio::time::timeout(within, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("run-job did not exit within {within:?}"))
+        .expect("run-job's output");
+    Ran {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// Each line of stderr parsed as JSON; fails the test if a line is not JSON.
 pub fn json_lines(stderr: &str) -> Vec<serde_json::Value> {
     stderr

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod cli;
+mod database;
 mod fixtures;
 mod images;
 mod notifications;

@@ -41,6 +41,7 @@ async fn run(pool: &PgPool, settings: Settings) -> Summary {
         pool: pool.clone(),
         cancel: CancellationToken::new(),
         deadline: tokio::time::Instant::now() + Duration::from_secs(300),
+        progress: Default::default(),
     };
     job.run_once(&cx)
         .await
@@ -1273,6 +1274,7 @@ async fn a_cancelled_run_releases_what_it_has_not_started(pool: PgPool) {
         pool: pool.clone(),
         cancel: cancel.clone(),
         deadline: tokio::time::Instant::now() + Duration::from_secs(300),
+        progress: Default::default(),
     };
     let stopper = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -141,6 +141,11 @@ async fn a_job_past_its_timeout_is_cancelled_then_aborted(pool: PgPool) {
     let rows = runs(&pool).await;
     assert_eq!(rows[0].outcome, "timed_out");
     assert!(
+        rows[0].items_processed >= 20,
+        "an aborted run records the items it had done: {:?}",
+        rows[0]
+    );
+    assert!(
         rows[0]
             .error
             .as_deref()
@@ -278,5 +283,238 @@ async fn a_run_whose_row_cannot_be_closed_still_reports_its_outcome(pool: PgPool
         runs(&pool).await[0].outcome,
         "running",
         "left for the next run to close"
+    );
+}
+
+/// The JSON lines of a run's stderr whose message contains `fragment`, with their time.
+fn logged_at(stderr: &str, fragment: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    json_lines(stderr).into_iter().find_map(|line| {
+        let message = line["message"].as_str()?;
+        if !message.contains(fragment) {
+            return None;
+        }
+        chrono::DateTime::parse_from_rfc3339(line["timestamp"].as_str()?)
+            .ok()
+            .map(|t| t.with_timezone(&chrono::Utc))
+    })
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_run_that_loses_its_lock_stops_at_once_and_both_rows_tell_the_truth(pool: PgPool) {
+    let mut first = run_job_on(&pool);
+    first
+        .arg("demo-sleep")
+        .env("RUN_JOB_DEMO_SLEEP_MS", "60000");
+    let first = first.spawn().unwrap();
+    wait_for_running(&pool, "demo-sleep", Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    // A second run waits for the lock on a connection of its own; it gets it the moment
+    // the first run's lock connection is gone.
+    let mut waiter = pool.acquire().await.unwrap();
+    let lock_pid: i32 = sqlx::query_scalar(
+        "SELECT pid FROM pg_locks
+          WHERE locktype = 'advisory' AND granted
+            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("the first run holds its advisory lock");
+    let waiting = tokio::spawn(async move {
+        sqlx::query("SELECT pg_advisory_lock(x'52554E4A'::int, hashtext('demo-sleep'))")
+            .execute(&mut *waiter)
+            .await
+            .unwrap();
+        (chrono::Utc::now(), waiter)
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "the lock is still held");
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(lock_pid)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (taken_over_at, mut waiter) = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the lock is free once its connection is gone")
+        .unwrap();
+
+    // Well inside the 10 s grace a cancelled run would get.
+    let ran = finished(first, Duration::from_secs(5)).await;
+    let stderr = ran.stderr;
+    assert_eq!(ran.code, Some(7), "{stderr}");
+    let stopped_at = logged_at(&stderr, "stopped at once").expect("the stop is logged");
+    let overlap = stopped_at - taken_over_at;
+    println!(
+        "lock lost -> job stopped, measured overlap: {} µs",
+        overlap.num_microseconds().unwrap_or(i64::MAX)
+    );
+    assert!(
+        overlap < chrono::TimeDelta::milliseconds(500),
+        "the first run went on {} ms after another could take its lock",
+        overlap.num_milliseconds()
+    );
+    let s = summary(&stderr);
+    assert_eq!(s["outcome"], "lock_lost");
+    assert_eq!(s["exit_code"], 7);
+    assert!(s["items_processed"].as_u64().unwrap() >= 5, "{s}");
+
+    // The next run takes over; the waiting stand-in lets go first.
+    sqlx::query("SELECT pg_advisory_unlock(x'52554E4A'::int, hashtext('demo-sleep'))")
+        .execute(&mut *waiter)
+        .await
+        .unwrap();
+    let mut second = run_job_on(&pool);
+    second.arg("demo-sleep").env("RUN_JOB_DEMO_SLEEP_MS", "300");
+    let r = output(second).await;
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(summary(&r.stderr)["outcome"], "succeeded");
+
+    let rows = runs(&pool).await;
+    let outcomes: Vec<_> = rows.iter().map(|r| r.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["lock_lost", "succeeded"]);
+    let lost = &rows[0];
+    assert!(lost.finished);
+    assert_eq!(lost.exit_code, Some(7));
+    assert_eq!(lost.items_processed, s["items_processed"].as_i64().unwrap());
+    assert!(
+        lost.error.as_deref().unwrap().contains("lost the run lock"),
+        "{:?}",
+        lost.error
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_row_closed_as_abandoned_by_the_next_run_is_corrected_by_the_run_itself(pool: PgPool) {
+    // A run whose lock connection died keeps stopping while the next run, holding the
+    // lock, closes its row as abandoned; the stopping run's own report wins.
+    let run_id = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO job_runs (id, job, trigger, started_at, finished_at, outcome, error)
+         VALUES ($1, 'demo-sleep', 'manual', now(), now(), 'abandoned', 'guessed')",
+    )
+    .bind(run_id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let report = run_job::runner::RunReport {
+        run_id,
+        job: "demo-sleep".into(),
+        trigger: "manual".into(),
+        started_at: chrono::Utc::now(),
+        finished_at: chrono::Utc::now(),
+        outcome: run_job::runner::Outcome::LockLost,
+        summary: run_job::jobs::Summary {
+            processed: 12,
+            succeeded: 12,
+            ..Default::default()
+        },
+        error: Some("lost the run lock".into()),
+        host: None,
+    };
+    run_job::runs::finish(&pool, &report).await.unwrap();
+    // A final row is final: writing again changes nothing.
+    let mut again = report.clone();
+    again.outcome = run_job::runner::Outcome::Succeeded;
+    run_job::runs::finish(&pool, &again).await.unwrap();
+    let rows = runs(&pool).await;
+    assert_eq!(
+        (
+            rows[0].outcome.as_str(),
+            rows[0].items_processed,
+            rows[0].exit_code
+        ),
+        ("lock_lost", 12, Some(7))
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_run_ending_while_the_database_refuses_connections_closes_its_row_when_it_returns(
+    pool: PgPool,
+) {
+    let db: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    // A database cannot close itself to connections: this is done from the server's
+    // maintenance database.
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&base)
+        .await
+        .unwrap();
+    // demo-parallel takes no lock, so only the end of the run meets the outage.
+    let mut cmd = run_job_on(&pool);
+    cmd.args(["demo-parallel", "--grace-seconds", "20"])
+        .env("RUN_JOB_DEMO_SLEEP_MS", "1500");
+    let child = cmd.spawn().unwrap();
+    wait_for_running(&pool, "demo-parallel", Duration::from_secs(20)).await;
+    // The database goes away: no new connections, and the run's own are cut.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS false"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = $1 AND application_name LIKE 'run-job:%'",
+    )
+    .bind(&db)
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    // The job ends (failing its last query) and its row cannot be written for a while.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS true"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+
+    let ran = finished(child, Duration::from_secs(30)).await;
+    let stderr = ran.stderr;
+    assert_eq!(ran.code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("retrying"),
+        "the write was retried:\n{stderr}"
+    );
+    let s = summary(&stderr);
+    assert_eq!(s["outcome"], "failed");
+    let rows = runs(&pool).await;
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert!(row.finished, "closed once the database came back");
+    assert_eq!(row.outcome, "failed");
+    assert_eq!(row.exit_code, Some(1));
+    assert_eq!(row.items_processed, s["items_processed"].as_i64().unwrap());
+    assert!(row.items_processed >= 10, "{row:?}");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_run_longer_than_the_lock_heartbeat_keeps_its_lock(pool: PgPool) {
+    // The heartbeat (every 5 s) asks the server whether the session still holds the
+    // lock; a run that outlives it must neither lose the lock nor let a second run in.
+    let mut cmd = run_job_on(&pool);
+    cmd.arg("demo-sleep").env("RUN_JOB_DEMO_SLEEP_MS", "7000");
+    let first = cmd.spawn().unwrap();
+    wait_for_running(&pool, "demo-sleep", Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(5800)).await;
+    let mut second = run_job_on(&pool);
+    second.arg("demo-sleep").env("RUN_JOB_DEMO_SLEEP_MS", "100");
+    let second = output(second).await;
+    assert_eq!(
+        summary(&second.stderr)["outcome"],
+        "skipped",
+        "{}",
+        second.stderr
+    );
+    let first = finished(first, Duration::from_secs(20)).await;
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    assert_eq!(summary(&first.stderr)["outcome"], "succeeded");
+    assert!(
+        !first.stderr.contains("lost the run lock"),
+        "{}",
+        first.stderr
     );
 }

@@ -106,6 +106,12 @@ fn scraping(pool: &PgPool, sites: &Sites, uploads: &std::path::Path) -> tokio::p
     cmd
 }
 
+fn instant_of(value: &Value) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(value.as_str()?)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
 fn instant(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
         .unwrap()
@@ -522,6 +528,189 @@ fn chromium_processes(marker: &str) -> Vec<u32> {
         .collect()
 }
 
+/// The main Chromium process run-job `pid` started, once it is there.
+async fn browser_of(pid: u32) -> u32 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let found: Vec<u32> = chromium_processes("run-job-chromium-")
+            .into_iter()
+            .filter(|p| {
+                let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+                stat.rsplit(") ")
+                    .next()
+                    .and_then(|s| s.split(' ').nth(1))
+                    .and_then(|pp| pp.parse::<u32>().ok())
+                    == Some(pid)
+            })
+            .collect();
+        if let Some(p) = found.first() {
+            return *p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the browser never started"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Checks that no site of a run whose browser died counts as complete or was cleaned
+/// up, and returns how many events the run stored.
+fn cut_short(summary: &Value) -> i64 {
+    let mut stored = 0;
+    for platform in ["entraste", "redtickets", "tickantel"] {
+        let report = &summary["details"]["sites"][platform];
+        assert_ne!(report["status"], "complete", "{platform}: {report}");
+        assert_eq!(
+            report["cleaned"],
+            Value::Null,
+            "{platform}: no cleanup after a crash"
+        );
+        stored += report["stored"].as_i64().unwrap_or(0);
+    }
+    stored
+}
+
+/// Kills the browser once `details` event pages have been requested and read, while
+/// more pages wait for their turn (one page per site per second), and checks that the
+/// run stops at once, fails so that the alarm fires, keeps what it had read and leaves
+/// no Chromium behind.
+async fn kill_the_browser_after(pool: PgPool, details: u64) {
+    let sites = sites().await;
+    let uploads = tempdir();
+    let mut cmd = scraping(&pool, &sites, &uploads);
+    cmd.env("SCRAPER_SAME_DOMAIN_DELAY_SECS", "1");
+    let child = cmd.spawn().unwrap();
+    let pid = child.id().unwrap();
+    let browser = browser_of(pid).await;
+    let cmdline = std::fs::read(format!("/proc/{browser}/cmdline")).unwrap();
+    let profile = String::from_utf8_lossy(&cmdline)
+        .split('\0')
+        .find_map(|a| a.strip_prefix("--user-data-dir=").map(str::to_string))
+        .expect("the browser has a profile of its own");
+
+    let pages: Vec<(&str, String)> = ["entraste", "redtickets"]
+        .into_iter()
+        .flat_map(|platform| {
+            sites.expected["sites"][platform]["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |e| (platform, e["externalUrl"].as_str().unwrap().to_string()))
+        })
+        .collect();
+    let requested = || {
+        let mut distinct = pages.clone();
+        distinct.dedup();
+        distinct
+            .iter()
+            .map(|(platform, path)| sites.site(platform).hits(path).min(1))
+            .sum::<u64>()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while requested() < details {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{details} event pages never requested"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Time to read the page just requested; the next ones are still a second away.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    crate::helpers::send_signal(browser, "KILL");
+    let killed = std::time::Instant::now();
+    let killed_at = Utc::now();
+
+    let ran = crate::helpers::finished(child, Duration::from_secs(60)).await;
+    let took = killed.elapsed();
+    let stderr = ran.stderr;
+    // Each site's crawl stops as soon as the browser is gone, whatever it had queued.
+    let crawls_stopped: Vec<DateTime<Utc>> = crate::helpers::json_lines(&stderr)
+        .iter()
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("the browser died mid-crawl"))
+        })
+        .filter_map(|l| instant_of(&l["timestamp"]))
+        .collect();
+    assert!(
+        !crawls_stopped.is_empty(),
+        "no crawl said it lost the browser:\n{stderr}"
+    );
+    let stopped_after = crawls_stopped
+        .iter()
+        .max()
+        .map(|t| *t - killed_at)
+        .unwrap_or_default();
+    println!(
+        "browser killed after {details} event page(s): crawls stopped {} ms later, run-job exited {took:?} later",
+        stopped_after.num_milliseconds()
+    );
+    assert_eq!(
+        ran.code,
+        Some(1),
+        "a crawl that lost its browser fails the run:\n{stderr}"
+    );
+    assert!(
+        stopped_after < chrono::TimeDelta::seconds(1),
+        "the crawls went on {stopped_after} after the browser died"
+    );
+    // Then only storing what was read and publishing its images remain.
+    assert!(
+        took < Duration::from_secs(15),
+        "ended {took:?} after the browser died"
+    );
+    let summary = summary(&stderr);
+    assert_eq!(summary["outcome"], "failed");
+    assert_eq!(summary["details"]["browser_lost"], true, "{summary}");
+    let error = summary["error"].as_str().unwrap();
+    assert!(error.contains("the browser died mid-crawl"), "{error}");
+    let stored = cut_short(&summary);
+    assert!(
+        stored >= 1,
+        "events read before the crash are stored: {summary}"
+    );
+    let in_db = crate::helpers::count(&pool, "SELECT count(*) FROM events").await;
+    assert_eq!(in_db, stored, "the summary counts what is in the database");
+    let rows = crate::helpers::runs(&pool).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].outcome.as_str(), rows[0].exit_code),
+        ("failed", Some(1))
+    );
+    assert!(rows[0].items_succeeded >= 1);
+    assert!(
+        chromium_processes(&profile).is_empty(),
+        "a process of the dead browser is left"
+    );
+    // The crate's own complaints about a dead connection are not incidents of their own.
+    for line in crate::helpers::json_lines(&stderr) {
+        let target = line["target"].as_str().unwrap_or_default();
+        let level = line["level"].as_str().unwrap_or_default();
+        assert!(
+            !(target.starts_with("chromiumoxide") && (level == "WARN" || level == "ERROR")),
+            "{line}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&uploads);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_browser_killed_after_the_first_event_page_fails_the_run_at_once(pool: PgPool) {
+    kill_the_browser_after(pool, 1).await;
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_browser_killed_halfway_through_the_event_pages_fails_the_run_at_once(pool: PgPool) {
+    kill_the_browser_after(pool, 4).await;
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_browser_killed_near_the_end_of_the_event_pages_fails_the_run_at_once(pool: PgPool) {
+    kill_the_browser_after(pool, 7).await;
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn a_browser_killed_mid_crawl_fails_the_sites_and_leaves_no_process(pool: PgPool) {
     let sites = sites().await;
@@ -536,28 +725,7 @@ async fn a_browser_killed_mid_crawl_fails_the_sites_and_leaves_no_process(pool: 
     let pid = child.id().unwrap();
     // Wait for the browser, then kill its main process.
     let marker = "run-job-chromium-";
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let browser = loop {
-        let found: Vec<u32> = chromium_processes(marker)
-            .into_iter()
-            .filter(|p| {
-                let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
-                stat.rsplit(") ")
-                    .next()
-                    .and_then(|s| s.split(' ').nth(1))
-                    .and_then(|pp| pp.parse::<u32>().ok())
-                    == Some(pid)
-            })
-            .collect();
-        if let Some(p) = found.first() {
-            break *p;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the browser never started"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let browser = browser_of(pid).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     crate::helpers::send_signal(browser, "KILL");
 
@@ -567,16 +735,7 @@ async fn a_browser_killed_mid_crawl_fails_the_sites_and_leaves_no_process(pool: 
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let summary = summary(&stderr);
-    for platform in ["entraste", "redtickets", "tickantel"] {
-        let report = &summary["details"]["sites"][platform];
-        assert_ne!(report["status"], "complete", "{platform}: {report}");
-        assert_eq!(
-            report["cleaned"],
-            Value::Null,
-            "{platform}: no cleanup after a crash"
-        );
-    }
+    cut_short(&summary(&stderr));
     assert!(chromium_processes(marker).iter().all(|p| {
         // Only processes of other tests' browsers may remain.
         let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();

@@ -36,6 +36,7 @@ fn context(pool: &PgPool, cancel: CancellationToken) -> RunContext {
         pool: pool.clone(),
         cancel,
         deadline: tokio::time::Instant::now() + Duration::from_secs(120),
+        progress: Default::default(),
     }
 }
 

@@ -33,7 +33,7 @@ use sqlx::PgPool;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::{Job, JobError, Registration, RunContext, Summary};
+use super::{Endpoint, Job, JobError, Registration, RunContext, Summary};
 use crate::backoff::RowBackoff;
 use crate::config::{self, Env};
 use crate::http::Timeouts;
@@ -268,6 +268,7 @@ impl Notifications {
                         "failed" => failed += 1,
                         _ => retrying += 1,
                     }
+                    cx.progress.set(summary.processed, sent, failed);
                 }
                 claimed = async { claiming.as_mut().expect("guarded by the branch condition").await }, if claiming.is_some() => {
                     claiming = None;
@@ -396,5 +397,25 @@ impl Job for Arc<Notifications> {
     fn run(&self, cx: RunContext) -> BoxFuture<'static, Result<Summary, JobError>> {
         let job = Arc::clone(self);
         async move { job.run_once(&cx).await }.boxed()
+    }
+
+    /// Only the providers with credentials: without them the channel is logged, not sent.
+    /// Web push goes to each browser's own push service, so there is no one host to try.
+    fn endpoints(&self) -> Vec<Endpoint> {
+        let s = &self.settings;
+        let mut endpoints = Vec::new();
+        if s.resend_api_key.is_some() {
+            endpoints.push(Endpoint {
+                name: "Resend",
+                url: s.resend_base_url.clone(),
+            });
+        }
+        if s.whatsapp_token.is_some() {
+            endpoints.push(Endpoint {
+                name: "WhatsApp Cloud API",
+                url: s.whatsapp_base_url.clone(),
+            });
+        }
+        endpoints
     }
 }

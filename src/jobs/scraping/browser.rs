@@ -87,6 +87,10 @@ impl Browser {
             .chrome_executable(&settings.executable)
             .user_data_dir(&profile)
             .no_sandbox()
+            // Chromium is newer than the crate's protocol snapshot: messages it cannot
+            // parse are expected, so they come to our handler loop (which skips them at
+            // debug) instead of being logged by the crate as warnings.
+            .surface_invalid_messages()
             .launch_timeout(Duration::from_secs(30))
             .request_timeout(settings.navigation_timeout)
             .args([
@@ -187,6 +191,11 @@ impl Browser {
     /// Whether the browser process is still running.
     pub fn alive(&self) -> bool {
         !self.gone.is_cancelled()
+    }
+
+    /// Resolves as soon as the browser dies or its CDP connection breaks.
+    pub async fn lost(&self) {
+        self.gone.cancelled().await
     }
 
     /// Opens `url` in a new tab and waits for its document (not every subresource) to

@@ -107,6 +107,8 @@ pub struct Crawled {
     pub failed_pages: Vec<(String, String)>,
     pub events: Vec<ScrapedEvent>,
     pub duration: Duration,
+    /// The browser died during this crawl: what was read is kept, the rest abandoned.
+    pub browser_lost: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -176,6 +178,13 @@ pub async fn crawl(
             break;
         }
         let next = tokio::select! {
+            biased;
+            // Every page queued or open needs the browser: stop them all now rather
+            // than let each wait for its slot only to fail.
+            () = browser.lost() => {
+                stop = Some("the browser is gone".into());
+                break;
+            }
             next = in_flight.next() => next,
             () = cancel.cancelled() => {
                 stop = Some("the run was cancelled".into());
@@ -203,11 +212,12 @@ pub async fn crawl(
                     }
                 }
             }
+            Err(PageError::BrowserGone(why)) => {
+                stop = Some(format!("the browser is gone: {why}"));
+                break;
+            }
             Err(error) => {
                 request.attempt += 1;
-                if let PageError::BrowserGone(_) = error {
-                    stop = Some(error.to_string());
-                }
                 if request.attempt < attempts_allowed(&error) && stop.is_none() {
                     tracing::debug!(platform, url = %request.url, %error, attempt = request.attempt, "page failed, retrying");
                     queue.push_back(request);
@@ -237,6 +247,19 @@ pub async fn crawl(
         }
     }
 
+    let browser_lost = !browser.alive();
+    if browser_lost {
+        let abandoned = queue.len() + in_flight.len();
+        tracing::error!(
+            platform,
+            pages_read = pages,
+            pages_abandoned = abandoned,
+            events = events.len(),
+            "the browser died mid-crawl: what was read will be stored, the rest is abandoned"
+        );
+    }
+    // Pages still waiting for a slot or a tab are dropped here, not left to fail one by one.
+    drop(in_flight);
     let reason = stop.or(lost_list_page).or_else(|| {
         truncated.then(|| {
             format!(
@@ -264,6 +287,7 @@ pub async fn crawl(
         failed_pages: failed,
         events,
         duration: started.elapsed(),
+        browser_lost,
     }
 }
 

@@ -33,7 +33,7 @@ use sqlx::PgPool;
 use tokio::sync::Semaphore;
 
 use crate::config::{self, Env};
-use crate::jobs::{Job, JobError, Registration, RunContext, Summary};
+use crate::jobs::{Endpoint, Job, JobError, Registration, RunContext, Summary};
 use crate::storage::Storage;
 pub use browser::BrowserSettings;
 use crawl::{CrawlSettings, Crawled, Site, Status};
@@ -259,6 +259,7 @@ impl Scraping {
         };
         let mut venues = venues::Venues::new(places);
         let mut failed_sites = Vec::new();
+        let mut cut_short = Vec::new();
         let mut images_published = 0u64;
         let mut images_failed = 0u64;
         for crawled in &crawls {
@@ -362,9 +363,19 @@ impl Scraping {
                     crawled.reason.as_deref().unwrap_or("failed")
                 ));
             }
+            if crawled.browser_lost {
+                cut_short.push(format!(
+                    "{} ({} of {} events stored)",
+                    crawled.platform,
+                    stored,
+                    events.len()
+                ));
+            }
             summary.processed += events.len() as u64;
             summary.succeeded += stored;
             summary.failed += (crawled.failed_pages.len() + store_failed.len()) as u64;
+            cx.progress
+                .set(summary.processed, summary.succeeded, summary.failed);
             per_site.insert(
                 crawled.platform.to_string(),
                 json!({
@@ -407,10 +418,25 @@ impl Scraping {
         summary
             .details
             .insert("images_failed".into(), json!(images_failed));
+        summary
+            .details
+            .insert("browser_lost".into(), json!(!cut_short.is_empty()));
+        // A crawl cut short by a dead browser is a failure even where some events were
+        // read: the listing is incomplete, and someone should know the browser died.
+        let mut failures = Vec::new();
+        if !cut_short.is_empty() {
+            failures.push(format!(
+                "the browser died mid-crawl; what was read is stored: {}",
+                cut_short.join(", ")
+            ));
+        }
         if !failed_sites.is_empty() {
+            failures.push(format!("no events from {}", failed_sites.join("; ")));
+        }
+        if !failures.is_empty() {
             return Err(JobError {
                 summary,
-                error: anyhow::anyhow!("no events from {}", failed_sites.join("; ")),
+                error: anyhow::anyhow!("{}", failures.join("; ")),
             });
         }
         Ok(summary)
@@ -425,5 +451,27 @@ impl Job for Scraping {
             pipeline: self.pipeline.clone(),
         };
         Box::pin(async move { job.run_once(&cx).await })
+    }
+
+    fn endpoints(&self) -> Vec<Endpoint> {
+        let mut endpoints: Vec<Endpoint> = self
+            .settings
+            .platforms
+            .iter()
+            .filter_map(|p| {
+                let i = PLATFORMS.iter().position(|known| known == p)?;
+                Some(Endpoint {
+                    name: PLATFORMS[i],
+                    url: self.settings.base_urls[i].clone(),
+                })
+            })
+            .collect();
+        if let Some((base, _)) = &self.settings.places {
+            endpoints.push(Endpoint {
+                name: "Google Places",
+                url: base.clone(),
+            });
+        }
+        endpoints
     }
 }

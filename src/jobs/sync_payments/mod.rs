@@ -33,7 +33,7 @@ use sqlx::PgPool;
 
 pub use dlocal::{DlocalPayment, PaymentStatus};
 
-use super::{Deps, Job, JobError, Registration, RunContext, Summary};
+use super::{Deps, Endpoint, Job, JobError, Progress, Registration, RunContext, Summary};
 use crate::backoff::RowBackoff;
 use crate::config::{self, Env};
 use crate::http::{RetryPolicy, Timeouts};
@@ -158,7 +158,7 @@ impl SyncPayments {
         let candidates = queries::candidates(&self.pool, now, self.settings.batch_limit).await?;
         tracing::info!(candidates = candidates.len(), "syncing pending payments");
         let synced = self
-            .sync_payments(candidates, &cx.cancel, now, &mut counts)
+            .sync_payments(candidates, &cx.cancel, &cx.progress, now, &mut counts)
             .await;
         let expired = match &synced {
             Ok(()) if !cx.cancel.is_cancelled() => {
@@ -176,6 +176,12 @@ impl SyncPayments {
 }
 
 impl Counts {
+    /// Tells the runner the totals so far (see `RunContext::progress`).
+    fn publish(&self, progress: &Progress) {
+        let s = self.summary();
+        progress.set(s.processed, s.succeeded, s.failed);
+    }
+
     fn summary(&self) -> Summary {
         let failed = self.payments_failed;
         let details = json!({
@@ -207,5 +213,12 @@ impl Job for SyncPayments {
             settings: self.settings.clone(),
         };
         async move { job.run_once(&cx).await }.boxed()
+    }
+
+    fn endpoints(&self) -> Vec<Endpoint> {
+        vec![Endpoint {
+            name: "dLocal Go",
+            url: self.settings.dlocal_base_url.clone(),
+        }]
     }
 }

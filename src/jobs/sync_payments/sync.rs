@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::dlocal::{self, DlocalError, DlocalPayment, PaymentStatus};
 use super::queries::{self, Candidate, Event, LockedOrder, Refresh};
 use super::{Counts, SyncPayments, followups, money};
+use crate::jobs::Progress;
 
 /// Answers are written in chunks of up to this many, or whatever arrived within
 /// `WRITE_EVERY`: big enough that one statement serves many payments, frequent enough
@@ -38,6 +39,7 @@ impl SyncPayments {
         &self,
         candidates: Vec<Candidate>,
         cancel: &tokio_util::sync::CancellationToken,
+        progress: &Progress,
         now: DateTime<Utc>,
         counts: &mut Counts,
     ) -> anyhow::Result<()> {
@@ -75,6 +77,7 @@ impl SyncPayments {
                 futures::pin_mut!(chunks);
                 while let Some(chunk) = chunks.next().await {
                     self.write_chunk(chunk, now, counts).await?;
+                    counts.publish(progress);
                 }
                 anyhow::Ok(())
             };
