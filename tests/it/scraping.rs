@@ -171,6 +171,7 @@ async fn a_crawl_of_the_three_sites_stores_what_expected_json_says(pool: PgPool)
     let ran = output(scraping(&pool, &sites, &uploads)).await;
     assert_eq!(ran.code, Some(0), "{}", ran.stderr);
     let summary = summary(&ran.stderr);
+    assert_no_library_noise(&ran.stderr);
 
     for platform in ["entraste", "redtickets", "tickantel"] {
         let site = sites.site(platform);
@@ -554,6 +555,19 @@ async fn browser_of(pid: u32) -> u32 {
     }
 }
 
+/// The CDP library's own warnings (messages from a newer Chromium it cannot parse, a
+/// dead connection the job reports itself) must not look like incidents in the logs.
+fn assert_no_library_noise(stderr: &str) {
+    for line in crate::helpers::json_lines(stderr) {
+        let target = line["target"].as_str().unwrap_or_default();
+        let level = line["level"].as_str().unwrap_or_default();
+        assert!(
+            !(target.starts_with("chromiumoxide") && (level == "WARN" || level == "ERROR")),
+            "{line}"
+        );
+    }
+}
+
 /// Checks that no site of a run whose browser died counts as complete or was cleaned
 /// up, and returns how many events the run stored.
 fn cut_short(summary: &Value) -> i64 {
@@ -684,15 +698,7 @@ async fn kill_the_browser_after(pool: PgPool, details: u64) {
         chromium_processes(&profile).is_empty(),
         "a process of the dead browser is left"
     );
-    // The crate's own complaints about a dead connection are not incidents of their own.
-    for line in crate::helpers::json_lines(&stderr) {
-        let target = line["target"].as_str().unwrap_or_default();
-        let level = line["level"].as_str().unwrap_or_default();
-        assert!(
-            !(target.starts_with("chromiumoxide") && (level == "WARN" || level == "ERROR")),
-            "{line}"
-        );
-    }
+    assert_no_library_noise(&stderr);
     let _ = std::fs::remove_dir_all(&uploads);
 }
 
