@@ -19,7 +19,7 @@ use crate::config::{self, Settings};
 use crate::declarations::{self, JobDeclaration};
 use crate::exit::Exit;
 use crate::jobs::{self, Deps};
-use crate::runner::{self, RunRequest};
+use crate::run::{self, RunRequest};
 use crate::schedule::Schedule;
 use crate::scheduler::{self, Scheduled};
 use crate::telemetry;
@@ -208,11 +208,9 @@ async fn check(declarations: &[JobDeclaration], connect: bool) -> Exit {
     if let Some(s) = &settings {
         println!("database: {}", s.database);
         // Each job checks its own settings as it is built; this pool never connects.
-        let deps = Deps {
-            pool: PgPoolOptions::new()
-                .connect_lazy_with(s.database.connect_options("run-job:check")),
-            env: Arc::new(config::process_env),
-        };
+        let deps = deps(
+            PgPoolOptions::new().connect_lazy_with(s.database.connect_options("run-job:check")),
+        );
         for d in declarations {
             match jobs::find(&d.name).map(|r| (r.build)(&deps)) {
                 Some(Ok(job)) => jobs.push((d.name.as_str(), job)),
@@ -307,6 +305,15 @@ fn shutdown_on_signal() -> CancellationToken {
     token
 }
 
+/// What every job is built from: the pool, and the process environment for its own
+/// settings.
+fn deps(pool: PgPool) -> Deps {
+    Deps {
+        pool,
+        env: Arc::new(config::process_env),
+    }
+}
+
 fn build_job(name: &str, deps: &Deps) -> Result<Arc<dyn jobs::Job>, Exit> {
     let registration = jobs::find(name).ok_or(Exit::Config)?;
     (registration.build)(deps).map_err(|e| {
@@ -322,9 +329,8 @@ async fn run_one(cli: &Cli, declarations: &[JobDeclaration], name: &str) -> Exit
         return Exit::Usage;
     };
     let run_id = Uuid::now_v7();
-    let span = tracing::info_span!("run", job = %name, run_id = %run_id);
     run_declared(cli, declaration, run_id)
-        .instrument(span)
+        .instrument(run::span(name, run_id))
         .await
 }
 
@@ -336,13 +342,7 @@ async fn run_declared(cli: &Cli, declaration: &JobDeclaration, run_id: Uuid) -> 
         Ok(c) => c,
         Err(exit) => return exit,
     };
-    let job = match build_job(
-        name,
-        &Deps {
-            pool: pool.clone(),
-            env: Arc::new(config::process_env),
-        },
-    ) {
+    let job = match build_job(name, &deps(pool.clone())) {
         Ok(job) => job,
         Err(exit) => return exit,
     };
@@ -355,12 +355,10 @@ async fn run_declared(cli: &Cli, declaration: &JobDeclaration, run_id: Uuid) -> 
         shutdown: &shutdown,
         grace: cli.grace(),
         host: config::process_env("HOSTNAME"),
+        json_logs: telemetry::is_json(cli.log_format),
     };
-    let exit = match runner::run_once(request, job).await {
-        Ok(report) => {
-            telemetry::emit_summary(&report, cli.log_format);
-            report.outcome.exit()
-        }
+    let exit = match run::run_once(request, job).await {
+        Ok(report) => report.outcome.exit(),
         Err(e) => {
             tracing::error!(error = %e, "the run could not start or be recorded");
             eprintln!("run-job: {e} (has `run-job migrate` been applied to this database?)");
@@ -408,10 +406,7 @@ async fn schedule(cli: &Cli, declarations: Vec<JobDeclaration>) -> Exit {
         Ok(c) => c,
         Err(exit) => return exit,
     };
-    let deps = Deps {
-        pool: pool.clone(),
-        env: Arc::new(config::process_env),
-    };
+    let deps = deps(pool.clone());
     let mut jobs = Vec::new();
     for d in selected {
         match build_job(&d.name, &deps) {
@@ -427,7 +422,7 @@ async fn schedule(cli: &Cli, declarations: Vec<JobDeclaration>) -> Exit {
         connect_options: Arc::new(options),
         shutdown,
         grace: cli.grace(),
-        log_format: cli.log_format,
+        json_logs: telemetry::is_json(cli.log_format),
         host: config::process_env("HOSTNAME"),
     };
     let exit = match scheduler::run(jobs, shared).await {

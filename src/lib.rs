@@ -12,12 +12,10 @@
 //! - [`database`]: reaching the database, failing fast with the cause.
 //! - [`declarations`]: `jobs/*.yaml`, the one place a job's name, schedule and size live.
 //! - [`schedule`]: EventBridge `cron()`/`rate()` parsing, evaluation, local translation.
-//! - [`runner`]: one run of one job: lock, history, timeout, cancellation, summary.
+//! - [`run`]: one run of one job: lock, history, timeout, cancellation, summary line.
 //! - [`scheduler`]: `--schedule`, driving tokio-cron-scheduler.
-//! - [`lock`]: the per-job PostgreSQL advisory lock.
-//! - [`runs`]: the `job_runs` history table.
 //! - [`schema`]: what the jobs need from the database, read from migrations/.
-//! - [`telemetry`]: logs and the CloudWatch EMF summary line.
+//! - [`telemetry`]: the log subscriber (JSON lines off a terminal).
 //! - [`exit`]: the exit codes.
 //! - [`http`]: the one HTTP client setup and retry policy for providers.
 //! - [`storage`]: objects in a local directory or an S3-compatible service (R2).
@@ -34,9 +32,7 @@ pub mod declarations;
 pub mod exit;
 pub mod http;
 pub mod jobs;
-pub mod lock;
-pub mod runner;
-pub mod runs;
+pub mod run;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod schedule;

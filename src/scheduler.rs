@@ -2,7 +2,7 @@
 //! signal.
 //!
 //! The schedule's tokio-cron-scheduler form comes from `schedule::local`; each fire
-//! goes through `runner::run_once`, so locks, history, timeouts and summaries are the
+//! goes through `run::run_once`, so locks, history, timeouts and summaries are the
 //! same as in production (a fire that finds the previous run still going skips, exactly
 //! as a second ECS task would). On shutdown it stops firing, lets running jobs finish
 //! or cancels them through the same token, waits for them, and returns.
@@ -18,12 +18,10 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::cli::LogFormat;
 use crate::declarations::JobDeclaration;
 use crate::jobs::Job;
-use crate::runner::{self, RunRequest};
+use crate::run::{self, RunRequest};
 use crate::schedule::local::LocalTrigger;
-use crate::telemetry;
 
 /// One job as the scheduler holds it.
 pub struct Scheduled {
@@ -38,7 +36,8 @@ pub struct Shared {
     pub connect_options: Arc<PgConnectOptions>,
     pub shutdown: CancellationToken,
     pub grace: Duration,
-    pub log_format: LogFormat,
+    /// Summary lines as JSON (see `run::RunRequest::json_logs`).
+    pub json_logs: bool,
     pub host: Option<String>,
 }
 
@@ -134,7 +133,7 @@ fn fire_fn(
             // Run on the tracker so shutdown can wait for it; the scheduler's own task
             // returns at once and keeps ticking.
             let run_id = Uuid::now_v7();
-            let span = runner::span(&declaration.name, run_id);
+            let span = run::span(&declaration.name, run_id);
             let run = async move {
                 let request = RunRequest {
                     declaration: &declaration,
@@ -145,12 +144,10 @@ fn fire_fn(
                     shutdown: &shared.shutdown,
                     grace: shared.grace,
                     host: shared.host.clone(),
+                    json_logs: shared.json_logs,
                 };
-                match runner::run_once(request, job).await {
-                    Ok(report) => telemetry::emit_summary(&report, shared.log_format),
-                    Err(e) => {
-                        tracing::error!(job = %declaration.name, error = %e, "run could not start")
-                    }
+                if let Err(e) = run::run_once(request, job).await {
+                    tracing::error!(job = %declaration.name, error = %e, "run could not start");
                 }
                 let next = declaration.schedule.next_after(chrono::Utc::now());
                 tracing::info!(next_fire = ?next, "next fire");

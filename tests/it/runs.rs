@@ -397,13 +397,13 @@ async fn a_row_closed_as_abandoned_by_the_next_run_is_corrected_by_the_run_itsel
     .execute(&pool)
     .await
     .unwrap();
-    let report = run_job::runner::RunReport {
+    let report = run_job::run::RunReport {
         run_id,
         job: "demo-sleep".into(),
         trigger: "manual".into(),
         started_at: chrono::Utc::now(),
         finished_at: chrono::Utc::now(),
-        outcome: run_job::runner::Outcome::LockLost,
+        outcome: run_job::run::Outcome::LockLost,
         summary: run_job::jobs::Summary {
             processed: 12,
             succeeded: 12,
@@ -412,11 +412,11 @@ async fn a_row_closed_as_abandoned_by_the_next_run_is_corrected_by_the_run_itsel
         error: Some("lost the run lock".into()),
         host: None,
     };
-    run_job::runs::finish(&pool, &report).await.unwrap();
+    run_job::run::finish(&pool, &report).await.unwrap();
     // A final row is final: writing again changes nothing.
     let mut again = report.clone();
-    again.outcome = run_job::runner::Outcome::Succeeded;
-    run_job::runs::finish(&pool, &again).await.unwrap();
+    again.outcome = run_job::run::Outcome::Succeeded;
+    run_job::run::finish(&pool, &again).await.unwrap();
     let rows = runs(&pool).await;
     assert_eq!(
         (

@@ -6,11 +6,15 @@
 //! alive, closes such rows as `abandoned`. A run that lost its lock may still be
 //! stopping at that moment; its own final write then replaces the guess.
 
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::runner::RunReport;
+use super::report::RunReport;
+use crate::database;
 
 /// Inserts the row of a run that is starting.
 pub async fn start(
@@ -86,6 +90,50 @@ pub async fn close_abandoned(pool: &PgPool, job: &str) -> Result<u64, sqlx::Erro
     .execute(pool)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// Writes the run's final row, retrying for up to `within` (the grace a cancelled job
+/// gets: the database may be failing over just as the run ends). A refusal that would repeat (a
+/// constraint, a missing table) is not retried. If the row still cannot be written,
+/// what the run did is not lost: the summary line carries it and the exit code says it;
+/// the row stays `running` until the next run of the job closes it as abandoned.
+pub(super) async fn close(pool: &PgPool, report: &RunReport, within: Duration) {
+    let write = || finish(pool, report);
+    let retried = write
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(100))
+                .with_max_delay(Duration::from_secs(2))
+                .without_max_times()
+                .with_jitter(),
+        )
+        .when(|e| !is_permanent(e))
+        .notify(|e, wait| {
+            tracing::warn!(
+                error = %database::describe(e),
+                retry_in_ms = wait.as_millis() as u64,
+                "could not close this run's job_runs row; retrying"
+            );
+        });
+    let failure = match tokio::time::timeout(within, retried).await {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => database::describe(&e),
+        Err(_) => format!("the database did not take it within {} s", within.as_secs()),
+    };
+    tracing::error!(error = %failure, "could not close this run's job_runs row");
+}
+
+/// Errors that the same statement would meet again: bad data, a broken constraint, a
+/// missing table or column, a refused privilege (SQLSTATE classes 22, 23 and 42).
+fn is_permanent(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = e else {
+        return false;
+    };
+    db.code().is_some_and(|code| {
+        ["22", "23", "42"]
+            .iter()
+            .any(|class| code.starts_with(class))
+    })
 }
 
 fn count(n: u64) -> i64 {

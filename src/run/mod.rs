@@ -1,0 +1,132 @@
+//! Running one job once: lock, record, supervise, summarise.
+//!
+//! [`run_once`] is the single path every run takes, whether EventBridge started the
+//! process, a person typed `run-job <name>`, or the local scheduler fired. It takes the
+//! job's advisory lock ([`lock`]; unless its declaration allows overlap), records the run
+//! in `job_runs` ([`history`]), runs the job ([`supervise`]: it ends when the job returns,
+//! its timeout expires, `shutdown` is cancelled, or the lock is lost), closes the row
+//! (retried for up to the grace) and writes the summary line ([`summary`]) in every case.
+//!
+//! It does not parse arguments, read the environment or install signal handlers:
+//! `shutdown` is passed in, and only `app` listens for signals. Nothing in this folder
+//! depends on the command line or on the jobs beyond the `Job` trait.
+
+mod history;
+mod lock;
+mod report;
+mod summary;
+mod supervise;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub use history::finish;
+pub use report::{Outcome, RunReport};
+
+use crate::declarations::{JobDeclaration, Overlap};
+use crate::jobs::{Job, Summary};
+
+/// The runner could not do its own part (the job itself may never have started).
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("could not take the run lock: {0}")]
+    Lock(#[source] sqlx::Error),
+    #[error("could not record the run in job_runs: {0}")]
+    History(#[source] sqlx::Error),
+}
+
+/// Everything a run needs besides the job.
+pub struct RunRequest<'a> {
+    pub declaration: &'a JobDeclaration,
+    pub run_id: Uuid,
+    pub trigger: &'a str,
+    pub pool: &'a PgPool,
+    /// For the lock's dedicated connection.
+    pub connect_options: &'a PgConnectOptions,
+    /// Cancelled when the process must stop.
+    pub shutdown: &'a CancellationToken,
+    /// How long a cancelled job gets before it is aborted.
+    pub grace: Duration,
+    /// Where this process runs, recorded with the run.
+    pub host: Option<String>,
+    /// The summary line as a JSON object with CloudWatch's metric block (logs off a
+    /// terminal), or as a readable line.
+    pub json_logs: bool,
+}
+
+impl RunRequest<'_> {
+    /// The report of this run, finished now.
+    fn report(
+        &self,
+        started_at: DateTime<Utc>,
+        outcome: Outcome,
+        summary: Summary,
+        error: Option<String>,
+    ) -> RunReport {
+        RunReport {
+            run_id: self.run_id,
+            job: self.declaration.name.clone(),
+            trigger: self.trigger.to_string(),
+            started_at,
+            finished_at: Utc::now(),
+            outcome,
+            summary,
+            error,
+            host: self.host.clone(),
+        }
+    }
+}
+
+/// The span every line of a run is logged in. Callers run [`run_once`] inside it, with
+/// whatever else belongs to the run (connecting, building the job), so that every line
+/// carries the job and the run id.
+pub fn span(job: &str, run_id: Uuid) -> tracing::Span {
+    tracing::info_span!("run", job = %job, run_id = %run_id)
+}
+
+/// Runs the job once and writes its summary line. See the module docs for the
+/// sequence. Call it inside [`span`].
+pub async fn run_once(req: RunRequest<'_>, job: Arc<dyn Job>) -> Result<RunReport, RunnerError> {
+    let report = locked(&req, job).await?;
+    summary::emit(&report, req.json_logs);
+    Ok(report)
+}
+
+/// Takes the lock when the declaration asks for it, then supervises the job.
+async fn locked(req: &RunRequest<'_>, job: Arc<dyn Job>) -> Result<RunReport, RunnerError> {
+    let decl = req.declaration;
+    let started_at = Utc::now();
+    let lock = match decl.overlap {
+        Overlap::Allow => None,
+        Overlap::Forbid => {
+            match lock::try_acquire(req.connect_options, &decl.name)
+                .await
+                .map_err(RunnerError::Lock)?
+            {
+                Some(lock) => {
+                    tracing::info!("lock taken: no other run of this job is in progress");
+                    Some(lock)
+                }
+                None => {
+                    tracing::info!("skipped: another run of this job holds its lock");
+                    let report = req.report(started_at, Outcome::Skipped, Summary::default(), None);
+                    history::finish(req.pool, &report)
+                        .await
+                        .map_err(RunnerError::History)?;
+                    return Ok(report);
+                }
+            }
+        }
+    };
+    let result = supervise::supervise(req, job, lock.as_ref(), started_at).await;
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
+    result
+}
