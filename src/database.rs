@@ -5,7 +5,8 @@
 //! only "pool timed out", which hides why. So a single connection is made first, bounded
 //! by `DATABASE_CONNECT_TIMEOUT_SECONDS` (a host that never answers), and its error is
 //! turned into one line that says what went wrong: refused, unknown host, TLS, login,
-//! missing database. A signal while connecting ends the wait at once. Nothing here reads
+//! missing database. A server that is starting up or out of connection slots is asked
+//! again until the timeout. A signal while connecting ends the wait at once. Nothing here reads
 //! the environment (see `config`) or prints (see `app`).
 
 use std::time::Duration;
@@ -39,7 +40,7 @@ pub async fn connect(
         cause,
     };
     let probe = tokio::select! {
-        probe = tokio::time::timeout(settings.connect_timeout, PgConnection::connect_with(&options)) => probe,
+        probe = tokio::time::timeout(settings.connect_timeout, probe(&options)) => probe,
         _ = shutdown.cancelled() => return Err(ConnectError::Interrupted),
     };
     match probe {
@@ -59,6 +60,27 @@ pub async fn connect(
         .acquire_timeout(Duration::from_secs(15))
         .connect_lazy_with(options.clone());
     Ok((pool, options))
+}
+
+/// One connection, tried again while the server says it will take one soon (starting
+/// up, or out of connection slots for a moment); anything else is the answer.
+async fn probe(options: &PgConnectOptions) -> Result<PgConnection, sqlx::Error> {
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match PgConnection::connect_with(options).await {
+            Err(sqlx::Error::Database(db)) if is_transient_refusal(db.as_ref()) => {
+                tracing::warn!(error = %describe_database(db.as_ref()), "the database refused for now; trying again");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(2));
+            }
+            answer => return answer,
+        }
+    }
+}
+
+/// cannot_connect_now (starting up, recovering) and too_many_connections.
+fn is_transient_refusal(db: &dyn DatabaseError) -> bool {
+    matches!(db.code().as_deref(), Some("57P03" | "53300"))
 }
 
 /// One line for a database error, without PostgreSQL's source-file position and

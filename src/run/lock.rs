@@ -7,7 +7,8 @@
 //! may take it at once. So the connection is never idle on our side: it waits for the
 //! server to say something, and a closed or reset socket wakes it immediately, at which
 //! point [`RunLock::lost`] fires and the runner stops the run. A cut that closes nothing
-//! (a silent network partition) is caught by a heartbeat within `2 × HEARTBEAT`.
+//! (a silent network partition) is caught by a heartbeat within `2 × HEARTBEAT`; the
+//! server, told to probe the socket, drops the session (and the lock) later than that.
 //!
 //! Not getting the lock is a normal outcome (`None`), not an error.
 //!
@@ -47,13 +48,23 @@ pub async fn try_acquire(
 ) -> Result<Option<RunLock>, sqlx::Error> {
     // A pool of one, only because sqlx's listener is built from a pool; it never
     // reconnects (see the module docs).
+    // The server too must notice a client that vanished without closing its socket, or
+    // it would keep the lock (and every later run would skip) until its own keepalive,
+    // two hours by default. These make it drop the session, and so the lock, within
+    // about 25 s: after this side has stopped the run (within 2 × HEARTBEAT), never before.
+    let options = options.clone().options([
+        ("tcp_keepalives_idle", "10"),
+        ("tcp_keepalives_interval", "5"),
+        ("tcp_keepalives_count", "3"),
+        ("tcp_user_timeout", "25000"),
+    ]);
     let pool: PgPool = PgPoolOptions::new()
         .max_connections(1)
         .min_connections(0)
         .idle_timeout(None)
         .max_lifetime(None)
         .acquire_timeout(Duration::from_secs(15))
-        .connect_lazy_with(options.clone());
+        .connect_lazy_with(options);
     let mut conn = PgListener::connect_with(&pool).await?;
     conn.eager_reconnect(false);
     conn.ignore_pool_close_event(true);
@@ -95,13 +106,23 @@ async fn hold(
     let ended = watch(&mut conn, &job, &release).await;
     match ended {
         Ended::Released => {
-            let unlocked = sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
+            let unlock = sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
                 .bind(NAMESPACE)
                 .bind(&job)
-                .execute(&mut conn)
-                .await;
-            if let Err(e) = unlocked {
-                tracing::warn!(error = %e, "unlocking failed; closing the connection releases the lock");
+                .execute(&mut conn);
+            match tokio::time::timeout(HEARTBEAT, unlock).await {
+                Ok(Ok(_)) => {
+                    drop(conn);
+                    // Closing politely needs the server; never wait on it for long.
+                    let _ = tokio::time::timeout(HEARTBEAT, pool.close()).await;
+                }
+                Ok(Err(e)) => tracing::warn!(
+                    error = %crate::database::describe(&e),
+                    "unlocking failed; closing the connection releases the lock"
+                ),
+                Err(_) => tracing::warn!(
+                    "unlocking got no answer; closing the connection releases the lock"
+                ),
             }
         }
         Ended::Lost(why) => {
@@ -112,8 +133,8 @@ async fn hold(
             lost.cancel();
         }
     }
-    drop(conn);
-    pool.close().await;
+    // Whatever is left (a connection that did not answer) is dropped, not awaited: a
+    // socket to a vanished server could hold a polite close for as long as TCP retries.
 }
 
 /// Waits on the socket until the run releases the lock or the connection is gone.
@@ -159,9 +180,15 @@ impl RunLock {
         self.lost.cancelled().await
     }
 
-    /// Unlocks and closes the connection.
+    /// Unlocks and closes the connection, waiting at most a few seconds for the server.
     pub async fn release(self) {
         self.release.cancel();
-        let _ = self.task.await;
+        let mut task = self.task;
+        if tokio::time::timeout(3 * HEARTBEAT, &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
     }
 }

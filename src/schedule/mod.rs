@@ -175,7 +175,7 @@ fn calendar_end() -> DateTime<Utc> {
 impl Schedule {
     /// Parses an EventBridge schedule expression, rejecting what EventBridge rejects.
     pub fn parse(expr: &str) -> Result<Schedule, ScheduleError> {
-        if expr.len() > MAX_EXPRESSION_LEN {
+        if expr.chars().count() > MAX_EXPRESSION_LEN {
             return Err(ScheduleError::at(
                 expr,
                 None,

@@ -16,6 +16,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use indicatif::ProgressBar;
@@ -249,6 +250,14 @@ pub async fn crawl(
 
     let browser_lost = !browser.alive();
     if browser_lost {
+        // Pages read just before the browser died may not have been collected yet: keep
+        // theirs. The rest either fail at once now (no browser) or are still waiting.
+        while let Some(Some((_, result))) = in_flight.next().now_or_never() {
+            if let Ok(found) = result {
+                pages += 1;
+                events.extend(found.events);
+            }
+        }
         let abandoned = queue.len() + in_flight.len();
         tracing::error!(
             platform,
