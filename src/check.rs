@@ -35,6 +35,36 @@ pub async fn reach(settings: &Settings, jobs: &[(&str, Arc<dyn Job>)]) -> Exit {
         );
     };
 
+    database_and_schema(settings, &mut line).await;
+
+    let client = match http::client(http::Timeouts {
+        connect: PROVIDER_TIMEOUT,
+        request: PROVIDER_TIMEOUT,
+    }) {
+        Ok(c) => c,
+        Err(e) => {
+            line(
+                false,
+                "providers",
+                format!("no HTTP client: {e}"),
+                Duration::ZERO,
+            );
+            return Exit::Runner;
+        }
+    };
+    providers(&client, jobs, &mut line).await;
+    if failed == 0 {
+        Exit::Success
+    } else {
+        Exit::Runner
+    }
+}
+
+/// Prints one line for a check: whether it passed, what, the detail, how long it took.
+type Line<'a> = dyn FnMut(bool, &str, String, Duration) + 'a;
+
+/// The database with the task's settings, then every object the migrations create.
+async fn database_and_schema(settings: &Settings, line: &mut Line<'_>) {
     let started = Instant::now();
     let connected = database::connect(settings, "run-job:check", &CancellationToken::new()).await;
     match connected {
@@ -77,22 +107,10 @@ pub async fn reach(settings: &Settings, jobs: &[(&str, Arc<dyn Job>)]) -> Exit {
         }
         Err(e) => line(false, "database", e.to_string(), started.elapsed()),
     }
+}
 
-    let client = match http::client(http::Timeouts {
-        connect: PROVIDER_TIMEOUT,
-        request: PROVIDER_TIMEOUT,
-    }) {
-        Ok(c) => c,
-        Err(e) => {
-            line(
-                false,
-                "providers",
-                format!("no HTTP client: {e}"),
-                Duration::ZERO,
-            );
-            return Exit::Runner;
-        }
-    };
+/// One request to each provider the configured jobs call (each URL once).
+async fn providers(client: &reqwest::Client, jobs: &[(&str, Arc<dyn Job>)], line: &mut Line<'_>) {
     let mut tried = std::collections::HashSet::new();
     for (job, implementation) in jobs {
         for endpoint in implementation.endpoints() {
@@ -116,11 +134,6 @@ pub async fn reach(settings: &Settings, jobs: &[(&str, Arc<dyn Job>)]) -> Exit {
                 ),
             }
         }
-    }
-    if failed == 0 {
-        Exit::Success
-    } else {
-        Exit::Runner
     }
 }
 

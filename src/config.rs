@@ -222,11 +222,9 @@ impl DatabaseSettings {
             .or_else(|| url.strip_prefix("postgresql://"))
             .ok_or_else(|| invalid("it must start with postgres:// or postgresql://"))?;
         // Parse with sqlx (which understands every libpq form), then keep the parts.
-        let options = PgConnectOptions::from_str(url).map_err(|e| {
-            // sqlx's message may quote the URL; never echo a password back.
-            let _ = e;
-            invalid("it could not be parsed")
-        })?;
+        // sqlx's message may quote the URL, so it is not shown: never echo a password back.
+        let options =
+            PgConnectOptions::from_str(url).map_err(|_| invalid("it could not be parsed"))?;
         let user = options.get_username().to_string();
         // The authority ends at the first `/` or `?`; the user info ends at its last `@`
         // (a password may contain `@` only percent-encoded, but be lenient).

@@ -2,7 +2,7 @@
 //!
 //! A job is a type implementing [`Job`], built from the shared [`Deps`] by its entry in
 //! [`REGISTRY`], the only list of jobs in the crate. The runner hands a job a
-//! [`RunContext`] (run id, database pool, cancellation token, deadline) and gets back a
+//! [`RunContext`] (database pool, cancellation token, deadline, progress) and gets back a
 //! [`Summary`]; it never looks inside. A job never reaches into the runner: it has no
 //! access to locks, run history or signals other than its cancellation token.
 //!
@@ -17,7 +17,6 @@ use serde_json::{Map, Value};
 use sqlx::PgPool;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 #[cfg(feature = "test-jobs")]
 pub mod demo;
@@ -28,8 +27,6 @@ pub mod sync_payments;
 /// What a job receives for one run.
 #[derive(Clone)]
 pub struct RunContext {
-    pub run_id: Uuid,
-    pub job: String,
     pub pool: PgPool,
     /// Cancelled when the run times out or the process is asked to stop. A job checks
     /// it between items, finishes or releases what is in flight, and returns.

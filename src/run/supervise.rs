@@ -23,39 +23,12 @@ pub(super) async fn supervise(
     lock: Option<&lock::RunLock>,
     started_at: DateTime<Utc>,
 ) -> Result<RunReport, RunnerError> {
+    record_start(req, lock.is_some(), started_at).await?;
     let decl = req.declaration;
-    if lock.is_some() {
-        let abandoned = history::close_abandoned(req.pool, &decl.name)
-            .await
-            .map_err(RunnerError::History)?;
-        if abandoned > 0 {
-            tracing::warn!(
-                abandoned,
-                "closed runs of this job that died without finishing"
-            );
-        }
-    }
-    history::start(
-        req.pool,
-        req.run_id,
-        &decl.name,
-        req.trigger,
-        started_at,
-        req.host.as_deref(),
-    )
-    .await
-    .map_err(RunnerError::History)?;
-    tracing::info!(
-        trigger = req.trigger,
-        timeout_s = decl.timeout.as_secs(),
-        "run started"
-    );
-
     let cancel = CancellationToken::new();
     let progress = Progress::default();
+    // The run id and job name reach the job's log lines through the run's span.
     let cx = RunContext {
-        run_id: req.run_id,
-        job: decl.name.clone(),
         pool: req.pool.clone(),
         cancel: cancel.clone(),
         deadline: tokio::time::Instant::now() + decl.timeout,
@@ -119,6 +92,43 @@ pub(super) async fn supervise(
     let report = req.report(started_at, outcome, summary, error);
     history::close(req.pool, &report, req.grace).await;
     Ok(report)
+}
+
+/// Closes the rows of runs that died (only a lock holder knows they did) and records
+/// this one as running.
+async fn record_start(
+    req: &RunRequest<'_>,
+    holds_lock: bool,
+    started_at: DateTime<Utc>,
+) -> Result<(), RunnerError> {
+    let decl = req.declaration;
+    if holds_lock {
+        let abandoned = history::close_abandoned(req.pool, &decl.name)
+            .await
+            .map_err(RunnerError::History)?;
+        if abandoned > 0 {
+            tracing::warn!(
+                abandoned,
+                "closed runs of this job that died without finishing"
+            );
+        }
+    }
+    history::start(
+        req.pool,
+        req.run_id,
+        &decl.name,
+        req.trigger,
+        started_at,
+        req.host.as_deref(),
+    )
+    .await
+    .map_err(RunnerError::History)?;
+    tracing::info!(
+        trigger = req.trigger,
+        timeout_s = decl.timeout.as_secs(),
+        "run started"
+    );
+    Ok(())
 }
 
 /// Decides the outcome from the job's result and whether the runner stopped it. A job

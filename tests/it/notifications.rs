@@ -36,8 +36,6 @@ fn settings(sb: &Sandbox, extra: &[(&str, &str)]) -> Settings {
 async fn run(pool: &PgPool, settings: Settings) -> Summary {
     let job = Notifications::new(pool.clone(), settings).unwrap();
     let cx = RunContext {
-        run_id: Uuid::now_v7(),
-        job: "notifications".into(),
         pool: pool.clone(),
         cancel: CancellationToken::new(),
         deadline: tokio::time::Instant::now() + Duration::from_secs(300),
@@ -1269,8 +1267,6 @@ async fn a_cancelled_run_releases_what_it_has_not_started(pool: PgPool) {
     .unwrap();
     let cancel = CancellationToken::new();
     let cx = RunContext {
-        run_id: Uuid::now_v7(),
-        job: "notifications".into(),
         pool: pool.clone(),
         cancel: cancel.clone(),
         deadline: tokio::time::Instant::now() + Duration::from_secs(300),

@@ -1,5 +1,6 @@
 //! sync-payments against a real PostgreSQL and the dLocal Go sandbox over HTTP: every
-//! transition of original-jobs.md 1.4-1.6, earnings rounding, idempotency, the late-PAID
+//! transition of the original's payment adapter (mathfalcon/revendiste
+//! apps/backend/src/services/payments/adapters/PaymentWebhookAdapter.ts), earnings rounding, idempotency, the late-PAID
 //! anomaly, backoff, bad provider answers, and two runs racing.
 
 use std::time::Duration;
@@ -31,8 +32,6 @@ fn settings(sandbox: &Sandbox, extra: &[(&str, &str)]) -> Settings {
 
 fn context(pool: &PgPool, cancel: CancellationToken) -> RunContext {
     RunContext {
-        run_id: Uuid::now_v7(),
-        job: "sync-payments".into(),
         pool: pool.clone(),
         cancel,
         deadline: tokio::time::Instant::now() + Duration::from_secs(120),

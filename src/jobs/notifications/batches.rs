@@ -139,7 +139,9 @@ async fn cancel(
     Ok(())
 }
 
-/// The original's merge rules (original-jobs.md 2.6).
+/// The original's merge rules (mathfalcon/revendiste
+/// apps/backend/src/cronjobs/process-pending-notifications.ts and
+/// apps/backend/src/services/notifications/).
 fn merge(kind: &str, items: &[Item]) -> (String, Value, Option<Value>) {
     let first = &items[0];
     let last = &items[items.len() - 1];

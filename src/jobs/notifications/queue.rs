@@ -71,7 +71,7 @@ pub async fn run(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> anyhow::Resul
     for job in jobs {
         let outcome = match serde_json::from_value::<SendNotification>(job.payload.clone()) {
             Err(e) => Err(format!("Invalid payload: {e}")),
-            Ok(p) => hand_over(pool, p.notification_id, now)
+            Ok(p) => hand_over(pool, p.notification_id)
                 .await
                 .map_err(|e| format!("{e:#}")),
         };
@@ -114,7 +114,7 @@ pub async fn run(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> anyhow::Resul
 /// Acknowledges the job: its notification row is delivered (claimed, retried, finished)
 /// by the delivery loop on its own schedule, backoff included; a missing notification
 /// completes the job, as in the original.
-async fn hand_over(pool: &PgPool, notification: Uuid, _now: DateTime<Utc>) -> anyhow::Result<()> {
+async fn hand_over(pool: &PgPool, notification: Uuid) -> anyhow::Result<()> {
     let exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM notifications WHERE id = $1)")
             .bind(notification)

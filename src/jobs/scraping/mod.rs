@@ -15,30 +15,26 @@ pub mod cleanup;
 pub mod crawl;
 pub mod images;
 pub mod model;
+mod run;
 pub mod sites;
 pub mod store;
 pub mod text;
 pub mod venues;
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::future::{BoxFuture, join_all};
-use futures::stream::{self, StreamExt};
-use serde_json::{Value, json};
+use futures::future::BoxFuture;
 use sqlx::PgPool;
-use tokio::sync::Semaphore;
 
 use crate::config::{self, Env};
 use crate::jobs::{Endpoint, Job, JobError, Registration, RunContext, Summary};
 use crate::storage::Storage;
 pub use browser::BrowserSettings;
-use crawl::{CrawlSettings, Crawled, Site, Status};
+use crawl::{CrawlSettings, Site};
 use images::{ImagePipeline, ImageSettings};
-use model::Class;
 
 pub const PLATFORMS: [&str; 3] = ["entraste", "redtickets", "tickantel"];
 
@@ -213,233 +209,6 @@ impl Scraping {
                 }
             })
             .collect()
-    }
-
-    pub async fn run_once(&self, cx: &RunContext) -> Result<Summary, JobError> {
-        let now = self.settings.now.unwrap_or_else(Utc::now);
-        let browser = browser::Browser::launch(&self.settings.browser).await?;
-        let tabs = Arc::new(Semaphore::new(self.settings.concurrency));
-        let sites = self.sites(now);
-        // Hidden unless stderr is a terminal.
-        let bars = indicatif::MultiProgress::with_draw_target(
-            indicatif::ProgressDrawTarget::stderr_with_hz(4),
-        );
-        let style = indicatif::ProgressStyle::with_template(
-            "{prefix:>10} [{bar:30}] {pos}/{len} pages  {msg}",
-        )
-        .map(|s| s.progress_chars("=> "))
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-        let site_bars: Vec<indicatif::ProgressBar> = sites
-            .iter()
-            .map(|site| {
-                let bar = bars.add(indicatif::ProgressBar::new(1).with_style(style.clone()));
-                bar.set_prefix(site.platform());
-                bar
-            })
-            .collect();
-        let crawls: Vec<Crawled> = join_all(sites.iter().zip(&site_bars).map(|(site, bar)| {
-            crawl::crawl(
-                site.as_ref(),
-                &browser,
-                tabs.clone(),
-                &self.settings.crawl,
-                &cx.cancel,
-                bar,
-            )
-        }))
-        .await;
-        // Chromium is the bulk of the memory; it is not needed past this point.
-        browser.shutdown().await;
-
-        let mut summary = Summary::default();
-        let mut per_site = serde_json::Map::new();
-        let places = match &self.settings.places {
-            Some((base, key)) => Some(venues::GooglePlaces::new(base, key.clone())?),
-            None => None,
-        };
-        let mut venues = venues::Venues::new(places);
-        let mut failed_sites = Vec::new();
-        let mut cut_short = Vec::new();
-        let mut images_published = 0u64;
-        let mut images_failed = 0u64;
-        for crawled in &crawls {
-            let mut seen_ids = HashSet::new();
-            let events: Vec<_> = crawled
-                .events
-                .iter()
-                .filter(|e| seen_ids.insert(e.external_id.clone()))
-                .collect();
-            let (mut stored, mut created, mut restored, mut store_failed) =
-                (0u64, 0u64, 0u64, Vec::new());
-            let mut to_publish = Vec::new();
-            for event in events.iter().filter(|e| e.class() == Class::Valid) {
-                if cx.cancel.is_cancelled() {
-                    break;
-                }
-                let venue = match venues.resolve(&self.pool, event).await {
-                    Ok(v) => v,
-                    Err(e) => {
-                        tracing::warn!(external_id = %event.external_id, error = %e, "venue not resolved");
-                        None
-                    }
-                };
-                match store::upsert(&self.pool, event, venue, now).await {
-                    Ok(done) => {
-                        stored += 1;
-                        created += u64::from(done.created);
-                        restored += u64::from(done.restored);
-                        if done.restored {
-                            tracing::info!(external_id = %event.external_id, "event restored");
-                        }
-                        if !event.images.is_empty() {
-                            to_publish.push((done.id, event.images.clone()));
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(external_id = %event.external_id, error = %e, "event not stored");
-                        store_failed.push(
-                            json!({"external_id": event.external_id, "error": e.to_string()}),
-                        );
-                    }
-                }
-            }
-            let pipeline = &self.pipeline;
-            let pool = &self.pool;
-            let reports: Vec<_> =
-                stream::iter(to_publish)
-                    .map(|(id, images)| async move {
-                        pipeline.publish_and_record(pool, id, &images).await
-                    })
-                    // Events beyond this only wait on the pipeline's own bound.
-                    .buffer_unordered(self.settings.images.concurrency)
-                    .collect()
-                    .await;
-            for report in reports {
-                match report {
-                    Ok(r) => {
-                        images_published += r.published.len() as u64;
-                        images_failed += r.failures.iter().filter(|f| f.fatal).count() as u64;
-                    }
-                    Err(e) => {
-                        images_failed += 1;
-                        tracing::warn!(error = %e, "event images not recorded");
-                    }
-                }
-            }
-
-            let count = |class| events.iter().filter(|e| e.class() == class).count();
-            let mut cleaned = json!(null);
-            if crawled.status == Status::Complete && !cx.cancel.is_cancelled() {
-                let guest: Vec<String> = events
-                    .iter()
-                    .filter(|e| e.class() == Class::GuestList)
-                    .map(|e| e.external_id.clone())
-                    .collect();
-                let seen: Vec<String> = events
-                    .iter()
-                    .filter(|e| e.class() != Class::GuestList)
-                    .map(|e| e.external_id.clone())
-                    .collect();
-                let guest_removed =
-                    cleanup::guest_lists(&self.pool, crawled.platform, &guest, now).await?;
-                let stale = match cleanup::stale(
-                    &self.pool,
-                    crawled.platform,
-                    &seen,
-                    self.settings.cleanup_min_ratio,
-                    now,
-                )
-                .await?
-                {
-                    cleanup::Stale::Removed(n) => json!(n),
-                    cleanup::Stale::Skipped(why) => json!({"skipped": why}),
-                };
-                cleaned = json!({"guest_list": guest_removed, "stale": stale});
-            }
-            if crawled.status == Status::Failed {
-                failed_sites.push(format!(
-                    "{}: {}",
-                    crawled.platform,
-                    crawled.reason.as_deref().unwrap_or("failed")
-                ));
-            }
-            if crawled.browser_lost {
-                cut_short.push(format!(
-                    "{} ({} of {} events stored)",
-                    crawled.platform,
-                    stored,
-                    events.len()
-                ));
-            }
-            summary.processed += events.len() as u64;
-            summary.succeeded += stored;
-            summary.failed += (crawled.failed_pages.len() + store_failed.len()) as u64;
-            cx.progress
-                .set(summary.processed, summary.succeeded, summary.failed);
-            per_site.insert(
-                crawled.platform.to_string(),
-                json!({
-                    "status": crawled.status.as_str(),
-                    "reason": crawled.reason,
-                    "pages": crawled.pages,
-                    "pages_failed": crawled.failed_pages.len(),
-                    "seconds": (crawled.duration.as_millis() as f64 / 1000.0),
-                    "found": events.len(),
-                    "valid": count(Class::Valid),
-                    "guest_list": count(Class::GuestList),
-                    "empty_wave": count(Class::EmptyWave),
-                    "stored": stored,
-                    "created": created,
-                    "restored": restored,
-                    "store_failed": store_failed,
-                    "cleaned": cleaned,
-                    "failures": crawled.failed_pages.iter().map(|(url, e)| json!({"url": url, "error": e})).collect::<Vec<_>>(),
-                }),
-            );
-        }
-        let past = if cx.cancel.is_cancelled() {
-            0
-        } else {
-            cleanup::past(&self.pool, now).await?
-        };
-        summary
-            .details
-            .insert("sites".into(), Value::Object(per_site));
-        summary.details.insert("past_cleaned".into(), json!(past));
-        summary
-            .details
-            .insert("venues_created".into(), json!(venues.created));
-        summary
-            .details
-            .insert("venues_from_google".into(), json!(venues.from_google));
-        summary
-            .details
-            .insert("images_published".into(), json!(images_published));
-        summary
-            .details
-            .insert("images_failed".into(), json!(images_failed));
-        summary
-            .details
-            .insert("browser_lost".into(), json!(!cut_short.is_empty()));
-        // A crawl cut short by a dead browser is a failure even where some events were
-        // read: the listing is incomplete, and someone should know the browser died.
-        let mut failures = Vec::new();
-        if !cut_short.is_empty() {
-            failures.push(format!(
-                "the browser died mid-crawl; what was read is stored: {}",
-                cut_short.join(", ")
-            ));
-        }
-        if !failed_sites.is_empty() {
-            failures.push(format!("no events from {}", failed_sites.join("; ")));
-        }
-        if !failures.is_empty() {
-            return Err(JobError {
-                summary,
-                error: anyhow::anyhow!("{}", failures.join("; ")),
-            });
-        }
-        Ok(summary)
     }
 }
 

@@ -2,7 +2,10 @@
 //! built here and written in the same transaction as the transition, so a crash right
 //! after commit loses nothing. Delivering them is the notifications job's business.
 //!
-//! Shapes follow the original (original-jobs.md 1.4, 1.5, 2.7, 2.9): metadata carries
+//! Shapes follow the original (mathfalcon/revendiste, under apps/backend/src/:
+//! services/payments/adapters/PaymentWebhookAdapter.ts for the transitions,
+//! services/orders/reservation-expiry.ts for expiry, services/job-queue/index.ts for the
+//! queue, and packages/shared/src/schemas/notifications.ts): metadata carries
 //! `type` plus the fields its template needs; invoice jobs carry the idempotency keys
 //! `notify-order-confirmed:<orderId>` and `notify-seller-ticket-sold:<orderId>:<seller>`.
 
