@@ -143,25 +143,14 @@ pub async fn crawl(
 ) -> Crawled {
     let started = Instant::now();
     let deadline = started + settings.budget.unwrap_or_else(|| site.budget());
-    let platform = site.platform();
-    let mut queue: VecDeque<Request> = VecDeque::new();
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut truncated = false;
-    for request in site.start() {
-        if seen.insert(request.url.clone()) {
-            queue.push_back(request);
-        }
-    }
+    let mut state = State::new(site, settings.max_requests);
     let mut in_flight = FuturesUnordered::new();
     let mut next_start = Instant::now();
-    let (mut pages, mut events, mut failed) = (0u64, Vec::new(), Vec::new());
-    let mut lost_list_page = None;
     let mut stop: Option<String> = None;
     let mut last_progress = Instant::now();
-
     loop {
         while stop.is_none() {
-            let Some(request) = queue.pop_front() else {
+            let Some(request) = state.queue.pop_front() else {
                 break;
             };
             let start_at = next_start;
@@ -196,107 +185,176 @@ pub async fn crawl(
                 break;
             }
         };
-        let Some((mut request, result)) = next else {
+        let Some((request, result)) = next else {
             break;
         };
-        pages += 1;
+        state.pages += 1;
         match result {
-            Ok(found) => {
-                events.extend(found.events);
-                for follow in found.follow {
-                    if seen.len() >= settings.max_requests {
-                        truncated = true;
-                        continue;
-                    }
-                    if seen.insert(follow.url.clone()) {
-                        queue.push_back(follow);
-                    }
-                }
-            }
+            Ok(found) => state.found(found),
             Err(PageError::BrowserGone(why)) => {
                 stop = Some(format!("the browser is gone: {why}"));
                 break;
             }
-            Err(error) => {
-                request.attempt += 1;
-                if request.attempt < attempts_allowed(&error) && stop.is_none() {
-                    tracing::debug!(platform, url = %request.url, %error, attempt = request.attempt, "page failed, retrying");
-                    queue.push_back(request);
-                } else {
-                    tracing::warn!(platform, url = %request.url, %error, "page failed");
-                    if request.list {
-                        lost_list_page = Some(format!("list page {} failed: {error}", request.url));
-                    }
-                    failed.push((request.url, error.to_string()));
-                }
-            }
+            Err(error) => state.failed(request, error),
         }
-        bar.set_length(pages + (queue.len() + in_flight.len()) as u64);
-        bar.set_position(pages);
-        bar.set_message(format!("{} events, {} failed", events.len(), failed.len()));
-        if last_progress.elapsed() >= Duration::from_secs(5)
-            || (queue.is_empty() && in_flight.is_empty())
-        {
-            tracing::info!(
-                platform,
-                pages_done = pages,
-                queued = queue.len() + in_flight.len(),
-                events = events.len(),
-                "crawl progress"
-            );
-            last_progress = Instant::now();
-        }
+        let waiting = state.queue.len() + in_flight.len();
+        state.show(bar, waiting, &mut last_progress);
     }
-
     let browser_lost = !browser.alive();
     if browser_lost {
-        // Pages read just before the browser died may not have been collected yet: keep
-        // theirs. The rest either fail at once now (no browser) or are still waiting.
-        while let Some(Some((_, result))) = in_flight.next().now_or_never() {
-            if let Ok(found) = result {
-                pages += 1;
-                events.extend(found.events);
-            }
-        }
-        let abandoned = queue.len() + in_flight.len();
-        tracing::error!(
-            platform,
-            pages_read = pages,
-            pages_abandoned = abandoned,
-            events = events.len(),
-            "the browser died mid-crawl: what was read will be stored, the rest is abandoned"
-        );
+        state.salvage(&mut in_flight);
     }
     // Pages still waiting for a slot or a tab are dropped here, not left to fail one by one.
     drop(in_flight);
-    let reason = stop.or(lost_list_page).or_else(|| {
-        truncated.then(|| {
-            format!(
-                "stopped at SCRAPER_MAX_REQUESTS_PER_CRAWL ({})",
-                settings.max_requests
-            )
-        })
-    });
-    let status = match (&reason, events.is_empty()) {
-        (None, _) => Status::Complete,
-        (Some(_), false) => Status::Partial,
-        (Some(_), true) => Status::Failed,
-    };
-    bar.finish_with_message(format!(
-        "{} events, {} failed: {}",
-        events.len(),
-        failed.len(),
-        status.as_str()
-    ));
-    Crawled {
-        platform,
-        status,
-        reason,
-        pages,
-        failed_pages: failed,
-        events,
-        duration: started.elapsed(),
-        browser_lost,
+    state.finish(stop, browser_lost, started.elapsed(), bar)
+}
+
+/// A crawl's pages to visit and what its visited pages gave.
+struct State {
+    platform: &'static str,
+    queue: VecDeque<Request>,
+    seen: HashSet<String>,
+    max_requests: usize,
+    /// A page linked to more than `max_requests` distinct pages.
+    truncated: bool,
+    pages: u64,
+    events: Vec<ScrapedEvent>,
+    failed: Vec<(String, String)>,
+    lost_list_page: Option<String>,
+}
+
+impl State {
+    fn new(site: &dyn Site, max_requests: usize) -> State {
+        let mut state = State {
+            platform: site.platform(),
+            queue: VecDeque::new(),
+            seen: HashSet::new(),
+            max_requests,
+            truncated: false,
+            pages: 0,
+            events: Vec::new(),
+            failed: Vec::new(),
+            lost_list_page: None,
+        };
+        // The start pages are the crawl itself: never cut by the cap.
+        for request in site.start() {
+            if state.seen.insert(request.url.clone()) {
+                state.queue.push_back(request);
+            }
+        }
+        state
+    }
+
+    /// Queues a page not seen before, within `SCRAPER_MAX_REQUESTS_PER_CRAWL`.
+    fn enqueue(&mut self, request: Request) {
+        if self.seen.len() >= self.max_requests {
+            self.truncated = true;
+        } else if self.seen.insert(request.url.clone()) {
+            self.queue.push_back(request);
+        }
+    }
+
+    fn found(&mut self, found: Found) {
+        self.events.extend(found.events);
+        for follow in found.follow {
+            self.enqueue(follow);
+        }
+    }
+
+    /// Retries the page if its failure allows, or records it (a lost list page makes the
+    /// crawl incomplete).
+    fn failed(&mut self, mut request: Request, error: PageError) {
+        let platform = self.platform;
+        request.attempt += 1;
+        if request.attempt < attempts_allowed(&error) {
+            tracing::debug!(platform, url = %request.url, %error, attempt = request.attempt, "page failed, retrying");
+            self.queue.push_back(request);
+            return;
+        }
+        tracing::warn!(platform, url = %request.url, %error, "page failed");
+        if request.list {
+            self.lost_list_page = Some(format!("list page {} failed: {error}", request.url));
+        }
+        self.failed.push((request.url, error.to_string()));
+    }
+
+    /// After the browser died: keeps the pages read just before but not yet collected
+    /// (the rest fail at once now, or are still waiting) and says what is abandoned.
+    fn salvage<F>(&mut self, in_flight: &mut FuturesUnordered<F>)
+    where
+        F: std::future::Future<Output = (Request, Result<Found, PageError>)>,
+    {
+        while let Some(Some((_, result))) = in_flight.next().now_or_never() {
+            if let Ok(found) = result {
+                self.pages += 1;
+                self.events.extend(found.events);
+            }
+        }
+        tracing::error!(
+            platform = self.platform,
+            pages_read = self.pages,
+            pages_abandoned = self.queue.len() + in_flight.len(),
+            events = self.events.len(),
+            "the browser died mid-crawl: what was read will be stored, the rest is abandoned"
+        );
+    }
+
+    /// The bar, and a progress line every 5 s and when the queue runs dry.
+    fn show(&self, bar: &ProgressBar, waiting: usize, last: &mut Instant) {
+        bar.set_length(self.pages + waiting as u64);
+        bar.set_position(self.pages);
+        bar.set_message(format!(
+            "{} events, {} failed",
+            self.events.len(),
+            self.failed.len()
+        ));
+        if last.elapsed() >= Duration::from_secs(5) || waiting == 0 {
+            tracing::info!(
+                platform = self.platform,
+                pages_done = self.pages,
+                queued = waiting,
+                events = self.events.len(),
+                "crawl progress"
+            );
+            *last = Instant::now();
+        }
+    }
+
+    /// The verdict: complete only when nothing stopped the crawl, no list page was lost
+    /// and the request cap was not reached.
+    fn finish(
+        self,
+        stop: Option<String>,
+        browser_lost: bool,
+        duration: Duration,
+        bar: &ProgressBar,
+    ) -> Crawled {
+        let max_requests = self.max_requests;
+        let reason = stop.or(self.lost_list_page).or_else(|| {
+            self.truncated
+                .then(|| format!("stopped at SCRAPER_MAX_REQUESTS_PER_CRAWL ({max_requests})"))
+        });
+        let status = match (&reason, self.events.is_empty()) {
+            (None, _) => Status::Complete,
+            (Some(_), false) => Status::Partial,
+            (Some(_), true) => Status::Failed,
+        };
+        bar.finish_with_message(format!(
+            "{} events, {} failed: {}",
+            self.events.len(),
+            self.failed.len(),
+            status.as_str()
+        ));
+        Crawled {
+            platform: self.platform,
+            status,
+            reason,
+            pages: self.pages,
+            failed_pages: self.failed,
+            events: self.events,
+            duration,
+            browser_lost,
+        }
     }
 }
 
