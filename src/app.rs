@@ -230,7 +230,7 @@ async fn check(declarations: &[JobDeclaration], connect: bool) -> Exit {
         declarations.len()
     );
     match settings {
-        Some(settings) if connect => check::reach(&settings, &jobs).await,
+        Some(settings) if connect => check::reach(&settings, &jobs, &shutdown_on_signal()).await,
         _ => Exit::Success,
     }
 }
@@ -258,7 +258,7 @@ async fn connect(
 }
 
 async fn migrate() -> Exit {
-    let (pool, _) = match connect("run-job:migrate", &CancellationToken::new()).await {
+    let (pool, _) = match connect("run-job:migrate", &shutdown_on_signal()).await {
         Ok(c) => c,
         Err(exit) => return exit,
     };

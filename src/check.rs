@@ -22,7 +22,11 @@ use crate::{database, http, schema};
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs every check, prints a line for each, and says how the process should exit.
-pub async fn reach(settings: &Settings, jobs: &[(&str, Arc<dyn Job>)]) -> Exit {
+pub async fn reach(
+    settings: &Settings,
+    jobs: &[(&str, Arc<dyn Job>)],
+    shutdown: &CancellationToken,
+) -> Exit {
     let mut failed = 0;
     let mut line = |ok: bool, what: &str, detail: String, took: Duration| {
         if !ok {
@@ -35,7 +39,9 @@ pub async fn reach(settings: &Settings, jobs: &[(&str, Arc<dyn Job>)]) -> Exit {
         );
     };
 
-    database_and_schema(settings, &mut line).await;
+    if !database_and_schema(settings, shutdown, &mut line).await {
+        return Exit::Interrupted;
+    }
 
     let client = match http::client(http::Timeouts {
         connect: PROVIDER_TIMEOUT,
@@ -64,9 +70,14 @@ pub async fn reach(settings: &Settings, jobs: &[(&str, Arc<dyn Job>)]) -> Exit {
 type Line<'a> = dyn FnMut(bool, &str, String, Duration) + 'a;
 
 /// The database with the task's settings, then every object the migrations create.
-async fn database_and_schema(settings: &Settings, line: &mut Line<'_>) {
+/// False when a signal stopped the check while it was connecting.
+async fn database_and_schema(
+    settings: &Settings,
+    shutdown: &CancellationToken,
+    line: &mut Line<'_>,
+) -> bool {
     let started = Instant::now();
-    let connected = database::connect(settings, "run-job:check", &CancellationToken::new()).await;
+    let connected = database::connect(settings, "run-job:check", shutdown).await;
     match connected {
         Ok((pool, _)) => {
             line(
@@ -105,8 +116,13 @@ async fn database_and_schema(settings: &Settings, line: &mut Line<'_>) {
             }
             pool.close().await;
         }
+        Err(e @ database::ConnectError::Interrupted) => {
+            eprintln!("run-job: {e}");
+            return false;
+        }
         Err(e) => line(false, "database", e.to_string(), started.elapsed()),
     }
+    true
 }
 
 /// One request to each provider the configured jobs call (each URL once).

@@ -154,28 +154,33 @@ async fn a_host_that_never_answers_fails_after_the_connect_timeout() {
 #[tokio::test]
 async fn sigterm_while_connecting_exits_as_interrupted() {
     let port = silent_server().await;
-    let mut cmd = run_job();
-    cmd.arg("demo-fail")
-        .env(
-            "DATABASE_URL",
-            format!("postgres://app@127.0.0.1:{port}/market"),
-        )
-        .env("DATABASE_CONNECT_TIMEOUT_SECONDS", "60");
-    let child = cmd.spawn().unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let signalled = Instant::now();
-    send_signal(child.id().unwrap(), "TERM");
-    let ran = finished(child, Duration::from_secs(10)).await;
-    assert!(
-        signalled.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        signalled.elapsed()
-    );
-    assert_eq!(ran.code, Some(5), "{}", ran.stderr);
-    assert!(
-        ran.stderr
-            .contains("interrupted by a signal while connecting"),
-        "{}",
-        ran.stderr
-    );
+    for args in [&["demo-fail"][..], &["migrate"], &["check", "--connect"]] {
+        let mut cmd = run_job();
+        cmd.args(args)
+            .env(
+                "DATABASE_URL",
+                format!("postgres://app@127.0.0.1:{port}/market"),
+            )
+            .env("DATABASE_CONNECT_TIMEOUT_SECONDS", "60")
+            .env("DLOCAL_BASE_URL", "http://127.0.0.1:9")
+            .env("DLOCAL_API_KEY", "k")
+            .env("DLOCAL_SECRET_KEY", "s");
+        let child = cmd.spawn().unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let signalled = Instant::now();
+        send_signal(child.id().unwrap(), "TERM");
+        let ran = finished(child, Duration::from_secs(10)).await;
+        assert!(
+            signalled.elapsed() < Duration::from_secs(2),
+            "{args:?}: {:?}",
+            signalled.elapsed()
+        );
+        assert_eq!(ran.code, Some(5), "{args:?}: {}", ran.stderr);
+        assert!(
+            ran.stderr
+                .contains("interrupted by a signal while connecting"),
+            "{args:?}: {}",
+            ran.stderr
+        );
+    }
 }
