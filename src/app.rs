@@ -305,12 +305,6 @@ fn shutdown_on_signal() -> CancellationToken {
     token
 }
 
-/// Closes the pool politely if the server answers soon; an aborted job may have left a
-/// connection to a server that no longer answers, and the exit must not wait for TCP.
-async fn close(pool: PgPool) {
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), pool.close()).await;
-}
-
 /// What every job is built from: the pool, and the process environment for its own
 /// settings.
 fn deps(pool: PgPool) -> Deps {
@@ -371,7 +365,7 @@ async fn run_declared(cli: &Cli, declaration: &JobDeclaration, run_id: Uuid) -> 
             Exit::Runner
         }
     };
-    close(pool).await;
+    database::close(pool).await;
     exit
 }
 
@@ -438,7 +432,7 @@ async fn schedule(cli: &Cli, declarations: Vec<JobDeclaration>) -> Exit {
             Exit::Runner
         }
     };
-    close(pool).await;
+    database::close(pool).await;
     exit
 }
 

@@ -87,9 +87,9 @@ async fn database_and_schema(
                 started.elapsed(),
             );
             let started = Instant::now();
-            match schema::missing(&pool).await {
+            let expected = schema::expected();
+            match schema::missing(&pool, &expected).await {
                 Ok(missing) if missing.is_empty() => {
-                    let expected = schema::expected();
                     let objects: usize = expected.iter().map(|m| m.objects.len()).sum();
                     line(
                         true,
@@ -114,7 +114,7 @@ async fn database_and_schema(
                 }
                 Err(e) => line(false, "schema", database::describe(&e), started.elapsed()),
             }
-            pool.close().await;
+            database::close(pool).await;
         }
         Err(e @ database::ConnectError::Interrupted) => {
             eprintln!("run-job: {e}");

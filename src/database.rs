@@ -62,6 +62,12 @@ pub async fn connect(
     Ok((pool, options))
 }
 
+/// Closes the pool politely if the server answers soon: an aborted job may have left a
+/// connection to a server that no longer answers, and an exit must not wait for TCP.
+pub async fn close(pool: PgPool) {
+    let _ = tokio::time::timeout(Duration::from_secs(5), pool.close()).await;
+}
+
 /// One connection, tried again while the server says it will take one soon (starting
 /// up, or out of connection slots for a moment); anything else is the answer.
 async fn probe(options: &PgConnectOptions) -> Result<PgConnection, sqlx::Error> {

@@ -133,12 +133,15 @@ fn unqualified(name: &str) -> String {
 }
 
 /// What of `expected` the database lacks, by migration.
-pub async fn missing(pool: &PgPool) -> Result<Vec<(String, Object)>, sqlx::Error> {
+pub async fn missing<'a>(
+    pool: &PgPool,
+    expected: &'a [Expected],
+) -> Result<Vec<(&'a str, &'a Object)>, sqlx::Error> {
     let mut missing = Vec::new();
-    for m in expected() {
-        for object in m.objects {
-            if !exists(pool, &object).await? {
-                missing.push((m.migration.clone(), object));
+    for m in expected {
+        for object in &m.objects {
+            if !exists(pool, object).await? {
+                missing.push((m.migration.as_str(), object));
             }
         }
     }

@@ -75,7 +75,7 @@ pub async fn try_acquire(
         .await?;
     if !acquired {
         drop(conn);
-        pool.close().await;
+        crate::database::close(pool).await;
         return Ok(None);
     }
     let release = CancellationToken::new();
@@ -113,8 +113,7 @@ async fn hold(
             match tokio::time::timeout(HEARTBEAT, unlock).await {
                 Ok(Ok(_)) => {
                     drop(conn);
-                    // Closing politely needs the server; never wait on it for long.
-                    let _ = tokio::time::timeout(HEARTBEAT, pool.close()).await;
+                    crate::database::close(pool).await;
                 }
                 Ok(Err(e)) => tracing::warn!(
                     error = %crate::database::describe(&e),

@@ -1,6 +1,7 @@
 //! sync-payments against a real PostgreSQL and the dLocal Go sandbox over HTTP: every
 //! transition of the original's payment adapter (mathfalcon/revendiste
-//! apps/backend/src/services/payments/adapters/PaymentWebhookAdapter.ts), earnings rounding, idempotency, the late-PAID
+//! apps/backend/src/services/payments/adapters/PaymentWebhookAdapter.ts), earnings
+//! rounding, idempotency, the late-PAID
 //! anomaly, backoff, bad provider answers, and two runs racing.
 
 use std::time::Duration;

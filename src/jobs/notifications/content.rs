@@ -103,7 +103,8 @@ impl Content {
 }
 
 /// The WhatsApp template for a type, with its parameters in order (the original's
-/// template builders, mathfalcon/revendiste apps/backend/src/services/notifications/). `None`: the type has no template, which the original records as sent.
+/// template builders, mathfalcon/revendiste apps/backend/src/services/notifications/).
+/// `None`: the type has no template, which the original records as sent.
 pub fn whatsapp(kind: &str, to: &str, m: &Value) -> Option<WhatsAppMessage> {
     let text = |key: &str| match m.get(key) {
         Some(Value::String(s)) => s.clone(),

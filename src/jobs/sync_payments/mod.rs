@@ -6,7 +6,8 @@
 //! pending payment and applies what it says; phase B (`expiry`) expires pending orders
 //! that can no longer be paid. The contract is the original's (mathfalcon/revendiste
 //! apps/backend/src/cronjobs/sync-payments-and-expire-orders.ts and
-//! src/services/payments/adapters/PaymentWebhookAdapter.ts) with its gaps fixed: transitions are guarded by the order's status under a row lock,
+//! src/services/payments/adapters/PaymentWebhookAdapter.ts) with its gaps fixed:
+//! transitions are guarded by the order's status under a row lock,
 //! a late PAID on a closed order is an anomaly for a person instead of a silent
 //! confirmation, stuck payments back off, and follow-up work is written in the same
 //! transaction as the confirmation.
