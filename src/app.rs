@@ -15,6 +15,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::cli::{Cli, Command, RESERVED_NAMES};
+use crate::clock::{self, Clock};
 use crate::config::{self, Settings};
 use crate::declarations::{self, JobDeclaration};
 use crate::exit::Exit;
@@ -120,7 +121,7 @@ fn next(expression: &str, after: Option<chrono::DateTime<Utc>>, count: u32) -> E
             return Exit::Usage;
         }
     };
-    let after = after.unwrap_or_else(Utc::now);
+    let after = after.unwrap_or_else(clock::wall);
     let mut printed = 0;
     for t in schedule.iter_after(after).take(count as usize) {
         println!("{}", t.to_rfc3339_opts(SecondsFormat::Secs, true));
@@ -140,7 +141,7 @@ fn list(declarations: &[JobDeclaration]) -> Exit {
         println!("This binary has no jobs.");
         return Exit::Success;
     }
-    let now = Utc::now();
+    let now = clock::wall();
     println!(
         "{:<16} {:<26} {:<18} {:<7} {:>7}  {:<7} {:<7} NEXT 3 FIRES (UTC)",
         "JOB", "SCHEDULE", "SIZE", "ARCH", "TIMEOUT", "OVERLAP", "ENABLED"
@@ -173,7 +174,7 @@ fn list(declarations: &[JobDeclaration]) -> Exit {
 
 async fn check(declarations: &[JobDeclaration], connect: bool) -> Exit {
     let mut errors = Vec::new();
-    let now = Utc::now();
+    let now = clock::wall();
     for d in declarations {
         if d.schedule.next_after(now).is_none() {
             errors.push(format!(
@@ -208,9 +209,16 @@ async fn check(declarations: &[JobDeclaration], connect: bool) -> Exit {
     if let Some(s) = &settings {
         println!("database: {}", s.database);
         // Each job checks its own settings as it is built; this pool never connects.
-        let deps = deps(
-            PgPoolOptions::new().connect_lazy_with(s.database.connect_options("run-job:check")),
-        );
+        let clock = Clock::from_env(&config::process_env).unwrap_or_else(|e| {
+            errors.push(format!("configuration: {e}"));
+            Clock::system()
+        });
+        let deps = Deps {
+            pool: PgPoolOptions::new()
+                .connect_lazy_with(s.database.connect_options("run-job:check")),
+            env: Arc::new(config::process_env),
+            clock,
+        };
         for d in declarations {
             match jobs::find(&d.name).map(|r| (r.build)(&deps)) {
                 Some(Ok(job)) => jobs.push((d.name.as_str(), job)),
@@ -305,13 +313,21 @@ fn shutdown_on_signal() -> CancellationToken {
     token
 }
 
-/// What every job is built from: the pool, and the process environment for its own
-/// settings.
-fn deps(pool: PgPool) -> Deps {
-    Deps {
+/// What every job is built from: the pool, the process environment for its own
+/// settings, and the clock (`RUN_JOB_NOW` replays a run at another instant).
+fn deps(pool: PgPool) -> Result<Deps, Exit> {
+    let clock = Clock::from_env(&config::process_env).map_err(|e| {
+        eprintln!("run-job: configuration error: {e}");
+        Exit::Config
+    })?;
+    if !clock.is_system() {
+        tracing::warn!(now = %clock.now(), "RUN_JOB_NOW: the job decides as if it were this instant");
+    }
+    Ok(Deps {
         pool,
         env: Arc::new(config::process_env),
-    }
+        clock,
+    })
 }
 
 fn build_job(name: &str, deps: &Deps) -> Result<Arc<dyn jobs::Job>, Exit> {
@@ -342,7 +358,7 @@ async fn run_declared(cli: &Cli, declaration: &JobDeclaration, run_id: Uuid) -> 
         Ok(c) => c,
         Err(exit) => return exit,
     };
-    let job = match build_job(name, &deps(pool.clone())) {
+    let job = match deps(pool.clone()).and_then(|deps| build_job(name, &deps)) {
         Ok(job) => job,
         Err(exit) => return exit,
     };
@@ -406,7 +422,10 @@ async fn schedule(cli: &Cli, declarations: Vec<JobDeclaration>) -> Exit {
         Ok(c) => c,
         Err(exit) => return exit,
     };
-    let deps = deps(pool.clone());
+    let deps = match deps(pool.clone()) {
+        Ok(deps) => deps,
+        Err(exit) => return exit,
+    };
     let mut jobs = Vec::new();
     for d in selected {
         match build_job(&d.name, &deps) {

@@ -106,7 +106,10 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let at = DateTime::parse_from_rfc2822(value)
         .ok()?
         .with_timezone(&Utc);
-    (at - Utc::now()).to_std().ok().or(Some(Duration::ZERO))
+    (at - crate::clock::wall())
+        .to_std()
+        .ok()
+        .or(Some(Duration::ZERO))
 }
 
 #[cfg(test)]

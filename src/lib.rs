@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`cli`]: the command line (clap), no I/O.
 //! - [`app`]: each command, from parsed arguments to an exit code; signals; wiring.
+//! - [`clock`]: the time jobs decide by (system, replayed, or a test's).
 //! - [`check`]: `check --connect`, reaching the database, schema and providers.
 //! - [`config`]: settings from the environment, secret-safe.
 //! - [`database`]: reaching the database, failing fast with the cause.
@@ -19,19 +20,22 @@
 //! - [`exit`]: the exit codes.
 //! - [`http`]: the one HTTP client setup and retry policy for providers.
 //! - [`storage`]: objects in a local directory or an S3-compatible service (R2).
-//! - [`backoff`]: how long a failing row waits before a later run retries it.
+//! - [`failure`]: what becomes of a failed item: given up, or retried when (one ladder).
+//! - [`queue`]: the `jobs` table as a work queue: claim, reclaim, finish.
 //! - [`jobs`]: the `Job` trait, the registry, and one module per job.
 
 pub mod app;
-pub mod backoff;
 pub mod check;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod database;
 pub mod declarations;
 pub mod exit;
+pub mod failure;
 pub mod http;
 pub mod jobs;
+pub mod queue;
 pub mod run;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;

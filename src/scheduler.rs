@@ -76,7 +76,7 @@ pub async fn run(jobs: Vec<Scheduled>, shared: Shared) -> Result<(), Error> {
         let next = scheduled
             .declaration
             .schedule
-            .next_after(chrono::Utc::now());
+            .next_after(crate::clock::wall());
         tracing::info!(
             job = %name,
             schedule = %scheduled.declaration.schedule,
@@ -149,7 +149,7 @@ fn fire_fn(
                 if let Err(e) = run::run_once(request, job).await {
                     tracing::error!(job = %declaration.name, error = %e, "run could not start");
                 }
-                let next = declaration.schedule.next_after(chrono::Utc::now());
+                let next = declaration.schedule.next_after(crate::clock::wall());
                 tracing::info!(next_fire = ?next, "next fire");
             };
             tracker.spawn(run.instrument(span));

@@ -235,7 +235,7 @@ impl S3Storage {
             .key(&object)
             .content_type(content_type)
             .content_length(bytes.len() as i64)
-            .metadata("uploadedAt", chrono::Utc::now().to_rfc3339())
+            .metadata("uploadedAt", crate::clock::wall().to_rfc3339())
             .metadata("bucketType", if public { "public" } else { "private" })
             .body(ByteStream::from(bytes));
         if public {

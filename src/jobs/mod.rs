@@ -115,11 +115,13 @@ pub struct Endpoint {
 }
 
 /// The shared dependencies jobs are built from. Built once per process by the runner.
-/// A job reads its own settings through `env`, never from the process directly.
+/// A job reads its own settings through `env`, never from the process directly, and
+/// the time through `clock`, never from the system.
 #[derive(Clone)]
 pub struct Deps {
     pub pool: PgPool,
     pub env: Arc<crate::config::Env>,
+    pub clock: crate::clock::Clock,
 }
 
 /// A registry entry: the declared name and how to build the job.

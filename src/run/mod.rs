@@ -29,6 +29,7 @@ use uuid::Uuid;
 pub use history::finish;
 pub use report::{Outcome, RunReport};
 
+use crate::clock;
 use crate::declarations::{JobDeclaration, Overlap};
 use crate::jobs::{Job, Summary};
 
@@ -74,7 +75,7 @@ impl RunRequest<'_> {
             job: self.declaration.name.clone(),
             trigger: self.trigger.to_string(),
             started_at,
-            finished_at: Utc::now(),
+            finished_at: clock::wall(),
             outcome,
             summary,
             error,
@@ -101,7 +102,7 @@ pub async fn run_once(req: RunRequest<'_>, job: Arc<dyn Job>) -> Result<RunRepor
 /// Takes the lock when the declaration asks for it, then supervises the job.
 async fn locked(req: &RunRequest<'_>, job: Arc<dyn Job>) -> Result<RunReport, RunnerError> {
     let decl = req.declaration;
-    let started_at = Utc::now();
+    let started_at = clock::wall();
     let lock = match decl.overlap {
         Overlap::Allow => None,
         Overlap::Forbid => {

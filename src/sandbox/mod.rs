@@ -651,7 +651,7 @@ fn status_webhook(id: &str, status: &str, message: &Value) -> Value {
     let mut entry = json!({
         "id": id,
         "status": status,
-        "timestamp": chrono::Utc::now().timestamp().to_string(),
+        "timestamp": crate::clock::wall().timestamp().to_string(),
         "recipient_id": message["to"],
     });
     if let Some(data) = message.get("biz_opaque_callback_data") {

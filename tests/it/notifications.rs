@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use chrono::TimeDelta;
+use run_job::clock::Clock;
 use run_job::jobs::notifications::{Notifications, Settings};
 use run_job::jobs::{RunContext, Summary};
 use run_job::sandbox::{ProviderScript, Sandbox};
@@ -34,7 +36,12 @@ fn settings(sb: &Sandbox, extra: &[(&str, &str)]) -> Settings {
 }
 
 async fn run(pool: &PgPool, settings: Settings) -> Summary {
-    let job = Notifications::new(pool.clone(), settings).unwrap();
+    run_at(pool, settings, &Clock::system()).await
+}
+
+/// A run on `clock`: a test moves it forward instead of waiting for a backoff.
+async fn run_at(pool: &PgPool, settings: Settings, clock: &Clock) -> Summary {
+    let job = Notifications::new(pool.clone(), settings, clock.clone()).unwrap();
     let cx = RunContext {
         pool: pool.clone(),
         cancel: CancellationToken::new(),
@@ -117,24 +124,6 @@ async fn state(pool: &PgPool, id: Uuid) -> (String, Value) {
         .fetch_one(pool)
         .await
         .unwrap()
-}
-
-/// Lets the retry waits pass: the row and each waiting channel are due now.
-async fn make_due(pool: &PgPool) {
-    sqlx::query(
-        r#"UPDATE notifications SET
-               next_attempt_at = now() - interval '1 second',
-               channel_status = (
-                   SELECT jsonb_object_agg(k, CASE WHEN v->>'status' = 'retry'
-                       THEN jsonb_set(v, '{retryAt}', to_jsonb(to_char((now() - interval '1 second') AT TIME ZONE 'UTC',
-                                                                       'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))
-                       ELSE v END)
-                     FROM jsonb_each(channel_status) AS e(k, v))
-             WHERE next_attempt_at IS NOT NULL"#,
-    )
-    .execute(pool)
-    .await
-    .unwrap();
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -239,7 +228,8 @@ async fn a_failing_channel_is_retried_later_and_the_others_are_not_resent(pool: 
         fail_next: 3,
         ..ProviderScript::default()
     });
-    run(&pool, settings(&sb, &[])).await;
+    let clock = Clock::system();
+    run_at(&pool, settings(&sb, &[]), &clock).await;
     let (status, channels) = state(&pool, id).await;
     assert_eq!(status, "pending");
     assert_eq!(channels["email"]["status"], "retry");
@@ -255,10 +245,10 @@ async fn a_failing_channel_is_retried_later_and_the_others_are_not_resent(pool: 
         "first retry after about a minute, got {next} s"
     );
 
-    run(&pool, settings(&sb, &[])).await;
+    run_at(&pool, settings(&sb, &[]), &clock).await;
     assert_eq!(sb.email_requests(), 3, "not due yet");
-    make_due(&pool).await;
-    run(&pool, settings(&sb, &[])).await;
+    clock.advance(TimeDelta::seconds(80));
+    run_at(&pool, settings(&sb, &[]), &clock).await;
     let (status, channels) = state(&pool, id).await;
     assert_eq!(
         (status.as_str(), &channels["email"]["status"]),
@@ -282,9 +272,10 @@ async fn retries_stop_at_the_limit_and_permanent_errors_are_not_retried(pool: Pg
         ..ProviderScript::default()
     });
     let two = settings(&sb, &[("NOTIFICATIONS_MAX_ATTEMPTS", "2")]);
-    run(&pool, two.clone()).await;
-    make_due(&pool).await;
-    run(&pool, two.clone()).await;
+    let clock = Clock::system();
+    run_at(&pool, two.clone(), &clock).await;
+    clock.advance(TimeDelta::seconds(80));
+    run_at(&pool, two.clone(), &clock).await;
     let (status, channels) = state(&pool, limited).await;
     assert_eq!(status, "failed");
     assert!(
@@ -733,9 +724,12 @@ async fn killing_runs_at_any_point_loses_nothing_and_sends_nothing_twice(pool: P
             .unwrap();
     sb.send_whatsapp_statuses(&receipts, "app-secret");
     everyone_notified(&pool, N).await;
-    let process = || {
+    // Every process runs on the same clock, `ahead` of the wall: the test moves it on
+    // to let a dead run's lease or a send's deadline pass instead of sleeping.
+    let process = |ahead: TimeDelta| {
         let mut cmd = crate::helpers::run_job_on(&pool);
         cmd.arg("notifications")
+            .env("RUN_JOB_NOW", (chrono::Utc::now() + ahead).to_rfc3339())
             .env("RESEND_API_KEY", "re_test_key")
             .env("RESEND_BASE_URL", &sb.base_url)
             .env("WHATSAPP_ACCESS_TOKEN", "wa_test_token")
@@ -749,6 +743,7 @@ async fn killing_runs_at_any_point_loses_nothing_and_sends_nothing_twice(pool: P
             .env("NOTIFICATIONS_LEASE_SECONDS", "2");
         cmd
     };
+    let mut ahead = TimeDelta::zero();
     // Kill points spread over start-up, claiming, sending and writing results.
     for (round, delay_ms) in [
         90u64, 160, 230, 300, 370, 440, 510, 580, 650, 720, 130, 270, 410, 550, 690,
@@ -756,19 +751,19 @@ async fn killing_runs_at_any_point_loses_nothing_and_sends_nothing_twice(pool: P
     .into_iter()
     .enumerate()
     {
-        let mut child = process().spawn().unwrap();
+        let mut child = process(ahead).spawn().unwrap();
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         crate::helpers::send_signal(child.id().unwrap(), "KILL");
         child.wait().await.unwrap();
         if round % 5 == 4 {
-            tokio::time::sleep(Duration::from_millis(2100)).await; // let dead runs' leases lapse
+            ahead += TimeDelta::seconds(3); // the dead runs' 2 s leases lapse
         }
     }
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    ahead += TimeDelta::seconds(3);
     // A message a dead run left `sending` without a receipt is sent again once the send's
     // deadline (15 s) and the receipt wait (1 s here) have passed since its mark.
     for _ in 0..15 {
-        let r = crate::helpers::output(process()).await;
+        let r = crate::helpers::output(process(ahead)).await;
         assert_eq!(r.code, Some(0), "{}", r.stderr);
         let pending: i64 =
             sqlx::query_scalar("SELECT count(*) FROM notifications WHERE status = 'pending'")
@@ -778,7 +773,7 @@ async fn killing_runs_at_any_point_loses_nothing_and_sends_nothing_twice(pool: P
         if pending == 0 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(2100)).await;
+        ahead += TimeDelta::seconds(20);
     }
 
     // Email: every notification delivered exactly once (Resend dedupes the retries' key).
@@ -1263,6 +1258,7 @@ async fn a_cancelled_run_releases_what_it_has_not_started(pool: PgPool) {
     let job = Notifications::new(
         pool.clone(),
         settings(&sb, &[("NOTIFICATIONS_CONCURRENCY", "1")]),
+        Clock::system(),
     )
     .unwrap();
     let cancel = CancellationToken::new();
@@ -1398,7 +1394,8 @@ async fn each_channel_keeps_its_own_retry_time(pool: PgPool) {
         fail_next: 1,
         ..ProviderScript::default()
     });
-    run(&pool, settings(&sb, &[])).await;
+    let clock = Clock::system();
+    run_at(&pool, settings(&sb, &[]), &clock).await;
     let (_, channels) = state(&pool, id).await;
     assert_eq!(
         (
@@ -1413,17 +1410,9 @@ async fn each_channel_keeps_its_own_retry_time(pool: PgPool) {
         "an error answer is not retried in-process: nothing was accepted"
     );
 
-    // WhatsApp's wait is over; the email's (Retry-After: 600) is not.
-    sqlx::query(
-        "UPDATE notifications SET next_attempt_at = now() - interval '1 second',
-                channel_status = jsonb_set(channel_status, '{whatsapp,retryAt}', to_jsonb('2000-01-01T00:00:00.000Z'::text))
-          WHERE id = $1",
-    )
-    .bind(id)
-    .execute(&pool)
-    .await
-    .unwrap();
-    run(&pool, settings(&sb, &[])).await;
+    // WhatsApp's wait (a minute, +20 %) is over; the email's (Retry-After: 600) is not.
+    clock.advance(TimeDelta::seconds(80));
+    run_at(&pool, settings(&sb, &[]), &clock).await;
     let (status, channels) = state(&pool, id).await;
     assert_eq!(channels["whatsapp"]["status"], "sent");
     assert_eq!(

@@ -91,7 +91,7 @@ fn scraping(pool: &PgPool, sites: &Sites, uploads: &std::path::Path) -> tokio::p
         .env("SCRAPER_ENTRASTE_URL", &sites.entraste.base_url)
         .env("SCRAPER_REDTICKETS_URL", &sites.redtickets.base_url)
         .env("SCRAPER_TICKANTEL_URL", &sites.tickantel.base_url)
-        .env("SCRAPER_NOW", NOW)
+        .env("RUN_JOB_NOW", NOW)
         .env("SCRAPER_SAME_DOMAIN_DELAY_SECS", "0")
         .env("SCRAPER_NAVIGATION_TIMEOUT_SECS", "3")
         .env(

@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use chrono::TimeDelta;
+use run_job::clock::Clock;
 use run_job::jobs::sync_payments::{Settings, SyncPayments};
 use run_job::jobs::{RunContext, Summary};
 use run_job::sandbox::{Behaviour, Sandbox, Scripted};
@@ -41,7 +43,12 @@ fn context(pool: &PgPool, cancel: CancellationToken) -> RunContext {
 }
 
 async fn run(pool: &PgPool, settings: Settings) -> Summary {
-    let job = SyncPayments::new(pool.clone(), settings).unwrap();
+    run_at(pool, settings, &Clock::system()).await
+}
+
+/// A run on `clock`: a test moves it forward instead of waiting for a backoff.
+async fn run_at(pool: &PgPool, settings: Settings, clock: &Clock) -> Summary {
+    let job = SyncPayments::new(pool.clone(), settings, clock.clone()).unwrap();
     let cx = context(pool, CancellationToken::new());
     job.run_once(&cx)
         .await
@@ -504,8 +511,9 @@ async fn stuck_payments_back_off_and_do_not_starve_newer_ones(pool: PgPool) {
 
     // A batch of one: the stuck payments come first, yet the fresh one gets its turn.
     let one = settings(&sb, &[("SYNC_PAYMENTS_BATCH_LIMIT", "1")]);
+    let clock = Clock::system();
     for _ in 0..3 {
-        run(&pool, one.clone()).await;
+        run_at(&pool, one.clone(), &clock).await;
     }
     assert_eq!(
         text(
@@ -545,7 +553,7 @@ async fn stuck_payments_back_off_and_do_not_starve_newer_ones(pool: PgPool) {
         );
     }
     let before = sb.api_requests();
-    run(&pool, settings(&sb, &[])).await;
+    run_at(&pool, settings(&sb, &[]), &clock).await;
     assert_eq!(
         sb.api_requests(),
         before,
@@ -554,12 +562,9 @@ async fn stuck_payments_back_off_and_do_not_starve_newer_ones(pool: PgPool) {
 
     // Once its wait is over and dLocal answers, the payment syncs and its backoff goes.
     sb.set_status("D-404", "PENDING", "100", "UYU");
-    sqlx::query("UPDATE payment_sync_state SET next_attempt_at = now() - interval '1 second'")
-        .execute(&pool)
-        .await
-        .unwrap();
+    clock.advance(TimeDelta::minutes(7));
     sb.set_status("D-AMT", "PENDING", "99.00", "UYU");
-    let s = run(&pool, settings(&sb, &[])).await;
+    let s = run_at(&pool, settings(&sb, &[]), &clock).await;
     assert_eq!(detail(&s, "payments_synced"), 1);
     let left: Vec<(Uuid, i32)> =
         sqlx::query_as("SELECT payment_id, failures FROM payment_sync_state")
@@ -875,7 +880,7 @@ async fn a_cancelled_run_stops_promptly_and_leaves_nothing_half_written(pool: Pg
         latency_ms: 3000,
         ..Behaviour::default()
     });
-    let job = SyncPayments::new(pool.clone(), settings(&sb, &[])).unwrap();
+    let job = SyncPayments::new(pool.clone(), settings(&sb, &[]), Clock::system()).unwrap();
     let cancel = CancellationToken::new();
     let cx = context(&pool, cancel.clone());
     let started = std::time::Instant::now();

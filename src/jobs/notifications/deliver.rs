@@ -20,6 +20,7 @@ use super::Notifications;
 use super::providers::{Attachment, SendError, WhatsAppMessage};
 use super::queries::{self, Claimed, OrderFacts, Outcome, Receipt, User};
 use super::{content, webpush};
+use crate::failure::{Decision, Failure};
 use crate::http::Transient;
 use crate::storage::StorageError;
 
@@ -128,7 +129,7 @@ impl Notifications {
                         (Settled::Done(entry), _) => entry,
                         (_, Some(reason)) => failed(attempts, reason),
                         (Settled::Waiting(entry), None) => entry,
-                        (Settled::NotSent, None) if attempts >= self.settings.max_attempts => {
+                        (Settled::NotSent, None) if self.settings.backoff.exhausted(attempts) => {
                             failed(
                                 attempts,
                                 format!(
@@ -160,14 +161,14 @@ impl Notifications {
             .await
         {
             Ok(provider_id) => json!({
-                "status": "sent", "attempts": attempts, "sentAt": iso(Utc::now()),
+                "status": "sent", "attempts": attempts, "sentAt": iso(self.clock.now()),
                 "providerId": provider_id,
             }),
             Err(SendError::Permanent(reason)) => failed(attempts, reason),
             Err(SendError::Unknown(reason)) => match self.settings.whatsapp_receipts_wait {
                 // Left `sending` (as marked before the call) until its receipt settles it.
                 Some(wait) => {
-                    let since = Utc::now();
+                    let since = self.clock.now();
                     awaiting_receipt(attempts, since, receipt_due(since, wait), Some(reason))
                 }
                 None => failed(
@@ -176,22 +177,18 @@ impl Notifications {
                 ),
             },
             Err(e) => {
-                let (message, after) = (e.to_string(), e.retry_after());
-                if attempts >= self.settings.max_attempts {
-                    return failed(
-                        attempts,
-                        format!("gave up after {attempts} attempts: {message}"),
-                    );
+                let failure = Failure::Transient {
+                    retry_after: e.retry_after(),
+                };
+                match self.settings.backoff.decide(now, attempts, &failure) {
+                    Decision::RetryAt(at) => json!({
+                        "status": "retry", "attempts": attempts, "error": e.to_string(),
+                        "retryAt": iso(at),
+                    }),
+                    Decision::Exhausted | Decision::Fatal => {
+                        failed(attempts, format!("gave up after {attempts} attempts: {e}"))
+                    }
                 }
-                let backoff = self.settings.backoff.next_attempt_at(now, attempts);
-                // Capped at a day: a provider's wait beyond that is not believable, and
-                // Resend keeps idempotency keys 24 h.
-                let asked = after
-                    .map(|a| a.min(std::time::Duration::from_secs(86_400)))
-                    .and_then(|a| TimeDelta::from_std(a).ok())
-                    .and_then(|a| now.checked_add_signed(a));
-                let at = asked.map_or(backoff, |a| a.max(backoff));
-                json!({"status": "retry", "attempts": attempts, "error": message, "retryAt": iso(at)})
             }
         }
     }
@@ -295,7 +292,7 @@ impl Notifications {
                 };
                 // Rate-limited before the mark, so `since` is when the request leaves.
                 self.whatsapp_rate.wait().await;
-                let since = iso(Utc::now());
+                let since = iso(self.clock.now());
                 let sending = json!({"status": "sending", "attempts": attempt, "since": since});
                 if !self.mark(n, "whatsapp", lease_until, &sending).await? {
                     return Err(SendError::Transient {
@@ -309,7 +306,7 @@ impl Notifications {
                     // this message `sending`, the fewer end failed though delivered.
                     let done = json!({
                         "status": "sent", "attempts": attempt,
-                        "sentAt": iso(Utc::now()), "providerId": provider_id,
+                        "sentAt": iso(self.clock.now()), "providerId": provider_id,
                     });
                     self.mark(n, "whatsapp", lease_until, &done).await.ok();
                 }
@@ -402,7 +399,8 @@ impl Notifications {
                 && let Some(invoice) = a["invoiceId"]
                     .as_str()
                     .and_then(|i| i.parse::<uuid::Uuid>().ok())
-                && let Err(e) = queries::mark_invoice_emailed(&self.pool, invoice).await
+                && let Err(e) =
+                    queries::mark_invoice_emailed(&self.pool, invoice, self.clock.now()).await
             {
                 tracing::warn!(error = %e, invoice_id = %invoice, "could not mark the invoice emailed");
             }

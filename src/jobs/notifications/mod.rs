@@ -34,8 +34,9 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use super::{Endpoint, Job, JobError, Registration, RunContext, Summary};
-use crate::backoff::RowBackoff;
+use crate::clock::Clock;
 use crate::config::{self, Env};
+use crate::failure::Backoff;
 use crate::http::Timeouts;
 use deliver::RateLimit;
 use queries::Outcome;
@@ -76,15 +77,15 @@ pub struct Settings {
     pub batch: i64,
     /// `NOTIFICATIONS_CONCURRENCY`: notifications delivered at once. Defaults to 10.
     pub concurrency: usize,
-    /// `NOTIFICATIONS_MAX_ATTEMPTS` per channel. Defaults to 5.
-    pub max_attempts: u32,
     /// `NOTIFICATIONS_LEASE_SECONDS`: how long a claim lasts. Defaults to 120.
     pub lease: Duration,
     /// `EMAIL_RATE_PER_SECOND` (2, as the original) and `WHATSAPP_RATE_PER_SECOND` (10);
     /// 0 lifts the limit.
     pub email_rate: u32,
     pub whatsapp_rate: u32,
-    pub backoff: RowBackoff,
+    /// A failing channel's waits and attempts; `NOTIFICATIONS_MAX_ATTEMPTS` (5) is its
+    /// limit.
+    pub backoff: Backoff,
     /// `VAPID_PUBLIC_KEY`, `VAPID_PRIVATE_KEY` (base64url) and `VAPID_SUBJECT`
     /// (`mailto:ayuda@revendiste.com`); without the keys pushes are logged, not sent.
     pub vapid: Option<(SecretString, String, String)>,
@@ -124,14 +125,23 @@ impl Settings {
             .filter(|wait| !wait.is_zero()),
             batch: config::parse(env, "NOTIFICATIONS_BATCH", 50i64, 1..=1000)?,
             concurrency: config::parse(env, "NOTIFICATIONS_CONCURRENCY", 10usize, 1..=200)?,
-            max_attempts: config::parse(env, "NOTIFICATIONS_MAX_ATTEMPTS", 5u32, 1..=50)?,
             lease: config::seconds(env, "NOTIFICATIONS_LEASE_SECONDS", 120, 2..=3600)?,
             email_rate: config::parse(env, "EMAIL_RATE_PER_SECOND", 2u32, 0..=1000)?,
             whatsapp_rate: config::parse(env, "WHATSAPP_RATE_PER_SECOND", 10u32, 0..=1000)?,
-            backoff: RowBackoff {
+            // The original waited 5 min × 2^n anchored on the row's creation, and its
+            // retries never ran (a failed row was never selected again). Here each
+            // channel waits from its own last attempt, a minute first: a provider's blip
+            // should not hold an order confirmation for five minutes.
+            backoff: Backoff {
                 initial: Duration::from_secs(60),
                 max: Duration::from_secs(3600),
                 jitter: 0.2,
+                limit: Some(config::parse(
+                    env,
+                    "NOTIFICATIONS_MAX_ATTEMPTS",
+                    5u32,
+                    1..=50,
+                )?),
             },
             storage: crate::storage::Storage::from_env(env)?,
             max_age: TimeDelta::hours(config::parse(
@@ -168,13 +178,15 @@ pub const REGISTRATION: Registration = Registration {
     name: "notifications",
     build: |deps| {
         let settings = Settings::from_env(&*deps.env)?;
-        Ok(Arc::new(Notifications::new(deps.pool.clone(), settings)?) as Arc<dyn Job>)
+        let job = Notifications::new(deps.pool.clone(), settings, deps.clock.clone())?;
+        Ok(Arc::new(job) as Arc<dyn Job>)
     },
 };
 
 /// The job.
 pub struct Notifications {
     pool: PgPool,
+    clock: Clock,
     settings: Settings,
     content: content::Content,
     resend: providers::Resend,
@@ -186,7 +198,11 @@ pub struct Notifications {
 }
 
 impl Notifications {
-    pub fn new(pool: PgPool, settings: Settings) -> anyhow::Result<Arc<Notifications>> {
+    pub fn new(
+        pool: PgPool,
+        settings: Settings,
+        clock: Clock,
+    ) -> anyhow::Result<Arc<Notifications>> {
         let timeouts = PROVIDER_TIMEOUTS;
         Ok(Arc::new(Notifications {
             content: content::Content::new().map_err(anyhow::Error::msg)?,
@@ -217,6 +233,7 @@ impl Notifications {
             email_rate: RateLimit::new(settings.email_rate),
             whatsapp_rate: RateLimit::new(settings.whatsapp_rate),
             pool,
+            clock,
             settings,
         }))
     }
@@ -227,8 +244,9 @@ impl Notifications {
         let mut summary = Summary::default();
         let (mut sent, mut failed, mut retrying) = (0u64, 0u64, 0u64);
         // Closed batches first: their notifications go out in this same run.
-        let merged = batches::merge_closed(&self.pool, Utc::now(), self.settings.batch).await?;
-        let queued = queue::run(&self.pool, Utc::now(), self.settings.batch).await?;
+        let merged =
+            batches::merge_closed(&self.pool, self.clock.now(), self.settings.batch).await?;
+        let queued = queue::run(&self.pool, self.clock.now(), self.settings.batch).await?;
         // Batches are claimed while the previous one's last sends are still in flight, so
         // deliveries do not drain to nothing between batches. Each outcome is written as
         // soon as its notification is done, so a run stopped mid-batch loses nothing it
@@ -328,7 +346,7 @@ impl Notifications {
     async fn claim_batch(
         &self,
     ) -> sqlx::Result<Option<Vec<(queries::Claimed, Arc<ClaimedBatch>)>>> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let lease_until =
             now + TimeDelta::from_std(self.settings.lease).unwrap_or(TimeDelta::minutes(5));
         let claimed = queries::claim(&self.pool, now, lease_until, self.settings.batch).await?;
@@ -382,7 +400,7 @@ impl Notifications {
             &self.pool,
             std::slice::from_ref(&outcome),
             batch.lease_until,
-            Utc::now(),
+            self.clock.now(),
         )
         .await
         {

@@ -224,12 +224,15 @@ pub async fn delete_subscription(pool: &PgPool, endpoint: &str) -> sqlx::Result<
     Ok(())
 }
 
-pub async fn mark_invoice_emailed(pool: &PgPool, invoice: Uuid) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE invoices SET email_sent_at = now() WHERE id = $1 AND email_sent_at IS NULL",
-    )
-    .bind(invoice)
-    .execute(pool)
-    .await?;
+pub async fn mark_invoice_emailed(
+    pool: &PgPool,
+    invoice: Uuid,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE invoices SET email_sent_at = $2 WHERE id = $1 AND email_sent_at IS NULL")
+        .bind(invoice)
+        .bind(at)
+        .execute(pool)
+        .await?;
     Ok(())
 }

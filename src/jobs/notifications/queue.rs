@@ -1,32 +1,22 @@
-//! The `jobs` queue, for the job types this job handles: `send-notification`.
+//! The `jobs` queue's `send-notification` rows, consumed here.
 //!
 //! The original enqueued `send-notification {notificationId}` for notifications created
 //! with deferred delivery. Here delivery is owned by the notification rows themselves
 //! (claimed, retried and finished by `deliver`), so a `send-notification` job is done once
 //! the job is acknowledged: the delivery loop delivers its notification row like any
-//! other, on the row's own schedule. The queue keeps the original's contract: claimed with
-//! `FOR UPDATE SKIP LOCKED`, `attempts` counted, a failure retried after 2^attempts
-//! minutes until `max_attempts`, a `processing` row older than 15 minutes reclaimed.
-//! Other job types (the invoice jobs) are never touched.
+//! other, on the row's own schedule. Claiming, reclaiming and the attempts ladder are the
+//! shared queue's ([`crate::queue`]); other job types (the invoice jobs) are never touched.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::failure::{Decision, Failure};
+use crate::queue;
+
 /// Job types handled here.
 const HANDLED: &[&str] = &["send-notification"];
-/// A `processing` job older than this belongs to a run that died.
-const STALE_MINUTES: i64 = 15;
-
-#[derive(sqlx::FromRow)]
-struct QueuedJob {
-    id: Uuid,
-    payload: Value,
-    attempts: i32,
-    max_attempts: i32,
-}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -42,33 +32,11 @@ pub struct QueueRun {
 }
 
 pub async fn run(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> anyhow::Result<QueueRun> {
-    let mut result = QueueRun::default();
-    let handled: Vec<String> = HANDLED.iter().map(|s| s.to_string()).collect();
-    result.reclaimed = sqlx::query(
-        "UPDATE jobs SET status = 'pending', started_at = NULL
-          WHERE status = 'processing' AND job_type = ANY($1) AND started_at < $2",
-    )
-    .bind(&handled)
-    .bind(now - TimeDelta::minutes(STALE_MINUTES))
-    .execute(pool)
-    .await?
-    .rows_affected();
-    let jobs: Vec<QueuedJob> = sqlx::query_as(
-        "UPDATE jobs SET status = 'processing', started_at = $1
-          WHERE id IN (
-                SELECT j.id FROM jobs j
-                 WHERE j.status = 'pending' AND j.job_type = ANY($2) AND j.scheduled_at <= $1
-                   AND j.attempts < j.max_attempts
-              ORDER BY j.scheduled_at LIMIT $3
-                   FOR UPDATE SKIP LOCKED)
-      RETURNING id, payload, attempts, max_attempts",
-    )
-    .bind(now)
-    .bind(&handled)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    for job in jobs {
+    let mut result = QueueRun {
+        reclaimed: queue::reclaim_stale(pool, now, HANDLED).await?,
+        ..QueueRun::default()
+    };
+    for job in queue::claim(pool, now, HANDLED, limit).await? {
         let outcome = match serde_json::from_value::<SendNotification>(job.payload.clone()) {
             Err(e) => Err(format!("Invalid payload: {e}")),
             Ok(p) => hand_over(pool, p.notification_id)
@@ -77,33 +45,16 @@ pub async fn run(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> anyhow::Resul
         };
         match outcome {
             Ok(()) => {
-                sqlx::query(
-                    "UPDATE jobs SET status = 'completed', completed_at = $2 WHERE id = $1",
-                )
-                .bind(job.id)
-                .bind(now)
-                .execute(pool)
-                .await?;
+                queue::complete(pool, &job, now).await?;
                 result.completed += 1;
             }
             Err(error) => {
-                // The original's backoff: 2^attempts minutes (1, 2, 4, ...), then failed.
-                let attempts = job.attempts + 1;
-                let dead = attempts >= job.max_attempts;
-                let retry_at = now + TimeDelta::minutes(1i64 << job.attempts.clamp(0, 20));
-                sqlx::query(
-                    "UPDATE jobs SET attempts = $2, error = $3, scheduled_at = $4, started_at = NULL,
-                            status = CASE WHEN $5 THEN 'failed'::job_status ELSE 'pending'::job_status END
-                      WHERE id = $1",
-                )
-                .bind(job.id)
-                .bind(attempts)
-                .bind(&error)
-                .bind(retry_at)
-                .bind(dead)
-                .execute(pool)
-                .await?;
-                tracing::warn!(job_id = %job.id, error = %error, attempts, dead, "send-notification job failed");
+                // As the original: even a payload that does not parse is tried again
+                // until the row's attempts run out.
+                let failure = Failure::Transient { retry_after: None };
+                let decision = queue::fail(pool, &job, now, &error, &failure).await?;
+                let dead = !matches!(decision, Some(Decision::RetryAt(_)));
+                tracing::warn!(job_id = %job.id, error = %error, attempts = job.attempts + 1, dead, "send-notification job failed");
                 result.failed += 1;
             }
         }

@@ -13,7 +13,6 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use chrono::Utc;
 use serde_json::json;
 
 use crate::http::{self, Timeouts};
@@ -179,7 +178,7 @@ impl Vapid {
             .join("/");
         let header = B64.encode(br#"{"typ":"JWT","alg":"ES256"}"#);
         let claims = B64.encode(
-            json!({"aud": origin, "exp": Utc::now().timestamp() + 12 * 3600, "sub": self.subject})
+            json!({"aud": origin, "exp": crate::clock::wall().timestamp() + 12 * 3600, "sub": self.subject})
                 .to_string(),
         );
         let signing_input = format!("{header}.{claims}");

@@ -29,6 +29,7 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use sqlx::PgPool;
 
+use crate::clock::Clock;
 use crate::config::{self, Env};
 use crate::jobs::{Endpoint, Job, JobError, Registration, RunContext, Summary};
 use crate::storage::Storage;
@@ -42,7 +43,8 @@ pub const REGISTRATION: Registration = Registration {
     name: "scraping",
     build: |deps| {
         let settings = Settings::from_env(&*deps.env)?;
-        Ok(Arc::new(Scraping::new(deps.pool.clone(), settings)?) as Arc<dyn Job>)
+        let job = Scraping::new(deps.pool.clone(), settings, deps.clock.clone())?;
+        Ok(Arc::new(job) as Arc<dyn Job>)
     },
 };
 
@@ -54,8 +56,6 @@ pub struct Settings {
     pub platforms: Vec<&'static str>,
     pub base_urls: [String; 3],
     pub cleanup_min_ratio: f64,
-    /// The instant the crawl counts as happening at; the clock unless `SCRAPER_NOW`.
-    pub now: Option<DateTime<Utc>>,
     pub images: ImageSettings,
     pub storage: Storage,
     /// Google Places base URL and key, when enrichment is on.
@@ -93,17 +93,6 @@ impl Settings {
                         })
                 })
                 .collect::<Result<_, _>>()?,
-        };
-        let now = match env("SCRAPER_NOW") {
-            None => None,
-            Some(text) => Some(
-                DateTime::parse_from_rfc3339(text.trim())
-                    .map_err(|e| config::Error {
-                        variable: "SCRAPER_NOW",
-                        message: format!("`{text}` is not an RFC 3339 instant: {e}"),
-                    })?
-                    .with_timezone(&Utc),
-            ),
         };
         let images = ImageSettings::from_env(env)?;
         Ok(Settings {
@@ -154,7 +143,6 @@ impl Settings {
                 base(env, "SCRAPER_TICKANTEL_URL", "https://tickantel.com.uy"),
             ],
             cleanup_min_ratio: config::parse(env, "SCRAPER_CLEANUP_MIN_RATIO", 0.5f64, 0.0..=1.0)?,
-            now,
             images,
             storage: Storage::from_env(env)?,
             places: env("GOOGLE_PLACES_API_KEY").map(|key| {
@@ -174,20 +162,23 @@ fn base(env: &Env, name: &str, default: &str) -> String {
         .to_string()
 }
 
+#[derive(Clone)]
 pub struct Scraping {
     pool: PgPool,
+    clock: Clock,
     settings: Settings,
     pipeline: Arc<ImagePipeline>,
 }
 
 impl Scraping {
-    pub fn new(pool: PgPool, settings: Settings) -> anyhow::Result<Scraping> {
+    pub fn new(pool: PgPool, settings: Settings, clock: Clock) -> anyhow::Result<Scraping> {
         let pipeline = Arc::new(ImagePipeline::new(
             &settings.images,
             settings.storage.clone(),
         )?);
         Ok(Scraping {
             pool,
+            clock,
             settings,
             pipeline,
         })
@@ -214,11 +205,7 @@ impl Scraping {
 
 impl Job for Scraping {
     fn run(&self, cx: RunContext) -> BoxFuture<'static, Result<Summary, JobError>> {
-        let job = Scraping {
-            pool: self.pool.clone(),
-            settings: self.settings.clone(),
-            pipeline: self.pipeline.clone(),
-        };
+        let job = self.clone();
         Box::pin(async move { job.run_once(&cx).await })
     }
 

@@ -69,7 +69,7 @@ struct Stored {
 
 impl Scraping {
     pub async fn run_once(&self, cx: &RunContext) -> Result<Summary, JobError> {
-        let now = self.settings.now.unwrap_or_else(Utc::now);
+        let now = self.clock.now();
         let crawls = self.crawl_sites(now, &cx.cancel).await?;
         let places = match &self.settings.places {
             Some((base, key)) => Some(venues::GooglePlaces::new(base, key.clone())?),

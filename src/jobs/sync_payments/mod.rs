@@ -25,7 +25,6 @@ mod sync;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use rust_decimal::Decimal;
@@ -36,8 +35,9 @@ use sqlx::PgPool;
 pub use dlocal::{DlocalPayment, PaymentStatus};
 
 use super::{Deps, Endpoint, Job, JobError, Progress, Registration, RunContext, Summary};
-use crate::backoff::RowBackoff;
+use crate::clock::Clock;
 use crate::config::{self, Env};
+use crate::failure::Backoff;
 use crate::http::{RetryPolicy, Timeouts};
 
 pub const REGISTRATION: Registration = Registration {
@@ -64,7 +64,7 @@ pub struct Settings {
     pub rates: money::Rates,
     /// `DLOCAL_TIMEOUT_SECONDS`: one provider call. Defaults to 30 (the original's).
     pub timeout: Duration,
-    pub backoff: RowBackoff,
+    pub backoff: Backoff,
 }
 
 impl Settings {
@@ -102,14 +102,24 @@ impl Settings {
                 )?,
             },
             timeout: config::seconds(env, "DLOCAL_TIMEOUT_SECONDS", 30, 1..=120)?,
-            backoff: RowBackoff::DEFAULT,
+            // The original asked about a failing payment every run (5 min) forever, so
+            // stuck payments starved newer ones (oldest first, 500 a run): 5 min, 10, 20, ...
+            // capped at 6 h. No limit: the order's expiry ends a pending payment.
+            backoff: Backoff {
+                initial: Duration::from_secs(5 * 60),
+                max: Duration::from_secs(6 * 3600),
+                jitter: 0.2,
+                limit: None,
+            },
         })
     }
 }
 
 /// The job.
+#[derive(Clone)]
 pub struct SyncPayments {
     pool: PgPool,
+    clock: Clock,
     dlocal: dlocal::DlocalClient,
     settings: Settings,
 }
@@ -132,10 +142,10 @@ struct Counts {
 impl SyncPayments {
     pub fn from_deps(deps: &Deps) -> anyhow::Result<SyncPayments> {
         let settings = Settings::from_env(&*deps.env)?;
-        SyncPayments::new(deps.pool.clone(), settings)
+        SyncPayments::new(deps.pool.clone(), settings, deps.clock.clone())
     }
 
-    pub fn new(pool: PgPool, settings: Settings) -> anyhow::Result<SyncPayments> {
+    pub fn new(pool: PgPool, settings: Settings, clock: Clock) -> anyhow::Result<SyncPayments> {
         let dlocal = dlocal::DlocalClient::new(
             &settings.dlocal_base_url,
             &settings.dlocal_api_key,
@@ -148,6 +158,7 @@ impl SyncPayments {
         )?;
         Ok(SyncPayments {
             pool,
+            clock,
             dlocal,
             settings,
         })
@@ -155,7 +166,7 @@ impl SyncPayments {
 
     /// Both phases once.
     pub async fn run_once(&self, cx: &RunContext) -> Result<Summary, JobError> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let mut counts = Counts::default();
         let candidates = queries::candidates(&self.pool, now, self.settings.batch_limit).await?;
         tracing::info!(candidates = candidates.len(), "syncing pending payments");
@@ -164,7 +175,7 @@ impl SyncPayments {
             .await;
         let expired = match &synced {
             Ok(()) if !cx.cancel.is_cancelled() => {
-                self.expire_orders(&cx.cancel, Utc::now(), &mut counts)
+                self.expire_orders(&cx.cancel, self.clock.now(), &mut counts)
                     .await
             }
             _ => Ok(()),
@@ -209,11 +220,7 @@ impl Counts {
 
 impl Job for SyncPayments {
     fn run(&self, cx: RunContext) -> BoxFuture<'static, Result<Summary, JobError>> {
-        let job = SyncPayments {
-            pool: self.pool.clone(),
-            dlocal: self.dlocal.clone(),
-            settings: self.settings.clone(),
-        };
+        let job = self.clone();
         async move { job.run_once(&cx).await }.boxed()
     }
 

@@ -1,0 +1,166 @@
+//! The `jobs` table as a work queue, for the jobs that consume it: notifications
+//! (`send-notification`) and, next, invoices (`notify-order-confirmed`,
+//! `notify-seller-ticket-sold`). A consumer names the job types it handles and never
+//! touches the others.
+//!
+//! The original's contract (apps/backend/src/services/job-queue/index.ts): a
+//! `processing` row older than 15 minutes belongs to a run that died and goes back to
+//! `pending` (attempts unchanged); rows are claimed with `FOR UPDATE SKIP LOCKED`, so
+//! runs side by side never take the same row; a failure counts an attempt and is retried
+//! after 2^attempts minutes (1, 2, 4, 8, 16) until the row's `max_attempts`, then
+//! `failed`. Every write after the claim is guarded by the row still being
+//! `processing`, so a run whose claim was reclaimed writes nothing.
+//!
+//! The notifications job claims its own rows (`notifications`) with the same shape:
+//! `SKIP LOCKED`, a claim that lapses (a lease there, the stale cut-off here), and
+//! attempts counted against a limit, decided by [`crate::failure`].
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::failure::{Backoff, Decision, Failure};
+
+/// A `processing` job older than this belongs to a run that died.
+const STALE: TimeDelta = TimeDelta::minutes(15);
+
+/// A claimed row of the queue.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct QueuedJob {
+    pub id: Uuid,
+    pub job_type: String,
+    pub payload: Value,
+    /// Attempts before this one.
+    pub attempts: i32,
+    pub max_attempts: i32,
+}
+
+impl QueuedJob {
+    /// The original's ladder, exactly: 2^attempts minutes, no jitter, the row's limit.
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            initial: Duration::from_secs(60),
+            max: Duration::from_secs(60 << 20),
+            jitter: 0.0,
+            limit: Some(self.max_attempts.max(1).unsigned_abs()),
+        }
+    }
+}
+
+/// Returns the handled `processing` rows of dead runs to `pending`; how many.
+pub async fn reclaim_stale(pool: &PgPool, now: DateTime<Utc>, types: &[&str]) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE jobs SET status = 'pending', started_at = NULL
+          WHERE status = 'processing' AND job_type = ANY($1) AND started_at < $2",
+    )
+    .bind(types)
+    .bind(now - STALE)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// Claims up to `limit` due rows of the handled types, oldest schedule first.
+pub async fn claim(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    types: &[&str],
+    limit: i64,
+) -> sqlx::Result<Vec<QueuedJob>> {
+    sqlx::query_as(
+        "UPDATE jobs SET status = 'processing', started_at = $1
+          WHERE id IN (
+                SELECT j.id FROM jobs j
+                 WHERE j.status = 'pending' AND j.job_type = ANY($2) AND j.scheduled_at <= $1
+                   AND j.attempts < j.max_attempts
+              ORDER BY j.scheduled_at LIMIT $3
+                   FOR UPDATE SKIP LOCKED)
+      RETURNING id, job_type, payload, attempts, max_attempts",
+    )
+    .bind(now)
+    .bind(types)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Marks a claimed row done. False if it was no longer ours (reclaimed as stale).
+pub async fn complete(pool: &PgPool, job: &QueuedJob, now: DateTime<Utc>) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE jobs SET status = 'completed', completed_at = $2
+          WHERE id = $1 AND status = 'processing'",
+    )
+    .bind(job.id)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records a failed attempt: the row goes back to `pending` at its retry time, or ends
+/// `failed` (a permanent failure, or the attempts used up). Returns the decision, or
+/// `None` if the row was no longer ours.
+pub async fn fail(
+    pool: &PgPool,
+    job: &QueuedJob,
+    now: DateTime<Utc>,
+    error: &str,
+    failure: &Failure,
+) -> sqlx::Result<Option<Decision>> {
+    let attempts = job.attempts.saturating_add(1);
+    let decision = job.backoff().decide(now, attempts.unsigned_abs(), failure);
+    let (status, retry_at) = match decision {
+        Decision::RetryAt(at) => ("pending", at),
+        Decision::Fatal | Decision::Exhausted => ("failed", now),
+    };
+    let done = sqlx::query(
+        "UPDATE jobs SET attempts = $2, error = $3, scheduled_at = $4, started_at = NULL,
+                status = $5::job_status
+          WHERE id = $1 AND status = 'processing'",
+    )
+    .bind(job.id)
+    .bind(attempts)
+    .bind(error)
+    .bind(retry_at)
+    .bind(status)
+    .execute(pool)
+    .await?;
+    Ok((done.rows_affected() == 1).then_some(decision))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_queue_waits_as_the_original_did_and_stops_at_the_rows_limit() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let job = |attempts| QueuedJob {
+            id: Uuid::nil(),
+            job_type: "send-notification".into(),
+            payload: Value::Null,
+            attempts,
+            max_attempts: 5,
+        };
+        let transient = Failure::Transient { retry_after: None };
+        let waits: Vec<i64> = (0..4)
+            .map(|before| {
+                match job(before)
+                    .backoff()
+                    .decide(now, before as u32 + 1, &transient)
+                {
+                    Decision::RetryAt(at) => (at - now).num_minutes(),
+                    other => panic!("{other:?}"),
+                }
+            })
+            .collect();
+        assert_eq!(waits, [1, 2, 4, 8]);
+        assert_eq!(
+            job(4).backoff().decide(now, 5, &transient),
+            Decision::Exhausted
+        );
+    }
+}
