@@ -1438,3 +1438,28 @@ fn a_whatsapp_token_without_a_phone_number_id_is_a_configuration_error() {
         "without credentials every channel has a console default"
     );
 }
+
+/// A channel state this code does not know (written by another version, or by hand)
+/// is not guessed at: the row is failed as it is, nothing is sent, and the other rows
+/// of the batch are delivered.
+#[sqlx::test(migrations = "./migrations")]
+async fn an_unknown_channel_state_fails_its_row_untouched_and_sends_nothing(pool: PgPool) {
+    let u = user(&pool, Some("odd@example.com"), None).await;
+    let odd = notification(&pool, u, "order_confirmed", "{email}", confirmed()).await;
+    let written = json!({"email": {"status": "queued", "attempts": 1}});
+    sqlx::query("UPDATE notifications SET channel_status = $2 WHERE id = $1")
+        .bind(odd)
+        .bind(&written)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let fine = notification(&pool, u, "order_confirmed", "{email}", confirmed()).await;
+    let sb = sandbox().await;
+    let s = run(&pool, settings(&sb, &[])).await;
+    let (status, channels) = state(&pool, odd).await;
+    assert_eq!(status, "failed");
+    assert_eq!(channels, written, "left as it was");
+    assert_eq!(state(&pool, fine).await.0, "sent");
+    assert_eq!(sb.email_requests(), 1, "only the readable row was sent");
+    assert_eq!((s.succeeded, s.failed), (1, 1));
+}

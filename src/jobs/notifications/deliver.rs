@@ -12,13 +12,14 @@
 //! receipts it is failed rather than risk a duplicate.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tokio::time::{Interval, MissedTickBehavior};
 
-use super::Notifications;
 use super::providers::{Attachment, SendError, WhatsAppMessage};
 use super::queries::{self, Claimed, OrderFacts, Outcome, Receipt, User};
+use super::state::{self, Channel, ChannelState, Channels, Delivery};
+use super::{ClaimedBatch, Notifications};
 use super::{content, webpush};
 use crate::failure::{Decision, Failure};
 use crate::http::Transient;
@@ -43,10 +44,6 @@ impl RateLimit {
     }
 }
 
-fn iso(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
 /// Channels not to send, with the reason: everything for a notification older than
 /// `max_age`; and the original's rules: everything for
 /// `order_expired`/`payment_failed` once the event has ended; the email of an
@@ -54,32 +51,26 @@ fn iso(t: DateTime<Utc>) -> String {
 /// days, and such a late email confuses more than it helps).
 pub fn skips(
     n: &Claimed,
+    channels: &[Channel],
     facts: Option<&OrderFacts>,
     now: DateTime<Utc>,
     max_age: TimeDelta,
-) -> Vec<(String, String)> {
+) -> Vec<(Channel, String)> {
     if now - n.created_at > max_age {
         let why = format!(
             "skipped: created {} hours ago, too late to send",
             (now - n.created_at).num_hours()
         );
-        return n
-            .channels
-            .iter()
-            .map(|c| (c.clone(), why.clone()))
-            .collect();
+        return channels.iter().map(|c| (*c, why.clone())).collect();
     }
     let Some(f) = facts else { return Vec::new() };
     if f.event_end_date < now {
-        return n
-            .channels
-            .iter()
-            .map(|c| (c.clone(), "skipped: the event has ended".to_string()))
-            .collect();
+        let why = "skipped: the event has ended";
+        return channels.iter().map(|c| (*c, why.to_string())).collect();
     }
     if n.kind == "order_expired" && now - f.order_created_at > TimeDelta::minutes(60) {
         return vec![(
-            "email".to_string(),
+            Channel::Email,
             "skipped: the order is more than an hour old".to_string(),
         )];
     }
@@ -87,29 +78,31 @@ pub fn skips(
 }
 
 impl Notifications {
+    /// Each channel of a claimed notification once (or not, with the reason), and the
+    /// notification's outcome.
     pub(super) async fn deliver(
         &self,
         n: &Claimed,
-        user: Option<&User>,
-        skip: &[(String, String)],
-        lease_until: DateTime<Utc>,
-        now: DateTime<Utc>,
+        channels: &[Channel],
+        mut states: Channels,
+        skip: &[(Channel, String)],
+        batch: &ClaimedBatch,
     ) -> Outcome {
-        let mut state: Map<String, Value> = match &n.channel_status {
-            Some(Value::Object(m)) => m.clone(),
-            _ => Map::new(),
-        };
+        let (lease_until, now) = (batch.lease_until, batch.now);
+        let user = batch.users.get(&n.user_id);
         let metadata = n.metadata.clone().unwrap_or(Value::Null);
         let invalid = self.content.validate(&n.kind, &metadata).err();
-        for channel in &n.channels {
-            let previous = state.get(channel).cloned().unwrap_or(Value::Null);
-            let attempts = previous["attempts"].as_u64().unwrap_or(0) as u32;
+        for &channel in channels {
+            let previous = states.get(&channel).cloned();
+            let attempts = previous.as_ref().map_or(0, ChannelState::attempts);
             let skipped = skip
                 .iter()
-                .find(|(c, _)| c == channel)
+                .find(|(c, _)| *c == channel)
                 .map(|(_, why)| why.clone());
             let not_yet =
-                previous["status"] == "retry" && at(&previous["retryAt"]).is_some_and(|t| t > now);
+                matches!(&previous, Some(ChannelState::Retry { retry_at, .. }) if *retry_at > now);
+            // Another channel made the row due; this one was asked to wait longer.
+            let wait = not_yet && skipped.is_none();
             // Why this channel is not to be sent, if it is not.
             let refused = skipped.or_else(|| invalid.clone());
             let attempt = Attempt {
@@ -121,16 +114,19 @@ impl Notifications {
                 now,
                 attempts,
             };
-            let entry = match previous["status"].as_str() {
-                Some("sent" | "failed") => continue,
+            let entry = match previous {
+                Some(state) if state.is_final() => continue,
                 // A send whose outcome is unknown: the receipts say what became of it.
-                Some("sending") => {
-                    match (self.unconfirmed(n, &previous, attempts, now).await, refused) {
+                Some(ChannelState::Sending { since, error, .. }) => {
+                    match (
+                        self.unconfirmed(n, since, error, attempts, now).await,
+                        refused,
+                    ) {
                         (Settled::Done(entry), _) => entry,
-                        (_, Some(reason)) => failed(attempts, reason),
+                        (_, Some(reason)) => ChannelState::failed(attempts, reason),
                         (Settled::Waiting(entry), None) => entry,
                         (Settled::NotSent, None) if self.settings.backoff.exhausted(attempts) => {
-                            failed(
+                            ChannelState::failed(
                                 attempts,
                                 format!(
                                     "gave up after {attempts} attempts, none confirmed by a receipt"
@@ -140,38 +136,39 @@ impl Notifications {
                         (Settled::NotSent, None) => self.attempt(attempt).await,
                     }
                 }
-                // Another channel made the row due; this one was asked to wait longer.
-                _ if not_yet && skip.iter().all(|(c, _)| c != channel) => continue,
+                _ if wait => continue,
                 _ => match refused {
-                    Some(reason) => failed(attempts, reason),
+                    Some(reason) => ChannelState::failed(attempts, reason),
                     None => self.attempt(attempt).await,
                 },
             };
-            state.insert(channel.clone(), entry);
+            states.insert(channel, entry);
         }
-        outcome(n, state)
+        outcome(n.id, channels, states)
     }
 
     /// Sends one channel once more and says what the channel's state becomes.
-    async fn attempt(&self, a: Attempt<'_>) -> Value {
+    async fn attempt(&self, a: Attempt<'_>) -> ChannelState {
         let attempts = a.attempts + 1;
         let now = a.now;
         match self
             .send(a.n, a.channel, a.user, a.metadata, a.lease_until, attempts)
             .await
         {
-            Ok(provider_id) => json!({
-                "status": "sent", "attempts": attempts, "sentAt": iso(self.clock.now()),
-                "providerId": provider_id,
-            }),
-            Err(SendError::Permanent(reason)) => failed(attempts, reason),
+            Ok(provider_id) => ChannelState::Sent {
+                attempts,
+                sent_at: Some(self.clock.now()),
+                provider_id: Some(provider_id),
+                confirmed_by: None,
+            },
+            Err(SendError::Permanent(reason)) => ChannelState::failed(attempts, reason),
             Err(SendError::Unknown(reason)) => match self.settings.whatsapp_receipts_wait {
                 // Left `sending` (as marked before the call) until its receipt settles it.
                 Some(wait) => {
                     let since = self.clock.now();
                     awaiting_receipt(attempts, since, receipt_due(since, wait), Some(reason))
                 }
-                None => failed(
+                None => ChannelState::failed(
                     attempts,
                     format!("{reason}; not sent again to avoid a duplicate"),
                 ),
@@ -181,13 +178,15 @@ impl Notifications {
                     retry_after: e.retry_after(),
                 };
                 match self.settings.backoff.decide(now, attempts, &failure) {
-                    Decision::RetryAt(at) => json!({
-                        "status": "retry", "attempts": attempts, "error": e.to_string(),
-                        "retryAt": iso(at),
-                    }),
-                    Decision::Exhausted | Decision::Fatal => {
-                        failed(attempts, format!("gave up after {attempts} attempts: {e}"))
-                    }
+                    Decision::RetryAt(retry_at) => ChannelState::Retry {
+                        attempts,
+                        error: e.to_string(),
+                        retry_at,
+                    },
+                    Decision::Exhausted | Decision::Fatal => ChannelState::failed(
+                        attempts,
+                        format!("gave up after {attempts} attempts: {e}"),
+                    ),
                 }
             }
         }
@@ -202,28 +201,30 @@ impl Notifications {
     async fn unconfirmed(
         &self,
         n: &Claimed,
-        previous: &Value,
+        since: Option<DateTime<Utc>>,
+        error: Option<String>,
         attempts: u32,
         now: DateTime<Utc>,
     ) -> Settled {
-        let since = at(&previous["since"]);
         let (Some(wait), Some(since)) = (self.settings.whatsapp_receipts_wait, since) else {
-            return Settled::Done(failed(
+            return Settled::Done(ChannelState::failed(
                 attempts,
                 "a run stopped while sending this; not sent again to avoid a duplicate".into(),
             ));
         };
         let settled_by = receipt_due(since, wait);
-        let waiting = |until: DateTime<Utc>, error: Option<String>| {
-            let error = error.or_else(|| previous["error"].as_str().map(str::to_string));
+        let waiting = |until: DateTime<Utc>, e: Option<String>| {
+            let error = e.or_else(|| error.clone());
             Settled::Waiting(awaiting_receipt(attempts, since, until, error))
         };
         match queries::whatsapp_receipt(&self.pool, &receipt_key(n.id)).await {
-            Ok(Some(Receipt::Sent { message_id, at })) => Settled::Done(json!({
-                "status": "sent", "attempts": attempts, "sentAt": iso(at),
-                "providerId": message_id, "confirmedBy": "receipt",
-            })),
-            Ok(Some(Receipt::Failed { error })) => Settled::Done(failed(
+            Ok(Some(Receipt::Sent { message_id, at })) => Settled::Done(ChannelState::Sent {
+                attempts,
+                sent_at: Some(at),
+                provider_id: Some(message_id),
+                confirmed_by: Some("receipt".into()),
+            }),
+            Ok(Some(Receipt::Failed { error })) => Settled::Done(ChannelState::failed(
                 attempts,
                 format!("WhatsApp reported the message undeliverable: {error}"),
             )),
@@ -241,7 +242,7 @@ impl Notifications {
     async fn send(
         &self,
         n: &Claimed,
-        channel: &str,
+        channel: Channel,
         user: Option<&User>,
         metadata: &Value,
         lease_until: DateTime<Utc>,
@@ -250,11 +251,11 @@ impl Notifications {
         match channel {
             // Stored in the database already: the app shows it. Web push to the user's
             // browsers is a side effect whose failures never change this channel.
-            "in_app" => {
+            Channel::InApp => {
                 self.push(n, metadata).await;
                 Ok(String::new())
             }
-            "email" => {
+            Channel::Email => {
                 let Some(to) = user
                     .and_then(|u| u.email.as_deref())
                     .filter(|e| !e.is_empty())
@@ -276,7 +277,7 @@ impl Notifications {
                 self.after_email(metadata).await;
                 Ok(sent)
             }
-            "whatsapp" => {
+            Channel::Whatsapp => {
                 let Some(to) = user
                     .and_then(|u| u.phone_number.as_deref())
                     .filter(|p| !p.is_empty())
@@ -292,9 +293,16 @@ impl Notifications {
                 };
                 // Rate-limited before the mark, so `since` is when the request leaves.
                 self.whatsapp_rate.wait().await;
-                let since = iso(self.clock.now());
-                let sending = json!({"status": "sending", "attempts": attempt, "since": since});
-                if !self.mark(n, "whatsapp", lease_until, &sending).await? {
+                let sending = ChannelState::Sending {
+                    attempts: attempt,
+                    since: Some(self.clock.now()),
+                    retry_at: None,
+                    error: None,
+                };
+                if !self
+                    .mark(n, Channel::Whatsapp, lease_until, &sending)
+                    .await?
+                {
                     return Err(SendError::Transient {
                         message: "claim lost before sending".into(),
                         after: None,
@@ -304,17 +312,18 @@ impl Notifications {
                 if let Ok(provider_id) = &sent {
                     // Recorded at once, not with the batch: the fewer moments a crash leaves
                     // this message `sending`, the fewer end failed though delivered.
-                    let done = json!({
-                        "status": "sent", "attempts": attempt,
-                        "sentAt": iso(self.clock.now()), "providerId": provider_id,
-                    });
-                    self.mark(n, "whatsapp", lease_until, &done).await.ok();
+                    let done = ChannelState::Sent {
+                        attempts: attempt,
+                        sent_at: Some(self.clock.now()),
+                        provider_id: Some(provider_id.clone()),
+                        confirmed_by: None,
+                    };
+                    self.mark(n, Channel::Whatsapp, lease_until, &done)
+                        .await
+                        .ok();
                 }
                 sent
             }
-            other => Err(SendError::Permanent(format!(
-                "channel {other} is not supported"
-            ))),
         }
     }
 
@@ -411,27 +420,33 @@ impl Notifications {
     async fn mark(
         &self,
         n: &Claimed,
-        channel: &str,
+        channel: Channel,
         lease_until: DateTime<Utc>,
-        state: &Value,
+        state: &ChannelState,
     ) -> Result<bool, SendError> {
         let database = |e: sqlx::Error| SendError::Transient {
             message: format!("database: {e}"),
             after: None,
         };
         let mut conn = self.pool.acquire().await.map_err(database)?;
-        queries::mark_channel(&mut conn, n.id, lease_until, channel, state)
-            .await
-            .map_err(database)
+        queries::mark_channel(
+            &mut conn,
+            n.id,
+            lease_until,
+            channel.as_str(),
+            &state.to_json(),
+        )
+        .await
+        .map_err(database)
     }
 }
 
 /// What the receipts say of a message left `sending`.
 enum Settled {
     /// Final: sent or failed.
-    Done(Value),
+    Done(ChannelState),
     /// Not known yet: the channel's state until it is asked again.
-    Waiting(Value),
+    Waiting(ChannelState),
     /// Never accepted: it may be sent again.
     NotSent,
 }
@@ -439,7 +454,7 @@ enum Settled {
 /// What a send is while it runs, for the receipt-settling above.
 struct Attempt<'a> {
     n: &'a Claimed,
-    channel: &'a str,
+    channel: Channel,
     user: Option<&'a User>,
     metadata: &'a Value,
     lease_until: DateTime<Utc>,
@@ -465,63 +480,35 @@ fn awaiting_receipt(
     since: DateTime<Utc>,
     until: DateTime<Utc>,
     error: Option<String>,
-) -> Value {
-    let mut entry = json!({
-        "status": "sending", "attempts": attempts, "since": iso(since), "retryAt": iso(until),
-    });
-    if let Some(e) = error {
-        entry["error"] = e.into();
+) -> ChannelState {
+    ChannelState::Sending {
+        attempts,
+        since: Some(since),
+        retry_at: Some(until),
+        error,
     }
-    entry
-}
-
-fn at(v: &Value) -> Option<DateTime<Utc>> {
-    v.as_str()
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc))
 }
 
 fn delta(d: std::time::Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::days(1))
 }
 
-fn failed(attempts: u32, reason: String) -> Value {
-    json!({"status": "failed", "attempts": attempts, "error": reason})
-}
-
 /// The notification's state from its channels': pending while any channel waits for a
-/// retry; then sent if any channel got through (the original's partial success), failed
-/// if none did.
-fn outcome(n: &Claimed, state: Map<String, Value>) -> Outcome {
-    let statuses: Vec<&str> = n
-        .channels
-        .iter()
-        .map(|c| {
-            state
-                .get(c)
-                .and_then(|s| s["status"].as_str())
-                .unwrap_or("failed")
-        })
-        .collect();
-    // A channel waiting for a retry or for its receipt keeps the row pending.
-    let retry_at = n
-        .channels
-        .iter()
-        .filter_map(|c| state.get(c))
-        .filter(|s| s["status"] == "retry" || s["status"] == "sending")
-        .filter_map(|s| at(&s["retryAt"]))
-        .min();
-    let (status, failed_once) = if retry_at.is_some() {
-        ("pending", 0)
-    } else if statuses.contains(&"sent") {
-        ("sent", 0)
-    } else {
-        ("failed", 1)
+/// retry or a receipt; then sent if any channel got through (the original's partial
+/// success), failed if none did. A listed channel with no state counts as failed.
+fn outcome(id: uuid::Uuid, channels: &[Channel], states: Channels) -> Outcome {
+    let listed = || channels.iter().filter_map(|c| states.get(c));
+    let retry_at = listed().filter_map(ChannelState::due_at).min();
+    let any_sent = listed().any(|s| matches!(s, ChannelState::Sent { .. }));
+    let (status, failed_once) = match (retry_at, any_sent) {
+        (Some(_), _) => (Delivery::Pending, 0),
+        (None, true) => (Delivery::Sent, 0),
+        (None, false) => (Delivery::Failed, 1),
     };
     Outcome {
-        id: n.id,
+        id,
         status,
-        channel_status: Value::Object(state),
+        channel_status: state::encode(&states),
         next_attempt_at: retry_at,
         failed_once,
     }

@@ -18,6 +18,7 @@ mod metadata;
 pub mod providers;
 mod queries;
 mod queue;
+mod state;
 pub mod webpush;
 
 use std::collections::HashMap;
@@ -40,6 +41,7 @@ use crate::failure::Backoff;
 use crate::http::Timeouts;
 use deliver::RateLimit;
 use queries::Outcome;
+use state::Delivery;
 
 /// Every provider call's limits. `request` bounds a whole exchange: a send marked at `t`
 /// is over by `t + request`, which the WhatsApp receipt wait counts from.
@@ -282,9 +284,9 @@ impl Notifications {
                 Some(outcome) = in_flight.next(), if !in_flight.is_empty() => {
                     summary.processed += 1;
                     match outcome.status {
-                        "sent" => sent += 1,
-                        "failed" => failed += 1,
-                        _ => retrying += 1,
+                        Delivery::Sent => sent += 1,
+                        Delivery::Failed => failed += 1,
+                        Delivery::Pending => retrying += 1,
                     }
                     cx.progress.set(summary.processed, sent, failed);
                 }
@@ -384,18 +386,26 @@ impl Notifications {
         ))
     }
 
-    /// Delivers one claimed row and writes its outcome.
+    /// Delivers one claimed row and writes its outcome. A row whose delivery state
+    /// cannot be read is failed untouched, never sent: what it already sent is unknown.
     async fn deliver_one(&self, n: queries::Claimed, batch: Arc<ClaimedBatch>) -> Outcome {
-        let skip = deliver::skips(&n, batch.facts.get(&n.id), batch.now, self.settings.max_age);
-        let outcome = self
-            .deliver(
-                &n,
-                batch.users.get(&n.user_id),
-                &skip,
-                batch.lease_until,
-                batch.now,
-            )
-            .await;
+        let outcome = match state::decode(n.id, &n.channels, n.channel_status.as_ref()) {
+            Ok((channels, states)) => {
+                let facts = batch.facts.get(&n.id);
+                let skip = deliver::skips(&n, &channels, facts, batch.now, self.settings.max_age);
+                self.deliver(&n, &channels, states, &skip, &batch).await
+            }
+            Err(error) => {
+                tracing::error!(notification_id = %n.id, %error, "delivery state unreadable; failed, not sent");
+                Outcome {
+                    id: n.id,
+                    status: Delivery::Failed,
+                    channel_status: n.channel_status.clone().unwrap_or_else(|| json!({})),
+                    next_attempt_at: None,
+                    failed_once: 1,
+                }
+            }
+        };
         if let Err(e) = queries::finish(
             &self.pool,
             std::slice::from_ref(&outcome),

@@ -128,7 +128,7 @@ pub async fn whatsapp_receipt(pool: &PgPool, callback_data: &str) -> sqlx::Resul
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
     pub id: Uuid,
-    pub status: &'static str,
+    pub status: super::state::Delivery,
     pub channel_status: Value,
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// 1 when the notification failed on every channel (the original's retry_count).

@@ -36,8 +36,7 @@ use crate::storage::Storage;
 pub use browser::BrowserSettings;
 use crawl::{CrawlSettings, Site};
 use images::{ImagePipeline, ImageSettings};
-
-pub const PLATFORMS: [&str; 3] = ["entraste", "redtickets", "tickantel"];
+use sites::{SITES, SiteEntry};
 
 pub const REGISTRATION: Registration = Registration {
     name: "scraping",
@@ -53,8 +52,8 @@ pub struct Settings {
     pub browser: BrowserSettings,
     pub crawl: CrawlSettings,
     pub concurrency: usize,
-    pub platforms: Vec<&'static str>,
-    pub base_urls: [String; 3],
+    /// The sites to crawl (`SCRAPER_PLATFORMS`, all by default) and each one's base URL.
+    pub sites: Vec<(&'static SiteEntry, String)>,
     pub cleanup_min_ratio: f64,
     pub images: ImageSettings,
     pub storage: Storage,
@@ -76,24 +75,34 @@ fn default_chromium() -> PathBuf {
 impl Settings {
     pub fn from_env(env: &Env) -> Result<Settings, config::Error> {
         let secs = |name, default, max| config::seconds(env, name, default, 0..=max);
-        let platforms = match env("SCRAPER_PLATFORMS") {
-            None => PLATFORMS.to_vec(),
+        let names = || {
+            SITES
+                .iter()
+                .map(|e| e.platform)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let chosen: Vec<&'static SiteEntry> = match env("SCRAPER_PLATFORMS") {
+            None => SITES.iter().collect(),
             Some(list) => list
                 .split(',')
                 .map(str::trim)
                 .filter(|p| !p.is_empty())
                 .map(|p| {
-                    PLATFORMS
+                    SITES
                         .iter()
-                        .copied()
-                        .find(|known| *known == p)
+                        .find(|e| e.platform == p)
                         .ok_or_else(|| config::Error {
                             variable: "SCRAPER_PLATFORMS",
-                            message: format!("`{p}` is not one of {}", PLATFORMS.join(", ")),
+                            message: format!("`{p}` is not one of {}", names()),
                         })
                 })
                 .collect::<Result<_, _>>()?,
         };
+        let sites = chosen
+            .into_iter()
+            .map(|e| (e, base(env, e.url_variable, e.default_url)))
+            .collect();
         let images = ImageSettings::from_env(env)?;
         Ok(Settings {
             browser: BrowserSettings {
@@ -136,12 +145,7 @@ impl Settings {
                 },
             },
             concurrency: config::parse(env, "SCRAPER_MAX_CONCURRENCY", 4usize, 1..=32)?,
-            platforms,
-            base_urls: [
-                base(env, "SCRAPER_ENTRASTE_URL", "https://entraste.com"),
-                base(env, "SCRAPER_REDTICKETS_URL", "https://redtickets.uy"),
-                base(env, "SCRAPER_TICKANTEL_URL", "https://tickantel.com.uy"),
-            ],
+            sites,
             cleanup_min_ratio: config::parse(env, "SCRAPER_CLEANUP_MIN_RATIO", 0.5f64, 0.0..=1.0)?,
             images,
             storage: Storage::from_env(env)?,
@@ -185,19 +189,14 @@ impl Scraping {
     }
 
     fn sites(&self, now: DateTime<Utc>) -> Vec<Box<dyn Site>> {
-        let cx = |i: usize| sites::SiteContext {
-            base: self.settings.base_urls[i].clone(),
-            now,
-        };
         self.settings
-            .platforms
+            .sites
             .iter()
-            .map(|p| -> Box<dyn Site> {
-                match *p {
-                    "entraste" => Box::new(sites::entraste::Entraste { cx: cx(0) }),
-                    "redtickets" => Box::new(sites::redtickets::RedTickets { cx: cx(1) }),
-                    _ => Box::new(sites::tickantel::Tickantel { cx: cx(2) }),
-                }
+            .map(|(entry, base)| {
+                (entry.build)(sites::SiteContext {
+                    base: base.clone(),
+                    now,
+                })
             })
             .collect()
     }
@@ -212,14 +211,11 @@ impl Job for Scraping {
     fn endpoints(&self) -> Vec<Endpoint> {
         let mut endpoints: Vec<Endpoint> = self
             .settings
-            .platforms
+            .sites
             .iter()
-            .filter_map(|p| {
-                let i = PLATFORMS.iter().position(|known| known == p)?;
-                Some(Endpoint {
-                    name: PLATFORMS[i],
-                    url: self.settings.base_urls[i].clone(),
-                })
+            .map(|(entry, base)| Endpoint {
+                name: entry.platform,
+                url: base.clone(),
             })
             .collect();
         if let Some((base, _)) = &self.settings.places {

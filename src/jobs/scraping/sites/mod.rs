@@ -13,6 +13,40 @@ pub mod tickantel;
 use chrono::{DateTime, Utc};
 
 use super::browser::PageError;
+use super::crawl::Site;
+
+/// One site the job can crawl. Adding a site is one entry here and its module.
+#[derive(Debug)]
+pub struct SiteEntry {
+    /// Its name in `SCRAPER_PLATFORMS` and in `events.platform`.
+    pub platform: &'static str,
+    /// The variable that points the crawl elsewhere (a mirror, the tests' fixtures).
+    pub url_variable: &'static str,
+    pub default_url: &'static str,
+    pub build: fn(SiteContext) -> Box<dyn Site>,
+}
+
+/// Every site, in the order they are crawled and reported.
+pub const SITES: &[SiteEntry] = &[
+    SiteEntry {
+        platform: "entraste",
+        url_variable: "SCRAPER_ENTRASTE_URL",
+        default_url: "https://entraste.com",
+        build: |cx| Box::new(entraste::Entraste { cx }),
+    },
+    SiteEntry {
+        platform: "redtickets",
+        url_variable: "SCRAPER_REDTICKETS_URL",
+        default_url: "https://redtickets.uy",
+        build: |cx| Box::new(redtickets::RedTickets { cx }),
+    },
+    SiteEntry {
+        platform: "tickantel",
+        url_variable: "SCRAPER_TICKANTEL_URL",
+        default_url: "https://tickantel.com.uy",
+        build: |cx| Box::new(tickantel::Tickantel { cx }),
+    },
+];
 
 /// What every site scraper knows besides its own rules.
 #[derive(Debug, Clone)]
