@@ -5,6 +5,9 @@
 //! one way: declaration → runner → job → database and providers.
 //!
 //! # Layout
+//! Modules the binary, the tests and the benchmarks use are public; the rest are the
+//! crate's own.
+//!
 //! - [`cli`]: the command line (clap), no I/O.
 //! - [`app`]: each command, from parsed arguments to an exit code; signals; wiring.
 //! - [`clock`]: the time jobs decide by (system, replayed, or a test's).
@@ -21,26 +24,28 @@
 //! - [`http`]: the one HTTP client setup and retry policy for providers.
 //! - [`storage`]: objects in a local directory or an S3-compatible service (R2).
 //! - [`failure`]: what becomes of a failed item: given up, or retried when (one ladder).
+//! - [`notify`]: notification rows jobs leave for the notifications job.
 //! - [`queue`]: the `jobs` table as a work queue: claim, reclaim, finish.
 //! - [`jobs`]: the `Job` trait, the registry, and one module per job.
 
 pub mod app;
-pub mod check;
+mod check;
 pub mod cli;
 pub mod clock;
-pub mod config;
-pub mod database;
-pub mod declarations;
+mod config;
+mod database;
+mod declarations;
 pub mod exit;
-pub mod failure;
-pub mod http;
+mod failure;
+mod http;
 pub mod jobs;
-pub mod queue;
+mod notify;
+mod queue;
 pub mod run;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod schedule;
-pub mod scheduler;
-pub mod schema;
+mod scheduler;
+mod schema;
 pub mod storage;
 pub mod telemetry;

@@ -1,4 +1,5 @@
-//! The `jobs` table as a work queue, for the jobs that consume it: notifications
+//! The `jobs` table as a work queue: rows added by the jobs that leave work
+//! ([`enqueue`]: sync-payments' invoice jobs), consumed by the jobs that do it: notifications
 //! (`send-notification`) and, next, invoices (`notify-order-confirmed`,
 //! `notify-seller-ticket-sold`). A consumer names the job types it handles and never
 //! touches the others.
@@ -23,6 +24,37 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::failure::{Backoff, Decision, Failure};
+
+/// A row to add to the queue, deduplicated by its idempotency key.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NewJob {
+    pub job_type: &'static str,
+    pub payload: Value,
+    pub idempotency_key: String,
+}
+
+/// Adds `rows` in the caller's transaction; a key already queued (in any status) adds
+/// nothing, as in the original.
+pub async fn enqueue(
+    conn: &mut sqlx::PgConnection,
+    rows: &[NewJob],
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO jobs (job_type, payload, idempotency_key, scheduled_at, created_at)
+         SELECT x.job_type, x.payload, x.idempotency_key, $2, $2
+           FROM jsonb_to_recordset($1) AS x(job_type text, payload jsonb, idempotency_key text)
+         ON CONFLICT (idempotency_key) DO NOTHING",
+    )
+    .bind(sqlx::types::Json(rows))
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
 
 /// A `processing` job older than this belongs to a run that died.
 const STALE: TimeDelta = TimeDelta::minutes(15);

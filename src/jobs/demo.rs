@@ -2,8 +2,7 @@
 //! image): they sleep, fail, ignore cancellation, or run side by side. Their
 //! declarations live in `tests/jobs/`, out of the Terraform's sight.
 //!
-//! `RUN_JOB_DEMO_SLEEP_MS` (default 2000) sets how long the sleeping jobs work; test
-//! code is the one place a job may read the environment itself.
+//! `RUN_JOB_DEMO_SLEEP_MS` (default 2000) sets how long the sleeping jobs work.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,19 +10,19 @@ use std::time::Duration;
 use anyhow::anyhow;
 use futures::FutureExt;
 
-use super::{Job, JobError, Registration, RunContext, Summary};
+use super::{Deps, Job, JobError, Registration, RunContext, Summary};
 
 pub const SLEEP: Registration = Registration {
     name: "demo-sleep",
-    build: |_| Ok(Arc::new(Sleep { stubborn: false })),
+    build: |deps| Ok(Arc::new(Sleep::new(deps, false))),
 };
 pub const STUBBORN: Registration = Registration {
     name: "demo-stubborn",
-    build: |_| Ok(Arc::new(Sleep { stubborn: true })),
+    build: |deps| Ok(Arc::new(Sleep::new(deps, true))),
 };
 pub const PARALLEL: Registration = Registration {
     name: "demo-parallel",
-    build: |_| Ok(Arc::new(Sleep { stubborn: false })),
+    build: |deps| Ok(Arc::new(Sleep::new(deps, false))),
 };
 pub const FAIL: Registration = Registration {
     name: "demo-fail",
@@ -32,18 +31,23 @@ pub const FAIL: Registration = Registration {
 
 const TICK: Duration = Duration::from_millis(100);
 
-fn sleep_duration() -> Duration {
-    let ms = std::env::var("RUN_JOB_DEMO_SLEEP_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
-    Duration::from_millis(ms)
-}
-
 /// Works in 100 ms ticks, one "item" each, and writes a row per run so tests can see
 /// it touched the database. Stops at the next tick when cancelled, unless stubborn.
 struct Sleep {
     stubborn: bool,
+    duration: Duration,
+}
+
+impl Sleep {
+    fn new(deps: &Deps, stubborn: bool) -> Sleep {
+        let ms = (deps.env)("RUN_JOB_DEMO_SLEEP_MS")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2000);
+        Sleep {
+            stubborn,
+            duration: Duration::from_millis(ms),
+        }
+    }
 }
 
 impl Job for Sleep {
@@ -52,8 +56,8 @@ impl Job for Sleep {
         cx: RunContext,
     ) -> futures::future::BoxFuture<'static, Result<Summary, JobError>> {
         let stubborn = self.stubborn;
+        let ticks = (self.duration.as_millis() / TICK.as_millis()).max(1) as u64;
         async move {
-            let ticks = (sleep_duration().as_millis() / TICK.as_millis()).max(1) as u64;
             let mut summary = Summary::default();
             for _ in 0..ticks {
                 if cx.cancel.is_cancelled() && !stubborn {

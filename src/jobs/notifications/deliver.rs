@@ -151,10 +151,7 @@ impl Notifications {
     async fn attempt(&self, a: Attempt<'_>) -> ChannelState {
         let attempts = a.attempts + 1;
         let now = a.now;
-        match self
-            .send(a.n, a.channel, a.user, a.metadata, a.lease_until, attempts)
-            .await
-        {
+        match self.send(&a, attempts).await {
             Ok(provider_id) => ChannelState::Sent {
                 attempts,
                 sent_at: Some(self.clock.now()),
@@ -238,93 +235,97 @@ impl Notifications {
         }
     }
 
-    /// One channel, once. `Ok` carries the provider's message id.
-    async fn send(
-        &self,
-        n: &Claimed,
-        channel: Channel,
-        user: Option<&User>,
-        metadata: &Value,
-        lease_until: DateTime<Utc>,
-        attempt: u32,
-    ) -> Result<String, SendError> {
-        match channel {
+    /// One channel, once (`attempt` counts this one). `Ok` carries the provider's
+    /// message id.
+    async fn send(&self, a: &Attempt<'_>, attempt: u32) -> Result<String, SendError> {
+        match a.channel {
             // Stored in the database already: the app shows it. Web push to the user's
             // browsers is a side effect whose failures never change this channel.
             Channel::InApp => {
-                self.push(n, metadata).await;
+                self.push(a.n, a.metadata).await;
                 Ok(String::new())
             }
-            Channel::Email => {
-                let Some(to) = user
-                    .and_then(|u| u.email.as_deref())
-                    .filter(|e| !e.is_empty())
-                else {
-                    return Err(SendError::Permanent(
-                        "user not found or has no email".into(),
-                    ));
-                };
-                let mut email = self
-                    .content
-                    .email(&n.kind, to, metadata, n.actions.as_ref())
-                    .map_err(SendError::Permanent)?;
-                email.attachments = self.attachments(metadata).await?;
-                self.email_rate.wait().await;
-                let sent = self
-                    .resend
-                    .send(&email, &format!("notification-{}-email", n.id))
-                    .await?;
-                self.after_email(metadata).await;
-                Ok(sent)
-            }
-            Channel::Whatsapp => {
-                let Some(to) = user
-                    .and_then(|u| u.phone_number.as_deref())
-                    .filter(|p| !p.is_empty())
-                else {
-                    return Err(SendError::Permanent("user has no phone number".into()));
-                };
-                let Some(message) = content::whatsapp(&n.kind, to, metadata) else {
-                    return Ok("no template for this type".into());
-                };
-                let message = WhatsAppMessage {
-                    callback_data: receipt_key(n.id),
-                    ..message
-                };
-                // Rate-limited before the mark, so `since` is when the request leaves.
-                self.whatsapp_rate.wait().await;
-                let sending = ChannelState::Sending {
-                    attempts: attempt,
-                    since: Some(self.clock.now()),
-                    retry_at: None,
-                    error: None,
-                };
-                if !self
-                    .mark(n, Channel::Whatsapp, lease_until, &sending)
-                    .await?
-                {
-                    return Err(SendError::Transient {
-                        message: "claim lost before sending".into(),
-                        after: None,
-                    });
-                }
-                let sent = self.whatsapp.send(&message).await;
-                if let Ok(provider_id) = &sent {
-                    // Recorded at once, not with the batch: the fewer moments a crash leaves
-                    // this message `sending`, the fewer end failed though delivered.
-                    let done = ChannelState::Sent {
-                        attempts: attempt,
-                        sent_at: Some(self.clock.now()),
-                        provider_id: Some(provider_id.clone()),
-                        confirmed_by: None,
-                    };
-                    self.mark(n, Channel::Whatsapp, lease_until, &done)
-                        .await
-                        .ok();
-                }
-                sent
-            }
+            Channel::Email => self.send_email(a).await,
+            Channel::Whatsapp => self.send_whatsapp(a, attempt).await,
         }
+    }
+
+    /// Through Resend, with the notification's idempotency key: repeating it is safe.
+    async fn send_email(&self, a: &Attempt<'_>) -> Result<String, SendError> {
+        let n = a.n;
+        let Some(to) = a
+            .user
+            .and_then(|u| u.email.as_deref())
+            .filter(|e| !e.is_empty())
+        else {
+            return Err(SendError::Permanent(
+                "user not found or has no email".into(),
+            ));
+        };
+        let mut email = self
+            .content
+            .email(&n.kind, to, a.metadata, n.actions.as_ref())
+            .map_err(SendError::Permanent)?;
+        email.attachments = self.attachments(a.metadata).await?;
+        self.email_rate.wait().await;
+        let sent = self
+            .resend
+            .send(&email, &format!("notification-{}-email", n.id))
+            .await?;
+        self.after_email(a.metadata).await;
+        Ok(sent)
+    }
+
+    /// Through the WhatsApp Cloud API, which has no idempotency key: the channel is
+    /// marked `sending` (committed) before the call, so a crash mid-send is known.
+    async fn send_whatsapp(&self, a: &Attempt<'_>, attempt: u32) -> Result<String, SendError> {
+        let n = a.n;
+        let Some(to) = a
+            .user
+            .and_then(|u| u.phone_number.as_deref())
+            .filter(|p| !p.is_empty())
+        else {
+            return Err(SendError::Permanent("user has no phone number".into()));
+        };
+        let Some(message) = content::whatsapp(&n.kind, to, a.metadata) else {
+            return Ok("no template for this type".into());
+        };
+        let message = WhatsAppMessage {
+            callback_data: receipt_key(n.id),
+            ..message
+        };
+        // Rate-limited before the mark, so `since` is when the request leaves.
+        self.whatsapp_rate.wait().await;
+        let sending = ChannelState::Sending {
+            attempts: attempt,
+            since: Some(self.clock.now()),
+            retry_at: None,
+            error: None,
+        };
+        if !self
+            .mark(n, Channel::Whatsapp, a.lease_until, &sending)
+            .await?
+        {
+            return Err(SendError::Transient {
+                message: "claim lost before sending".into(),
+                after: None,
+            });
+        }
+        let sent = self.whatsapp.send(&message).await;
+        if let Ok(provider_id) = &sent {
+            // Recorded at once, not with the batch: the fewer moments a crash leaves
+            // this message `sending`, the fewer end failed though delivered.
+            let done = ChannelState::Sent {
+                attempts: attempt,
+                sent_at: Some(self.clock.now()),
+                provider_id: Some(provider_id.clone()),
+                confirmed_by: None,
+            };
+            self.mark(n, Channel::Whatsapp, a.lease_until, &done)
+                .await
+                .ok();
+        }
+        sent
     }
 
     /// Web-pushes the notification to every browser the user subscribed; deletes the

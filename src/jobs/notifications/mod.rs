@@ -314,25 +314,33 @@ impl Notifications {
             });
         }
         summary.succeeded = sent;
-        summary.failed = failed;
-        summary.failed += merged.failed + queued.failed;
-        summary.details = json!({
-            "sent": sent,
-            "failed": failed,
-            "retrying": retrying,
-            "batches_merged": merged.processed,
-            "batches_cancelled": merged.cancelled,
-            "batches_failed": merged.failed,
-            "batch_items_recovered": merged.orphans_moved,
-            "queue_jobs_completed": queued.completed,
-            "queue_jobs_failed": queued.failed,
-            "queue_jobs_reclaimed": queued.reclaimed,
-        })
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
+        summary.failed = failed + merged.failed + queued.failed;
+        summary.details = details(sent, failed, retrying, &merged, &queued);
         Ok(summary)
     }
+}
+
+/// The summary's job-specific counters.
+fn details(
+    sent: u64,
+    failed: u64,
+    retrying: u64,
+    merged: &batches::Merged,
+    queued: &queue::QueueRun,
+) -> serde_json::Map<String, serde_json::Value> {
+    let details = json!({
+        "sent": sent,
+        "failed": failed,
+        "retrying": retrying,
+        "batches_merged": merged.processed,
+        "batches_cancelled": merged.cancelled,
+        "batches_failed": merged.failed,
+        "batch_items_recovered": merged.orphans_moved,
+        "queue_jobs_completed": queued.completed,
+        "queue_jobs_failed": queued.failed,
+        "queue_jobs_reclaimed": queued.reclaimed,
+    });
+    details.as_object().cloned().unwrap_or_default()
 }
 
 /// What a claimed batch's rows share.

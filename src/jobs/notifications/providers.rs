@@ -92,82 +92,92 @@ async fn post(
         for (k, v) in headers {
             request = request.header(*k, *v);
         }
-        let response = request.send().await.map_err(|e| {
-            if repeat == Repeat::AtMostOnce && !e.is_connect() {
-                SendError::Unknown(format!(
-                    "{provider}: outcome unknown (no answer after sending)"
-                ))
-            } else {
-                SendError::Transient {
-                    message: format!(
-                        "{provider} unreachable: {}",
-                        if e.is_timeout() {
-                            "timed out"
-                        } else {
-                            "connection failed"
-                        }
-                    ),
-                    after: None,
-                }
-            }
-        })?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| no_answer(&e, provider, repeat))?;
         let status = response.status();
         let after = http::retry_after(response.headers());
-        let bytes = match response.bytes().await {
-            Ok(b) => b,
+        match response.bytes().await {
+            Ok(bytes) => classify(status, after, &bytes, provider, repeat),
             // Accepted, then the body was cut off: it was sent.
-            Err(_) if status.is_success() => return Ok(Value::Null),
-            Err(_) => {
-                return Err(SendError::Transient {
-                    message: format!("{provider} answer cut off"),
-                    after: None,
-                });
-            }
-        };
-        let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
-        let detail = parsed
-            .as_ref()
-            .and_then(|v| v.get("message").or_else(|| v.pointer("/error/message")))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| {
-                String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned()
-            });
-        match status.as_u16() {
-            200..=299 => match (parsed, repeat) {
-                (Some(v), _) => Ok(v),
-                // A provider that deduplicates can be asked again to get a readable answer.
-                (None, Repeat::Safe) => Err(SendError::Transient {
-                    message: format!("{provider} answered {status} with a body that is not JSON"),
-                    after: None,
-                }),
-                (None, Repeat::AtMostOnce) => Ok(Value::Null),
-            },
-            429 => {
-                let message = format!("{provider} answered 429: {detail}");
-                match after {
-                    Some(after) if after > QUICK.max => Err(SendError::Deferred { message, after }),
-                    _ => Err(SendError::Transient { message, after }),
-                }
-            }
-            // Resend: the same idempotency key still in flight (a retry racing the
-            // first request). Asking again later gets the first request's answer.
-            409 if repeat == Repeat::Safe => Err(SendError::Transient {
-                message: format!("{provider} answered 409: {detail}"),
+            Err(_) if status.is_success() => Ok(Value::Null),
+            Err(_) => Err(SendError::Transient {
+                message: format!("{provider} answer cut off"),
                 after: None,
             }),
-            500..=599 => Err(SendError::Transient {
-                message: format!("{provider} answered {status}: {detail}"),
-                after,
-            }),
-            _ => Err(SendError::Permanent(format!(
-                "{provider} answered {status}: {detail}"
-            ))),
         }
     };
     match repeat {
         Repeat::Safe => http::retry(QUICK, provider, once).await,
         Repeat::AtMostOnce => once().await,
+    }
+}
+
+/// A request that got no answer: never sent (connection refused), or sent with its
+/// outcome unknown, which only a provider that deduplicates may simply repeat.
+fn no_answer(e: &reqwest::Error, provider: &str, repeat: Repeat) -> SendError {
+    if repeat == Repeat::AtMostOnce && !e.is_connect() {
+        return SendError::Unknown(format!(
+            "{provider}: outcome unknown (no answer after sending)"
+        ));
+    }
+    let why = if e.is_timeout() {
+        "timed out"
+    } else {
+        "connection failed"
+    };
+    SendError::Transient {
+        message: format!("{provider} unreachable: {why}"),
+        after: None,
+    }
+}
+
+/// What a provider's answer means: its JSON, or why not and whether to try again.
+fn classify(
+    status: reqwest::StatusCode,
+    after: Option<std::time::Duration>,
+    bytes: &[u8],
+    provider: &str,
+    repeat: Repeat,
+) -> Result<Value, SendError> {
+    let parsed: Option<Value> = serde_json::from_slice(bytes).ok();
+    let detail = parsed
+        .as_ref()
+        .and_then(|v| v.get("message").or_else(|| v.pointer("/error/message")))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned());
+    match status.as_u16() {
+        200..=299 => match (parsed, repeat) {
+            (Some(v), _) => Ok(v),
+            // A provider that deduplicates can be asked again to get a readable answer.
+            (None, Repeat::Safe) => Err(SendError::Transient {
+                message: format!("{provider} answered {status} with a body that is not JSON"),
+                after: None,
+            }),
+            (None, Repeat::AtMostOnce) => Ok(Value::Null),
+        },
+        429 => {
+            let message = format!("{provider} answered 429: {detail}");
+            match after {
+                Some(after) if after > QUICK.max => Err(SendError::Deferred { message, after }),
+                _ => Err(SendError::Transient { message, after }),
+            }
+        }
+        // Resend: the same idempotency key still in flight (a retry racing the
+        // first request). Asking again later gets the first request's answer.
+        409 if repeat == Repeat::Safe => Err(SendError::Transient {
+            message: format!("{provider} answered 409: {detail}"),
+            after: None,
+        }),
+        500..=599 => Err(SendError::Transient {
+            message: format!("{provider} answered {status}: {detail}"),
+            after,
+        }),
+        _ => Err(SendError::Permanent(format!(
+            "{provider} answered {status}: {detail}"
+        ))),
     }
 }
 

@@ -54,7 +54,7 @@ pub async fn run(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> anyhow::Resul
                 let failure = Failure::Transient { retry_after: None };
                 let decision = queue::fail(pool, &job, now, &error, &failure).await?;
                 let dead = !matches!(decision, Some(Decision::RetryAt(_)));
-                tracing::warn!(job_id = %job.id, error = %error, attempts = job.attempts + 1, dead, "send-notification job failed");
+                tracing::warn!(job_id = %job.id, job_type = %job.job_type, error = %error, attempts = job.attempts + 1, dead, "queue job failed");
                 result.failed += 1;
             }
         }

@@ -83,60 +83,8 @@ impl Browser {
         let profile =
             std::env::temp_dir().join(format!("run-job-chromium-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&profile)?;
-        let mut builder = BrowserConfig::builder()
-            .chrome_executable(&settings.executable)
-            .user_data_dir(&profile)
-            .no_sandbox()
-            // Chromium is newer than the crate's protocol snapshot: messages it cannot
-            // parse are expected, so they come to our handler loop (which skips them at
-            // debug) instead of being logged by the crate as warnings.
-            .surface_invalid_messages()
-            .launch_timeout(Duration::from_secs(30))
-            .request_timeout(settings.navigation_timeout)
-            .args([
-                // chromiumoxide adds the leading dashes itself (and already passes the
-                // puppeteer set: no first run, no sync, no background networking...).
-                "disable-gpu",
-                "disable-software-rasterizer",
-                "in-process-gpu",
-                "disable-quic",
-                "no-zygote",
-                "disable-component-update",
-                "disable-site-isolation-trials",
-                "disable-blink-features=AutomationControlled",
-                "mute-audio",
-                // Pages are read, never looked at: images are not even decoded. Their
-                // URLs are still in the DOM for the image pipeline.
-                "blink-settings=imagesEnabled=false",
-                // Smaller caches and tiles; nothing a scraper notices.
-                "enable-low-end-device-mode",
-            ])
-            .arg((
-                "disable-features",
-                "site-per-process,IsolateOrigins,OptimizationHints,MediaRouter,BackForwardCache,\
-                 AudioServiceOutOfProcess,CertificateTransparencyComponentUpdater,\
-                 AutofillServerCommunication,InterestFeedContentSuggestions",
-            ));
-        if settings.single_process {
-            // Browser, renderer and network service in one process: about 40 % less
-            // memory than a process per tab (BENCHMARKS.md). A renderer crash then takes
-            // the browser with it, which the run already survives (the sites fail, no
-            // cleanup, the next run starts a fresh browser).
-            builder = builder.arg("single-process");
-        }
-        for arg in &settings.extra_args {
-            builder = match arg.split_once('=') {
-                Some((name, value)) => builder.arg((name, value)),
-                None => builder.arg(arg.as_str()),
-            };
-        }
-        if let Some(rules) = &settings.host_resolver_rules {
-            builder = builder.arg(("host-resolver-rules", rules.as_str()));
-        }
-        let config = builder
-            .build()
-            .map_err(|e| anyhow::anyhow!("browser settings: {e}"))?;
-        let (mut inner, mut events) = match chromiumoxide::Browser::launch(config).await {
+        let config = browser_config(settings, &profile)?;
+        let (mut inner, events) = match chromiumoxide::Browser::launch(config).await {
             Ok(launched) => launched,
             Err(e) => {
                 reap(&profile);
@@ -157,25 +105,7 @@ impl Browser {
             });
         }
         let gone = CancellationToken::new();
-        let handler = {
-            let gone = gone.clone();
-            tokio::spawn(async move {
-                while let Some(event) = events.next().await {
-                    match event {
-                        // The connection itself failed: nothing more will come.
-                        Err(e @ (CdpError::Ws(_) | CdpError::Io(_))) => {
-                            tracing::warn!(error = %e, "the browser's CDP connection broke");
-                            break;
-                        }
-                        // Anything else (a message this protocol snapshot cannot parse)
-                        // is skipped; stopping here would hang every later call.
-                        Err(e) => tracing::debug!(error = %e, "CDP handler: message skipped"),
-                        Ok(()) => {}
-                    }
-                }
-                gone.cancel();
-            })
-        };
+        let handler = tokio::spawn(drive(events, gone.clone()));
         if let Some(pid) = inner.get_mut_child().and_then(|c| c.as_mut_inner().id()) {
             tokio::spawn(watch_process(pid, gone.clone()));
         }
@@ -418,4 +348,79 @@ impl Tab {
 /// `text` as a JavaScript string literal.
 pub fn js_string(text: &str) -> String {
     serde_json::Value::String(text.to_string()).to_string()
+}
+
+/// Chromium's flags: headless, no GPU, images not decoded, the features a crawl never
+/// uses turned off; then the settings' own.
+fn browser_config(settings: &BrowserSettings, profile: &Path) -> anyhow::Result<BrowserConfig> {
+    let mut builder = BrowserConfig::builder()
+        .chrome_executable(&settings.executable)
+        .user_data_dir(profile)
+        .no_sandbox()
+        // Chromium is newer than the crate's protocol snapshot: messages it cannot
+        // parse are expected, so they come to our handler loop (which skips them at
+        // debug) instead of being logged by the crate as warnings.
+        .surface_invalid_messages()
+        .launch_timeout(Duration::from_secs(30))
+        .request_timeout(settings.navigation_timeout)
+        .args([
+            // chromiumoxide adds the leading dashes itself (and already passes the
+            // puppeteer set: no first run, no sync, no background networking...).
+            "disable-gpu",
+            "disable-software-rasterizer",
+            "in-process-gpu",
+            "disable-quic",
+            "no-zygote",
+            "disable-component-update",
+            "disable-site-isolation-trials",
+            "disable-blink-features=AutomationControlled",
+            "mute-audio",
+            // Pages are read, never looked at: images are not even decoded. Their
+            // URLs are still in the DOM for the image pipeline.
+            "blink-settings=imagesEnabled=false",
+            // Smaller caches and tiles; nothing a scraper notices.
+            "enable-low-end-device-mode",
+        ])
+        .arg((
+            "disable-features",
+            "site-per-process,IsolateOrigins,OptimizationHints,MediaRouter,BackForwardCache,\
+             AudioServiceOutOfProcess,CertificateTransparencyComponentUpdater,\
+             AutofillServerCommunication,InterestFeedContentSuggestions",
+        ));
+    if settings.single_process {
+        // Browser, renderer and network service in one process: about 40 % less
+        // memory than a process per tab (BENCHMARKS.md). A renderer crash then takes
+        // the browser with it, which the run already survives (the sites fail, no
+        // cleanup, the next run starts a fresh browser).
+        builder = builder.arg("single-process");
+    }
+    for arg in &settings.extra_args {
+        builder = match arg.split_once('=') {
+            Some((name, value)) => builder.arg((name, value)),
+            None => builder.arg(arg.as_str()),
+        };
+    }
+    if let Some(rules) = &settings.host_resolver_rules {
+        builder = builder.arg(("host-resolver-rules", rules.as_str()));
+    }
+    builder
+        .build()
+        .map_err(|e| anyhow::anyhow!("browser settings: {e}"))
+}
+
+/// Runs the CDP connection until it breaks, then says the browser is gone. A message
+/// this protocol snapshot cannot parse is skipped: stopping would hang every later call.
+async fn drive(mut events: chromiumoxide::Handler, gone: CancellationToken) {
+    while let Some(event) = events.next().await {
+        match event {
+            // The connection itself failed: nothing more will come.
+            Err(e @ (CdpError::Ws(_) | CdpError::Io(_))) => {
+                tracing::warn!(error = %e, "the browser's CDP connection broke");
+                break;
+            }
+            Err(e) => tracing::debug!(error = %e, "CDP handler: message skipped"),
+            Ok(()) => {}
+        }
+    }
+    gone.cancel();
 }

@@ -73,79 +73,15 @@ fn default_chromium() -> PathBuf {
 }
 
 impl Settings {
+    /// Every setting of the job, the images' and the storage's included: the one place
+    /// the scraping job reads its environment.
     pub fn from_env(env: &Env) -> Result<Settings, config::Error> {
-        let secs = |name, default, max| config::seconds(env, name, default, 0..=max);
-        let names = || {
-            SITES
-                .iter()
-                .map(|e| e.platform)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let chosen: Vec<&'static SiteEntry> = match env("SCRAPER_PLATFORMS") {
-            None => SITES.iter().collect(),
-            Some(list) => list
-                .split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(|p| {
-                    SITES
-                        .iter()
-                        .find(|e| e.platform == p)
-                        .ok_or_else(|| config::Error {
-                            variable: "SCRAPER_PLATFORMS",
-                            message: format!("`{p}` is not one of {}", names()),
-                        })
-                })
-                .collect::<Result<_, _>>()?,
-        };
-        let sites = chosen
-            .into_iter()
-            .map(|e| (e, base(env, e.url_variable, e.default_url)))
-            .collect();
         let images = ImageSettings::from_env(env)?;
         Ok(Settings {
-            browser: BrowserSettings {
-                executable: env("SCRAPER_CHROMIUM_PATH")
-                    .map_or_else(default_chromium, PathBuf::from),
-                user_agent: images.user_agent.clone(),
-                navigation_timeout: secs("SCRAPER_NAVIGATION_TIMEOUT_SECS", 45, 600)?
-                    .max(Duration::from_secs(1)),
-                host_resolver_rules: env("SCRAPER_HOST_RESOLVER_RULES"),
-                single_process: config::parse(
-                    env,
-                    "SCRAPER_CHROMIUM_SINGLE_PROCESS",
-                    true,
-                    false..=true,
-                )?,
-                extra_args: env("SCRAPER_CHROMIUM_ARGS")
-                    .map(|a| {
-                        a.split_whitespace()
-                            .map(|s| s.trim_start_matches('-').to_string())
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            },
-            crawl: CrawlSettings {
-                same_domain_delay: Duration::from_millis(
-                    (config::parse(env, "SCRAPER_SAME_DOMAIN_DELAY_SECS", 4.0f64, 0.0..=60.0)?
-                        * 1000.0) as u64,
-                ),
-                max_requests: config::parse(
-                    env,
-                    "SCRAPER_MAX_REQUESTS_PER_CRAWL",
-                    100usize,
-                    1..=10_000,
-                )?,
-                handler_timeout: secs("SCRAPER_REQUEST_HANDLER_TIMEOUT_SECS", 90, 3600)?
-                    .max(Duration::from_secs(1)),
-                budget: match env("SCRAPER_SITE_BUDGET_SECONDS") {
-                    None => None,
-                    Some(_) => Some(secs("SCRAPER_SITE_BUDGET_SECONDS", 300, 86_400)?),
-                },
-            },
+            browser: browser_settings(env, &images.user_agent)?,
+            crawl: crawl_settings(env)?,
             concurrency: config::parse(env, "SCRAPER_MAX_CONCURRENCY", 4usize, 1..=32)?,
-            sites,
+            sites: chosen_sites(env)?,
             cleanup_min_ratio: config::parse(env, "SCRAPER_CLEANUP_MIN_RATIO", 0.5f64, 0.0..=1.0)?,
             images,
             storage: Storage::from_env(env)?,
@@ -157,6 +93,71 @@ impl Settings {
             }),
         })
     }
+}
+
+/// `SCRAPER_PLATFORMS` (all sites when unset), each with its base URL.
+fn chosen_sites(env: &Env) -> Result<Vec<(&'static SiteEntry, String)>, config::Error> {
+    let chosen: Vec<&'static SiteEntry> = match env("SCRAPER_PLATFORMS") {
+        None => SITES.iter().collect(),
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                SITES
+                    .iter()
+                    .find(|e| e.platform == p)
+                    .ok_or_else(|| config::Error {
+                        variable: "SCRAPER_PLATFORMS",
+                        message: format!(
+                            "`{p}` is not one of {}",
+                            SITES
+                                .iter()
+                                .map(|e| e.platform)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(chosen
+        .into_iter()
+        .map(|e| (e, base(env, e.url_variable, e.default_url)))
+        .collect())
+}
+
+fn browser_settings(env: &Env, user_agent: &str) -> Result<BrowserSettings, config::Error> {
+    Ok(BrowserSettings {
+        executable: env("SCRAPER_CHROMIUM_PATH").map_or_else(default_chromium, PathBuf::from),
+        user_agent: user_agent.to_string(),
+        navigation_timeout: config::seconds(env, "SCRAPER_NAVIGATION_TIMEOUT_SECS", 45, 0..=600)?
+            .max(Duration::from_secs(1)),
+        host_resolver_rules: env("SCRAPER_HOST_RESOLVER_RULES"),
+        single_process: config::parse(env, "SCRAPER_CHROMIUM_SINGLE_PROCESS", true, false..=true)?,
+        extra_args: env("SCRAPER_CHROMIUM_ARGS")
+            .map(|a| {
+                a.split_whitespace()
+                    .map(|s| s.trim_start_matches('-').to_string())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    })
+}
+
+fn crawl_settings(env: &Env) -> Result<CrawlSettings, config::Error> {
+    let secs = |name, default, max| config::seconds(env, name, default, 0..=max);
+    let delay = config::parse(env, "SCRAPER_SAME_DOMAIN_DELAY_SECS", 4.0f64, 0.0..=60.0)?;
+    Ok(CrawlSettings {
+        same_domain_delay: Duration::from_millis((delay * 1000.0) as u64),
+        max_requests: config::parse(env, "SCRAPER_MAX_REQUESTS_PER_CRAWL", 100usize, 1..=10_000)?,
+        handler_timeout: secs("SCRAPER_REQUEST_HANDLER_TIMEOUT_SECS", 90, 3600)?
+            .max(Duration::from_secs(1)),
+        budget: match env("SCRAPER_SITE_BUDGET_SECONDS") {
+            None => None,
+            Some(_) => Some(secs("SCRAPER_SITE_BUDGET_SECONDS", 300, 86_400)?),
+        },
+    })
 }
 
 fn base(env: &Env, name: &str, default: &str) -> String {

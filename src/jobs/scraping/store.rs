@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::model::ScrapedEvent;
@@ -48,7 +48,25 @@ pub async fn upsert(
         Some(_) => None,
         None => Some(unique_slug(&mut tx, event).await?),
     };
-    let id: Uuid = sqlx::query_scalar(
+    let id = event_row(&mut tx, event, venue_id, slug.as_deref(), now).await?;
+    waves_rows(&mut tx, id, event, now).await?;
+    tx.commit().await?;
+    Ok(Upserted {
+        id,
+        created: existing.is_none(),
+        restored: existing.is_some_and(|(_, _, deleted)| deleted),
+    })
+}
+
+/// Inserts the event, or updates it (restoring it if deleted); its id.
+async fn event_row(
+    conn: &mut PgConnection,
+    event: &ScrapedEvent,
+    venue_id: Option<Uuid>,
+    slug: Option<&str>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Uuid> {
+    sqlx::query_scalar(
         "INSERT INTO events (external_id, platform, name, slug, description, event_start_date,
                              event_end_date, venue_id, external_url, qr_availability_timing,
                              status, created_at, updated_at, last_scraped_at)
@@ -64,7 +82,7 @@ pub async fn upsert(
     .bind(&event.external_id)
     .bind(event.platform)
     .bind(&event.name)
-    .bind(slug.as_deref().unwrap_or(""))
+    .bind(slug.unwrap_or(""))
     .bind(&event.description)
     .bind(event.start)
     .bind(event.end)
@@ -72,9 +90,17 @@ pub async fn upsert(
     .bind(&event.external_url)
     .bind(event.qr_availability_timing)
     .bind(now)
-    .fetch_one(&mut *tx)
-    .await?;
+    .fetch_one(conn)
+    .await
+}
 
+/// The event's priced waves inserted or updated; its other waves no longer available.
+async fn waves_rows(
+    conn: &mut PgConnection,
+    id: Uuid,
+    event: &ScrapedEvent,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
     let priced: Vec<_> = event
         .waves
         .iter()
@@ -101,7 +127,7 @@ pub async fn upsert(
         .bind(wave.sold_out)
         .bind(wave.available)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     }
     let kept: Vec<&str> = priced.iter().map(|w| w.external_id.as_str()).collect();
@@ -113,14 +139,9 @@ pub async fn upsert(
     .bind(id)
     .bind(&kept)
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
-    tx.commit().await?;
-    Ok(Upserted {
-        id,
-        created: existing.is_none(),
-        restored: existing.is_some_and(|(_, _, deleted)| deleted),
-    })
+    Ok(())
 }
 
 /// `<name> <start date in Uruguay>` as a slug, with `-2`, `-3`… if taken (by any

@@ -38,7 +38,7 @@ impl SyncPayments {
                 .filter(|o| expired_ids.contains(&o.id))
                 .filter_map(|o| followups::on_order_expired(o, now))
                 .collect();
-            queries::insert_notifications(&mut tx, &notifications, now).await?;
+            crate::notify::insert(&mut tx, &notifications, now).await?;
             tx.commit().await?;
             for (id, had_payments) in &expired {
                 let reason = if *had_payments {

@@ -15,15 +15,13 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::queries::{LockedOrder, Notification, OrderItem, QueuedJob, SoldTicket};
+use super::queries::{LockedOrder, OrderItem, SoldTicket};
+use crate::notify::{Notification, action, iso};
+use crate::queue::NewJob;
 
 /// `order_expired` emails are dropped for orders older than this: offline payments can
 /// stay pending for days, and an email that late confuses more than it helps.
 const EXPIRED_EMAIL_MAX_AGE_MINUTES: i64 = 60;
-
-fn iso(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
 
 fn event_over(order: &LockedOrder, now: DateTime<Utc>) -> bool {
     order.event_end_date < now
@@ -77,7 +75,23 @@ pub fn on_confirmed(
     sales: &[SellerSale],
     app_base_url: &str,
     now: DateTime<Utc>,
-) -> (Vec<Notification>, Vec<QueuedJob>) {
+) -> (Vec<Notification>, Vec<NewJob>) {
+    let (notification, job) = buyer_confirmed(order, items, app_base_url);
+    let (mut notifications, mut jobs) = (vec![notification], vec![job]);
+    for sale in sales {
+        let (notification, job) = seller_sold(order, sale, app_base_url, now);
+        notifications.push(notification);
+        jobs.push(job);
+    }
+    (notifications, jobs)
+}
+
+/// The buyer's `order_confirmed` and the order's `notify-order-confirmed` invoice job.
+fn buyer_confirmed(
+    order: &LockedOrder,
+    items: &[OrderItem],
+    app_base_url: &str,
+) -> (Notification, NewJob) {
     let money = |d: rust_decimal::Decimal| d.to_string();
     // What the buyer's notification and the invoice job both carry.
     let summary = json!({
@@ -94,7 +108,7 @@ pub fn on_confirmed(
         "currency": order.currency,
         "items": items,
     });
-    let mut notifications = vec![Notification {
+    let notification = Notification {
         user_id: order.user_id,
         kind: "order_confirmed",
         channels: vec!["in_app", "email"],
@@ -104,68 +118,76 @@ pub fn on_confirmed(
             format!("{app_base_url}/cuenta/entradas?orden={}", order.id),
         )),
         metadata: with(&summary, json!({ "type": "order_confirmed" })),
-    }];
+    };
     // Omitted, not null, when unknown: the job schema says optional string (a gap in the
     // original, which sent null and failed its own validation).
     let mut payload = with(&summary, json!({ "buyerUserId": order.user_id }));
     if let Value::Object(map) = &mut payload {
         map.retain(|_, v| !v.is_null());
     }
-    let mut jobs = vec![QueuedJob {
+    let job = NewJob {
         job_type: "notify-order-confirmed",
         idempotency_key: format!("notify-order-confirmed:{}", order.id),
         payload,
-    }];
-    for sale in sales {
-        let prompt = should_prompt_upload(order, sale.all_documents_uploaded, now);
-        let actions = prompt.then(|| {
-            action(
-                "upload_documents",
-                "Subir entradas",
-                format!(
-                    "{app_base_url}/cuenta/subir-entradas?subirPublicacion={}",
-                    sale.listing_id
-                ),
-            )
-        });
-        notifications.push(Notification {
-            user_id: sale.seller_user_id,
-            kind: "ticket_sold_seller",
-            channels: vec!["in_app", "email"],
-            actions,
-            metadata: json!({
-                "type": "ticket_sold_seller",
-                "orderId": order.id,
-                "listingId": sale.listing_id,
-                "eventName": order.event_name,
-                "eventStartDate": iso(order.event_start_date),
-                "eventEndDate": iso(order.event_end_date),
-                "platform": order.platform,
-                "qrAvailabilityTiming": order.qr_timing,
-                "ticketCount": sale.ticket_count,
-                "shouldPromptUpload": prompt,
-            }),
-        });
-        jobs.push(QueuedJob {
-            job_type: "notify-seller-ticket-sold",
-            idempotency_key: format!(
-                "notify-seller-ticket-sold:{}:{}",
-                order.id, sale.seller_user_id
+    };
+    (notification, job)
+}
+
+/// One seller's `ticket_sold_seller` and its `notify-seller-ticket-sold` invoice job.
+fn seller_sold(
+    order: &LockedOrder,
+    sale: &SellerSale,
+    app_base_url: &str,
+    now: DateTime<Utc>,
+) -> (Notification, NewJob) {
+    let prompt = should_prompt_upload(order, sale.all_documents_uploaded, now);
+    let actions = prompt.then(|| {
+        action(
+            "upload_documents",
+            "Subir entradas",
+            format!(
+                "{app_base_url}/cuenta/subir-entradas?subirPublicacion={}",
+                sale.listing_id
             ),
-            payload: json!({
-                "orderId": order.id,
-                "sellerUserId": sale.seller_user_id,
-                "listingId": sale.listing_id,
-                "eventName": order.event_name,
-                "eventStartDate": iso(order.event_start_date),
-                "eventEndDate": iso(order.event_end_date),
-                "platform": order.platform,
-                "qrAvailabilityTiming": order.qr_timing,
-                "ticketCount": sale.ticket_count,
-            }),
-        });
-    }
-    (notifications, jobs)
+        )
+    });
+    let notification = Notification {
+        user_id: sale.seller_user_id,
+        kind: "ticket_sold_seller",
+        channels: vec!["in_app", "email"],
+        actions,
+        metadata: json!({
+            "type": "ticket_sold_seller",
+            "orderId": order.id,
+            "listingId": sale.listing_id,
+            "eventName": order.event_name,
+            "eventStartDate": iso(order.event_start_date),
+            "eventEndDate": iso(order.event_end_date),
+            "platform": order.platform,
+            "qrAvailabilityTiming": order.qr_timing,
+            "ticketCount": sale.ticket_count,
+            "shouldPromptUpload": prompt,
+        }),
+    };
+    let job = NewJob {
+        job_type: "notify-seller-ticket-sold",
+        idempotency_key: format!(
+            "notify-seller-ticket-sold:{}:{}",
+            order.id, sale.seller_user_id
+        ),
+        payload: json!({
+            "orderId": order.id,
+            "sellerUserId": sale.seller_user_id,
+            "listingId": sale.listing_id,
+            "eventName": order.event_name,
+            "eventStartDate": iso(order.event_start_date),
+            "eventEndDate": iso(order.event_end_date),
+            "platform": order.platform,
+            "qrAvailabilityTiming": order.qr_timing,
+            "ticketCount": sale.ticket_count,
+        }),
+    };
+    (notification, job)
 }
 
 /// `payment_failed` for a cancelled order, unless its event is over.
@@ -220,10 +242,6 @@ pub fn on_order_expired(order: &LockedOrder, now: DateTime<Utc>) -> Option<Notif
 }
 
 /// A notification's single action, as the app renders it.
-fn action(kind: &str, label: &str, url: String) -> Value {
-    json!([{ "type": kind, "label": label, "url": url }])
-}
-
 /// `base`'s fields plus `extra`'s.
 fn with(base: &Value, extra: Value) -> Value {
     let mut merged = base.clone();

@@ -407,68 +407,6 @@ pub async fn order_items(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Resul
     .await
 }
 
-/// A notification row to deliver later (the notifications job's business).
-#[derive(Debug, Clone, Serialize)]
-pub struct Notification {
-    pub user_id: Uuid,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub channels: Vec<&'static str>,
-    pub actions: Option<serde_json::Value>,
-    pub metadata: serde_json::Value,
-}
-
-pub async fn insert_notifications(
-    conn: &mut PgConnection,
-    rows: &[Notification],
-    now: DateTime<Utc>,
-) -> sqlx::Result<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO notifications (user_id, type, channels, actions, metadata, status, created_at, updated_at)
-         SELECT x.user_id, x.type::notification_type,
-                ARRAY(SELECT jsonb_array_elements_text(x.channels))::notification_channel[],
-                x.actions, x.metadata, 'pending', $2, $2
-           FROM jsonb_to_recordset($1) AS x(user_id uuid, type text, channels jsonb, actions jsonb, metadata jsonb)",
-    )
-    .bind(sqlx::types::Json(rows))
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// A `jobs` queue row, deduplicated by its idempotency key.
-#[derive(Debug, Clone, Serialize)]
-pub struct QueuedJob {
-    pub job_type: &'static str,
-    pub payload: serde_json::Value,
-    pub idempotency_key: String,
-}
-
-pub async fn enqueue_jobs(
-    conn: &mut PgConnection,
-    rows: &[QueuedJob],
-    now: DateTime<Utc>,
-) -> sqlx::Result<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO jobs (job_type, payload, idempotency_key, scheduled_at, created_at)
-         SELECT x.job_type, x.payload, x.idempotency_key, $2, $2
-           FROM jsonb_to_recordset($1) AS x(job_type text, payload jsonb, idempotency_key text)
-         ON CONFLICT (idempotency_key) DO NOTHING",
-    )
-    .bind(sqlx::types::Json(rows))
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// Pending orders that time or their payments have closed, oldest first.
 pub async fn expirable_orders(
     pool: &PgPool,

@@ -276,43 +276,14 @@ impl SyncPayments {
                 }
                 "confirmed" => {} // already done, by a webhook or an earlier run
                 closed => {
-                    // Money captured on an order that already let its tickets go: a
-                    // person must refund or honour it. The original silently flipped the
-                    // order to confirmed with nothing delivered.
                     counts.anomalies += 1;
-                    tracing::error!(
-                        payment_id = %c.id, order_id = %order.id, order_status = closed,
-                        "ANOMALY: payment PAID on an order that is no longer pending; left for manual review"
-                    );
-                    events.push(Event {
-                        payment_id: c.id,
-                        event_type: "manual_review_required",
-                        from_status: Some(c.status.clone()),
-                        to_status: Some(status.as_str()),
-                        event_data: json!({
-                            "reason": "paid_after_order_closed",
-                            "orderStatus": closed,
-                            "orderId": order.id,
-                        }),
-                    });
+                    events.push(paid_after_close(c, &order, closed));
                 }
             },
             PaymentStatus::Failed | PaymentStatus::Cancelled | PaymentStatus::Expired
                 if order.status == "pending" =>
             {
-                queries::set_order_status(&mut tx, &[order.id], "cancelled", now).await?;
-                queries::release_reservations(&mut tx, &[order.id], now).await?;
-                let notification = if status == PaymentStatus::Expired {
-                    followups::on_order_expired(&order, now)
-                } else {
-                    followups::on_payment_failed(
-                        &order,
-                        p.rejected_reason.as_deref(),
-                        &self.settings.app_base_url,
-                        now,
-                    )
-                };
-                queries::insert_notifications(&mut tx, notification.as_slice(), now).await?;
+                self.cancel(&mut tx, &order, p, status, now).await?;
                 counts.orders_cancelled += 1;
             }
             _ => {}
@@ -322,6 +293,32 @@ impl SyncPayments {
             queries::clear_failures(&mut tx, &[c.id]).await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Cancels a locked, pending order whose payment failed, was cancelled or expired:
+    /// its reservations released, and the buyer told (unless the event is over).
+    async fn cancel(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        order: &LockedOrder,
+        p: &DlocalPayment,
+        status: PaymentStatus,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        queries::set_order_status(tx, &[order.id], "cancelled", now).await?;
+        queries::release_reservations(tx, &[order.id], now).await?;
+        let notification = if status == PaymentStatus::Expired {
+            followups::on_order_expired(order, now)
+        } else {
+            followups::on_payment_failed(
+                order,
+                p.rejected_reason.as_deref(),
+                &self.settings.app_base_url,
+                now,
+            )
+        };
+        crate::notify::insert(tx, notification.as_slice(), now).await?;
         Ok(())
     }
 
@@ -354,8 +351,8 @@ impl SyncPayments {
         let sales = followups::sales_by_seller(&tickets);
         let (notifications, jobs) =
             followups::on_confirmed(order, &items, &sales, &self.settings.app_base_url, now);
-        queries::insert_notifications(tx, &notifications, now).await?;
-        queries::enqueue_jobs(tx, &jobs, now).await?;
+        crate::notify::insert(tx, &notifications, now).await?;
+        crate::queue::enqueue(tx, &jobs, now).await?;
         Ok(())
     }
 }
@@ -427,5 +424,26 @@ fn refresh(c: &Candidate, p: &DlocalPayment, status: PaymentStatus) -> Refresh {
         failure_reason: fit(p.rejected_reason.as_deref(), 255),
         approved_at,
         provider_metadata: json!({ "fullResponse": p.raw }),
+    }
+}
+
+/// Money captured on an order that already let its tickets go: a person must refund or
+/// honour it. The original silently flipped the order to confirmed with nothing
+/// delivered; here it is logged and recorded for manual review, the order untouched.
+fn paid_after_close(c: &Candidate, order: &LockedOrder, order_status: &str) -> Event {
+    tracing::error!(
+        payment_id = %c.id, order_id = %order.id, order_status,
+        "ANOMALY: payment PAID on an order that is no longer pending; left for manual review"
+    );
+    Event {
+        payment_id: c.id,
+        event_type: "manual_review_required",
+        from_status: Some(c.status.clone()),
+        to_status: Some(PaymentStatus::Paid.as_str()),
+        event_data: json!({
+            "reason": "paid_after_order_closed",
+            "orderStatus": order_status,
+            "orderId": order.id,
+        }),
     }
 }

@@ -185,6 +185,13 @@ pub struct Outputs {
     pub og: Option<Result<Vec<u8>, ImageError>>,
 }
 
+/// Which derived objects of an image are stored.
+#[derive(Debug, Clone, Copy, Default)]
+struct Present {
+    thumbnail: bool,
+    og: bool,
+}
+
 /// Which outputs to produce.
 #[derive(Debug, Clone, Copy)]
 pub struct Wanted {
@@ -287,106 +294,37 @@ impl ImagePipeline {
             )
         })?;
         let keys = Keys::new(event_id, image.kind, &image.url);
-        let hero = image.kind == ImageKind::Hero;
         let mut report = EventImages::default();
         let stored = self
             .storage
             .exists(&keys.original)
             .await
             .map_err(|e| ("check", e.into()))?;
-
-        let (mut thumbnail_ok, mut og_ok, outputs) = if stored {
+        let (present, outputs) = if stored {
             report.reused = 1;
-            let thumbnail_ok = self.present(&keys.thumbnail).await;
-            let og_ok = hero && self.present(&keys.og).await;
-            let wanted = Wanted {
-                original: false,
-                thumbnail: !thumbnail_ok,
-                og: hero && !og_ok,
-            };
-            let outputs = if wanted.thumbnail || wanted.og {
-                let rebuilt = match self.storage.get(&keys.original).await {
-                    Ok(bytes) => self.transform(bytes, wanted).await,
-                    Err(e) => Err(e.into()),
-                };
-                rebuilt
-                    .map_err(|error| {
-                        report.failures.push(ImageFailure {
-                            url: image.url.clone(),
-                            stage: "rebuild from stored copy",
-                            fatal: false,
-                            error,
-                        })
-                    })
-                    .ok()
-            } else {
-                None
-            };
-            (thumbnail_ok, og_ok, outputs)
+            self.derive_from_stored(&keys, image, &mut report).await
         } else {
-            let bytes = self
-                .downloader
-                .get(&image.url)
-                .await
-                .map_err(|e| ("download", e))?;
             report.downloaded = 1;
-            let wanted = Wanted {
-                original: true,
-                thumbnail: true,
-                og: hero,
-            };
-            let mut outputs = self
-                .transform(bytes, wanted)
-                .await
-                .map_err(|e| ("decode", e))?;
-            if let Some(original) = outputs.original.take() {
-                self.storage
-                    .put(&keys.original, original, "image/webp")
-                    .await
-                    .map_err(|e| ("upload", e.into()))?;
-            }
-            (false, false, Some(outputs))
+            (
+                Present::default(),
+                Some(self.download_and_derive(&keys, image).await?),
+            )
         };
-
-        if let Some(outputs) = outputs {
-            let uploads = [
-                (
-                    outputs.thumbnail,
-                    &keys.thumbnail,
-                    "image/webp",
-                    "thumbnail",
-                ),
-                (outputs.og, &keys.og, "image/jpeg", "og card"),
-            ];
-            for (output, key, content_type, stage) in uploads {
-                let Some(result) = output else { continue };
-                let done = match result {
-                    Ok(bytes) => self
-                        .storage
-                        .put(key, bytes, content_type)
-                        .await
-                        .map_err(Into::into),
-                    Err(e) => Err(e),
-                };
-                match done {
-                    Ok(()) if stage == "thumbnail" => thumbnail_ok = true,
-                    Ok(()) => og_ok = true,
-                    Err(error) => report.failures.push(ImageFailure {
-                        url: image.url.clone(),
-                        stage,
-                        fatal: false,
-                        error,
-                    }),
-                }
+        let present = match outputs {
+            Some(outputs) => {
+                self.store_derived(outputs, &keys, image, present, &mut report)
+                    .await
             }
-        }
-
+            None => present,
+        };
         report.published.push(Published {
             image_type: image.kind.as_str(),
             url: self.storage.public_url(&keys.original),
-            thumbnail_url: thumbnail_ok.then(|| self.storage.public_url(&keys.thumbnail)),
+            thumbnail_url: present
+                .thumbnail
+                .then(|| self.storage.public_url(&keys.thumbnail)),
         });
-        if og_ok {
+        if present.og {
             report.published.push(Published {
                 image_type: "og_hero",
                 url: self.storage.public_url(&keys.og),
@@ -394,6 +332,117 @@ impl ImagePipeline {
             });
         }
         Ok(report)
+    }
+
+    /// An image stored by an earlier run: which derived objects are there, and those
+    /// missing rebuilt from the stored copy (a failure there is reported, not fatal).
+    async fn derive_from_stored(
+        &self,
+        keys: &Keys,
+        image: &SourceImage,
+        report: &mut EventImages,
+    ) -> (Present, Option<Outputs>) {
+        let hero = image.kind == ImageKind::Hero;
+        let present = Present {
+            thumbnail: self.present(&keys.thumbnail).await,
+            og: hero && self.present(&keys.og).await,
+        };
+        let wanted = Wanted {
+            original: false,
+            thumbnail: !present.thumbnail,
+            og: hero && !present.og,
+        };
+        if !(wanted.thumbnail || wanted.og) {
+            return (present, None);
+        }
+        let rebuilt = match self.storage.get(&keys.original).await {
+            Ok(bytes) => self.transform(bytes, wanted).await,
+            Err(e) => Err(e.into()),
+        };
+        let outputs = rebuilt
+            .map_err(|error| {
+                report.failures.push(ImageFailure {
+                    url: image.url.clone(),
+                    stage: "rebuild from stored copy",
+                    fatal: false,
+                    error,
+                })
+            })
+            .ok();
+        (present, outputs)
+    }
+
+    /// A new image: downloaded, transformed, its original stored (any failure here is
+    /// the image's failure, with its stage).
+    async fn download_and_derive(
+        &self,
+        keys: &Keys,
+        image: &SourceImage,
+    ) -> Result<Outputs, (&'static str, ImageError)> {
+        let bytes = self
+            .downloader
+            .get(&image.url)
+            .await
+            .map_err(|e| ("download", e))?;
+        let wanted = Wanted {
+            original: true,
+            thumbnail: true,
+            og: image.kind == ImageKind::Hero,
+        };
+        let mut outputs = self
+            .transform(bytes, wanted)
+            .await
+            .map_err(|e| ("decode", e))?;
+        if let Some(original) = outputs.original.take() {
+            self.storage
+                .put(&keys.original, original, "image/webp")
+                .await
+                .map_err(|e| ("upload", e.into()))?;
+        }
+        Ok(outputs)
+    }
+
+    /// Stores the thumbnail and the card that were made; a failure is reported, and the
+    /// event is published without that output.
+    async fn store_derived(
+        &self,
+        outputs: Outputs,
+        keys: &Keys,
+        image: &SourceImage,
+        mut present: Present,
+        report: &mut EventImages,
+    ) -> Present {
+        let uploads = [
+            (
+                outputs.thumbnail,
+                &keys.thumbnail,
+                "image/webp",
+                "thumbnail",
+            ),
+            (outputs.og, &keys.og, "image/jpeg", "og card"),
+        ];
+        for (output, key, content_type, stage) in uploads {
+            let Some(result) = output else { continue };
+            let done = match result {
+                Ok(bytes) => self
+                    .storage
+                    .put(key, bytes, content_type)
+                    .await
+                    .map_err(Into::into),
+                Err(e) => Err(e),
+            };
+            match done {
+                Ok(()) if stage == "thumbnail" => present.thumbnail = true,
+                Ok(()) => present.og = true,
+                Err(error) => report.failures.push(ImageFailure {
+                    url: image.url.clone(),
+                    stage,
+                    fatal: false,
+                    error,
+                }),
+            }
+        }
+        present
     }
 
     /// Whether a derived object is stored; an error counts as missing, so it is rebuilt.

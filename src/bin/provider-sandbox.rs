@@ -1,4 +1,4 @@
-//! `dlocal-sandbox`: the local provider stand-ins (dLocal Go, Resend, WhatsApp, a push
+//! `provider-sandbox`: the local provider stand-ins (dLocal Go, Resend, WhatsApp, a push
 //! service) as a process, for the Quickstart and benchmarks (feature `sandbox`). Prints
 //! its base URL, then serves until killed.
 
@@ -6,7 +6,9 @@ use clap::Parser;
 use run_job::sandbox::{Behaviour, Sandbox};
 
 #[derive(Parser)]
-#[command(about = "A local dLocal Go stand-in speaking its wire format")]
+#[command(
+    about = "Local stand-ins for the providers (dLocal Go, Resend, WhatsApp, web push, Google Places), speaking their wire formats"
+)]
 struct Args {
     #[arg(long, default_value_t = 0)]
     port: u16,
