@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 #[cfg(feature = "test-jobs")]
 pub mod demo;
 pub mod notifications;
+pub mod notify_upload_availability;
 pub mod scraping;
 pub mod sync_payments;
 
@@ -133,6 +134,7 @@ pub struct Registration {
 /// Every job this binary can run.
 pub const REGISTRY: &[Registration] = &[
     notifications::REGISTRATION,
+    notify_upload_availability::REGISTRATION,
     scraping::REGISTRATION,
     sync_payments::REGISTRATION,
     #[cfg(feature = "test-jobs")]

@@ -13,3 +13,4 @@ mod scheduler;
 mod scraping;
 mod storage;
 mod sync_payments;
+mod upload_reminders;
