@@ -55,3 +55,69 @@ pub async fn insert(
     .await?;
     Ok(())
 }
+
+/// A debounced notification: an item for the user's pending batch under `key`.
+#[derive(Debug, Clone)]
+pub struct Debounced {
+    pub key: String,
+    pub user_id: Uuid,
+    pub kind: &'static str,
+    pub channels: Vec<&'static str>,
+    /// How long a new batch stays open (not extended by later items, as in the original).
+    pub window: chrono::TimeDelta,
+    pub metadata: Value,
+    pub actions: Option<Value>,
+}
+
+/// Adds the item to the user's pending batch for its key, or opens a batch; the
+/// notifications job merges a closed batch into one notification. Batch creation is
+/// serialised per key and user, so two writers at once share one batch.
+pub async fn debounce(
+    conn: &mut PgConnection,
+    d: &Debounced,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+        .bind(format!("notification_batches:{}:{}", d.key, d.user_id))
+        .execute(&mut *conn)
+        .await?;
+    let open: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM notification_batches
+          WHERE debounce_key = $1 AND user_id = $2 AND status = 'pending'
+          ORDER BY created_at LIMIT 1",
+    )
+    .bind(&d.key)
+    .bind(d.user_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let batch = match open {
+        Some(id) => id,
+        None => {
+            sqlx::query_scalar(
+                "INSERT INTO notification_batches (debounce_key, user_id, notification_type, channels,
+                                                   window_ends_at, status, created_at, updated_at)
+                 VALUES ($1, $2, $3::notification_type, $4::notification_channel[], $5, 'pending', $6, $6)
+                 RETURNING id",
+            )
+            .bind(&d.key)
+            .bind(d.user_id)
+            .bind(d.kind)
+            .bind(&d.channels)
+            .bind(now + d.window)
+            .bind(now)
+            .fetch_one(&mut *conn)
+            .await?
+        }
+    };
+    sqlx::query(
+        "INSERT INTO notification_batch_items (batch_id, metadata, actions, created_at)
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(batch)
+    .bind(&d.metadata)
+    .bind(&d.actions)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

@@ -18,6 +18,7 @@ use sqlx::PgPool;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+pub mod check_payout_hold_periods;
 #[cfg(feature = "test-jobs")]
 pub mod demo;
 pub mod notifications;
@@ -133,6 +134,7 @@ pub struct Registration {
 
 /// Every job this binary can run.
 pub const REGISTRY: &[Registration] = &[
+    check_payout_hold_periods::REGISTRATION,
     notifications::REGISTRATION,
     notify_upload_availability::REGISTRATION,
     scraping::REGISTRATION,

@@ -8,6 +8,7 @@ mod database;
 mod fixtures;
 mod images;
 mod notifications;
+mod payout_holds;
 mod runs;
 mod scheduler;
 mod scraping;
