@@ -196,3 +196,17 @@ pub fn s3_client(s: &S3Server) -> aws_sdk_s3::Client {
         .build();
     aws_sdk_s3::Client::from_conf(config)
 }
+
+/// What the runner hands a job for one run, for tests that run a job in-process: a
+/// deadline five minutes away (longer than a notifications lease, so it claims).
+pub fn context(
+    pool: &PgPool,
+    cancel: tokio_util::sync::CancellationToken,
+) -> run_job::jobs::RunContext {
+    run_job::jobs::RunContext {
+        pool: pool.clone(),
+        cancel,
+        deadline: tokio::time::Instant::now() + Duration::from_secs(300),
+        progress: Default::default(),
+    }
+}

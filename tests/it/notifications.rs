@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use chrono::TimeDelta;
 use run_job::clock::Clock;
+use run_job::jobs::Summary;
 use run_job::jobs::notifications::{Notifications, Settings};
-use run_job::jobs::{RunContext, Summary};
 use run_job::sandbox::{ProviderScript, Sandbox};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -42,12 +42,7 @@ async fn run(pool: &PgPool, settings: Settings) -> Summary {
 /// A run on `clock`: a test moves it forward instead of waiting for a backoff.
 async fn run_at(pool: &PgPool, settings: Settings, clock: &Clock) -> Summary {
     let job = Notifications::new(pool.clone(), settings, clock.clone()).unwrap();
-    let cx = RunContext {
-        pool: pool.clone(),
-        cancel: CancellationToken::new(),
-        deadline: tokio::time::Instant::now() + Duration::from_secs(300),
-        progress: Default::default(),
-    };
+    let cx = crate::helpers::context(pool, CancellationToken::new());
     job.run_once(&cx)
         .await
         .unwrap_or_else(|e| panic!("{:#}", e.error))
@@ -1262,12 +1257,7 @@ async fn a_cancelled_run_releases_what_it_has_not_started(pool: PgPool) {
     )
     .unwrap();
     let cancel = CancellationToken::new();
-    let cx = RunContext {
-        pool: pool.clone(),
-        cancel: cancel.clone(),
-        deadline: tokio::time::Instant::now() + Duration::from_secs(300),
-        progress: Default::default(),
-    };
+    let cx = crate::helpers::context(&pool, cancel.clone());
     let stopper = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(200)).await;
         cancel.cancel();

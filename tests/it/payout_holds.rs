@@ -2,12 +2,10 @@
 //! retention with its support case opened once, two runs at once, and a run through the
 //! binary. The job's clock is frozen relative to the event's end.
 
-use std::time::Duration;
-
 use chrono::{DateTime, TimeDelta, Utc};
 use run_job::clock::Clock;
+use run_job::jobs::Summary;
 use run_job::jobs::check_payout_hold_periods::{PayoutHolds, Settings};
-use run_job::jobs::{RunContext, Summary};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -61,12 +59,7 @@ async fn run_after(w: &World, hours: i64) -> Summary {
     let at = event_end(w).await + TimeDelta::hours(hours);
     let settings = Settings::from_env(&|_: &str| None).unwrap();
     let job = PayoutHolds::new(w.pool.clone(), settings, Clock::frozen(at));
-    let cx = RunContext {
-        pool: w.pool.clone(),
-        cancel: CancellationToken::new(),
-        deadline: tokio::time::Instant::now() + Duration::from_secs(60),
-        progress: Default::default(),
-    };
+    let cx = crate::helpers::context(&w.pool, CancellationToken::new());
     job.run_once(&cx)
         .await
         .unwrap_or_else(|e| panic!("{:#}", e.error))
@@ -89,13 +82,6 @@ async fn metadata_of(pool: &PgPool, kind: &str) -> Vec<Value> {
     .fetch_all(pool)
     .await
     .unwrap()
-}
-
-async fn count(pool: &PgPool, sql: &str) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
-        .fetch_one(pool)
-        .await
-        .unwrap()
 }
 
 #[sqlx::test(migrations = "./migrations")]

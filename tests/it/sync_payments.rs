@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use chrono::TimeDelta;
 use run_job::clock::Clock;
+use run_job::jobs::Summary;
 use run_job::jobs::sync_payments::{Settings, SyncPayments};
-use run_job::jobs::{RunContext, Summary};
 use run_job::sandbox::{Behaviour, Sandbox, Scripted};
 use serde_json::json;
 use sqlx::PgPool;
@@ -31,15 +31,6 @@ fn settings(sandbox: &Sandbox, extra: &[(&str, &str)]) -> Settings {
         ("APP_BASE_URL", "https://app.test"),
     ];
     Settings::from_env(&env_of(&base, extra)).unwrap()
-}
-
-fn context(pool: &PgPool, cancel: CancellationToken) -> RunContext {
-    RunContext {
-        pool: pool.clone(),
-        cancel,
-        deadline: tokio::time::Instant::now() + Duration::from_secs(120),
-        progress: Default::default(),
-    }
 }
 
 async fn run(pool: &PgPool, settings: Settings) -> Summary {

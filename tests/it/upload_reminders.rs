@@ -3,12 +3,10 @@
 //! the original), and a run through the binary. The job's clock is frozen at a given
 //! number of hours before the event instead of moving the event around.
 
-use std::time::Duration;
-
 use chrono::{DateTime, TimeDelta, Utc};
 use run_job::clock::Clock;
+use run_job::jobs::Summary;
 use run_job::jobs::notify_upload_availability::{Settings, UploadReminders};
-use run_job::jobs::{RunContext, Summary};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -42,12 +40,7 @@ async fn run_at(pool: &PgPool, hours: f64) -> Summary {
     let at = start() - TimeDelta::milliseconds((hours * 3_600_000.0) as i64);
     let settings = Settings::from_env(&|_: &str| None).unwrap();
     let job = UploadReminders::new(pool.clone(), settings, Clock::frozen(at));
-    let cx = RunContext {
-        pool: pool.clone(),
-        cancel: CancellationToken::new(),
-        deadline: tokio::time::Instant::now() + Duration::from_secs(60),
-        progress: Default::default(),
-    };
+    let cx = crate::helpers::context(pool, CancellationToken::new());
     job.run_once(&cx)
         .await
         .unwrap_or_else(|e| panic!("{:#}", e.error))

@@ -151,23 +151,26 @@ fn seller_sold(
             ),
         )
     });
+    // What the seller's notification and the invoice job both carry.
+    let sold = json!({
+        "orderId": order.id,
+        "listingId": sale.listing_id,
+        "eventName": order.event_name,
+        "eventStartDate": iso(order.event_start_date),
+        "eventEndDate": iso(order.event_end_date),
+        "platform": order.platform,
+        "qrAvailabilityTiming": order.qr_timing,
+        "ticketCount": sale.ticket_count,
+    });
     let notification = Notification {
         user_id: sale.seller_user_id,
         kind: "ticket_sold_seller",
         channels: vec!["in_app", "email"],
         actions,
-        metadata: json!({
-            "type": "ticket_sold_seller",
-            "orderId": order.id,
-            "listingId": sale.listing_id,
-            "eventName": order.event_name,
-            "eventStartDate": iso(order.event_start_date),
-            "eventEndDate": iso(order.event_end_date),
-            "platform": order.platform,
-            "qrAvailabilityTiming": order.qr_timing,
-            "ticketCount": sale.ticket_count,
-            "shouldPromptUpload": prompt,
-        }),
+        metadata: with(
+            &sold,
+            json!({ "type": "ticket_sold_seller", "shouldPromptUpload": prompt }),
+        ),
     };
     let job = NewJob {
         job_type: "notify-seller-ticket-sold",
@@ -175,17 +178,7 @@ fn seller_sold(
             "notify-seller-ticket-sold:{}:{}",
             order.id, sale.seller_user_id
         ),
-        payload: json!({
-            "orderId": order.id,
-            "sellerUserId": sale.seller_user_id,
-            "listingId": sale.listing_id,
-            "eventName": order.event_name,
-            "eventStartDate": iso(order.event_start_date),
-            "eventEndDate": iso(order.event_end_date),
-            "platform": order.platform,
-            "qrAvailabilityTiming": order.qr_timing,
-            "ticketCount": sale.ticket_count,
-        }),
+        payload: with(&sold, json!({ "sellerUserId": sale.seller_user_id })),
     };
     (notification, job)
 }
