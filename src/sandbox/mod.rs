@@ -1,7 +1,7 @@
 //! Local stand-ins for the providers (feature `sandbox`; never in a release image),
 //! speaking their real wire formats on one loopback port: dLocal Go (`dlocal`), Resend
-//! (`resend`), the WhatsApp Cloud API (`whatsapp`), a web push service (`push`) and
-//! Google Places (`places`); besides, the marketplace's own WhatsApp webhook route
+//! (`resend`), the WhatsApp Cloud API (`whatsapp`), a web push service (`push`), Google
+//! Places (`places`) and IndexNow (`indexnow`); besides, the marketplace's own WhatsApp webhook route
 //! ([`marketplace`]) and the ticket sites ([`site`]).
 //!
 //! Tests drive it through [`Sandbox`], which scripts each stand-in and reads what it
@@ -11,6 +11,7 @@ pub mod marketplace;
 pub mod site;
 
 mod dlocal;
+mod indexnow;
 mod outbox;
 mod places;
 mod push;
@@ -46,6 +47,8 @@ struct Inner {
     push: push::PushService,
     places: Vec<Place>,
     places_requests: u64,
+    indexnow: Vec<serde_json::Value>,
+    indexnow_refuse_next: u32,
 }
 
 /// A running sandbox.
@@ -79,6 +82,7 @@ impl Sandbox {
             .merge(whatsapp::routes())
             .merge(push::routes())
             .merge(places::routes())
+            .merge(indexnow::routes())
             .with_state(sandbox.clone());
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {

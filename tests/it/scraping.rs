@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use run_job::sandbox::site::{Route, Site};
 use rust_decimal::Decimal;
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -808,5 +808,148 @@ async fn new_venues_are_enriched_from_google_places_when_a_key_is_set(pool: PgPo
     assert_eq!(park, ("Colonia del Sacramento".into(), None));
     let summary = summary(&ran.stderr);
     assert_eq!(summary["details"]["venues_from_google"], 1);
+    let _ = std::fs::remove_dir_all(&uploads);
+}
+
+/// Across three runs of one site: a venue last updated more than a week ago is
+/// refreshed from Google (and not again while fresh); the pages of new events are
+/// pinged to IndexNow, unchanged ones are not, and an event whose page changed is.
+#[sqlx::test(migrations = "./migrations")]
+async fn stale_venues_are_refreshed_and_new_or_changed_pages_pinged(pool: PgPool) {
+    let sites = sites().await;
+    let providers = run_job::sandbox::Sandbox::start(0, "k", "s").await.unwrap();
+    providers.add_place(run_job::sandbox::Place {
+        place_id: "ChIJ-nautico".into(),
+        name: "Club Náutico Punta Carretas".into(),
+        formatted_address: "Rambla Mahatma Gandhi 1234, 11300 Montevideo".into(),
+        locality: "Montevideo".into(),
+        region: "Departamento de Montevideo".into(),
+        lat: -34.9110,
+        lng: -56.1536,
+    });
+    // The club, as an earlier run stored it eight days ago, from the site's data.
+    let stale: Uuid = sqlx::query_scalar(
+        "INSERT INTO event_venues (name, address, city, latitude, longitude, updated_at)
+         VALUES ('Nautico', 'Rambla 1234', 'Montevideo', -34.9107, -56.1539, $1) RETURNING id",
+    )
+    .bind(instant(NOW) - chrono::TimeDelta::days(8))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let uploads = tempdir();
+    let run = || {
+        let mut cmd = scraping(&pool, &sites, &uploads);
+        cmd.env("SCRAPER_PLATFORMS", "entraste")
+            .env("GOOGLE_PLACES_API_KEY", "places-secret-key")
+            .env("GOOGLE_PLACES_BASE_URL", &providers.base_url)
+            .env("INDEXNOW_KEY", "indexnow-key")
+            .env("INDEXNOW_URL", format!("{}/indexnow", providers.base_url))
+            .env("APP_BASE_URL", "https://revendiste.test");
+        cmd
+    };
+
+    let first = output(run()).await;
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    let s = summary(&first.stderr);
+    assert_eq!(s["details"]["venues_refreshed"], 1, "{}", first.stderr);
+    let venue: (String, Option<String>) =
+        sqlx::query_as("SELECT name, google_place_id FROM event_venues WHERE id = $1")
+            .bind(stale)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        venue,
+        (
+            "Club Náutico Punta Carretas".into(),
+            Some("ChIJ-nautico".into())
+        )
+    );
+    let on_it: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE venue_id = $1")
+        .bind(stale)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(on_it >= 1, "the refreshed venue is the event's");
+    let slugs: Vec<String> = sqlx::query_scalar(
+        "SELECT slug FROM events WHERE platform = 'entraste' AND event_end_date > $1 ORDER BY slug",
+    )
+    .bind(instant(NOW))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let pings = providers.indexnow_pings();
+    assert_eq!(pings.len(), 1, "one batch for the site's few events");
+    assert_eq!(pings[0]["host"], "revendiste.com");
+    assert_eq!(
+        pings[0]["keyLocation"],
+        "https://revendiste.com/indexnow-key.txt"
+    );
+    let mut pinged: Vec<String> = pings[0]["urlList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap().to_string())
+        .collect();
+    pinged.sort();
+    let expected: Vec<String> = slugs
+        .iter()
+        .map(|s| format!("https://revendiste.test/eventos/{s}"))
+        .collect();
+    assert_eq!(pinged, expected);
+    assert_eq!(s["details"]["indexnow_pinged"], slugs.len());
+
+    let google_asked = providers.places_requests();
+    let second = output(run()).await;
+    assert_eq!(second.code, Some(0), "{}", second.stderr);
+    let s = summary(&second.stderr);
+    assert_eq!(s["details"]["venues_refreshed"], 0);
+    assert_eq!(
+        providers.places_requests(),
+        google_asked,
+        "fresh venues are not asked about"
+    );
+    assert_eq!(s["details"]["indexnow_pinged"], 0);
+    assert_eq!(
+        providers.indexnow_pings().len(),
+        1,
+        "nothing changed, nothing pinged"
+    );
+
+    // The page of one event changed (the site now shows another name than stored), and
+    // IndexNow refuses: the run still succeeds.
+    sqlx::query("UPDATE events SET name = 'old name' WHERE slug = $1")
+        .bind(&slugs[0])
+        .execute(&pool)
+        .await
+        .unwrap();
+    providers.refuse_indexnow(1);
+    let third = output(run()).await;
+    assert_eq!(third.code, Some(0), "{}", third.stderr);
+    let s = summary(&third.stderr);
+    assert_eq!(
+        (
+            s["details"]["indexnow_pinged"].clone(),
+            s["details"]["indexnow_failed"].clone()
+        ),
+        (json!(0), json!(1))
+    );
+    providers.refuse_indexnow(0);
+    sqlx::query("UPDATE events SET name = 'old name' WHERE slug = $1")
+        .bind(&slugs[0])
+        .execute(&pool)
+        .await
+        .unwrap();
+    let fourth = output(run()).await;
+    assert_eq!(fourth.code, Some(0), "{}", fourth.stderr);
+    let pings = providers.indexnow_pings();
+    assert_eq!(pings.len(), 2);
+    assert_eq!(
+        pings[1]["urlList"],
+        json!([format!("https://revendiste.test/eventos/{}", slugs[0])])
+    );
+    assert!(
+        !fourth.stderr.contains("indexnow-key") && !fourth.stderr.contains("places-secret-key")
+    );
     let _ = std::fs::remove_dir_all(&uploads);
 }

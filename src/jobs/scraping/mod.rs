@@ -14,6 +14,7 @@ mod browser;
 pub mod cleanup;
 pub mod crawl;
 pub mod images;
+pub mod indexnow;
 pub mod model;
 mod run;
 pub mod sites;
@@ -57,6 +58,8 @@ pub struct Settings {
     pub cleanup_min_ratio: f64,
     pub images: ImageSettings,
     pub storage: Storage,
+    /// IndexNow, when `INDEXNOW_KEY` is set.
+    pub indexnow: Option<indexnow::IndexNowSettings>,
     /// Google Places base URL and key, when enrichment is on.
     pub places: Option<(String, secrecy::SecretString)>,
 }
@@ -85,6 +88,12 @@ impl Settings {
             cleanup_min_ratio: config::parse(env, "SCRAPER_CLEANUP_MIN_RATIO", 0.5f64, 0.0..=1.0)?,
             images,
             storage: Storage::from_env(env)?,
+            indexnow: env("INDEXNOW_KEY").map(|key| indexnow::IndexNowSettings {
+                endpoint: base(env, "INDEXNOW_URL", "https://api.indexnow.org/indexnow"),
+                host: env("INDEXNOW_HOST").unwrap_or_else(|| "revendiste.com".into()),
+                key: key.into(),
+                pages: base(env, "APP_BASE_URL", "https://revendiste.com"),
+            }),
             places: env("GOOGLE_PLACES_API_KEY").map(|key| {
                 (
                     base(env, "GOOGLE_PLACES_BASE_URL", "https://maps.googleapis.com"),

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::crawl::{self, Crawled, Status};
 use super::images::SourceImage;
 use super::model::{Class, ScrapedEvent};
-use super::{Scraping, browser, cleanup, store, venues};
+use super::{Scraping, browser, cleanup, indexnow, store, venues};
 use crate::jobs::{JobError, RunContext, Summary};
 
 /// The summary's `details`.
@@ -30,6 +30,12 @@ struct Details {
     past_cleaned: u64,
     venues_created: u64,
     venues_from_google: u64,
+    venues_refreshed: u64,
+    /// Event pages new or changed this run, by slug, for IndexNow.
+    #[serde(skip)]
+    changed_pages: Vec<String>,
+    indexnow_pinged: u64,
+    indexnow_failed: u64,
     images_published: u64,
     images_failed: u64,
     browser_lost: bool,
@@ -63,6 +69,8 @@ struct Stored {
     created: u64,
     restored: u64,
     failed: Vec<Value>,
+    /// Slugs of the events whose page is new or changed.
+    changed: Vec<String>,
     /// Events with images, by their row id, for the image pipeline.
     to_publish: Vec<(Uuid, Vec<SourceImage>)>,
 }
@@ -75,7 +83,7 @@ impl Scraping {
             Some((base, key)) => Some(venues::GooglePlaces::new(base, key.clone())?),
             None => None,
         };
-        let mut venues = venues::Venues::new(places);
+        let mut venues = venues::Venues::new(places, now);
         let mut details = Details::default();
         let mut summary = Summary::default();
         let (mut failed_sites, mut cut_short) = (Vec::new(), Vec::new());
@@ -103,8 +111,17 @@ impl Scraping {
         if !cx.cancel.is_cancelled() {
             details.past_cleaned = cleanup::past(&self.pool, now).await?;
         }
+        if let Some(settings) = &self.settings.indexnow
+            && !details.changed_pages.is_empty()
+        {
+            let pinged = indexnow::IndexNow::new(settings.clone())?
+                .ping(&details.changed_pages)
+                .await;
+            (details.indexnow_pinged, details.indexnow_failed) = (pinged.urls, pinged.failed);
+        }
         details.venues_created = venues.created;
         details.venues_from_google = venues.from_google;
+        details.venues_refreshed = venues.refreshed;
         details.browser_lost = !cut_short.is_empty();
         summary.details = match serde_json::to_value(&details) {
             Ok(Value::Object(map)) => map,
@@ -156,7 +173,8 @@ impl Scraping {
             .iter()
             .filter(|e| seen_ids.insert(e.external_id.clone()))
             .collect();
-        let stored = self.store_events(&events, venues, now, cancel).await;
+        let mut stored = self.store_events(&events, venues, now, cancel).await;
+        details.changed_pages.append(&mut stored.changed);
         let (published, failed) = self.publish_images(stored.to_publish).await;
         details.images_published += published;
         details.images_failed += failed;
@@ -215,6 +233,10 @@ impl Scraping {
                     out.stored += 1;
                     out.created += u64::from(done.created);
                     out.restored += u64::from(done.restored);
+                    // A past event's page is not worth a search engine's visit.
+                    if done.changed && event.end > now {
+                        out.changed.push(done.slug.clone());
+                    }
                     if done.restored {
                         tracing::info!(external_id = %event.external_id, "event restored");
                     }

@@ -16,11 +16,41 @@ use super::model::ScrapedEvent;
 use super::text;
 
 /// What storing one event did.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Upserted {
     pub id: Uuid,
+    pub slug: String,
     pub created: bool,
     pub restored: bool,
+    /// New, restored, or any field its page shows differs from what was stored.
+    pub changed: bool,
+}
+
+/// The stored event, as far as its page shows it.
+#[derive(sqlx::FromRow)]
+struct Stored {
+    platform: String,
+    deleted: bool,
+    name: String,
+    description: Option<String>,
+    event_start_date: DateTime<Utc>,
+    event_end_date: DateTime<Utc>,
+    venue_id: Option<Uuid>,
+    external_url: String,
+    qr: Option<String>,
+}
+
+impl Stored {
+    fn differs(&self, e: &ScrapedEvent, venue_id: Option<Uuid>) -> bool {
+        self.deleted
+            || self.name != e.name
+            || self.description != e.description
+            || self.event_start_date != e.start
+            || self.event_end_date != e.end
+            || self.venue_id != venue_id
+            || self.external_url != e.external_url
+            || self.qr.as_deref() != e.qr_availability_timing
+    }
 }
 
 pub async fn upsert(
@@ -30,43 +60,48 @@ pub async fn upsert(
     now: DateTime<Utc>,
 ) -> anyhow::Result<Upserted> {
     let mut tx = pool.begin().await?;
-    let existing: Option<(Uuid, String, bool)> = sqlx::query_as(
-        "SELECT id, platform, deleted_at IS NOT NULL FROM events WHERE external_id = $1 FOR UPDATE",
+    let existing: Option<Stored> = sqlx::query_as(
+        "SELECT platform, deleted_at IS NOT NULL AS deleted, name, description, event_start_date,
+                event_end_date, venue_id, external_url, qr_availability_timing::text AS qr
+           FROM events WHERE external_id = $1 FOR UPDATE",
     )
     .bind(&event.external_id)
     .fetch_optional(&mut *tx)
     .await?;
-    if let Some((_, platform, _)) = &existing
-        && platform != event.platform
+    if let Some(stored) = &existing
+        && stored.platform != event.platform
     {
         anyhow::bail!(
-            "external id `{}` already belongs to a {platform} event; not overwritten",
-            event.external_id
+            "external id `{}` already belongs to a {} event; not overwritten",
+            event.external_id,
+            stored.platform
         );
     }
     let slug = match &existing {
         Some(_) => None,
         None => Some(unique_slug(&mut tx, event).await?),
     };
-    let id = event_row(&mut tx, event, venue_id, slug.as_deref(), now).await?;
+    let (id, slug) = event_row(&mut tx, event, venue_id, slug.as_deref(), now).await?;
     waves_rows(&mut tx, id, event, now).await?;
     tx.commit().await?;
     Ok(Upserted {
         id,
+        slug,
         created: existing.is_none(),
-        restored: existing.is_some_and(|(_, _, deleted)| deleted),
+        restored: existing.as_ref().is_some_and(|s| s.deleted),
+        changed: existing.as_ref().is_none_or(|s| s.differs(event, venue_id)),
     })
 }
 
-/// Inserts the event, or updates it (restoring it if deleted); its id.
+/// Inserts the event, or updates it (restoring it if deleted); its id and slug.
 async fn event_row(
     conn: &mut PgConnection,
     event: &ScrapedEvent,
     venue_id: Option<Uuid>,
     slug: Option<&str>,
     now: DateTime<Utc>,
-) -> sqlx::Result<Uuid> {
-    sqlx::query_scalar(
+) -> sqlx::Result<(Uuid, String)> {
+    sqlx::query_as(
         "INSERT INTO events (external_id, platform, name, slug, description, event_start_date,
                              event_end_date, venue_id, external_url, qr_availability_timing,
                              status, created_at, updated_at, last_scraped_at)
@@ -77,7 +112,7 @@ async fn event_row(
              venue_id = EXCLUDED.venue_id, external_url = EXCLUDED.external_url,
              qr_availability_timing = EXCLUDED.qr_availability_timing,
              status = 'active', deleted_at = NULL, updated_at = $11, last_scraped_at = $11
-         RETURNING id",
+         RETURNING id, slug",
     )
     .bind(&event.external_id)
     .bind(event.platform)

@@ -10,11 +10,15 @@
 //! within 150 m, then Place Details) when `GOOGLE_PLACES_API_KEY` is set, and created
 //! with Google's name, address, city and place id; a place another venue already has
 //! is that venue. Without a key, or when Google finds nothing or fails, the venue is
-//! created from what the site shows.
+//! created from what the site shows. A venue found by position that was last updated
+//! more than [`STALE_AFTER`] ago is refreshed from Google the same way, as the
+//! original did: Google's data replaces its own, a place another venue has means that
+//! venue, and nothing found only marks it checked.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use chrono::{DateTime, TimeDelta, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use sqlx::PgPool;
@@ -48,15 +52,20 @@ const CITIES: [&str; 15] = [
     "Manantiales",
 ];
 
+/// A venue found by position is refreshed from Google when older than this.
+pub const STALE_AFTER: TimeDelta = TimeDelta::days(7);
+
 /// The radius of the Nearby Search for a new venue.
 const PLACES_RADIUS_METRES: u32 = 150;
 
-#[derive(Default)]
 pub struct Venues {
     known: HashMap<String, Uuid>,
     places: Option<GooglePlaces>,
+    /// The run's "now", against which a venue's age is measured.
+    now: DateTime<Utc>,
     pub created: u64,
     pub from_google: u64,
+    pub refreshed: u64,
 }
 
 /// A place as Google describes it.
@@ -190,10 +199,14 @@ impl GooglePlaces {
 }
 
 impl Venues {
-    pub fn new(places: Option<GooglePlaces>) -> Venues {
+    pub fn new(places: Option<GooglePlaces>, now: DateTime<Utc>) -> Venues {
         Venues {
+            known: HashMap::new(),
             places,
-            ..Venues::default()
+            now,
+            created: 0,
+            from_google: 0,
+            refreshed: 0,
         }
     }
 
@@ -215,7 +228,12 @@ impl Venues {
             return Ok(Some(*id));
         }
         let found = match (event.lat, event.lng) {
-            (Some(lat), Some(lng)) => nearest(pool, lat, lng).await?,
+            (Some(lat), Some(lng)) => match nearest(pool, lat, lng).await? {
+                Some((id, updated)) if self.now - updated > STALE_AFTER => {
+                    Some(self.refresh(pool, id, (lat, lng), name).await?)
+                }
+                found => found.map(|(id, _)| id),
+            },
             _ => by_name(pool, if name.is_empty() { address } else { name }, address).await?,
         };
         let id = match found {
@@ -244,6 +262,66 @@ impl Venues {
 }
 
 impl Venues {
+    /// A stale venue brought up to date from Google: its data replaced by Google's, or
+    /// the venue that already has Google's place, or (Google finding nothing) marked as
+    /// checked. Without Google, or when Google fails, it is left as it is.
+    async fn refresh(
+        &mut self,
+        pool: &PgPool,
+        id: Uuid,
+        (lat, lng): (f64, f64),
+        name: &str,
+    ) -> sqlx::Result<Uuid> {
+        let Some(places) = &self.places else {
+            return Ok(id);
+        };
+        let place = match places.find(lat, lng, name).await {
+            Ok(place) => place,
+            Err(e) => {
+                tracing::warn!(venue = name, error = %e, "Google Places refresh failed; venue left as it is");
+                return Ok(id);
+            }
+        };
+        let Some(place) = place else {
+            sqlx::query("UPDATE event_venues SET updated_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(self.now)
+                .execute(pool)
+                .await?;
+            return Ok(id);
+        };
+        let other: Option<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM event_venues WHERE google_place_id = $1 AND id <> $2",
+        )
+        .bind(&place.place_id)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+        if let Some(other) = other {
+            return Ok(other);
+        }
+        sqlx::query(
+            "UPDATE event_venues SET name = $2, address = $3, city = $4, region = $5, country = $6,
+                    google_place_id = $7, latitude = $8::float8::numeric, longitude = $9::float8::numeric,
+                    updated_at = $10
+              WHERE id = $1",
+        )
+        .bind(id)
+        .bind(&place.name)
+        .bind(&place.address)
+        .bind(&place.city)
+        .bind(&place.region)
+        .bind(&place.country)
+        .bind(&place.place_id)
+        .bind(place.lat)
+        .bind(place.lng)
+        .bind(self.now)
+        .execute(pool)
+        .await?;
+        self.refreshed += 1;
+        Ok(id)
+    }
+
     /// The venue of Google's place for this position: an existing one with that place
     /// id, or a new one from Google's data. `None` when Google is not configured, finds
     /// nothing or fails (the caller then creates the venue from the site's data).
@@ -292,12 +370,12 @@ impl Venues {
     }
 }
 
-async fn nearest(pool: &PgPool, lat: f64, lng: f64) -> sqlx::Result<Option<Uuid>> {
+async fn nearest(pool: &PgPool, lat: f64, lng: f64) -> sqlx::Result<Option<(Uuid, DateTime<Utc>)>> {
     let dlat = SAME_PLACE_METRES / METRES_PER_DEGREE;
     let dlng = dlat / lat.to_radians().cos().abs().max(0.01);
-    sqlx::query_scalar(
-        "SELECT id FROM (
-             SELECT id, 2 * $5 * asin(sqrt(
+    sqlx::query_as(
+        "SELECT id, updated_at FROM (
+             SELECT id, updated_at, 2 * $5 * asin(sqrt(
                  power(sin(radians(latitude::float8 - $1) / 2), 2)
                  + cos(radians($1)) * cos(radians(latitude::float8))
                    * power(sin(radians(longitude::float8 - $2) / 2), 2))) AS metres

@@ -67,14 +67,16 @@ module "run_job" {
   schedule_timezone = "UTC"
 
   environment = {
-    DLOCAL_BASE_URL   = "https://api.dlocalgo.com"
-    APP_BASE_URL      = "https://revendiste.com"
-    EMAIL_FROM        = "noreply@revendiste.com"
-    STORAGE_TYPE      = "r2"
-    R2_PUBLIC_BUCKET  = "prod-revendiste-public"
-    R2_PRIVATE_BUCKET = "prod-revendiste-private"
-    R2_CDN_DOMAIN     = "cdn.revendiste.com"
-    DATABASE_SSLMODE  = "verify-full"
+    DLOCAL_BASE_URL = "https://api.dlocalgo.com"
+    APP_BASE_URL    = "https://revendiste.com"
+    # check-payout-hold-periods: the original's hold.
+    PAYOUT_HOLD_PERIOD_HOURS = "48"
+    EMAIL_FROM               = "noreply@revendiste.com"
+    STORAGE_TYPE             = "r2"
+    R2_PUBLIC_BUCKET         = "prod-revendiste-public"
+    R2_PRIVATE_BUCKET        = "prod-revendiste-private"
+    R2_CDN_DOMAIN            = "cdn.revendiste.com"
+    DATABASE_SSLMODE         = "verify-full"
     # The Amazon RDS CA bundle baked into the image: rustls trusts only public roots.
     DATABASE_SSLROOTCERT = "/etc/ssl/certs/rds-global-bundle.pem"
   }
@@ -90,6 +92,8 @@ module "run_job" {
     R2_ACCOUNT_ID            = "${var.backend_secrets_arn}:R2_ACCOUNT_ID::"
     R2_ACCESS_KEY_ID         = "${var.backend_secrets_arn}:R2_ACCESS_KEY_ID::"
     R2_SECRET_ACCESS_KEY     = "${var.backend_secrets_arn}:R2_SECRET_ACCESS_KEY::"
+    GOOGLE_PLACES_API_KEY    = "${var.backend_secrets_arn}:GOOGLE_PLACES_API_KEY::"
+    INDEXNOW_KEY             = "${var.backend_secrets_arn}:INDEXNOW_KEY::"
   }
 
   use_fargate_spot = true
