@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 pub mod check_payout_hold_periods;
 #[cfg(feature = "test-jobs")]
 pub mod demo;
+pub mod invoices;
 pub mod notifications;
 pub mod notify_upload_availability;
 pub mod scraping;

@@ -1,7 +1,7 @@
 //! Local stand-ins for the providers (feature `sandbox`; never in a release image),
 //! speaking their real wire formats on one loopback port: dLocal Go (`dlocal`), Resend
 //! (`resend`), the WhatsApp Cloud API (`whatsapp`), a web push service (`push`), Google
-//! Places (`places`) and IndexNow (`indexnow`); besides, the marketplace's own WhatsApp webhook route
+//! Places (`places`), IndexNow (`indexnow`) and FEU's invoicing API ([`feu`]); besides, the marketplace's own WhatsApp webhook route
 //! ([`marketplace`]) and the ticket sites ([`site`]).
 //!
 //! Tests drive it through [`Sandbox`], which scripts each stand-in and reads what it
@@ -11,6 +11,7 @@ pub mod marketplace;
 pub mod site;
 
 mod dlocal;
+pub mod feu;
 mod indexnow;
 mod outbox;
 mod places;
@@ -49,6 +50,7 @@ struct Inner {
     places_requests: u64,
     indexnow: Vec<serde_json::Value>,
     indexnow_refuse_next: u32,
+    feu: feu::FeuState,
 }
 
 /// A running sandbox.
@@ -83,6 +85,7 @@ impl Sandbox {
             .merge(push::routes())
             .merge(places::routes())
             .merge(indexnow::routes())
+            .merge(feu::routes())
             .with_state(sandbox.clone());
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {

@@ -5,6 +5,7 @@ mod helpers;
 
 mod cli;
 mod database;
+mod feu;
 mod fixtures;
 mod images;
 mod notifications;
