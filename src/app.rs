@@ -321,7 +321,7 @@ fn deps(pool: PgPool) -> Result<Deps, Exit> {
         Exit::Config
     })?;
     if !clock.is_system() {
-        tracing::warn!(now = %clock.now(), "RUN_JOB_NOW: the job decides as if it were this instant");
+        tracing::warn!(now = %clock.now(), "RUN_JOB_NOW: the job decides as if it were this instant; never against a database other runs use");
     }
     Ok(Deps {
         pool,

@@ -1453,3 +1453,18 @@ async fn an_unknown_channel_state_fails_its_row_untouched_and_sends_nothing(pool
     assert_eq!(sb.email_requests(), 1, "only the readable row was sent");
     assert_eq!((s.succeeded, s.failed), (1, 1));
 }
+
+/// `sms` is in the schema but has no provider (nor had the original): that channel
+/// fails as not supported and the others still go out.
+#[sqlx::test(migrations = "./migrations")]
+async fn an_sms_channel_fails_alone_and_the_others_are_delivered(pool: PgPool) {
+    let u = user(&pool, Some("sms@example.com"), None).await;
+    let id = notification(&pool, u, "order_confirmed", "{email,sms}", confirmed()).await;
+    let sb = sandbox().await;
+    run(&pool, settings(&sb, &[])).await;
+    let (status, channels) = state(&pool, id).await;
+    assert_eq!(status, "sent");
+    assert_eq!(channels["email"]["status"], "sent");
+    assert_eq!(channels["sms"]["status"], "failed");
+    assert_eq!(channels["sms"]["error"], "channel sms is not supported");
+}

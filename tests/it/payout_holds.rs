@@ -333,3 +333,25 @@ async fn the_binary_runs_it_and_records_the_run(pool: PgPool) {
     .unwrap();
     assert_eq!(outcome, "succeeded");
 }
+
+/// The debounce key carries the event's name, as the original's; a name longer than
+/// the key column still retains (the key is cut to fit).
+#[sqlx::test(migrations = "./migrations")]
+async fn a_very_long_event_name_still_retains(pool: PgPool) {
+    let w = world(&pool, -1).await;
+    sqlx::query("UPDATE events SET name = repeat('Festival ', 50) WHERE id = $1")
+        .bind(w.event)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (_, _, _, earning) = sold(&w, w.seller_a, "10", false).await;
+    let s = run_after(&w, 1).await;
+    assert_eq!(s.details["failed"], 0);
+    assert_eq!(status(&pool, earning).await, "retained");
+    let key_length: i32 =
+        sqlx::query_scalar("SELECT length(debounce_key) FROM notification_batches")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(key_length, 255);
+}

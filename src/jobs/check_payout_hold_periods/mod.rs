@@ -29,7 +29,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use rust_decimal::Decimal;
+use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -111,9 +111,11 @@ impl PayoutHolds {
     pub async fn run_once(&self, cx: &RunContext) -> Result<Summary, JobError> {
         let now = self.clock.now();
         let mut counts = Counts::default();
+        // An earning whose retention failed is not released in the same run: its
+        // ticket was never delivered, and the release does not look at documents.
         let retained = self.retain_all(cx, now, &mut counts).await;
         let released = match retained {
-            Ok(()) => self.release_all(cx, now, &mut counts).await,
+            Ok(not_retained) => self.release_all(cx, now, not_retained, &mut counts).await,
             Err(e) => Err(e),
         };
         let summary = counts.summary();
@@ -127,12 +129,13 @@ impl PayoutHolds {
         }
     }
 
+    /// Retains every undelivered earning; the ids whose retention failed.
     async fn retain_all(
         &self,
         cx: &RunContext,
         now: DateTime<Utc>,
         counts: &mut Counts,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Vec<Uuid>> {
         let mut failed: Vec<Uuid> = Vec::new();
         while !cx.cancel.is_cancelled() {
             let batch = queries::undelivered(&self.pool, now, &failed, RETAIN_BATCH).await?;
@@ -156,7 +159,7 @@ impl PayoutHolds {
                 cx.progress.set(s.processed, s.succeeded, s.failed);
             }
         }
-        Ok(())
+        Ok(failed)
     }
 
     /// One earning's retention in one transaction: `Some(case opened)`, or `None` if
@@ -169,10 +172,15 @@ impl PayoutHolds {
         }
         let earnings = self.link("view_earnings", "Ver ganancias", "/cuenta/retiro".into());
         let seller = Debounced {
+            // The original's key; the column holds 255 characters and an event name
+            // can be longer.
             key: format!(
                 "seller_earnings_retained:{}:{}:missing_document",
                 u.seller_user_id, u.event_name
-            ),
+            )
+            .chars()
+            .take(255)
+            .collect(),
             user_id: u.seller_user_id,
             kind: "seller_earnings_retained",
             channels: vec!["in_app", "email"],
@@ -221,10 +229,11 @@ impl PayoutHolds {
         &self,
         cx: &RunContext,
         now: DateTime<Utc>,
+        skip: Vec<Uuid>,
         counts: &mut Counts,
     ) -> anyhow::Result<()> {
         let hold = self.settings.hold_hours;
-        let mut seen: Vec<Uuid> = Vec::new();
+        let mut seen = skip;
         while !cx.cancel.is_cancelled() {
             let ids = queries::releasable(&self.pool, now, hold, &seen, RELEASE_BATCH).await?;
             if ids.is_empty() {
@@ -293,7 +302,7 @@ fn totals(released: &[Released]) -> BTreeMap<Uuid, Vec<serde_json::Value>> {
                 .map(|(currency, (amount, count))| {
                     json!({
                         "currency": currency,
-                        "amount": format!("{:.2}", amount.round_dp(2)),
+                        "amount": format!("{:.2}", amount.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)),
                         "earningCount": count,
                     })
                 })

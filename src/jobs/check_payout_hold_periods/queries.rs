@@ -55,19 +55,28 @@ pub async fn undelivered(
     .await
 }
 
-/// Retains the earning (if still pending) and cancels its reservation. False if another
-/// writer moved the earning first.
+/// Retains the earning and cancels its reservation, if all that made it undelivered
+/// still holds under the row lock (still pending, still no document, the sale still
+/// active). False if another writer changed any of it first.
 pub async fn retain(
     conn: &mut PgConnection,
     u: &Undelivered,
     now: DateTime<Utc>,
 ) -> sqlx::Result<bool> {
     let retained = sqlx::query(
-        "UPDATE seller_earnings SET status = 'retained', retained_reason = 'missing_document', updated_at = $2
-          WHERE id = $1 AND status = 'pending'",
+        "UPDATE seller_earnings se
+            SET status = 'retained', retained_reason = 'missing_document', updated_at = $2
+          WHERE se.id = $1 AND se.status = 'pending'
+            AND NOT EXISTS (SELECT 1 FROM ticket_documents d
+                             WHERE d.ticket_id = se.listing_ticket_id AND d.is_primary
+                               AND d.deleted_at IS NULL)
+            AND EXISTS (SELECT 1 FROM order_ticket_reservations r
+                          JOIN orders o ON o.id = r.order_id AND o.status = 'confirmed'
+                         WHERE r.id = $3 AND r.status = 'active')",
     )
     .bind(u.earning_id)
     .bind(now)
+    .bind(u.reservation_id)
     .execute(&mut *conn)
     .await?
     .rows_affected();

@@ -246,6 +246,7 @@ impl Notifications {
                 Ok(String::new())
             }
             Channel::Email => self.send_email(a).await,
+            Channel::Sms => Err(SendError::Permanent("channel sms is not supported".into())),
             Channel::Whatsapp => self.send_whatsapp(a, attempt).await,
         }
     }

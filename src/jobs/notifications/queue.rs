@@ -45,8 +45,9 @@ pub async fn run(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> anyhow::Resul
         };
         match outcome {
             Ok(()) => {
-                queue::complete(pool, &job, now).await?;
-                result.completed += 1;
+                if queue::complete(pool, &job, now).await? {
+                    result.completed += 1;
+                }
             }
             Err(error) => {
                 // As the original: even a payload that does not parse is tried again

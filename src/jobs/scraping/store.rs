@@ -47,7 +47,8 @@ impl Stored {
             || self.description != e.description
             || self.event_start_date != e.start
             || self.event_end_date != e.end
-            || self.venue_id != venue_id
+            // No venue this run (its lookup failed) keeps the stored one.
+            || (venue_id.is_some() && self.venue_id != venue_id)
             || self.external_url != e.external_url
             || self.qr.as_deref() != e.qr_availability_timing
     }
@@ -109,7 +110,7 @@ async fn event_row(
          ON CONFLICT (external_id) DO UPDATE SET
              name = EXCLUDED.name, description = EXCLUDED.description,
              event_start_date = EXCLUDED.event_start_date, event_end_date = EXCLUDED.event_end_date,
-             venue_id = EXCLUDED.venue_id, external_url = EXCLUDED.external_url,
+             venue_id = COALESCE(EXCLUDED.venue_id, events.venue_id), external_url = EXCLUDED.external_url,
              qr_availability_timing = EXCLUDED.qr_availability_timing,
              status = 'active', deleted_at = NULL, updated_at = $11, last_scraped_at = $11
          RETURNING id, slug",

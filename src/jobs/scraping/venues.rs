@@ -243,14 +243,17 @@ impl Venues {
                 None => {
                     self.created += 1;
                     sqlx::query_scalar(
-                        "INSERT INTO event_venues (name, address, city, country, latitude, longitude)
-                         VALUES ($1, $2, $3, 'Uruguay', $4::float8::numeric, $5::float8::numeric) RETURNING id",
+                        "INSERT INTO event_venues (name, address, city, country, latitude, longitude,
+                                                   created_at, updated_at)
+                         VALUES ($1, $2, $3, 'Uruguay', $4::float8::numeric, $5::float8::numeric, $6, $6)
+                         RETURNING id",
                     )
                     .bind(if name.is_empty() { "Venue desconocido" } else { name })
                     .bind(address)
                     .bind(city(address))
                     .bind(event.lat)
                     .bind(event.lng)
+                    .bind(self.now)
                     .fetch_one(pool)
                     .await?
                 }
@@ -290,15 +293,22 @@ impl Venues {
                 .await?;
             return Ok(id);
         };
-        let other: Option<Uuid> = sqlx::query_scalar(
-            "SELECT id FROM event_venues WHERE google_place_id = $1 AND id <> $2",
+        // The place id is unique among all venues, deleted ones included.
+        let other: Option<(Uuid, bool)> = sqlx::query_as(
+            "SELECT id, deleted_at IS NOT NULL FROM event_venues WHERE google_place_id = $1 AND id <> $2",
         )
         .bind(&place.place_id)
         .bind(id)
         .fetch_optional(pool)
         .await?;
-        if let Some(other) = other {
-            return Ok(other);
+        if let Some((other, deleted)) = other {
+            // Checked: not asked again for a week either way.
+            sqlx::query("UPDATE event_venues SET updated_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(self.now)
+                .execute(pool)
+                .await?;
+            return Ok(if deleted { id } else { other });
         }
         sqlx::query(
             "UPDATE event_venues SET name = $2, address = $3, city = $4, region = $5, country = $6,
@@ -343,8 +353,9 @@ impl Venues {
             }
         };
         let inserted: Option<Uuid> = sqlx::query_scalar(
-            "INSERT INTO event_venues (name, address, city, region, country, google_place_id, latitude, longitude)
-             VALUES ($1, $2, $3, $4, $5, $6, $7::float8::numeric, $8::float8::numeric)
+            "INSERT INTO event_venues (name, address, city, region, country, google_place_id, latitude,
+                                       longitude, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7::float8::numeric, $8::float8::numeric, $9, $9)
              ON CONFLICT (google_place_id) WHERE google_place_id IS NOT NULL DO NOTHING
              RETURNING id",
         )
@@ -356,6 +367,7 @@ impl Venues {
         .bind(&place.place_id)
         .bind(place.lat)
         .bind(place.lng)
+        .bind(self.now)
         .fetch_optional(pool)
         .await?;
         if inserted.is_some() {
