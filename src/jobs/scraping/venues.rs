@@ -21,7 +21,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use sqlx::PgPool;
+use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use crate::http;
@@ -310,22 +310,17 @@ impl Venues {
                 .await?;
             return Ok(if deleted { id } else { other });
         }
-        sqlx::query(
-            "UPDATE event_venues SET name = $2, address = $3, city = $4, region = $5, country = $6,
-                    google_place_id = $7, latitude = $8::float8::numeric, longitude = $9::float8::numeric,
-                    updated_at = $10
-              WHERE id = $1",
+        with_place(
+            sqlx::query(
+                "UPDATE event_venues SET name = $1, address = $2, city = $3, region = $4, country = $5,
+                        google_place_id = $6, latitude = $7::float8::numeric,
+                        longitude = $8::float8::numeric, updated_at = $9
+                  WHERE id = $10",
+            ),
+            &place,
         )
-        .bind(id)
-        .bind(&place.name)
-        .bind(&place.address)
-        .bind(&place.city)
-        .bind(&place.region)
-        .bind(&place.country)
-        .bind(&place.place_id)
-        .bind(place.lat)
-        .bind(place.lng)
         .bind(self.now)
+        .bind(id)
         .execute(pool)
         .await?;
         self.refreshed += 1;
@@ -352,24 +347,21 @@ impl Venues {
                 return Ok(None);
             }
         };
-        let inserted: Option<Uuid> = sqlx::query_scalar(
-            "INSERT INTO event_venues (name, address, city, region, country, google_place_id, latitude,
-                                       longitude, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7::float8::numeric, $8::float8::numeric, $9, $9)
-             ON CONFLICT (google_place_id) WHERE google_place_id IS NOT NULL DO NOTHING
-             RETURNING id",
+        let inserted: Option<Uuid> = with_place(
+            sqlx::query(
+                "INSERT INTO event_venues (name, address, city, region, country, google_place_id,
+                                           latitude, longitude, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7::float8::numeric, $8::float8::numeric, $9, $9)
+                 ON CONFLICT (google_place_id) WHERE google_place_id IS NOT NULL DO NOTHING
+                 RETURNING id",
+            ),
+            &place,
         )
-        .bind(&place.name)
-        .bind(&place.address)
-        .bind(&place.city)
-        .bind(&place.region)
-        .bind(&place.country)
-        .bind(&place.place_id)
-        .bind(place.lat)
-        .bind(place.lng)
         .bind(self.now)
         .fetch_optional(pool)
-        .await?;
+        .await?
+        .map(|row| row.try_get("id"))
+        .transpose()?;
         if inserted.is_some() {
             self.created += 1;
             self.from_google += 1;
@@ -380,6 +372,23 @@ impl Venues {
             .fetch_optional(pool)
             .await
     }
+}
+
+/// Binds a place's fields as `$1`..`$8`: name, address, city, region, country, place id,
+/// latitude, longitude.
+fn with_place<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    place: &'q Place,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    query
+        .bind(&place.name)
+        .bind(&place.address)
+        .bind(&place.city)
+        .bind(&place.region)
+        .bind(&place.country)
+        .bind(&place.place_id)
+        .bind(place.lat)
+        .bind(place.lng)
 }
 
 async fn nearest(pool: &PgPool, lat: f64, lng: f64) -> sqlx::Result<Option<(Uuid, DateTime<Utc>)>> {
