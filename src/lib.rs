@@ -24,6 +24,7 @@
 //! - [`http`]: the one HTTP client setup and retry policy for providers.
 //! - [`storage`]: objects in a local directory or an S3-compatible service (R2).
 //! - [`failure`]: what becomes of a failed item: given up, or retried when (one ladder).
+//! - [`money`]: the commission, its VAT and the seller's amount, in exact decimals.
 //! - [`notify`]: notification rows jobs leave for the notifications job.
 //! - [`queue`]: the `jobs` table as a work queue: claim, reclaim, finish.
 //! - [`jobs`]: the `Job` trait, the registry, and one module per job.
@@ -39,6 +40,7 @@ pub mod exit;
 mod failure;
 mod http;
 pub mod jobs;
+mod money;
 mod notify;
 mod queue;
 pub mod run;

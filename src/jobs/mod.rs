@@ -136,6 +136,7 @@ pub struct Registration {
 /// Every job this binary can run.
 pub const REGISTRY: &[Registration] = &[
     check_payout_hold_periods::REGISTRATION,
+    invoices::REGISTRATION,
     notifications::REGISTRATION,
     notify_upload_availability::REGISTRATION,
     scraping::REGISTRATION,

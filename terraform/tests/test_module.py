@@ -40,6 +40,9 @@ def load(tmp_path, **overrides):
         "image_repository_url": REPO,
         "db_credentials_secret_arn": DB_SECRET,
         "backend_secrets_arn": BACKEND_SECRET,
+        "feu_auth_url": "https://feu.example/auth/token",
+        "feu_api_base_url": "https://feu.example/api",
+        "feu_emisor_rut": "219999830019",
         **overrides,
     }
     tfvars = tmp_path / "test.tfvars"

@@ -155,9 +155,28 @@ async fn check_validates_configuration_and_names_a_bad_variable() {
         .env("DLOCAL_API_KEY", "k")
         .env("DLOCAL_SECRET_KEY", "s");
     let r = output(c).await;
+    assert_eq!(r.code, Some(3), "invoices needs FEU's settings");
+    assert!(
+        r.stderr
+            .contains("job `invoices`: FEU_AUTH_URL: is required by the invoices job"),
+        "{}",
+        r.stderr
+    );
+
+    let mut c = cmd(&["check"]);
+    c.env("DATABASE_URL", "postgres://app:pw@db.internal:5432/market")
+        .env("DLOCAL_BASE_URL", "https://api.dlocalgo.com")
+        .env("DLOCAL_API_KEY", "k")
+        .env("DLOCAL_SECRET_KEY", "s")
+        .env("FEU_AUTH_URL", "https://auth.feu.test/token")
+        .env("FEU_API_BASE_URL", "https://api.feu.test")
+        .env("FEU_USERNAME", "u")
+        .env("FEU_PASSWORD", "p")
+        .env("FEU_EMISOR_RUT", "219999830019");
+    let r = output(c).await;
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(
-        r.stdout.contains("ok: 9 job declaration(s) valid"),
+        r.stdout.contains("ok: 10 job declaration(s) valid"),
         "{}",
         r.stdout
     );
@@ -356,6 +375,10 @@ fn with_providers(c: &mut tokio::process::Command, dlocal: &str, sites: &str) {
     c.env("DLOCAL_BASE_URL", dlocal)
         .env("DLOCAL_API_KEY", "k")
         .env("DLOCAL_SECRET_KEY", "s")
+        .env("FEU_AUTH_URL", format!("{dlocal}/feu/auth/token"))
+        .env("FEU_API_BASE_URL", format!("{dlocal}/feu"))
+        .env("FEU_REFRESH_TOKEN", "r")
+        .env("FEU_EMISOR_RUT", "219999830019")
         .env("SCRAPER_ENTRASTE_URL", format!("{sites}/entraste"))
         .env("SCRAPER_REDTICKETS_URL", format!("{sites}/redtickets"))
         .env("SCRAPER_TICKANTEL_URL", format!("{sites}/tickantel"));
@@ -373,6 +396,7 @@ async fn check_connect_reaches_the_database_the_schema_and_each_provider(pool: P
         "ok      database: postgres://postgres@127.0.0.1:5432/",
         "ok      schema: ",
         "ok      dLocal Go (sync-payments): HTTP ",
+        "ok      FEU API (invoices): HTTP ",
         "ok      entraste (scraping): HTTP ",
         "ok      tickantel (scraping): HTTP ",
     ] {

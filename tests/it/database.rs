@@ -164,7 +164,11 @@ async fn sigterm_while_connecting_exits_as_interrupted() {
             .env("DATABASE_CONNECT_TIMEOUT_SECONDS", "60")
             .env("DLOCAL_BASE_URL", "http://127.0.0.1:9")
             .env("DLOCAL_API_KEY", "k")
-            .env("DLOCAL_SECRET_KEY", "s");
+            .env("DLOCAL_SECRET_KEY", "s")
+            .env("FEU_AUTH_URL", "http://127.0.0.1:9/auth/token")
+            .env("FEU_API_BASE_URL", "http://127.0.0.1:9")
+            .env("FEU_REFRESH_TOKEN", "r")
+            .env("FEU_EMISOR_RUT", "219999830019");
         let child = cmd.spawn().unwrap();
         tokio::time::sleep(Duration::from_millis(500)).await;
         let signalled = Instant::now();

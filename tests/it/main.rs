@@ -8,6 +8,7 @@ mod database;
 mod feu;
 mod fixtures;
 mod images;
+mod invoices;
 mod notifications;
 mod payout_holds;
 mod runs;

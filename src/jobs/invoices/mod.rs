@@ -1,7 +1,439 @@
-//! `invoices`, in progress: the `jobs` queue's `notify-order-confirmed` and
-//! `notify-seller-ticket-sold` rows, each issuing a fiscal document with FEU. What is
-//! here so far is the FEU client ([`feu`]); the job itself (claiming through
-//! `crate::queue`, the `invoices` row, the PDF in the private bucket, the
-//! `order_invoice` notification) is not written yet and is not registered.
+//! `invoices`: the fiscal documents of confirmed orders, issued with FEU.
+//!
+//! The `jobs` queue's `notify-order-confirmed` (the buyer's invoice for the platform's
+//! commission) and `notify-seller-ticket-sold` (the seller's), claimed through
+//! [`crate::queue`] with the original's contract (SKIP LOCKED, 2^n-minute retries up to
+//! `max_attempts`, stale `processing` rows reclaimed), as the original
+//! (apps/backend/src/services/job-handlers, services/invoices) handles them: the
+//! `invoices` row `pending`, the e-ticket created with FEU ([`feu`]), its PDF stored in
+//! the private bucket at `invoices/<order>/buyer-invoice.pdf` or
+//! `invoices/<order>/seller-<seller>-invoice.pdf`, the row `issued` with FEU's answer,
+//! and the `order_invoice` email (PDF attached) queued for the notifications job.
+//!
+//! Idempotent under kills: FEU is asked with the invoice's `external_id` as its
+//! `id_externo`, so a run killed after FEU answered and before the row was written gets
+//! the same document on the rerun, never a second one; the email is queued in the
+//! transaction that marks the invoice issued, so it is queued once. A payload that does
+//! not parse, a missing or unconfirmed order, or a document FEU refuses fails its row at
+//! once with the reason; an unreachable or garbled FEU is retried by the queue. Either
+//! way the rest of the batch goes on and the run exits 1.
 
 pub mod feu;
+mod queries;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::config::{self, Env};
+use crate::failure::{Decision, Failure};
+use crate::jobs::{Endpoint, Job, JobError, Registration, RunContext, Summary};
+use crate::money::{self, Rates};
+use crate::notify::{self, Notification};
+use crate::queue::{self, QueuedJob};
+use crate::storage::Storage;
+use feu::{Comprobante, Feu, FeuError, FeuSettings};
+use queries::{Amounts, Order};
+
+pub const REGISTRATION: Registration = Registration {
+    name: "invoices",
+    build: |deps| {
+        let settings = Settings::from_env(&*deps.env)?;
+        let job = Invoices::new(deps.pool.clone(), settings, deps.clock.clone())?;
+        Ok(Arc::new(job) as Arc<dyn Job>)
+    },
+};
+
+/// The queue rows this job handles.
+const HANDLED: &[&str] = &["notify-order-confirmed", "notify-seller-ticket-sold"];
+
+/// Uruguay's civil time (no daylight saving since 2015): the date a document carries.
+const URUGUAY: FixedOffset = match FixedOffset::west_opt(3 * 3600) {
+    Some(zone) => zone,
+    None => panic!("UTC-3 is a valid offset"),
+};
+
+/// What the job reads from the environment.
+#[derive(Clone)]
+pub struct Settings {
+    pub feu: FeuSettings,
+    pub storage: Storage,
+    /// `PLATFORM_COMMISSION_RATE`, `VAT_RATE`: as sync-payments, 0.06 and 0.22.
+    pub rates: Rates,
+    /// `INVOICES_BATCH`: queue rows claimed at a time. Defaults to 10.
+    pub batch: i64,
+}
+
+impl Settings {
+    pub fn from_env(env: &Env) -> Result<Settings, config::Error> {
+        let rate = |name, default| config::parse(env, name, default, Decimal::ZERO..=Decimal::ONE);
+        Ok(Settings {
+            feu: FeuSettings::from_env(env)?,
+            storage: Storage::from_env(env)?,
+            rates: Rates {
+                commission: rate("PLATFORM_COMMISSION_RATE", Rates::DEFAULT.commission)?,
+                vat: rate("VAT_RATE", Rates::DEFAULT.vat)?,
+            },
+            batch: config::parse(env, "INVOICES_BATCH", 10i64, 1..=200)?,
+        })
+    }
+}
+
+/// The job.
+#[derive(Clone)]
+pub struct Invoices {
+    pool: PgPool,
+    clock: Clock,
+    settings: Settings,
+    feu: Arc<Feu>,
+}
+
+/// Why one queue row did not end in an issued invoice.
+enum Failed {
+    /// Asking again cannot help: fails the row now.
+    Invalid(String),
+    /// May work later: the queue retries it.
+    Retry(String),
+}
+
+impl From<sqlx::Error> for Failed {
+    fn from(e: sqlx::Error) -> Failed {
+        Failed::Retry(format!("database: {e}"))
+    }
+}
+
+impl From<FeuError> for Failed {
+    fn from(e: FeuError) -> Failed {
+        match e {
+            FeuError::Transient(m) => Failed::Retry(m),
+            FeuError::Rejected(m) => Failed::Invalid(m),
+        }
+    }
+}
+
+/// Who an invoice bills.
+#[derive(Debug, Clone, Copy)]
+enum Party {
+    Buyer,
+    Seller(Uuid),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BuyerPayload {
+    order_id: Uuid,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SellerPayload {
+    order_id: Uuid,
+    seller_user_id: Uuid,
+}
+
+/// What a run did.
+#[derive(Debug, Default)]
+struct Counts {
+    issued: u64,
+    already_issued: u64,
+    failed: u64,
+    retrying: u64,
+    reclaimed: u64,
+}
+
+impl Invoices {
+    pub fn new(pool: PgPool, settings: Settings, clock: Clock) -> anyhow::Result<Invoices> {
+        let feu = Arc::new(Feu::new(settings.feu.clone())?);
+        Ok(Invoices {
+            pool,
+            clock,
+            settings,
+            feu,
+        })
+    }
+
+    /// Claims and handles queue rows until none is due or the run is cancelled.
+    pub async fn run_once(&self, cx: &RunContext) -> Result<Summary, JobError> {
+        let mut counts = Counts {
+            reclaimed: queue::reclaim_stale(&self.pool, self.clock.now(), HANDLED).await?,
+            ..Counts::default()
+        };
+        while !cx.cancel.is_cancelled() {
+            let now = self.clock.now();
+            let jobs = queue::claim(&self.pool, now, HANDLED, self.settings.batch).await?;
+            if jobs.is_empty() {
+                break;
+            }
+            for job in &jobs {
+                self.handle(job, &mut counts).await?;
+                let s = counts.summary();
+                cx.progress.set(s.processed, s.succeeded, s.failed);
+            }
+        }
+        let summary = counts.summary();
+        if counts.failed + counts.retrying > 0 {
+            return Err(JobError {
+                error: anyhow::anyhow!(
+                    "{} invoice job(s) failed, {} to be retried",
+                    counts.failed,
+                    counts.retrying
+                ),
+                summary,
+            });
+        }
+        Ok(summary)
+    }
+
+    /// One queue row to its end: completed, retried later, or failed.
+    async fn handle(&self, job: &QueuedJob, counts: &mut Counts) -> sqlx::Result<()> {
+        let now = self.clock.now();
+        let (error, failure) = match self.issue(job, now).await {
+            Ok(newly) => {
+                queue::complete(&self.pool, job, now).await?;
+                if newly {
+                    counts.issued += 1;
+                } else {
+                    counts.already_issued += 1;
+                }
+                return Ok(());
+            }
+            Err(Failed::Invalid(e)) => (e, Failure::Permanent),
+            Err(Failed::Retry(e)) => (e, Failure::Transient { retry_after: None }),
+        };
+        tracing::warn!(job_id = %job.id, job_type = %job.job_type, error = %error, "invoice not issued");
+        match queue::fail(&self.pool, job, now, &error, &failure).await? {
+            Some(Decision::RetryAt(_)) => counts.retrying += 1,
+            _ => counts.failed += 1,
+        }
+        Ok(())
+    }
+
+    /// Issues the row's invoice; `Ok(false)` if it was issued already.
+    async fn issue(&self, job: &QueuedJob, now: DateTime<Utc>) -> Result<bool, Failed> {
+        let (order_id, party) = parse(job)?;
+        let order = queries::order(&self.pool, order_id)
+            .await?
+            .ok_or_else(|| Failed::Invalid(format!("order {order_id} not found")))?;
+        if order.status != "confirmed" {
+            return Err(Failed::Invalid(format!(
+                "order {order_id} is {}, not confirmed",
+                order.status
+            )));
+        }
+        let (amounts, email) = self.bill(&order, party).await?;
+        let external_id = match party {
+            Party::Buyer => format!("revendiste:{order_id}:buyer"),
+            Party::Seller(s) => format!("revendiste:{order_id}:seller:{s}"),
+        };
+        let result = self
+            .issue_with_feu(&order, party, &external_id, &amounts, email, now)
+            .await;
+        if let Err(Failed::Invalid(e) | Failed::Retry(e)) = &result {
+            queries::failed_attempt(&self.pool, &external_id, e).await?;
+        }
+        result
+    }
+
+    async fn issue_with_feu(
+        &self,
+        order: &Order,
+        party: Party,
+        external_id: &str,
+        amounts: &Amounts,
+        email: Value,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Failed> {
+        let (kind, path) = match party {
+            Party::Buyer => (
+                "comprador",
+                format!("invoices/{}/buyer-invoice.pdf", order.id),
+            ),
+            Party::Seller(s) => (
+                "vendedor",
+                format!("invoices/{}/seller-{s}-invoice.pdf", order.id),
+            ),
+        };
+        let (seller, party_name) = match party {
+            Party::Buyer => (None, "buyer"),
+            Party::Seller(s) => (Some(s), "seller"),
+        };
+        let invoice = queries::pending(
+            &self.pool,
+            order.id,
+            party_name,
+            seller,
+            external_id,
+            amounts,
+            now,
+        )
+        .await?;
+        if invoice.status == "issued" && invoice.pdf_storage_path.is_some() {
+            return Ok(false);
+        }
+        let short: String = order.id.to_string().chars().take(8).collect();
+        let created = self
+            .feu
+            .create(&Comprobante {
+                id_externo: external_id.to_string(),
+                moneda: amounts.currency.clone(),
+                fecha: now.with_timezone(&URUGUAY).date_naive(),
+                concepto: format!("Comisión por intermediación ({kind}) - Orden {short}"),
+                precio: amounts.base + amounts.vat,
+                adenda: format!("Evento: {} | Orden: {}", order.event_name, order.id),
+            })
+            .await?;
+        let pdf = self.feu.pdf(created.id).await?;
+        self.settings
+            .storage
+            .put(&path, pdf, "application/pdf")
+            .await
+            .map_err(|e| Failed::Retry(format!("storing the PDF: {e}")))?;
+        let recipient = seller.unwrap_or(order.buyer_user_id);
+        let mut metadata = email;
+        metadata["attachmentRefs"] = json!([{
+            "type": "storage", "storagePath": path,
+            "filename": format!("factura-{}-{}.pdf", created.serie, created.numero),
+        }]);
+        metadata["postSendActions"] =
+            json!([{ "type": "markInvoiceEmailSent", "invoiceId": invoice.id }]);
+        let mut tx = self.pool.begin().await?;
+        if queries::issued(&mut tx, invoice.id, &created.raw, &path, now).await? {
+            let email = Notification {
+                user_id: recipient,
+                kind: "order_invoice",
+                channels: vec!["email"],
+                actions: None,
+                metadata,
+            };
+            notify::insert(&mut tx, &[email], now).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// What the invoice bills, and its email's fields: the buyer pays the platform's
+    /// commission and its VAT on the whole order; a seller, on their tickets in it.
+    async fn bill(&self, order: &Order, party: Party) -> Result<(Amounts, Value), Failed> {
+        let money = |d: Decimal| d.to_string();
+        match party {
+            Party::Buyer => {
+                let items: Vec<Value> = queries::items(&self.pool, order.id)
+                    .await?
+                    .into_iter()
+                    .map(|i| {
+                        json!({
+                            "ticketWaveName": i.ticket_wave_name, "quantity": i.quantity,
+                            "pricePerTicket": money(i.price_per_ticket), "subtotal": money(i.subtotal),
+                        })
+                    })
+                    .collect();
+                let email = json!({
+                    "type": "order_invoice", "orderId": order.id, "party": "buyer",
+                    "eventName": order.event_name, "currency": order.currency,
+                    "subtotalAmount": money(order.subtotal_amount),
+                    "platformCommission": money(order.platform_commission),
+                    "vatOnCommission": money(order.vat_on_commission),
+                    "totalAmount": money(order.total_amount), "items": items,
+                });
+                let amounts = Amounts {
+                    base: order.platform_commission,
+                    vat: order.vat_on_commission,
+                    currency: order.currency.clone(),
+                };
+                Ok((amounts, email))
+            }
+            Party::Seller(seller) => {
+                let prices = queries::seller_prices(&self.pool, order.id, seller).await?;
+                if prices.is_empty() {
+                    return Err(Failed::Invalid(format!(
+                        "seller {seller} has no tickets in order {}",
+                        order.id
+                    )));
+                }
+                let rates = self.settings.rates;
+                let (mut subtotal, mut base, mut vat, mut earned) = Default::default();
+                for price in prices {
+                    let (c, v) = money::commission(price, rates);
+                    subtotal += price;
+                    base += c;
+                    vat += v;
+                    earned += money::seller_amount(price, rates);
+                }
+                let email = json!({
+                    "type": "order_invoice", "orderId": order.id, "party": "seller",
+                    "eventName": order.event_name, "currency": order.currency,
+                    "sellerSubtotal": money(subtotal), "sellerCommission": money(base),
+                    "sellerVat": money(vat), "sellerAmount": money(earned),
+                });
+                let amounts = Amounts {
+                    base,
+                    vat,
+                    currency: order.currency.clone(),
+                };
+                Ok((amounts, email))
+            }
+        }
+    }
+}
+
+/// The row's order and party, or why its payload is not one.
+fn parse(job: &QueuedJob) -> Result<(Uuid, Party), Failed> {
+    let invalid = |e: serde_json::Error| Failed::Invalid(format!("invalid payload: {e}"));
+    match job.job_type.as_str() {
+        "notify-order-confirmed" => {
+            let p: BuyerPayload = serde_json::from_value(job.payload.clone()).map_err(invalid)?;
+            Ok((p.order_id, Party::Buyer))
+        }
+        "notify-seller-ticket-sold" => {
+            let p: SellerPayload = serde_json::from_value(job.payload.clone()).map_err(invalid)?;
+            Ok((p.order_id, Party::Seller(p.seller_user_id)))
+        }
+        other => Err(Failed::Invalid(format!("no handler for job type {other}"))),
+    }
+}
+
+impl Counts {
+    fn summary(&self) -> Summary {
+        let details = json!({
+            "issued": self.issued,
+            "already_issued": self.already_issued,
+            "failed": self.failed,
+            "retrying": self.retrying,
+            "reclaimed": self.reclaimed,
+        });
+        Summary {
+            processed: self.issued + self.already_issued + self.failed + self.retrying,
+            succeeded: self.issued + self.already_issued,
+            failed: self.failed + self.retrying,
+            details: details.as_object().cloned().unwrap_or_default(),
+        }
+    }
+}
+
+impl Job for Invoices {
+    fn run(&self, cx: RunContext) -> BoxFuture<'static, Result<Summary, JobError>> {
+        let job = self.clone();
+        async move { job.run_once(&cx).await }.boxed()
+    }
+
+    fn endpoints(&self) -> Vec<Endpoint> {
+        vec![
+            Endpoint {
+                name: "FEU auth",
+                url: self.settings.feu.auth_url.clone(),
+            },
+            Endpoint {
+                name: "FEU API",
+                url: self.settings.feu.api_base.clone(),
+            },
+        ]
+    }
+}

@@ -12,13 +12,12 @@
 //! confirmation, stuck payments back off, and follow-up work is written in the same
 //! transaction as the confirmation.
 //!
-//! Boundaries: `dlocal` speaks HTTP, `queries` speaks SQL, `money` rounds, `followups`
+//! Boundaries: `dlocal` speaks HTTP, `queries` speaks SQL, `crate::money` rounds, `followups`
 //! shapes notification and job rows. This module wires them and reads settings.
 
 mod dlocal;
 mod expiry;
 mod followups;
-pub mod money;
 mod queries;
 mod sync;
 
@@ -39,6 +38,7 @@ use crate::clock::Clock;
 use crate::config::{self, Env};
 use crate::failure::Backoff;
 use crate::http::{RetryPolicy, Timeouts};
+use crate::money;
 
 pub const REGISTRATION: Registration = Registration {
     name: "sync-payments",

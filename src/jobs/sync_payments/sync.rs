@@ -16,8 +16,9 @@ use uuid::Uuid;
 
 use super::dlocal::{self, DlocalError, DlocalPayment, PaymentStatus};
 use super::queries::{self, Candidate, Event, LockedOrder, Refresh};
-use super::{Counts, SyncPayments, followups, money};
+use super::{Counts, SyncPayments, followups};
 use crate::jobs::Progress;
+use crate::money;
 
 /// Answers are written in chunks of up to this many, or whatever arrived within
 /// `WRITE_EVERY`: big enough that one statement serves many payments, frequent enough

@@ -25,6 +25,21 @@ variable "db_credentials_secret_arn" {
   type        = string
 }
 
+variable "feu_auth_url" {
+  description = "FEU's token endpoint (from FEU's documentation for the account)."
+  type        = string
+}
+
+variable "feu_api_base_url" {
+  description = "FEU's API base URL (from FEU's documentation for the account)."
+  type        = string
+}
+
+variable "feu_emisor_rut" {
+  description = "The marketplace's RUT, the issuer of its FEU e-tickets."
+  type        = string
+}
+
 variable "backend_secrets_arn" {
   description = "The backend secret holding the providers' keys as JSON."
   type        = string
@@ -71,12 +86,16 @@ module "run_job" {
     APP_BASE_URL    = "https://revendiste.com"
     # check-payout-hold-periods: the original's hold.
     PAYOUT_HOLD_PERIOD_HOURS = "48"
-    EMAIL_FROM               = "noreply@revendiste.com"
-    STORAGE_TYPE             = "r2"
-    R2_PUBLIC_BUCKET         = "prod-revendiste-public"
-    R2_PRIVATE_BUCKET        = "prod-revendiste-private"
-    R2_CDN_DOMAIN            = "cdn.revendiste.com"
-    DATABASE_SSLMODE         = "verify-full"
+    # invoices: FEU's endpoints and the issuer (the credentials are secrets below).
+    FEU_AUTH_URL      = var.feu_auth_url
+    FEU_API_BASE_URL  = var.feu_api_base_url
+    FEU_EMISOR_RUT    = var.feu_emisor_rut
+    EMAIL_FROM        = "noreply@revendiste.com"
+    STORAGE_TYPE      = "r2"
+    R2_PUBLIC_BUCKET  = "prod-revendiste-public"
+    R2_PRIVATE_BUCKET = "prod-revendiste-private"
+    R2_CDN_DOMAIN     = "cdn.revendiste.com"
+    DATABASE_SSLMODE  = "verify-full"
     # The Amazon RDS CA bundle baked into the image: rustls trusts only public roots.
     DATABASE_SSLROOTCERT = "/etc/ssl/certs/rds-global-bundle.pem"
   }
@@ -94,6 +113,9 @@ module "run_job" {
     R2_SECRET_ACCESS_KEY     = "${var.backend_secrets_arn}:R2_SECRET_ACCESS_KEY::"
     GOOGLE_PLACES_API_KEY    = "${var.backend_secrets_arn}:GOOGLE_PLACES_API_KEY::"
     INDEXNOW_KEY             = "${var.backend_secrets_arn}:INDEXNOW_KEY::"
+    FEU_REFRESH_TOKEN        = "${var.backend_secrets_arn}:FEU_REFRESH_TOKEN::"
+    FEU_USERNAME             = "${var.backend_secrets_arn}:FEU_USERNAME::"
+    FEU_PASSWORD             = "${var.backend_secrets_arn}:FEU_PASSWORD::"
   }
 
   use_fargate_spot = true

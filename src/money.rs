@@ -31,10 +31,16 @@ pub fn round2(x: Decimal) -> Decimal {
 /// What the seller of a ticket sold at `price` earns: price minus the rounded
 /// commission and the rounded VAT on it.
 pub fn seller_amount(price: Decimal, rates: Rates) -> Decimal {
-    let commission = round2(price * rates.commission);
-    let vat = round2(commission * rates.vat);
+    let (commission, vat) = commission(price, rates);
     let deductions = round2(commission + vat);
     round2(price - deductions)
+}
+
+/// The platform's commission on a ticket sold at `price`, and the VAT on it, each
+/// rounded: what the seller's invoice bills for that ticket.
+pub fn commission(price: Decimal, rates: Rates) -> (Decimal, Decimal) {
+    let commission = round2(price * rates.commission);
+    (commission, round2(commission * rates.vat))
 }
 
 /// `(balance_amount + balance_fee) / amount` when the payment settled in another

@@ -1,0 +1,468 @@
+//! The invoices job on a real database against the FEU stand-in over HTTP: buyer and
+//! seller invoices with their amounts, PDFs and emails; bad input failing only its row;
+//! two runs at once; and runs killed at many points, then rerun: one fiscal document
+//! per invoice at FEU, every queue row final, every PDF stored.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use run_job::clock::Clock;
+use run_job::jobs::invoices::{Invoices, Settings};
+use run_job::jobs::{JobError, Summary};
+use run_job::sandbox::Sandbox;
+use run_job::sandbox::feu::{self as standin, FeuScript};
+use run_job::storage::Storage;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::fixtures::*;
+use crate::helpers::*;
+
+struct Setup {
+    sb: Sandbox,
+    storage_root: PathBuf,
+}
+
+impl Setup {
+    async fn new() -> Setup {
+        let storage_root =
+            std::env::temp_dir().join(format!("run-job-invoices-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&storage_root).unwrap();
+        Setup {
+            sb: Sandbox::start(0, "k", "s").await.unwrap(),
+            storage_root,
+        }
+    }
+
+    fn vars(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "FEU_AUTH_URL".into(),
+                format!("{}/auth/token", self.sb.base_url),
+            ),
+            ("FEU_API_BASE_URL".into(), self.sb.base_url.clone()),
+            ("FEU_REFRESH_TOKEN".into(), standin::REFRESH_TOKEN.into()),
+            ("FEU_EMISOR_RUT".into(), standin::EMISOR.into()),
+            (
+                "STORAGE_LOCAL_PATH".into(),
+                self.storage_root.to_string_lossy().into(),
+            ),
+        ]
+    }
+
+    fn storage(&self) -> Storage {
+        let vars = self.vars();
+        Storage::from_env(&move |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+            .unwrap()
+    }
+
+    async fn run(&self, pool: &PgPool) -> Result<Summary, JobError> {
+        let vars = self.vars();
+        let env = move |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let job = Invoices::new(
+            pool.clone(),
+            Settings::from_env(&env).unwrap(),
+            Clock::system(),
+        )
+        .unwrap();
+        job.run_once(&context(pool, CancellationToken::new())).await
+    }
+}
+
+/// A confirmed order of two tickets from two sellers (1000 and 500 UYU), commission 90
+/// + VAT 19.80, with its three invoice jobs queued as sync-payments queues them.
+async fn confirmed_sale(w: &World) -> Uuid {
+    let (_, a) = w.listing(w.seller_a, &["1000"]).await;
+    let (_, b) = w.listing(w.seller_b, &["500"]).await;
+    let order = w.order(&[a[0], b[0]], "1609.80", 10, 30).await;
+    sqlx::query(
+        "UPDATE orders SET status = 'confirmed', subtotal_amount = 1500, platform_commission = 90,
+                vat_on_commission = 19.80 WHERE id = $1",
+    )
+    .bind(order)
+    .execute(&w.pool)
+    .await
+    .unwrap();
+    enqueue(
+        &w.pool,
+        "notify-order-confirmed",
+        json!({"orderId": order, "buyerUserId": w.buyer}),
+    )
+    .await;
+    for seller in [w.seller_a, w.seller_b] {
+        enqueue(
+            &w.pool,
+            "notify-seller-ticket-sold",
+            json!({"orderId": order, "sellerUserId": seller}),
+        )
+        .await;
+    }
+    order
+}
+
+async fn enqueue(pool: &PgPool, kind: &str, payload: Value) -> Uuid {
+    sqlx::query_scalar(
+        "INSERT INTO jobs (job_type, payload, idempotency_key) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(kind)
+    .bind(&payload)
+    .bind(format!("{kind}:{}", Uuid::new_v4()))
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn job_rows(pool: &PgPool) -> Vec<(String, i32, Option<String>)> {
+    sqlx::query_as("SELECT status::text, attempts, error FROM jobs ORDER BY created_at, id")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn buyer_and_seller_invoices_are_issued_stored_and_emailed(pool: PgPool) {
+    let w = world(&pool, 48).await;
+    let order = confirmed_sale(&w).await;
+    let s = Setup::new().await;
+    let summary = s
+        .run(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("{:#}", e.error));
+    assert_eq!(summary.details["issued"], 3);
+
+    let docs = s.sb.feu_documents();
+    let precio = |external: String| {
+        docs.iter()
+            .find(|d| d.id_externo.as_deref() == Some(external.as_str()))
+            .map(|d| d.payload["items"][0]["precio"].clone())
+            .unwrap()
+    };
+    assert_eq!(docs.len(), 3);
+    assert_eq!(precio(format!("revendiste:{order}:buyer")), json!(109.8));
+    assert_eq!(
+        precio(format!("revendiste:{order}:seller:{}", w.seller_a)),
+        json!(73.2),
+        "60 + 13.20"
+    );
+    assert_eq!(
+        precio(format!("revendiste:{order}:seller:{}", w.seller_b)),
+        json!(36.6),
+        "30 + 6.60"
+    );
+
+    let invoices: Vec<(Uuid, String, String, String, String, Value)> = sqlx::query_as(
+        "SELECT id, party::text, status::text, total_amount::text, pdf_storage_path, provider_response
+           FROM invoices ORDER BY party, total_amount DESC",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let storage = s.storage();
+    for (_, party, status, _, path, answer) in &invoices {
+        assert_eq!(status, "issued", "{party}");
+        let pdf = storage.get(path).await.unwrap();
+        assert_eq!(pdf, standin::pdf_bytes(answer["id"].as_u64().unwrap()));
+    }
+    assert_eq!(invoices[0].3, "109.80");
+    assert_eq!(invoices[0].4, format!("invoices/{order}/buyer-invoice.pdf"));
+    assert_eq!(
+        invoices[1].4,
+        format!("invoices/{order}/seller-{}-invoice.pdf", w.seller_a)
+    );
+
+    let emails: Vec<(Uuid, Vec<String>, Value)> = sqlx::query_as(
+        "SELECT user_id, channels::text[], metadata FROM notifications WHERE type = 'order_invoice'
+          ORDER BY metadata->>'party', metadata->>'sellerAmount' DESC",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(emails.len(), 3);
+    let (buyer, channels, m) = &emails[0];
+    assert_eq!(
+        (buyer, channels.as_slice()),
+        (&w.buyer, ["email".to_string()].as_slice())
+    );
+    assert_eq!(m["party"], "buyer");
+    assert_eq!(m["totalAmount"], "1609.80");
+    assert_eq!(m["postSendActions"][0]["invoiceId"], json!(invoices[0].0));
+    let serie_numero = format!("factura-A-{}.pdf", invoices[0].5["numero"]);
+    assert_eq!(m["attachmentRefs"][0]["filename"], serie_numero);
+    let seller_a = &emails[1].2;
+    assert_eq!(
+        (
+            &seller_a["sellerSubtotal"],
+            &seller_a["sellerCommission"],
+            &seller_a["sellerVat"],
+            &seller_a["sellerAmount"]
+        ),
+        (
+            &json!("1000"),
+            &json!("60.00"),
+            &json!("13.20"),
+            &json!("926.80")
+        )
+    );
+    assert!(
+        job_rows(&pool)
+            .await
+            .iter()
+            .all(|(status, ..)| status == "completed")
+    );
+
+    // Nothing left to do: a rerun issues nothing and FEU sees nothing new.
+    let again = s
+        .run(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("{:#}", e.error));
+    assert_eq!(again.processed, 0);
+    assert_eq!(s.sb.feu_documents().len(), 3);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn bad_input_fails_only_its_row_and_the_run_says_so(pool: PgPool) {
+    let w = world(&pool, 48).await;
+    let order = confirmed_sale(&w).await;
+    let missing = enqueue(
+        &pool,
+        "notify-seller-ticket-sold",
+        json!({"orderId": order}),
+    )
+    .await;
+    let (_, t) = w.listing(w.seller_a, &["100"]).await;
+    let pending_order = w.order(&t, "100", 5, 30).await;
+    let unconfirmed = enqueue(
+        &pool,
+        "notify-order-confirmed",
+        json!({"orderId": pending_order}),
+    )
+    .await;
+    let s = Setup::new().await;
+    let e = s.run(&pool).await.unwrap_err();
+    assert_eq!(e.summary.details["issued"], 3, "the good rows went on");
+    assert_eq!(e.summary.details["failed"], 2);
+    let row = |id: Uuid| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, Option<String>)>(
+                "SELECT status::text, error FROM jobs WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let (status, error) = row(missing).await;
+    assert_eq!(status, "failed");
+    assert!(error.unwrap().contains("missing field `sellerUserId`"));
+    let (status, error) = row(unconfirmed).await;
+    assert_eq!(status, "failed");
+    assert_eq!(
+        error.unwrap(),
+        format!("order {pending_order} is pending, not confirmed")
+    );
+
+    // FEU answering garbage, then a PDF that is not base64: retried later, with the reason.
+    let other = confirmed_sale(&w).await;
+    s.sb.script_feu(FeuScript {
+        create_garbage_next: 100,
+        ..FeuScript::default()
+    });
+    let e = s.run(&pool).await.unwrap_err();
+    assert_eq!(e.summary.details["retrying"], 3);
+    let errors: Vec<String> = sqlx::query_scalar(
+        "SELECT error FROM jobs WHERE status = 'pending' AND attempts = 1 AND payload->>'orderId' = $1",
+    )
+    .bind(other.to_string())
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(errors.len(), 3);
+    assert!(errors.iter().all(|e| e.contains("not JSON")), "{errors:?}");
+    let last_error: Option<String> =
+        sqlx::query_scalar("SELECT last_error FROM invoices WHERE external_id = $1")
+            .bind(format!("revendiste:{other}:buyer"))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(last_error.unwrap().contains("not JSON"));
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_pdf_that_is_not_base64_is_retried_and_then_issued_once(pool: PgPool) {
+    let w = world(&pool, 48).await;
+    let order = confirmed_sale(&w).await;
+    let s = Setup::new().await;
+    s.sb.script_feu(FeuScript {
+        pdf_not_base64_next: 100,
+        ..FeuScript::default()
+    });
+    let e = s.run(&pool).await.unwrap_err();
+    assert_eq!(e.summary.details["retrying"], 3);
+    assert_eq!(
+        s.sb.feu_documents().len(),
+        3,
+        "created; the PDF is what failed"
+    );
+    s.sb.script_feu(FeuScript::default());
+    sqlx::query("UPDATE jobs SET scheduled_at = now() - interval '1 second'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    s.run(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("{:#}", e.error));
+    assert_eq!(
+        s.sb.feu_documents().len(),
+        3,
+        "the rerun got the same documents"
+    );
+    let issued: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM invoices WHERE status = 'issued' AND order_id = $1",
+    )
+    .bind(order)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(issued, 3);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn two_runs_at_once_issue_each_document_once(pool: PgPool) {
+    let w = world(&pool, 48).await;
+    for _ in 0..5 {
+        confirmed_sale(&w).await;
+    }
+    let s = Setup::new().await;
+    s.sb.script_feu(FeuScript {
+        create_latency_ms: 20,
+        ..FeuScript::default()
+    });
+    let (a, b) = tokio::join!(s.run(&pool), s.run(&pool));
+    let issued = |r: &Result<Summary, JobError>| match r {
+        Ok(s) => s.details["issued"].as_u64().unwrap(),
+        Err(e) => panic!("{:#}", e.error),
+    };
+    assert_eq!(issued(&a) + issued(&b), 15);
+    assert_eq!(s.sb.feu_documents().len(), 15);
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM notifications WHERE type = 'order_invoice'"
+        )
+        .await,
+        15
+    );
+}
+
+/// kill -9 runs of the binary at many points while invoices are issued, then rerun
+/// until the queue is done: one fiscal document per invoice at FEU, every row final,
+/// every PDF stored, one email per invoice.
+#[sqlx::test(migrations = "./migrations")]
+async fn killing_runs_at_any_point_issues_every_invoice_exactly_once(pool: PgPool) {
+    let w = world(&pool, 48).await;
+    for _ in 0..8 {
+        confirmed_sale(&w).await;
+    }
+    let s = Setup::new().await;
+    s.sb.script_feu(FeuScript {
+        create_latency_ms: 60,
+        ..FeuScript::default()
+    });
+    // A killed run's claimed rows come back after 15 minutes: each round runs later.
+    let process = |ahead: TimeDelta| {
+        let mut cmd = run_job_on(&pool);
+        cmd.arg("invoices")
+            .env("RUN_JOB_NOW", (chrono::Utc::now() + ahead).to_rfc3339());
+        for (k, v) in s.vars() {
+            cmd.env(k, v);
+        }
+        cmd
+    };
+    let mut ahead = TimeDelta::zero();
+    let mut mid_work = false;
+    for delay_ms in [150u64, 350, 600, 900, 1300, 250, 800] {
+        let mut child = process(ahead).spawn().unwrap();
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        send_signal(child.id().unwrap(), "KILL");
+        child.wait().await.unwrap();
+        ahead += TimeDelta::minutes(16);
+        let unfinished = count(
+            &pool,
+            "SELECT count(*) FROM jobs WHERE status <> 'completed'",
+        )
+        .await;
+        mid_work |= !s.sb.feu_documents().is_empty() && unfinished > 0;
+    }
+    assert!(
+        mid_work,
+        "a kill landed while FEU had issued documents and rows were unfinished"
+    );
+    for _ in 0..5 {
+        let r = output(process(ahead)).await;
+        let left = count(
+            &pool,
+            "SELECT count(*) FROM jobs WHERE status <> 'completed'",
+        )
+        .await;
+        if left == 0 {
+            assert_eq!(r.code, Some(0), "{}", r.stderr);
+            break;
+        }
+        ahead += TimeDelta::minutes(16);
+    }
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM jobs WHERE status <> 'completed'"
+        )
+        .await,
+        0
+    );
+    let docs = s.sb.feu_documents();
+    let mut externals: Vec<String> = docs.iter().filter_map(|d| d.id_externo.clone()).collect();
+    externals.sort();
+    externals.dedup();
+    assert_eq!(
+        (docs.len(), externals.len()),
+        (24, 24),
+        "one document per invoice"
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM invoices WHERE status = 'issued'"
+        )
+        .await,
+        24
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM notifications WHERE type = 'order_invoice'"
+        )
+        .await,
+        24
+    );
+    let storage = s.storage();
+    let paths: Vec<String> = sqlx::query_scalar("SELECT pdf_storage_path FROM invoices")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    for path in paths {
+        assert!(storage.get(&path).await.is_ok(), "{path} stored");
+    }
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn without_feu_settings_the_job_exits_3_naming_the_variable(pool: PgPool) {
+    let mut cmd = run_job_on(&pool);
+    cmd.arg("invoices");
+    let r = output(cmd).await;
+    assert_eq!(r.code, Some(3), "{}", r.stderr);
+    assert!(r.stderr.contains("FEU_AUTH_URL"), "{}", r.stderr);
+}
