@@ -142,8 +142,15 @@ fn list(declarations: &[JobDeclaration]) -> Exit {
         return Exit::Success;
     }
     let now = clock::wall();
+    // The name column fits the longest name (notify-upload-availability is 26).
+    let w = declarations
+        .iter()
+        .map(|d| d.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(16);
     println!(
-        "{:<16} {:<26} {:<18} {:<7} {:>7}  {:<7} {:<7} NEXT 3 FIRES (UTC)",
+        "{:<w$} {:<26} {:<18} {:<7} {:>7}  {:<7} {:<7} NEXT 3 FIRES (UTC)",
         "JOB", "SCHEDULE", "SIZE", "ARCH", "TIMEOUT", "OVERLAP", "ENABLED"
     );
     for d in declarations {
@@ -154,7 +161,7 @@ fn list(declarations: &[JobDeclaration]) -> Exit {
             .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
             .collect();
         println!(
-            "{:<16} {:<26} {:<18} {:<7} {:>6}s  {:<7} {:<7} {}",
+            "{:<w$} {:<26} {:<18} {:<7} {:>6}s  {:<7} {:<7} {}",
             d.name,
             d.schedule.to_string(),
             format!("{}/{} MiB", d.size.cpu, d.size.memory),

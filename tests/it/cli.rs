@@ -113,6 +113,28 @@ async fn list_shows_every_job_with_schedule_size_timeout_and_three_fires() {
     for job in ["demo-fail", "demo-parallel", "demo-stubborn"] {
         assert!(r.stdout.contains(job));
     }
+    // The six production jobs, the schedule column aligned under its heading whatever
+    // the length of a job's name.
+    let column = r.stdout.lines().next().unwrap().find("SCHEDULE").unwrap();
+    for job in [
+        "check-payout-hold-periods",
+        "invoices",
+        "notifications",
+        "notify-upload-availability",
+        "scraping",
+        "sync-payments",
+    ] {
+        let line = r
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{job} ")))
+            .unwrap();
+        assert_eq!(
+            line.find("cron(").or(line.find("rate(")),
+            Some(column),
+            "{line}"
+        );
+    }
 }
 
 #[tokio::test]
