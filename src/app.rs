@@ -24,7 +24,7 @@ use crate::run::{self, RunRequest};
 use crate::schedule::Schedule;
 use crate::scheduler::{self, Scheduled};
 use crate::telemetry;
-use crate::{check, database};
+use crate::{check, database, runs};
 
 /// Runs the command and returns how the process should exit.
 pub async fn run(cli: Cli) -> Exit {
@@ -50,6 +50,20 @@ pub async fn run(cli: Cli) -> Exit {
         Some(Command::List) => list(&declarations),
         Some(Command::Check { connect }) => check(&declarations, *connect).await,
         Some(Command::Migrate) => migrate().await,
+        Some(Command::Runs {
+            job,
+            since,
+            limit,
+            json,
+        }) => {
+            let q = runs::Query {
+                job: job.as_deref(),
+                since: *since,
+                limit: *limit,
+                json: *json,
+            };
+            show_runs(&declarations, &q).await
+        }
         Some(Command::Next { .. }) => unreachable!("handled above"),
         None if cli.schedule => schedule(&cli, declarations).await,
         None => match &cli.job {
@@ -270,6 +284,30 @@ async fn connect(
                 database::ConnectError::Unreachable { .. } => Exit::Runner,
             }
         })
+}
+
+async fn show_runs(declarations: &[JobDeclaration], q: &runs::Query<'_>) -> Exit {
+    if let Some(job) = q.job
+        && !declarations.iter().any(|d| d.name == job)
+    {
+        eprintln!("run-job: unknown job `{job}`.");
+        eprint_jobs(declarations);
+        return Exit::Usage;
+    }
+    let shutdown = shutdown_on_signal();
+    let (pool, _) = match connect("run-job:runs", &shutdown).await {
+        Ok(c) => c,
+        Err(exit) => return exit,
+    };
+    let shown = runs::show(&pool, declarations, q, clock::wall()).await;
+    database::close(pool).await;
+    match shown {
+        Ok(()) => Exit::Success,
+        Err(e) => {
+            eprintln!("run-job: cannot read job_runs: {e}");
+            Exit::Runner
+        }
+    }
 }
 
 async fn migrate() -> Exit {

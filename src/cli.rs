@@ -100,6 +100,38 @@ pub enum Command {
     /// Apply the database migrations (development and tests; production never migrates
     /// implicitly).
     Migrate,
+    /// The latest runs from `job_runs`, newest first, then per job: runs, success rate,
+    /// p50/p95 duration over the window, and the last success's age (late when older
+    /// than two schedule periods).
+    Runs {
+        /// Only this job.
+        job: Option<String>,
+        /// How far back: minutes, hours or days (`90m`, `24h`, `7d`).
+        #[arg(long, default_value = "24h", value_parser = window)]
+        since: chrono::TimeDelta,
+        /// At most this many runs in the table.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10000))]
+        limit: u32,
+        /// One JSON object per line instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `90m`, `24h` or `7d` as a duration.
+fn window(text: &str) -> Result<chrono::TimeDelta, String> {
+    let bad = || format!("`{text}` is not a number of minutes, hours or days (90m, 24h, 7d)");
+    let (number, unit) = text.trim().split_at(text.trim().len().saturating_sub(1));
+    let n: i64 = number.parse().map_err(|_| bad())?;
+    let delta = match unit {
+        "m" => chrono::TimeDelta::try_minutes(n),
+        "h" => chrono::TimeDelta::try_hours(n),
+        "d" => chrono::TimeDelta::try_days(n),
+        _ => None,
+    };
+    delta
+        .filter(|d| *d > chrono::TimeDelta::zero())
+        .ok_or_else(bad)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -133,7 +165,7 @@ impl Cli {
 }
 
 /// Names that cannot be jobs because the command line gives them another meaning.
-pub const RESERVED_NAMES: &[&str] = &["list", "next", "check", "migrate", "help"];
+pub const RESERVED_NAMES: &[&str] = &["list", "next", "check", "migrate", "runs", "help"];
 
 #[cfg(test)]
 mod tests {

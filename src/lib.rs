@@ -17,6 +17,7 @@
 //! - [`declarations`]: `jobs/*.yaml`, the one place a job's name, schedule and size live.
 //! - [`schedule`]: EventBridge `cron()`/`rate()` parsing, evaluation, local translation.
 //! - [`run`]: one run of one job: lock, history, timeout, cancellation, summary line.
+//! - [`runs`]: `runs`, what ran, from `job_runs`.
 //! - [`scheduler`]: `--schedule`, driving tokio-cron-scheduler.
 //! - [`schema`]: what the jobs need from the database, read from migrations/.
 //! - [`telemetry`]: the log subscriber (JSON lines off a terminal).
@@ -44,6 +45,7 @@ mod money;
 mod notify;
 mod queue;
 pub mod run;
+mod runs;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod schedule;

@@ -1,5 +1,6 @@
 //! The command line as a new user meets it: help, list, next, check, bad input.
 
+use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::helpers::*;
@@ -488,5 +489,127 @@ async fn check_connect_names_an_unreachable_database() {
         )) && r.stdout.contains("connection refused"),
         "{}",
         r.stdout
+    );
+}
+
+/// `runs`: the latest runs newest first with their figures, per-job success rate and
+/// p50/p95 over the window, a job without a recent success marked late, `--json`, a
+/// job filter, and a bad window refused.
+#[sqlx::test(migrations = "./migrations")]
+async fn runs_shows_what_ran_and_what_is_late(pool: PgPool) {
+    // sync-payments fires every 5 minutes: 4 runs in the last 24 h, 2 succeeded, the last
+    // 40 minutes ago (late: more than two periods). notify-upload-availability (hourly):
+    // succeeded 30 minutes ago (on time). A run 3 days ago is outside the default 24 h.
+    let rows = [
+        ("sync-payments", 100, 1_000, "succeeded", 0, None),
+        ("sync-payments", 40, 3_000, "succeeded", 0, None),
+        (
+            "sync-payments",
+            20,
+            2_000,
+            "failed",
+            1,
+            Some("dLocal Go unreachable\nat line 2"),
+        ),
+        ("sync-payments", 10, 0, "skipped", 0, None),
+        ("notify-upload-availability", 30, 500, "succeeded", 0, None),
+        (
+            "sync-payments",
+            3 * 24 * 60,
+            9_000,
+            "failed",
+            1,
+            Some("old"),
+        ),
+    ];
+    for (job, minutes_ago, ms, outcome, code, error) in rows {
+        sqlx::query(
+            "INSERT INTO job_runs (id, job, trigger, started_at, finished_at, outcome, exit_code,
+                                   items_processed, items_failed, error)
+             VALUES (gen_random_uuid(), $1, 'eventbridge', now() - make_interval(mins => $2),
+                     now() - make_interval(mins => $2) + make_interval(secs => $3::float8 / 1000),
+                     $4::job_run_outcome, $5, 7, 1, $6)",
+        )
+        .bind(job)
+        .bind(minutes_ago)
+        .bind(ms)
+        .bind(outcome)
+        .bind(code)
+        .bind(error)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let mut c = run_job_on(&pool);
+    c.arg("runs");
+    let r = output(c).await;
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("JOB") && lines[0].contains("DURATION"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        lines[1].starts_with("sync-payments") && lines[1].contains("skipped"),
+        "newest first: {}",
+        r.stdout
+    );
+    assert!(lines[2].contains("failed") && lines[2].contains("dLocal Go unreachable"));
+    assert!(!lines[2].contains("line 2"), "only the error's first line");
+    assert!(!r.stdout.contains("old"), "outside the window");
+    assert!(!r.stdout.contains('\u{1b}'), "no colour off a terminal");
+    let sync = lines
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("sync-payments"))
+        .unwrap();
+    assert!(sync.contains("50.0%") && sync.contains("(late)"), "{sync}");
+    let hourly = lines
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("notify-upload-availability"))
+        .unwrap();
+    assert!(
+        hourly.contains("100.0%") && !hourly.contains("late"),
+        "{hourly}"
+    );
+
+    let mut c = run_job_on(&pool);
+    c.args([
+        "runs",
+        "sync-payments",
+        "--json",
+        "--since",
+        "7d",
+        "--limit",
+        "2",
+    ]);
+    let r = output(c).await;
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let objects: Vec<Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let runs: Vec<&Value> = objects.iter().filter(|o| o["kind"] == "run").collect();
+    assert_eq!(runs.len(), 2, "--limit");
+    let job = objects.iter().find(|o| o["kind"] == "job").unwrap();
+    assert_eq!(
+        (job["job"].clone(), job["runs"].clone(), job["late"].clone()),
+        (json!("sync-payments"), json!(5), json!(true))
+    );
+    // p50 of the finished, not skipped runs (1 s, 3 s, 2 s, 9 s): 2.5 s.
+    assert_eq!(job["p50_ms"], json!(2500.0));
+
+    let mut c = run_job_on(&pool);
+    c.args(["runs", "--since", "yesterday"]);
+    let r = output(c).await;
+    assert_eq!(r.code, Some(2));
+    assert!(
+        r.stderr
+            .contains("`yesterday` is not a number of minutes, hours or days"),
+        "{}",
+        r.stderr
     );
 }
