@@ -120,6 +120,20 @@ pub fn seconds(
     parse(env, variable, default, range).map(std::time::Duration::from_secs)
 }
 
+/// A base URL setting without its trailing slash, or `default` when unset.
+pub fn base_url(env: &Env, variable: &str, default: &str) -> String {
+    env(variable)
+        .unwrap_or_else(|| default.to_string())
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// `APP_BASE_URL`: where the marketplace's pages live, for links in notifications and
+/// pings. Defaults to `https://revendiste.com`.
+pub fn app_base_url(env: &Env) -> String {
+    base_url(env, "APP_BASE_URL", "https://revendiste.com")
+}
+
 /// The real environment; empty values count as unset.
 pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())

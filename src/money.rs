@@ -7,6 +7,8 @@
 
 use rust_decimal::{Decimal, RoundingStrategy};
 
+use crate::config::{self, Env};
+
 /// Rates that decide what a seller gets.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rates {
@@ -21,6 +23,17 @@ impl Rates {
         commission: Decimal::from_parts(6, 0, 0, false, 2),
         vat: Decimal::from_parts(22, 0, 0, false, 2),
     };
+}
+
+impl Rates {
+    /// `PLATFORM_COMMISSION_RATE` and `VAT_RATE` (each 0 to 1), the defaults when unset.
+    pub fn from_env(env: &Env) -> Result<Rates, config::Error> {
+        let rate = |name, default| config::parse(env, name, default, Decimal::ZERO..=Decimal::ONE);
+        Ok(Rates {
+            commission: rate("PLATFORM_COMMISSION_RATE", Rates::DEFAULT.commission)?,
+            vat: rate("VAT_RATE", Rates::DEFAULT.vat)?,
+        })
+    }
 }
 
 /// Two decimals, half away from zero (= JS `Math.round` for positive amounts).

@@ -69,10 +69,7 @@ impl Settings {
     pub fn from_env(env: &Env) -> Result<Settings, config::Error> {
         Ok(Settings {
             hold_hours: config::parse(env, "PAYOUT_HOLD_PERIOD_HOURS", 48i32, 0..=24 * 60)?,
-            app_base_url: env("APP_BASE_URL")
-                .unwrap_or_else(|| "https://revendiste.com".into())
-                .trim_end_matches('/')
-                .to_string(),
+            app_base_url: config::app_base_url(env),
         })
     }
 }

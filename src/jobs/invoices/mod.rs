@@ -74,14 +74,10 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_env(env: &Env) -> Result<Settings, config::Error> {
-        let rate = |name, default| config::parse(env, name, default, Decimal::ZERO..=Decimal::ONE);
         Ok(Settings {
             feu: FeuSettings::from_env(env)?,
             storage: Storage::from_env(env)?,
-            rates: Rates {
-                commission: rate("PLATFORM_COMMISSION_RATE", Rates::DEFAULT.commission)?,
-                vat: rate("VAT_RATE", Rates::DEFAULT.vat)?,
-            },
+            rates: Rates::from_env(env)?,
             batch: config::parse(env, "INVOICES_BATCH", 10i64, 1..=200)?,
         })
     }
@@ -119,11 +115,50 @@ impl From<FeuError> for Failed {
     }
 }
 
-/// Who an invoice bills.
+/// Who an invoice bills, and the names the original gives its invoice.
 #[derive(Debug, Clone, Copy)]
 enum Party {
     Buyer,
     Seller(Uuid),
+}
+
+impl Party {
+    fn seller(self) -> Option<Uuid> {
+        match self {
+            Party::Buyer => None,
+            Party::Seller(s) => Some(s),
+        }
+    }
+
+    /// The `invoice_party` value.
+    fn name(self) -> &'static str {
+        match self {
+            Party::Buyer => "buyer",
+            Party::Seller(_) => "seller",
+        }
+    }
+
+    /// As the document's line names the party.
+    fn spanish(self) -> &'static str {
+        match self {
+            Party::Buyer => "comprador",
+            Party::Seller(_) => "vendedor",
+        }
+    }
+
+    fn external_id(self, order: Uuid) -> String {
+        match self {
+            Party::Buyer => format!("revendiste:{order}:buyer"),
+            Party::Seller(s) => format!("revendiste:{order}:seller:{s}"),
+        }
+    }
+
+    fn pdf_path(self, order: Uuid) -> String {
+        match self {
+            Party::Buyer => format!("invoices/{order}/buyer-invoice.pdf"),
+            Party::Seller(s) => format!("invoices/{order}/seller-{s}-invoice.pdf"),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -229,10 +264,7 @@ impl Invoices {
             )));
         }
         let (amounts, email) = self.bill(&order, party).await?;
-        let external_id = match party {
-            Party::Buyer => format!("revendiste:{order_id}:buyer"),
-            Party::Seller(s) => format!("revendiste:{order_id}:seller:{s}"),
-        };
+        let external_id = party.external_id(order_id);
         let result = self
             .issue_with_feu(&order, party, &external_id, &amounts, email, now)
             .await;
@@ -251,25 +283,12 @@ impl Invoices {
         email: Value,
         now: DateTime<Utc>,
     ) -> Result<bool, Failed> {
-        let (kind, path) = match party {
-            Party::Buyer => (
-                "comprador",
-                format!("invoices/{}/buyer-invoice.pdf", order.id),
-            ),
-            Party::Seller(s) => (
-                "vendedor",
-                format!("invoices/{}/seller-{s}-invoice.pdf", order.id),
-            ),
-        };
-        let (seller, party_name) = match party {
-            Party::Buyer => (None, "buyer"),
-            Party::Seller(s) => (Some(s), "seller"),
-        };
+        let path = party.pdf_path(order.id);
         let invoice = queries::pending(
             &self.pool,
             order.id,
-            party_name,
-            seller,
+            party.name(),
+            party.seller(),
             external_id,
             amounts,
             now,
@@ -285,7 +304,10 @@ impl Invoices {
                 id_externo: external_id.to_string(),
                 moneda: amounts.currency.clone(),
                 fecha: now.with_timezone(&URUGUAY).date_naive(),
-                concepto: format!("Comisión por intermediación ({kind}) - Orden {short}"),
+                concepto: format!(
+                    "Comisión por intermediación ({}) - Orden {short}",
+                    party.spanish()
+                ),
                 precio: amounts.base + amounts.vat,
                 adenda: format!("Evento: {} | Orden: {}", order.event_name, order.id),
             })
@@ -296,7 +318,7 @@ impl Invoices {
             .put(&path, pdf, "application/pdf")
             .await
             .map_err(|e| Failed::Retry(format!("storing the PDF: {e}")))?;
-        let recipient = seller.unwrap_or(order.buyer_user_id);
+        let recipient = party.seller().unwrap_or(order.buyer_user_id);
         let mut metadata = email;
         metadata["attachmentRefs"] = json!([{
             "type": "storage", "storagePath": path,

@@ -54,10 +54,7 @@ pub struct Settings {
 impl Settings {
     pub fn from_env(env: &Env) -> Result<Settings, config::Error> {
         Ok(Settings {
-            app_base_url: env("APP_BASE_URL")
-                .unwrap_or_else(|| "https://revendiste.com".into())
-                .trim_end_matches('/')
-                .to_string(),
+            app_base_url: config::app_base_url(env),
         })
     }
 }

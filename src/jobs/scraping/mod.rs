@@ -89,14 +89,18 @@ impl Settings {
             images,
             storage: Storage::from_env(env)?,
             indexnow: env("INDEXNOW_KEY").map(|key| indexnow::IndexNowSettings {
-                endpoint: base(env, "INDEXNOW_URL", "https://api.indexnow.org/indexnow"),
+                endpoint: config::base_url(
+                    env,
+                    "INDEXNOW_URL",
+                    "https://api.indexnow.org/indexnow",
+                ),
                 host: env("INDEXNOW_HOST").unwrap_or_else(|| "revendiste.com".into()),
                 key: key.into(),
-                pages: base(env, "APP_BASE_URL", "https://revendiste.com"),
+                pages: config::app_base_url(env),
             }),
             places: env("GOOGLE_PLACES_API_KEY").map(|key| {
                 (
-                    base(env, "GOOGLE_PLACES_BASE_URL", "https://maps.googleapis.com"),
+                    config::base_url(env, "GOOGLE_PLACES_BASE_URL", "https://maps.googleapis.com"),
                     key.into(),
                 )
             }),
@@ -132,7 +136,7 @@ fn chosen_sites(env: &Env) -> Result<Vec<(&'static SiteEntry, String)>, config::
     };
     Ok(chosen
         .into_iter()
-        .map(|e| (e, base(env, e.url_variable, e.default_url)))
+        .map(|e| (e, config::base_url(env, e.url_variable, e.default_url)))
         .collect())
 }
 
@@ -167,13 +171,6 @@ fn crawl_settings(env: &Env) -> Result<CrawlSettings, config::Error> {
             Some(_) => Some(secs("SCRAPER_SITE_BUDGET_SECONDS", 300, 86_400)?),
         },
     })
-}
-
-fn base(env: &Env, name: &str, default: &str) -> String {
-    env(name)
-        .unwrap_or_else(|| default.to_string())
-        .trim_end_matches('/')
-        .to_string()
 }
 
 #[derive(Clone)]

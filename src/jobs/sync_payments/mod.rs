@@ -26,7 +26,6 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use rust_decimal::Decimal;
 use secrecy::SecretString;
 use serde_json::json;
 use sqlx::PgPool;
@@ -81,26 +80,10 @@ impl Settings {
             dlocal_base_url: base,
             dlocal_api_key: SecretString::from(required("DLOCAL_API_KEY")?),
             dlocal_secret_key: SecretString::from(required("DLOCAL_SECRET_KEY")?),
-            app_base_url: env("APP_BASE_URL")
-                .unwrap_or_else(|| "https://revendiste.com".to_string())
-                .trim_end_matches('/')
-                .to_string(),
+            app_base_url: config::app_base_url(env),
             batch_limit: config::parse(env, "SYNC_PAYMENTS_BATCH_LIMIT", 500i64, 1..=100_000)?,
             concurrency: config::parse(env, "SYNC_PAYMENTS_CONCURRENCY", 25usize, 1..=500)?,
-            rates: money::Rates {
-                commission: config::parse(
-                    env,
-                    "PLATFORM_COMMISSION_RATE",
-                    money::Rates::DEFAULT.commission,
-                    Decimal::ZERO..=Decimal::ONE,
-                )?,
-                vat: config::parse(
-                    env,
-                    "VAT_RATE",
-                    money::Rates::DEFAULT.vat,
-                    Decimal::ZERO..=Decimal::ONE,
-                )?,
-            },
+            rates: money::Rates::from_env(env)?,
             timeout: config::seconds(env, "DLOCAL_TIMEOUT_SECONDS", 30, 1..=120)?,
             // The original asked about a failing payment every run (5 min) forever, so
             // stuck payments starved newer ones (oldest first, 500 a run): 5 min, 10, 20, ...
