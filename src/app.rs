@@ -20,11 +20,11 @@ use crate::config::{self, Settings};
 use crate::declarations::{self, JobDeclaration};
 use crate::exit::Exit;
 use crate::jobs::{self, Deps};
-use crate::run::{self, RunRequest};
+use crate::run::{self, Heartbeat, RunRequest};
 use crate::schedule::Schedule;
 use crate::scheduler::{self, Scheduled};
 use crate::telemetry;
-use crate::{check, database, runs};
+use crate::{check, cost, database, runs};
 
 /// Runs the command and returns how the process should exit.
 pub async fn run(cli: Cli) -> Exit {
@@ -63,6 +63,25 @@ pub async fn run(cli: Cli) -> Exit {
                 json: *json,
             };
             show_runs(&declarations, &q).await
+        }
+        Some(Command::Cost {
+            region,
+            since,
+            capacity,
+            startup,
+            compare,
+            prices,
+            json,
+        }) => {
+            let q = cost::Query {
+                region,
+                since: *since,
+                capacity: *capacity,
+                startup: startup.unwrap_or_default(),
+                compare_original: compare.is_some(),
+                json: *json,
+            };
+            show_cost(&declarations, &q, prices.as_deref()).await
         }
         Some(Command::Next { .. }) => unreachable!("handled above"),
         None if cli.schedule => schedule(&cli, declarations).await,
@@ -219,6 +238,13 @@ async fn check(declarations: &[JobDeclaration], connect: bool) -> Exit {
             );
         }
     }
+    for d in declarations {
+        match heartbeat_for(d) {
+            HeartbeatSetting::Unset(why) => println!("warning: {why}: no check-ins"),
+            HeartbeatSetting::Invalid(why) => errors.push(format!("configuration: {why}")),
+            HeartbeatSetting::None | HeartbeatSetting::Ready(_) => {}
+        }
+    }
     let settings = match Settings::from_env(&config::process_env) {
         Ok(s) => Some(s),
         Err(e) => {
@@ -310,6 +336,70 @@ async fn show_runs(declarations: &[JobDeclaration], q: &runs::Query<'_>) -> Exit
     }
 }
 
+/// `run-job cost`. Without a database (none configured, or unreachable) every job is
+/// costed at its declared timeout, and stderr says so.
+async fn show_cost(
+    declarations: &[JobDeclaration],
+    q: &cost::Query<'_>,
+    prices: Option<&std::path::Path>,
+) -> Exit {
+    let book = match prices {
+        None => cost::prices::PriceBook::parse(cost::prices::EMBEDDED, "pricing/aws.yaml"),
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            .and_then(|text| cost::prices::PriceBook::parse(&text, &path.display().to_string())),
+    };
+    let book = match book {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("run-job: {e}");
+            return Exit::Config;
+        }
+    };
+    let region = match book.region(q.region) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("run-job: {e}");
+            return Exit::Usage;
+        }
+    };
+    let now = clock::wall();
+    let history = cost_history(now - q.since).await;
+    let lines = cost::project(declarations, &history, &book, region, q, now);
+    cost::print(&lines, region, q, now);
+    Exit::Success
+}
+
+/// The runs behind `cost`, or none (with a note) when the database cannot give them.
+async fn cost_history(
+    from: chrono::DateTime<Utc>,
+) -> std::collections::BTreeMap<String, cost::History> {
+    let settings = match Settings::from_env(&config::process_env) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("run-job: no run history ({e}); every job is costed at its timeout.");
+            return Default::default();
+        }
+    };
+    let shutdown = CancellationToken::new();
+    let pool = match database::connect(&settings, "run-job:cost", &shutdown).await {
+        Ok((pool, _)) => pool,
+        Err(e) => {
+            eprintln!("run-job: no run history ({e}); every job is costed at its timeout.");
+            return Default::default();
+        }
+    };
+    let history = cost::history(&pool, from).await;
+    database::close(pool).await;
+    history.unwrap_or_else(|e| {
+        eprintln!(
+            "run-job: cannot read job_runs ({}); every job is costed at its timeout.",
+            database::describe(&e)
+        );
+        Default::default()
+    })
+}
+
 async fn migrate() -> Exit {
     let (pool, _) = match connect("run-job:migrate", &shutdown_on_signal()).await {
         Ok(c) => c,
@@ -395,13 +485,54 @@ async fn run_one(cli: &Cli, declarations: &[JobDeclaration], name: &str) -> Exit
         .await
 }
 
+/// What a declaration's `heartbeat_url_env` comes to in this environment.
+enum HeartbeatSetting {
+    /// The declaration names none.
+    None,
+    Ready(Heartbeat),
+    /// Named, but the variable is not set (a warning: the run goes on without).
+    Unset(String),
+    /// Set to something that is not an http(s) URL (the message does not repeat it).
+    Invalid(String),
+}
+
+fn heartbeat_for(d: &JobDeclaration) -> HeartbeatSetting {
+    let Some(var) = &d.heartbeat_url_env else {
+        return HeartbeatSetting::None;
+    };
+    match config::process_env(var) {
+        None => HeartbeatSetting::Unset(format!(
+            "job `{}` declares heartbeat_url_env {var}, which is not set",
+            d.name
+        )),
+        Some(url) => match Heartbeat::new(url.into()) {
+            Ok(h) => HeartbeatSetting::Ready(h),
+            Err(e) => HeartbeatSetting::Invalid(format!("{var} {e}")),
+        },
+    }
+}
+
 /// Runs a known job once, inside its `run` span so every line carries job and run id.
 async fn run_declared(cli: &Cli, declaration: &JobDeclaration, run_id: Uuid) -> Exit {
     let name = declaration.name.as_str();
     let shutdown = shutdown_on_signal();
+    let heartbeat = match heartbeat_for(declaration) {
+        HeartbeatSetting::Ready(h) => Some(h),
+        HeartbeatSetting::None => None,
+        HeartbeatSetting::Unset(why) | HeartbeatSetting::Invalid(why) => {
+            tracing::warn!("{why}; this run sends no check-ins");
+            None
+        }
+    };
     let (pool, options) = match connect(&format!("run-job:{name}"), &shutdown).await {
         Ok(c) => c,
-        Err(exit) => return exit,
+        Err(exit) => {
+            if let Some(h) = &heartbeat {
+                h.runner_failed(None, name, run_id, "cannot reach the database")
+                    .await;
+            }
+            return exit;
+        }
     };
     let job = match deps(pool.clone()).and_then(|deps| build_job(name, &deps)) {
         Ok(job) => job,
@@ -417,6 +548,8 @@ async fn run_declared(cli: &Cli, declaration: &JobDeclaration, run_id: Uuid) -> 
         grace: cli.grace(),
         host: config::process_env("HOSTNAME"),
         json_logs: telemetry::is_json(cli.log_format),
+        logs_from: 0,
+        heartbeat: heartbeat.as_ref(),
     };
     let exit = match run::run_once(request, job).await {
         Ok(report) => report.outcome.exit(),

@@ -9,6 +9,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::cost::Startup;
+use crate::cost::bill::Capacity;
+
 const AFTER_HELP: &str = "\
 Exit codes:
   0  the job succeeded, or was skipped because another run of it holds the lock
@@ -33,6 +36,8 @@ Examples:
   run-job --schedule --only notifications    run jobs on their schedules, locally
   run-job list                               jobs, schedules, sizes, next fires
   run-job check --connect                    after a deploy: database, schema, providers
+  run-job runs --since 7d                    what ran, success rates, p50/p95, late jobs
+  run-job cost --compare original            next 30 days' cost per job, against the original
   run-job next 'cron(0/15 8-18 ? * MON-FRI *)' --count 5";
 
 /// Runs the marketplace's background jobs: once (as ECS RunTask does), or each on its
@@ -116,6 +121,40 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Projected cost of the next 30 days per job and in total: the declared sizes, the
+    /// exact fires of each schedule, and p50/p95 run times from `job_runs` (the declared
+    /// timeout, an upper bound, for a job without history or without a database).
+    Cost {
+        /// The region whose prices apply (from the prices file).
+        #[arg(long, default_value = "sa-east-1")]
+        region: String,
+        /// Run times from the runs of this window: minutes, hours or days (`7d`).
+        #[arg(long, default_value = "7d", value_parser = window)]
+        since: chrono::TimeDelta,
+        /// Fargate Spot (the Terraform's default) or on-demand.
+        #[arg(long, value_enum, default_value_t = Capacity::Spot)]
+        capacity: Capacity,
+        /// Billed seconds before a run starts (image pull, unpack, start), per image:
+        /// `slim=5,chromium=15,original=20` are the defaults; name any subset.
+        #[arg(long, value_name = "IMAGE=SECONDS,...", value_parser = Startup::parse, env = "RUN_JOB_COST_STARTUP")]
+        startup: Option<Startup>,
+        /// Add a column: the same schedule at the original runner's sizes and image.
+        #[arg(long, value_enum)]
+        compare: Option<Compare>,
+        /// A prices file to use instead of the one built in (pricing/aws.yaml).
+        #[arg(long, value_name = "FILE")]
+        prices: Option<std::path::PathBuf>,
+        /// One JSON object per job, then the total, instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// What `cost --compare` sets beside run-job's figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Compare {
+    /// The original runner (mathfalcon/revendiste): its task sizes and image.
+    Original,
 }
 
 /// `90m`, `24h` or `7d` as a duration.
@@ -165,7 +204,7 @@ impl Cli {
 }
 
 /// Names that cannot be jobs because the command line gives them another meaning.
-pub const RESERVED_NAMES: &[&str] = &["list", "next", "check", "migrate", "runs", "help"];
+pub const RESERVED_NAMES: &[&str] = &["list", "next", "check", "migrate", "runs", "cost", "help"];
 
 #[cfg(test)]
 mod tests {

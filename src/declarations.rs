@@ -39,6 +39,9 @@ pub struct JobDeclaration {
     /// Whether the container's root filesystem is read-only (a writable /tmp is always
     /// mounted). Defaults to true.
     pub read_only_root_filesystem: bool,
+    /// The environment variable holding a check-in URL (Healthchecks.io style) that each
+    /// run pings; the URL itself is a secret and is never written here.
+    pub heartbeat_url_env: Option<String>,
     /// Where it was read from, for messages.
     pub source: String,
 }
@@ -94,6 +97,8 @@ struct RawDeclaration {
     image: Image,
     #[serde(default = "yes")]
     read_only_root_filesystem: bool,
+    #[serde(default)]
+    heartbeat_url_env: Option<String>,
 }
 
 fn yes() -> bool {
@@ -199,6 +204,15 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
 }
 
+fn valid_env_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !name.is_empty()
+        && !bytes[0].is_ascii_digit()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_')
+}
+
 impl JobDeclaration {
     /// Parses and validates one declaration file. `file` is its name, `text` its content.
     pub fn parse(file: &str, text: &str) -> Result<JobDeclaration, Error> {
@@ -242,6 +256,18 @@ impl JobDeclaration {
                 raw.timeout_seconds
             )));
         }
+        // The value is not echoed: someone who wrote the secret URL itself here should
+        // not see it copied into CI logs too.
+        if raw
+            .heartbeat_url_env
+            .as_deref()
+            .is_some_and(|var| !valid_env_name(var))
+        {
+            return Err(invalid(
+                "heartbeat_url_env must name an environment variable (A-Z, 0-9 and _, not starting with a digit) that holds the URL, not the URL itself"
+                    .to_string(),
+            ));
+        }
         Ok(JobDeclaration {
             name: raw.name,
             description: raw.description.trim().to_string(),
@@ -253,6 +279,7 @@ impl JobDeclaration {
             enabled: raw.enabled,
             image: raw.image,
             read_only_root_filesystem: raw.read_only_root_filesystem,
+            heartbeat_url_env: raw.heartbeat_url_env,
             source: file.to_string(),
         })
     }
@@ -413,9 +440,18 @@ mod tests {
                 GOOD.replace("Reconcile payments", "\"  \""),
                 "description is empty",
             ),
+            (
+                "jobs/sync-payments.yaml",
+                format!("{GOOD}heartbeat_url_env: https://hc-ping.com/abc\n"),
+                "heartbeat_url_env must name an environment variable",
+            ),
         ];
         for (file, text, fragment) in cases {
             let message = err(file, &text);
+            assert!(
+                !message.contains("hc-ping"),
+                "a URL is never echoed: {message}"
+            );
             assert!(message.contains(fragment), "`{message}` lacks `{fragment}`");
             assert!(message.starts_with(file), "`{message}` names {file}");
         }

@@ -35,6 +35,7 @@ mod check;
 pub mod cli;
 pub mod clock;
 mod config;
+pub mod cost;
 mod database;
 mod declarations;
 pub mod exit;

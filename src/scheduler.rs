@@ -145,6 +145,9 @@ fn fire_fn(
                     grace: shared.grace,
                     host: shared.host.clone(),
                     json_logs: shared.json_logs,
+                    logs_from: crate::telemetry::logged(),
+                    // Local runs do not check in: the URLs belong to production's monitors.
+                    heartbeat: None,
                 };
                 if let Err(e) = run::run_once(request, job).await {
                     tracing::error!(job = %declaration.name, error = %e, "run could not start");

@@ -5,8 +5,13 @@
 //! prints (`list`, `next`). Every line inside a run carries the job name and run id
 //! through the `run` span. This module never sees secrets: nothing that formats
 //! settings with a password exists (see `config`).
+//!
+//! Every byte written to stderr through [`stderr`] is counted, as CloudWatch Logs bills
+//! ingestion: the line's bytes plus 26 per line. The runner records the count with each
+//! run, and `run-job cost` projects the log bill from it.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
@@ -35,7 +40,7 @@ pub fn init(format: LogFormat) {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(stderr)
         .with_span_events(FmtSpan::NONE);
     if is_json(format) {
         builder
@@ -47,5 +52,60 @@ pub fn init(format: LogFormat) {
             .init();
     } else {
         builder.with_ansi(std::io::stderr().is_terminal()).init();
+    }
+}
+
+/// What CloudWatch Logs adds to each event's bytes when it bills ingestion.
+const EVENT_OVERHEAD_BYTES: u64 = 26;
+
+static LOGGED: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes logged by this process so far, as CloudWatch Logs counts them.
+pub fn logged() -> u64 {
+    LOGGED.load(Ordering::Relaxed)
+}
+
+/// What a log line of `len` bytes (without its newline) costs in ingested bytes.
+pub fn billable(len: usize) -> u64 {
+    len as u64 + EVENT_OVERHEAD_BYTES
+}
+
+/// Standard error, counting what passes through it.
+pub fn stderr() -> Counted<std::io::Stderr> {
+    Counted(std::io::stderr())
+}
+
+/// A writer that adds what it writes to the process's logged bytes. awslogs makes one
+/// event of each line, so each newline is an event.
+pub struct Counted<W>(W);
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.0.write(buf)?;
+        let lines = buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+        // The newline itself is not part of the event; the overhead is.
+        let bytes = n as u64 - lines + lines * EVENT_OVERHEAD_BYTES;
+        LOGGED.fetch_add(bytes, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_count_as_cloudwatch_bills_them() {
+        let before = logged();
+        let mut w = Counted(Vec::new());
+        w.write_all(b"{\"a\":1}\n{\"b\":22}\n").unwrap();
+        // 7 + 8 bytes of events, two events of 26 bytes' overhead.
+        assert!(logged() - before >= 15 + 52);
+        assert_eq!(w.0.len(), 17);
+        assert_eq!(billable(7), 33);
     }
 }

@@ -25,6 +25,11 @@ locals {
     }
   }
 
+  # Job => the variable holding its check-in URL, for jobs that declare one.
+  heartbeat_variables = {
+    for name, d in local.declarations : name => d.heartbeat_url_env if can(d.heartbeat_url_env)
+  }
+
   region     = data.aws_region.current.name
   account_id = data.aws_caller_identity.current.account_id
   partition  = data.aws_partition.current.partition

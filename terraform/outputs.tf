@@ -45,3 +45,30 @@ output "security_group_ids" {
   description = "Security groups of the tasks (for `aws ecs run-task`)."
   value       = local.security_groups
 }
+
+output "dashboard_name" {
+  description = "CloudWatch dashboard of every job's runs, durations and items."
+  value       = aws_cloudwatch_dashboard.run_job.dashboard_name
+}
+
+output "missed_run_alarm_windows" {
+  description = "Job name => seconds without a finished run before its missed-run alarm fires (whole days above one day)."
+  value       = { for name, a in local.missed_run_alarms : name => a.period * a.evaluation_periods }
+}
+
+output "jobs_without_missed_run_alarm" {
+  description = "Job name => why it has no missed-run alarm (disabled; a schedule the window cannot be derived from; a window over CloudWatch's 7 days)."
+  value       = local.jobs_without_missed_run_alarm
+}
+
+output "heartbeat_variables" {
+  description = "Job => the environment variable its declaration reads its check-in URL from (heartbeat_url_env), for jobs that declare one."
+  value       = local.heartbeat_variables
+
+  # A check-in URL is a secret: a declaration that names its variable needs it in
+  # var.secrets, or the job's runs would never check in.
+  precondition {
+    condition     = alltrue([for v in values(local.heartbeat_variables) : contains(keys(var.secrets), v)])
+    error_message = "A job declares heartbeat_url_env without a matching entry in var.secrets (its Secrets Manager ARN and key); see output heartbeat_variables."
+  }
+}

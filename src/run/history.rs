@@ -46,8 +46,9 @@ pub async fn start(
 pub async fn finish(pool: &PgPool, report: &RunReport) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO job_runs (id, job, trigger, started_at, finished_at, outcome, exit_code,
-                               items_processed, items_succeeded, items_failed, error, details, host)
-         VALUES ($1, $2, $3, $4, $5, $6::job_run_outcome, $7, $8, $9, $10, $11, $12, $13)
+                               items_processed, items_succeeded, items_failed, error, details, host,
+                               log_bytes)
+         VALUES ($1, $2, $3, $4, $5, $6::job_run_outcome, $7, $8, $9, $10, $11, $12, $13, $14)
          ON CONFLICT (id) DO UPDATE SET
              finished_at = EXCLUDED.finished_at,
              outcome = EXCLUDED.outcome,
@@ -56,7 +57,8 @@ pub async fn finish(pool: &PgPool, report: &RunReport) -> Result<(), sqlx::Error
              items_succeeded = EXCLUDED.items_succeeded,
              items_failed = EXCLUDED.items_failed,
              error = EXCLUDED.error,
-             details = EXCLUDED.details
+             details = EXCLUDED.details,
+             log_bytes = EXCLUDED.log_bytes
          WHERE job_runs.outcome IN ('running', 'abandoned')",
     )
     .bind(report.run_id)
@@ -72,6 +74,7 @@ pub async fn finish(pool: &PgPool, report: &RunReport) -> Result<(), sqlx::Error
     .bind(&report.error)
     .bind(serde_json::Value::Object(report.summary.details.clone()))
     .bind(&report.host)
+    .bind(count(report.log_bytes))
     .execute(pool)
     .await?;
     Ok(())

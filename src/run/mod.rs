@@ -11,6 +11,7 @@
 //! `shutdown` is passed in, and only `app` listens for signals. Nothing in this folder
 //! depends on the command line or on the jobs beyond the `Job` trait.
 
+mod heartbeat;
 mod history;
 mod lock;
 mod report;
@@ -26,12 +27,13 @@ use sqlx::postgres::PgConnectOptions;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+pub use heartbeat::Heartbeat;
 pub use history::finish;
 pub use report::{Outcome, RunReport};
 
-use crate::clock;
 use crate::declarations::{JobDeclaration, Overlap};
 use crate::jobs::{Job, Summary};
+use crate::{clock, telemetry};
 
 /// The runner could not do its own part (the job itself may never have started).
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +61,12 @@ pub struct RunRequest<'a> {
     /// The summary line as a JSON object with CloudWatch's metric block (logs off a
     /// terminal), or as a readable line.
     pub json_logs: bool,
+    /// The process's logged bytes when this run began (`telemetry::logged`): 0 for a
+    /// process that runs one job, so the task's every line counts.
+    pub logs_from: u64,
+    /// Where the run checks in, if its declaration names a URL and the environment
+    /// holds one.
+    pub heartbeat: Option<&'a Heartbeat>,
 }
 
 impl RunRequest<'_> {
@@ -70,7 +78,7 @@ impl RunRequest<'_> {
         summary: Summary,
         error: Option<String>,
     ) -> RunReport {
-        RunReport {
+        let mut report = RunReport {
             run_id: self.run_id,
             job: self.declaration.name.clone(),
             trigger: self.trigger.to_string(),
@@ -80,7 +88,10 @@ impl RunRequest<'_> {
             summary,
             error,
             host: self.host.clone(),
-        }
+            log_bytes: telemetry::logged().saturating_sub(self.logs_from),
+        };
+        report.log_bytes += summary::billable_bytes(&report, self.json_logs);
+        report
     }
 }
 
@@ -106,15 +117,20 @@ async fn locked(req: &RunRequest<'_>, job: Arc<dyn Job>) -> Result<RunReport, Ru
     let lock = match decl.overlap {
         Overlap::Allow => None,
         Overlap::Forbid => {
-            match lock::try_acquire(req.connect_options, &decl.name)
-                .await
-                .map_err(RunnerError::Lock)?
-            {
-                Some(lock) => {
+            let taken = lock::try_acquire(req.connect_options, &decl.name).await;
+            match taken.map_err(RunnerError::Lock) {
+                Err(e) => {
+                    if let Some(h) = req.heartbeat {
+                        h.runner_failed(None, &decl.name, req.run_id, &e.to_string())
+                            .await;
+                    }
+                    return Err(e);
+                }
+                Ok(Some(lock)) => {
                     tracing::info!("lock taken: no other run of this job is in progress");
                     Some(lock)
                 }
-                None => {
+                Ok(None) => {
                     tracing::info!("skipped: another run of this job holds its lock");
                     let report = req.report(started_at, Outcome::Skipped, Summary::default(), None);
                     history::finish(req.pool, &report)
@@ -125,9 +141,19 @@ async fn locked(req: &RunRequest<'_>, job: Arc<dyn Job>) -> Result<RunReport, Ru
             }
         }
     };
+    let started = req.heartbeat.map(|h| h.start(&decl.name, req.run_id));
     let result = supervise::supervise(req, job, lock.as_ref(), started_at).await;
     if let Some(lock) = lock {
         lock.release().await;
+    }
+    if let Some(h) = req.heartbeat {
+        match &result {
+            Ok(report) => h.finish(started, report).await,
+            Err(e) => {
+                h.runner_failed(started, &decl.name, req.run_id, &e.to_string())
+                    .await;
+            }
+        }
     }
     result
 }

@@ -62,6 +62,8 @@ pub struct RunReport {
     pub error: Option<String>,
     /// Where it ran (the container's host name), for finding its logs.
     pub host: Option<String>,
+    /// What the run logged, as CloudWatch Logs bills it, its summary line included.
+    pub log_bytes: u64,
 }
 
 impl RunReport {

@@ -56,13 +56,22 @@ fn summary_json(report: &RunReport) -> serde_json::Value {
     })
 }
 
+/// What the summary line will add to the run's logged bytes (JSON logs: what
+/// CloudWatch ingests; a terminal's readable line is not billed).
+pub(super) fn billable_bytes(report: &RunReport, json: bool) -> u64 {
+    if json {
+        crate::telemetry::billable(summary_json(report).to_string().len())
+    } else {
+        0
+    }
+}
+
 /// Writes the run's summary line: the EMF object when logging JSON, a readable line
 /// otherwise.
 pub(super) fn emit(report: &RunReport, json: bool) {
     if json {
         let line = summary_json(report).to_string();
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "{line}");
+        let _ = writeln!(crate::telemetry::stderr(), "{line}");
     } else {
         let s = &report.summary;
         let message = format!(

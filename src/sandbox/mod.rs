@@ -1,7 +1,8 @@
 //! Local stand-ins for the providers (feature `sandbox`; never in a release image),
 //! speaking their real wire formats on one loopback port: dLocal Go (`dlocal`), Resend
 //! (`resend`), the WhatsApp Cloud API (`whatsapp`), a web push service (`push`), Google
-//! Places (`places`), IndexNow (`indexnow`) and FEU's invoicing API ([`feu`]); besides, the marketplace's own WhatsApp webhook route
+//! Places (`places`), IndexNow (`indexnow`), FEU's invoicing API ([`feu`]) and a
+//! Healthchecks.io-style heartbeat endpoint (`heartbeat`); besides, the marketplace's own WhatsApp webhook route
 //! ([`marketplace`]) and the ticket sites ([`site`]).
 //!
 //! Tests drive it through [`Sandbox`], which scripts each stand-in and reads what it
@@ -12,6 +13,7 @@ pub mod site;
 
 mod dlocal;
 pub mod feu;
+mod heartbeat;
 mod indexnow;
 mod outbox;
 mod places;
@@ -30,6 +32,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 pub use dlocal::{Behaviour, Scripted, payment_body};
+pub use heartbeat::Ping;
 pub use outbox::{ProviderScript, Received};
 pub use places::Place;
 
@@ -51,6 +54,8 @@ struct Inner {
     indexnow: Vec<serde_json::Value>,
     indexnow_refuse_next: u32,
     feu: feu::FeuState,
+    heartbeats: Vec<Ping>,
+    heartbeats_hang: bool,
 }
 
 /// A running sandbox.
@@ -86,6 +91,7 @@ impl Sandbox {
             .merge(places::routes())
             .merge(indexnow::routes())
             .merge(feu::routes())
+            .merge(heartbeat::routes())
             .with_state(sandbox.clone());
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {

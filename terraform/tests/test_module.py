@@ -150,10 +150,13 @@ def test_a_new_declaration_needs_no_tf_edit(tmp_path):
         "enabled: false\n"
         "image: chromium\n"
         "read_only_root_filesystem: false\n"
+        "heartbeat_url_env: REPORT_SALES_HEARTBEAT_URL\n"
     )
     model = load(tmp_path, jobs_dir=os.path.relpath(jobs_dir, EXAMPLE))
     jobs = declarations(jobs_dir)
     assert "report-sales" in by_key(model, "aws_ecs_task_definition")
+    # Its check-in variable is listed (the output's precondition wants it in var.secrets).
+    assert module_output(model, "heartbeat_variables") == {"report-sales": "REPORT_SALES_HEARTBEAT_URL"}
     for name, d in jobs.items():
         check_job(model, name, d)
 
@@ -253,7 +256,7 @@ def test_failures_reach_the_alerts_topic(prod):
     assert 'Service = ["events.amazonaws.com", "cloudwatch.amazonaws.com"]' in "".join(publishers[:2])
     alert_targets = [t for t in prod["aws_cloudwatch_event_target"] if t.get("target_id") == "sns"]
     assert len(alert_targets) == 2 and all(t["arn"] == topic for t in alert_targets)
-    alarm = single(prod, "aws_cloudwatch_metric_alarm")
+    alarm = by_key(prod, "aws_cloudwatch_metric_alarm")["module.run_job.aws_cloudwatch_metric_alarm.dead_letters"]
     assert alarm["metric_name"] == "ApproximateNumberOfMessagesVisible" and alarm["alarm_actions"] == [topic]
 
 
@@ -275,3 +278,141 @@ def test_the_dockerfile_runs_what_terraform_and_the_jobs_expect():
     # arm64 is cross-compiled on the build machine, not compiled under emulation.
     assert "FROM --platform=$BUILDPLATFORM ${RUST_IMAGE} AS chef" in docker
     assert '--target "$triple"' in docker
+
+
+# Missed-run alarms per schedule, computed by hand: the longest gap between fires (s),
+# then W = max(2 × gap, 600 s) as (period, evaluation_periods); over a day, whole days.
+MISSED_RUN = {
+    "cron(0/5 * * * ? *)": (300, 600, 1),  # W = 600 s: the 10-minute floor
+    "cron(0/2 * * * ? *)": (120, 600, 1),
+    "cron(0/30 * * * ? *)": (1800, 3600, 1),
+    "cron(0 * * * ? *)": (3600, 7200, 1),
+    "rate(1 day)": (86400, 86400, 2),
+    "cron(0 9 ? * MON-FRI *)": (3 * 86400, 86400, 6),  # Friday 09:00 to Monday 09:00
+    # 15 min in the day, 795 min overnight, 3,675 min over the weekend: W = 441,000 s.
+    "cron(0/15 8-18 ? * MON-FRI *)": (3675 * 60, 86400, 6),
+    # Hours 20..23, 0..2 every day: 02:00 to 20:00 is 1,080 min, W = 129,600 s.
+    "cron(0 20-2 * * ? *)": (1080 * 60, 86400, 2),
+    # Minutes 20 and 0 (20-2 wraps, step 40), hours 22..2, FRI-MON: Monday 23:40 to
+    # Friday 00:00 is 4,360 min, W = 523,200 s.
+    "cron(20-2/40 22-2 ? * fri-mon *)": (4360 * 60, 86400, 7),
+}
+UNSUPPORTED = "day-of-month/month/L/W/# schedules are not supported by the missed-run alarm"
+
+
+def module_output(model, name):
+    (value,) = [o["value"] for o in model["output"] if o["__tfmeta"]["path"] == f"module.run_job.output.{name}"]
+    return value
+
+
+def check_missed_run_alarms(model, jobs):
+    alarms = by_key(model, "aws_cloudwatch_metric_alarm")
+    missed = {k: a for k, a in alarms.items() if not k.startswith("module.")}
+    without = module_output(model, "jobs_without_missed_run_alarm")
+    assert set(missed) | set(without) == set(jobs) and not set(missed) & set(without)
+    topic = single(model, "aws_sns_topic")["id"]
+    for name, d in jobs.items():
+        if not d["enabled"]:
+            assert name not in missed and without[name].startswith("disabled")
+            continue
+        if name in without:
+            continue
+        a = missed[name]
+        assert a["alarm_name"] == f"{PREFIX}-run-job-missed-{name}"
+        assert (a["namespace"], a["metric_name"], a["dimensions"]) == ("RunJob", "Duration", {"job": name})
+        assert (a["statistic"], a["comparison_operator"], a["threshold"]) == ("SampleCount", "LessThanThreshold", 1)
+        assert a["treat_missing_data"] == "breaching"
+        assert a["alarm_actions"] == [topic] and a["ok_actions"] == [topic]
+        gap, period, evaluation_periods = MISSED_RUN[d["schedule"]]
+        assert (a["period"], a["evaluation_periods"]) == (period, evaluation_periods), name
+        assert f"leaves at most {gap} s between fires" in a["alarm_description"], name
+        assert a["datapoints_to_alarm"] == a["evaluation_periods"], "every period of the window without a run"
+        # CloudWatch's limits on what an alarm may evaluate.
+        assert a["period"] % 60 == 0 and a["period"] * a["evaluation_periods"] <= 7 * 86400
+        assert a["period"] >= 3600 or a["period"] * a["evaluation_periods"] <= 86400
+    return missed, without
+
+
+def test_every_enabled_job_has_a_missed_run_alarm_on_its_derived_window(prod):
+    jobs = declarations(ROOT / "jobs")
+    missed, without = check_missed_run_alarms(prod, jobs)
+    assert set(missed) == {n for n, d in jobs.items() if d["enabled"]}, without
+    windows = module_output(prod, "missed_run_alarm_windows")
+    assert windows == {n: MISSED_RUN[d["schedule"]][1] * MISSED_RUN[d["schedule"]][2] for n, d in jobs.items()}
+    # No window is written by hand: the alarm takes it from the derivation.
+    monitoring = (ROOT / "terraform" / "monitoring.tf").read_text()
+    assert re.search(r"^  period\s+= each\.value\.period$", monitoring, re.M)
+
+
+def test_missed_run_windows_follow_any_declaration(tmp_path):
+    jobs_dir = ROOT / "terraform" / "tests" / ".work" / "monitoring-jobs"
+    shutil.rmtree(jobs_dir, ignore_errors=True)
+    shutil.copytree(ROOT / "jobs", jobs_dir)
+    extra = {
+        "daily": "rate(1 day)",
+        "weekday-mornings": "cron(0 9 ? * MON-FRI *)",
+        "office-hours": "cron(0/15 8-18 ? * MON-FRI *)",
+        "nights": "cron(0 20-2 * * ? *)",
+        "long-weekends": "cron(20-2/40 22-2 ? * fri-mon *)",
+        "weekly": "rate(7 days)",
+        "sundays": "cron(0 3 ? * SUN *)",
+        "monthly": "cron(0 12 1 * ? *)",
+        "last-friday": "cron(0 3 ? * 6L *)",
+        "paused": "cron(0/5 * * * ? *)",
+    }
+    for name, schedule in extra.items():
+        (jobs_dir / f"{name}.yaml").write_text(
+            f"name: {name}\n"
+            f"description: Fixture {name}.\n"
+            f"schedule: {schedule}\n"
+            "size: {cpu: 256, memory: 512}\n"
+            "architecture: arm64\n"
+            "timeout_seconds: 60\n"
+            "overlap: forbid\n"
+            f"enabled: {'false' if name == 'paused' else 'true'}\n"
+        )
+    model = load(tmp_path, jobs_dir=os.path.relpath(jobs_dir, EXAMPLE))
+    jobs = declarations(jobs_dir)
+    missed, without = check_missed_run_alarms(model, jobs)
+    assert set(without) == {"weekly", "sundays", "monthly", "last-friday", "paused"}
+    assert "paused" not in missed
+    for name in ("weekly", "sundays"):  # 14 days: longer than an alarm can look back
+        assert without[name].startswith("the window (1209600 s") and "7 days" in without[name]
+    assert without["monthly"] == without["last-friday"] == UNSUPPORTED
+    assert set(missed) == set(jobs) - set(without)
+    # The dashboard shows every declaration, the disabled one too.
+    headers = [w["properties"]["markdown"] for w in json.loads(single(model, "aws_cloudwatch_dashboard")["dashboard_body"])["widgets"] if w["type"] == "text"]
+    assert len(headers) == len(jobs) and any(h.startswith("### paused ") and "disabled" in h for h in headers)
+
+
+def test_one_dashboard_graphs_every_job(prod):
+    jobs = declarations(ROOT / "jobs")
+    dashboard = single(prod, "aws_cloudwatch_dashboard")
+    assert dashboard["dashboard_name"] == f"{PREFIX}-run-job"
+    widgets = json.loads(dashboard["dashboard_body"])["widgets"]
+    region = by_key(prod, "aws_ecs_task_definition")
+    region = json.loads(next(iter(region.values()))["container_definitions"])[0]["logConfiguration"]["options"]["awslogs-region"]
+    graphs = {}
+    for w in widgets:
+        if w["type"] == "metric":
+            assert w["properties"]["region"] == region
+            for m in w["properties"]["metrics"]:
+                namespace, metric, dimension, job, options = m
+                assert (namespace, dimension) == ("RunJob", "job")
+                graphs.setdefault(job, set()).add((metric, options["stat"]))
+        assert 0 <= w["x"] and w["x"] + w["width"] <= 24
+    assert set(graphs) == set(jobs)
+    for name in jobs:
+        assert graphs[name] == {
+            ("Duration", "SampleCount"),
+            ("Failed", "Sum"),
+            ("Skipped", "Sum"),
+            ("Duration", "p50"),
+            ("Duration", "p95"),
+            ("ItemsProcessed", "Sum"),
+            ("ItemsFailed", "Sum"),
+        }
+        assert any(w["type"] == "text" and f"### {name} " in w["properties"]["markdown"] for w in widgets)
+    (status,) = [w for w in widgets if w["type"] == "alarm"]
+    missed = [a["id"] for k, a in by_key(prod, "aws_cloudwatch_metric_alarm").items() if not k.startswith("module.")]
+    assert sorted(status["properties"]["alarms"]) == sorted(missed)

@@ -4,9 +4,11 @@
 mod helpers;
 
 mod cli;
+mod cost;
 mod database;
 mod feu;
 mod fixtures;
+mod heartbeat;
 mod images;
 mod invoices;
 mod notifications;

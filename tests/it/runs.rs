@@ -411,6 +411,7 @@ async fn a_row_closed_as_abandoned_by_the_next_run_is_corrected_by_the_run_itsel
         },
         error: Some("lost the run lock".into()),
         host: None,
+        log_bytes: 2_048,
     };
     run_job::run::finish(&pool, &report).await.unwrap();
     // A final row is final: writing again changes nothing.

@@ -1,0 +1,174 @@
+//! The prices file (`pricing/aws.yaml`): what a vCPU-hour, a GB-hour, a public address
+//! and a logged gigabyte cost per region, each with when and where it was read, and the
+//! sizes the original runner used. Parsed and checked here; no figure lives in code.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::declarations::{Architecture, Size};
+
+/// The file the binary carries.
+pub const EMBEDDED: &str = include_str!("../../pricing/aws.yaml");
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceBook {
+    pub regions: BTreeMap<String, Region>,
+    pub original: Original,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Region {
+    pub fargate: Fargate,
+    pub spot_discount: Figure,
+    pub public_ipv4_hour: Figure,
+    pub logs_ingestion_gb: Figure,
+}
+
+/// On-demand Linux prices per hour, by architecture.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fargate {
+    pub x86_64: Rate,
+    pub arm64: Rate,
+    pub read: String,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rate {
+    pub vcpu_hour: f64,
+    pub gb_hour: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Figure {
+    pub value: f64,
+    pub read: String,
+    pub source: String,
+}
+
+/// What the original ran each job on (`--compare original`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Original {
+    pub size: Size,
+    pub architecture: Architecture,
+    pub image: String,
+    #[serde(default)]
+    pub jobs: BTreeMap<String, OriginalJob>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OriginalJob {
+    pub size: Option<Size>,
+    pub architecture: Option<Architecture>,
+}
+
+impl Fargate {
+    pub fn rate(&self, arch: Architecture) -> Rate {
+        match arch {
+            Architecture::X86_64 => self.x86_64,
+            Architecture::Arm64 => self.arm64,
+        }
+    }
+}
+
+impl Original {
+    /// The original's task for a job: its size and architecture.
+    pub fn task(&self, job: &str) -> (Size, Architecture) {
+        let o = self.jobs.get(job);
+        (
+            o.and_then(|o| o.size).unwrap_or(self.size),
+            o.and_then(|o| o.architecture).unwrap_or(self.architecture),
+        )
+    }
+}
+
+impl PriceBook {
+    /// Parses and checks a prices file; `origin` names it in messages.
+    pub fn parse(text: &str, origin: &str) -> Result<PriceBook, String> {
+        let book: PriceBook = serde_saphyr::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
+        for (name, r) in &book.regions {
+            let figures = [
+                ("fargate.x86_64.vcpu_hour", r.fargate.x86_64.vcpu_hour),
+                ("fargate.x86_64.gb_hour", r.fargate.x86_64.gb_hour),
+                ("fargate.arm64.vcpu_hour", r.fargate.arm64.vcpu_hour),
+                ("fargate.arm64.gb_hour", r.fargate.arm64.gb_hour),
+                ("public_ipv4_hour", r.public_ipv4_hour.value),
+                ("logs_ingestion_gb", r.logs_ingestion_gb.value),
+            ];
+            for (field, value) in figures {
+                if !(value.is_finite() && value >= 0.0) {
+                    return Err(format!(
+                        "{origin}: regions.{name}.{field} is {value}; a price is a number of dollars, 0 or more"
+                    ));
+                }
+            }
+            let d = r.spot_discount.value;
+            if !(0.0..1.0).contains(&d) {
+                return Err(format!(
+                    "{origin}: regions.{name}.spot_discount is {d}; it is a fraction off on-demand, from 0 up to (not including) 1"
+                ));
+            }
+        }
+        Ok(book)
+    }
+
+    pub fn region(&self, name: &str) -> Result<&Region, String> {
+        self.regions.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.regions.keys().map(String::as_str).collect();
+            format!(
+                "no prices for region `{name}`; the prices file has {}",
+                known.join(", ")
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_file_parses_and_names_both_regions() {
+        let book = PriceBook::parse(EMBEDDED, "pricing/aws.yaml").unwrap();
+        assert!(book.region("sa-east-1").is_ok() && book.region("us-east-1").is_ok());
+        let sa = book.region("sa-east-1").unwrap();
+        assert!(sa.fargate.arm64.vcpu_hour < sa.fargate.x86_64.vcpu_hour);
+        assert_eq!(
+            book.original.task("scraping"),
+            (
+                Size {
+                    cpu: 2048,
+                    memory: 4096
+                },
+                Architecture::X86_64
+            )
+        );
+        assert_eq!(book.original.task("notifications").1, Architecture::Arm64);
+        let err = book.region("mars-north-1").unwrap_err();
+        assert!(
+            err.contains("mars-north-1") && err.contains("sa-east-1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_bad_figure_is_named() {
+        let bad = EMBEDDED.replacen("value: 0.664", "value: 1.5", 1);
+        let err = PriceBook::parse(&bad, "prices.yaml").unwrap_err();
+        assert!(
+            err.contains("regions.sa-east-1.spot_discount is 1.5"),
+            "{err}"
+        );
+        let bad = EMBEDDED.replacen("vcpu_hour: 0.0696", "vcpu_hour: -1", 1);
+        let err = PriceBook::parse(&bad, "prices.yaml").unwrap_err();
+        assert!(err.contains("fargate.x86_64.vcpu_hour is -1"), "{err}");
+    }
+}

@@ -1,0 +1,270 @@
+//! `run-job cost` on a database with seeded history, its figures checked against
+//! figures computed here by hand from the prices file's numbers; and the log bytes a
+//! real run records, which the log line of the projection is made of.
+
+use serde_json::Value;
+use sqlx::PgPool;
+
+use crate::helpers::*;
+
+const NOW: &str = "2026-12-01T00:00:00Z";
+
+fn close(a: &Value, b: f64) -> bool {
+    a.as_f64().is_some_and(|a| (a - b).abs() < 1e-9)
+}
+
+/// A finished run of `job` that started `ago_s` before NOW and took `secs`.
+async fn seed(pool: &PgPool, job: &str, ago_s: f64, secs: f64, outcome: &str, log: Option<i64>) {
+    sqlx::query(
+        "INSERT INTO job_runs (id, job, trigger, started_at, finished_at, outcome, exit_code, log_bytes)
+         VALUES (gen_random_uuid(), $1, 'eventbridge',
+                 $2::timestamptz - make_interval(secs => $3),
+                 $2::timestamptz - make_interval(secs => $3) + make_interval(secs => $4),
+                 $5::job_run_outcome, 0, $6)",
+    )
+    .bind(job)
+    .bind(NOW)
+    .bind(ago_s)
+    .bind(secs)
+    .bind(outcome)
+    .bind(log)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+async fn cost_json(pool: &PgPool, args: &[&str]) -> Vec<Value> {
+    let mut c = run_job_on(pool);
+    c.arg("cost")
+        .args(args)
+        .arg("--json")
+        .env("RUN_JOB_NOW", NOW);
+    let r = output(c).await;
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    r.stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn job<'a>(objects: &'a [Value], name: &str) -> &'a Value {
+    objects.iter().find(|o| o["job"] == name).unwrap()
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn cost_projects_each_job_from_its_runs_its_size_and_its_exact_fires(pool: PgPool) {
+    // sync-payments: a skipped run (billed like any task), three runs; p50 of 0.5, 4,
+    // 6 and 8 s is 5 s, p95 is 6 + 0.85 × 2 = 7.7 s. Logs: the mean of 2,000, 4,000
+    // and 6,000 bytes (a row from before the column, NULL, does not count).
+    seed(&pool, "sync-payments", 3600.0, 0.5, "skipped", Some(2000)).await;
+    seed(&pool, "sync-payments", 7200.0, 4.0, "succeeded", Some(4000)).await;
+    seed(&pool, "sync-payments", 9000.0, 6.0, "failed", None).await;
+    seed(
+        &pool,
+        "sync-payments",
+        10800.0,
+        8.0,
+        "succeeded",
+        Some(6000),
+    )
+    .await;
+    // Not counted: an abandoned row, and a run before the 7-day window.
+    seed(&pool, "sync-payments", 600.0, 900.0, "abandoned", Some(1)).await;
+    seed(
+        &pool,
+        "sync-payments",
+        8.0 * 86400.0,
+        1000.0,
+        "succeeded",
+        Some(1),
+    )
+    .await;
+    // scraping: 300 s and 500 s: p50 400 s, p95 490 s.
+    seed(&pool, "scraping", 1800.0, 300.0, "succeeded", Some(50_000)).await;
+    seed(&pool, "scraping", 3600.0, 500.0, "succeeded", Some(70_000)).await;
+
+    let all = cost_json(&pool, &["--compare", "original"]).await;
+    let (spot, ipv4, logs_gb) = (1.0 - 0.664, 0.005, 0.90);
+    let gib = 1_073_741_824.0;
+
+    // sync-payments: every 5 minutes, 8,640 fires in 30 days; 5 s + 5 s of start-up is
+    // billed as the one-minute minimum: 144 task-hours of 0.25 vCPU / 0.5 GB arm64.
+    let s = job(&all, "sync-payments");
+    assert_eq!(s["fires"], 8640);
+    assert_eq!(s["runs_measured"], 4);
+    assert!(close(&s["p50_s"], 5.0) && close(&s["p95_s"], 7.7), "{s}");
+    assert!(close(&s["log_bytes_per_run"], 4000.0));
+    let p50 = &s["at_p50"];
+    assert_eq!(p50["billed_seconds_per_run"], 60.0);
+    assert!(close(&p50["task_hours"], 144.0));
+    assert!(
+        close(
+            &p50["compute"],
+            144.0 * (0.25 * 0.0557 + 0.5 * 0.00612) * spot
+        ),
+        "{p50}"
+    );
+    assert!(close(&p50["public_ipv4"], 144.0 * ipv4));
+    assert!(close(&p50["logs"], 8640.0 * 4000.0 / gib * logs_gb));
+    // The original ran it on the same size and architecture; only its image's start-up
+    // differs, and 20 s + 5 s is still inside the minimum: the same cost.
+    assert!(close(
+        &s["original"]["total"],
+        p50["total"].as_f64().unwrap()
+    ));
+
+    // scraping: every 30 minutes, 1,440 fires; 15 s of start-up + 400 s = 415 s.
+    let sc = job(&all, "scraping");
+    assert_eq!(sc["fires"], 1440);
+    assert!(
+        close(&sc["p50_s"], 400.0) && close(&sc["p95_s"], 490.0),
+        "{sc}"
+    );
+    let hours = 1440.0 * 415.0 / 3600.0;
+    assert!(close(
+        &sc["at_p50"]["compute"],
+        hours * (0.5 * 0.0557 + 1.0 * 0.00612) * spot
+    ));
+    let hours95 = 1440.0 * 505.0 / 3600.0;
+    assert!(close(&sc["at_p95"]["task_hours"], hours95));
+    // The original: 2 vCPU / 4 GB on x86_64, 20 s of start-up: 420 s a run.
+    let o = &sc["original"];
+    let ohours = 1440.0 * 420.0 / 3600.0;
+    assert!(
+        close(&o["compute"], ohours * (2.0 * 0.0696 + 4.0 * 0.0076) * spot),
+        "{o}"
+    );
+    assert!(close(&o["public_ipv4"], ohours * ipv4));
+
+    // A job without history is costed at its timeout, and says so.
+    let n = job(&all, "notify-upload-availability");
+    assert_eq!(n["fires"], 720);
+    assert_eq!(n["runs_measured"], Value::Null);
+    assert_eq!(n["run_time_source"], "timeout (upper bound)");
+    assert!(close(&n["p50_s"], 600.0));
+    assert_eq!(n["at_p50"]["billed_seconds_per_run"], 605.0);
+
+    let total = all.iter().find(|o| o["kind"] == "total").unwrap();
+    let jobs: Vec<&Value> = all.iter().filter(|o| o["kind"] == "job").collect();
+    let sum: f64 = jobs
+        .iter()
+        .map(|j| j["at_p50"]["total"].as_f64().unwrap())
+        .sum();
+    assert!(close(&total["total_p50"], sum));
+    let original: f64 = jobs
+        .iter()
+        .map(|j| j["original"]["total"].as_f64().unwrap())
+        .sum();
+    assert!(close(&total["original"], original));
+
+    // On demand in us-east-1: the other region's prices, no discount.
+    let us = cost_json(&pool, &["--region", "us-east-1", "--capacity", "on-demand"]).await;
+    let s = job(&us, "sync-payments");
+    assert!(close(
+        &s["at_p50"]["compute"],
+        144.0 * (0.25 * 0.03238 + 0.5 * 0.00356)
+    ));
+    assert!(close(&s["at_p50"]["logs"], 8640.0 * 4000.0 / gib * 0.50));
+    assert_eq!(s["original"], Value::Null, "no comparison unless asked");
+
+    // The table: the bound marked, a total, what was assumed.
+    let mut c = run_job_on(&pool);
+    c.args(["cost", "--compare", "original"])
+        .env("RUN_JOB_NOW", NOW);
+    let r = output(c).await;
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stdout
+            .starts_with("sa-east-1, FARGATE_SPOT (66.4 % off on-demand)"),
+        "{}",
+        r.stdout
+    );
+    let row = |name: &str| {
+        r.stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap()
+            .to_string()
+    };
+    assert!(row("sync-payments").contains("5.0 s") && !row("sync-payments").contains('≤'));
+    assert!(
+        row("notify-upload-availability").contains("≤10m00s"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        row("TOTAL").contains('$') && r.stdout.contains("ORIGINAL"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn cost_without_a_database_bounds_every_job_by_its_timeout(_pool: PgPool) {
+    let mut c = run_job();
+    c.args(["cost", "--json"])
+        .env("RUN_JOB_NOW", NOW)
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none");
+    let r = output(c).await;
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("every job is costed at its timeout"),
+        "{}",
+        r.stderr
+    );
+    let jobs: Vec<Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|o| o["kind"] == "job")
+        .collect();
+    assert!(jobs.len() >= 6);
+    assert!(
+        jobs.iter()
+            .all(|j| j["run_time_source"] == "timeout (upper bound)")
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn cost_names_a_bad_region_startup_or_prices_file(pool: PgPool) {
+    for (args, says) in [
+        (
+            vec!["--region", "mars-north-1"],
+            "no prices for region `mars-north-1`",
+        ),
+        (
+            vec!["--startup", "slim=fast"],
+            "`fast` in `slim=fast` is not a number of seconds",
+        ),
+        (vec!["--startup", "alpine=3"], "unknown image `alpine`"),
+        (
+            vec!["--prices", "/nonexistent/prices.yaml"],
+            "cannot read /nonexistent/prices.yaml",
+        ),
+    ] {
+        let mut c = run_job_on(&pool);
+        c.arg("cost").args(&args);
+        let r = output(c).await;
+        assert!(
+            matches!(r.code, Some(2) | Some(3)),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+    }
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_run_records_the_bytes_it_logged_as_cloudwatch_counts_them(pool: PgPool) {
+    let mut c = run_job_on(&pool);
+    c.arg("demo-sleep").env("RUN_JOB_DEMO_SLEEP_MS", "100");
+    let r = output(c).await;
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    // Every line of this process's stderr is an event: its bytes plus 26.
+    let expected: usize = r.stderr.lines().map(|l| l.len() + 26).sum();
+    let logged: Option<i64> = sqlx::query_scalar("SELECT log_bytes FROM job_runs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(logged, Some(expected as i64), "{}", r.stderr);
+}
