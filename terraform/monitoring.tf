@@ -8,11 +8,39 @@
 locals {
   metric_namespace = "RunJob"
 
-  # One row per job, in name order: a header, then runs by outcome, duration
-  # percentiles and items, side by side. Hourly, so jobs of every cadence compare.
-  dashboard_rows = [
-    for i, name in sort(keys(local.jobs)) : [
+  # Per job, side by side: runs by outcome, duration percentiles, items. Hourly, so
+  # jobs of every cadence compare.
+  dashboard_graphs = {
+    for name, _ in local.jobs : name => [
       {
+        title = "runs per hour by outcome"
+        metrics = [
+          [local.metric_namespace, "Duration", "job", name, { stat = "SampleCount", label = "runs" }],
+          [local.metric_namespace, "Failed", "job", name, { stat = "Sum", label = "failed" }],
+          [local.metric_namespace, "Skipped", "job", name, { stat = "Sum", label = "skipped" }],
+        ]
+      },
+      {
+        title = "duration (ms)"
+        metrics = [
+          [local.metric_namespace, "Duration", "job", name, { stat = "p50", label = "p50" }],
+          [local.metric_namespace, "Duration", "job", name, { stat = "p95", label = "p95" }],
+        ]
+      },
+      {
+        title = "items per hour"
+        metrics = [
+          [local.metric_namespace, "ItemsProcessed", "job", name, { stat = "Sum", label = "processed" }],
+          [local.metric_namespace, "ItemsFailed", "job", name, { stat = "Sum", label = "failed" }],
+        ]
+      },
+    ]
+  }
+
+  # One row per job, in name order: a header, then its three graphs.
+  dashboard_rows = [
+    for i, name in sort(keys(local.jobs)) : concat(
+      [{
         type   = "text"
         x      = 0
         y      = local.dashboard_top + i * 7
@@ -21,60 +49,22 @@ locals {
         properties = {
           markdown = "### ${name} · `${local.jobs[name].schedule}`${local.jobs[name].enabled ? "" : " · disabled"} · ${local.jobs[name].description}"
         }
-      },
-      {
+      }],
+      [for k, g in local.dashboard_graphs[name] : {
         type   = "metric"
-        x      = 0
+        x      = k * 8
         y      = local.dashboard_top + 1 + i * 7
         width  = 8
         height = 6
         properties = {
-          title  = "${name}: runs per hour by outcome"
-          region = local.region
-          view   = "timeSeries"
-          period = 3600
-          metrics = [
-            [local.metric_namespace, "Duration", "job", name, { stat = "SampleCount", label = "runs" }],
-            [local.metric_namespace, "Failed", "job", name, { stat = "Sum", label = "failed" }],
-            [local.metric_namespace, "Skipped", "job", name, { stat = "Sum", label = "skipped" }],
-          ]
+          title   = "${name}: ${g.title}"
+          region  = local.region
+          view    = "timeSeries"
+          period  = 3600
+          metrics = g.metrics
         }
-      },
-      {
-        type   = "metric"
-        x      = 8
-        y      = local.dashboard_top + 1 + i * 7
-        width  = 8
-        height = 6
-        properties = {
-          title  = "${name}: duration (ms)"
-          region = local.region
-          view   = "timeSeries"
-          period = 3600
-          metrics = [
-            [local.metric_namespace, "Duration", "job", name, { stat = "p50", label = "p50" }],
-            [local.metric_namespace, "Duration", "job", name, { stat = "p95", label = "p95" }],
-          ]
-        }
-      },
-      {
-        type   = "metric"
-        x      = 16
-        y      = local.dashboard_top + 1 + i * 7
-        width  = 8
-        height = 6
-        properties = {
-          title  = "${name}: items per hour"
-          region = local.region
-          view   = "timeSeries"
-          period = 3600
-          metrics = [
-            [local.metric_namespace, "ItemsProcessed", "job", name, { stat = "Sum", label = "processed" }],
-            [local.metric_namespace, "ItemsFailed", "job", name, { stat = "Sum", label = "failed" }],
-          ]
-        }
-      },
-    ]
+      }],
+    )
   ]
 
   # Above the rows: the missed-run alarms' states at a glance (a widget takes 100).

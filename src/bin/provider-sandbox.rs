@@ -1,5 +1,5 @@
-//! `provider-sandbox`: the local provider stand-ins (dLocal Go, Resend, WhatsApp, a push
-//! service) as a process, for the Quickstart and benchmarks (feature `sandbox`). Prints
+//! `provider-sandbox`: the local provider stand-ins (every one in `run_job::sandbox`) as a
+//! process, for the Quickstart and benchmarks (feature `sandbox`). Prints
 //! its base URL, then serves until killed.
 
 use clap::Parser;
@@ -7,7 +7,7 @@ use run_job::sandbox::{Behaviour, Sandbox};
 
 #[derive(Parser)]
 #[command(
-    about = "Local stand-ins for the providers (dLocal Go, Resend, WhatsApp, web push, Google Places), speaking their wire formats"
+    about = "Local stand-ins for the providers (dLocal Go, Resend, WhatsApp, web push, Google Places, IndexNow, FEU, Healthchecks-style pings), speaking their wire formats"
 )]
 struct Args {
     #[arg(long, default_value_t = 0)]

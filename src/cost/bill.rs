@@ -92,10 +92,11 @@ pub fn month(
 
 /// How many times the schedule fires in `[from, until)`, counted fire by fire.
 pub fn fires_between(schedule: &Schedule, from: DateTime<Utc>, until: DateTime<Utc>) -> u64 {
-    // `iter_after` is strictly after; a fire exactly at `from` counts too.
-    let start = from - chrono::TimeDelta::milliseconds(1);
+    // `iter_after` is strictly after; a fire exactly at `from` counts too. Fires are
+    // whole seconds and `from` need not be, so anything before it is dropped.
     schedule
-        .iter_after(start)
+        .iter_after(from - chrono::TimeDelta::seconds(1))
+        .skip_while(|t| *t < from)
         .take_while(|t| *t < until)
         .count() as u64
 }
@@ -194,6 +195,12 @@ mod tests {
         // Every 5 minutes: 30 × 288, the fire at `from` included.
         let five = Schedule::parse("cron(0/5 * * * ? *)").unwrap();
         assert_eq!(fires_between(&five, from, until), 8640);
+        // A window that does not start on a whole second: still 30 × 288.
+        let off = from + chrono::TimeDelta::microseconds(300);
+        assert_eq!(
+            fires_between(&five, off, off + chrono::TimeDelta::days(30)),
+            8640
+        );
         // The last day of each month at noon: 31 December is outside the 30 days.
         let last = Schedule::parse("cron(0 12 L * ? *)").unwrap();
         assert_eq!(fires_between(&last, from, until), 0);
