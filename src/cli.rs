@@ -67,8 +67,9 @@ pub struct Cli {
     pub trigger: Trigger,
 
     /// Seconds a cancelled job (timeout or signal) gets to stop cleanly before it is
-    /// aborted; its final job_runs write may then be retried for as long again. Keep
-    /// twice this under ECS's stopTimeout (30 s by default).
+    /// aborted; its final job_runs write may then be retried for as long again, and a
+    /// heartbeat takes up to 5 s more. Keep twice this plus 5 s under ECS's stopTimeout
+    /// (30 s by default).
     #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=110), env = "RUN_JOB_GRACE_SECONDS")]
     pub grace_seconds: u64,
 

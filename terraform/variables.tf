@@ -85,7 +85,7 @@ variable "log_kms_key_arn" {
 }
 
 variable "stop_timeout_seconds" {
-  description = "Seconds between SIGTERM and SIGKILL when ECS stops a task (Fargate allows up to 120). run-job stops within twice its grace (10 s by default: the job's grace, then retries of its final job_runs write)."
+  description = "Seconds between SIGTERM and SIGKILL when ECS stops a task (Fargate allows up to 120). run-job stops within twice its grace (10 s by default: the job's grace, then retries of its final job_runs write), plus 5 s for a heartbeat's last ping."
   type        = number
   default     = 30
 }
