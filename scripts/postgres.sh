@@ -39,3 +39,23 @@ ensure_postgres() {
         export DATABASE_URL="postgres://postgres:postgres@127.0.0.1:5432/postgres"
     fi
 }
+
+# For benchmarks: with DB_LATENCY_MS set (and not 0), starts bench/db/latency-proxy.py on
+# 127.0.0.1:15432, adding that much to every round trip to the server, and sets
+# RUN_DATABASE_URL to DATABASE_URL through it (LATENCY_PROXY_PID to kill it); otherwise
+# RUN_DATABASE_URL is DATABASE_URL. Seeding goes direct; only run-job sees the latency.
+start_latency_proxy() {
+    RUN_DATABASE_URL="$DATABASE_URL"
+    LATENCY_PROXY_PID=
+    if [ "${DB_LATENCY_MS:-0}" = 0 ]; then
+        return
+    fi
+    local ready
+    ready=$(mktemp)
+    python3 bench/db/latency-proxy.py 15432 127.0.0.1:5432 "$DB_LATENCY_MS" >"$ready" &
+    LATENCY_PROXY_PID=$!
+    for _ in $(seq 1 50); do [ -s "$ready" ] && break; sleep 0.1; done
+    rm -f "$ready"
+    RUN_DATABASE_URL="${DATABASE_URL/127.0.0.1:5432/127.0.0.1:15432}"
+    echo "== run-job reaches PostgreSQL through a proxy adding ${DB_LATENCY_MS} ms per round trip"
+}

@@ -55,11 +55,82 @@ pub async fn connect(
             )));
         }
     }
+    let port = options.get_port();
     let pool = PgPoolOptions::new()
         .max_connections(8)
         .acquire_timeout(Duration::from_secs(15))
+        .after_connect(move |_conn, _meta| {
+            Box::pin(async move {
+                disable_nagle(port);
+                Ok(())
+            })
+        })
         .connect_lazy_with(options.clone());
     Ok((pool, options))
+}
+
+/// Turns Nagle's algorithm off on this process's TCP connections to `port`, the
+/// database's (nothing else here talks to it).
+///
+/// sqlx 0.9.0 no longer sets TCP_NODELAY (transact-rs/sqlx#4335). A statement larger
+/// than its 16 KiB write buffer then leaves in pieces, and the last piece waits for the
+/// server's delayed ACK (40 ms on Linux) before PostgreSQL can run the statement: every
+/// batched write paid 40 ms. sqlx has no hook into its socket, so each new connection
+/// finds the sockets by their peer's port. Setting the option twice, or on a socket
+/// closed meanwhile, is harmless. Remove once sqlx sets it again.
+pub fn disable_nagle(port: u16) {
+    #[cfg(target_os = "linux")]
+    {
+        let Ok(fds) = std::fs::read_dir("/proc/self/fd") else {
+            return;
+        };
+        for fd in fds.flatten() {
+            let Ok(fd) = fd.file_name().to_string_lossy().parse::<libc::c_int>() else {
+                continue;
+            };
+            if peer_port(fd) == Some(port) {
+                let one: libc::c_int = 1;
+                // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live local;
+                // on a descriptor that is not a TCP socket it fails and changes nothing.
+                unsafe {
+                    libc::setsockopt(
+                        fd,
+                        libc::IPPROTO_TCP,
+                        libc::TCP_NODELAY,
+                        (&raw const one).cast(),
+                        std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                    );
+                }
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = port;
+}
+
+/// The remote port of an IPv4 or IPv6 socket, or `None` for anything else.
+#[cfg(target_os = "linux")]
+fn peer_port(fd: libc::c_int) -> Option<u16> {
+    // SAFETY: sockaddr_storage is plain data, valid zeroed; getpeername writes at most
+    // `len` bytes into it and fails on anything that is not a connected socket.
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let got = unsafe { libc::getpeername(fd, (&raw mut addr).cast(), &mut len) };
+    if got != 0 {
+        return None;
+    }
+    // SAFETY: the family says which of the two layouts getpeername filled in.
+    match libc::c_int::from(addr.ss_family) {
+        libc::AF_INET => {
+            let v4: &libc::sockaddr_in = unsafe { &*(&raw const addr).cast() };
+            Some(u16::from_be(v4.sin_port))
+        }
+        libc::AF_INET6 => {
+            let v6: &libc::sockaddr_in6 = unsafe { &*(&raw const addr).cast() };
+            Some(u16::from_be(v6.sin6_port))
+        }
+        _ => None,
+    }
 }
 
 /// Closes the pool politely if the server answers soon: an aborted job may have left a

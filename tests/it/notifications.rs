@@ -1285,6 +1285,55 @@ async fn a_cancelled_run_releases_what_it_has_not_started(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "./migrations")]
+async fn a_run_cancelled_mid_batch_writes_every_finished_outcome_before_it_returns(pool: PgPool) {
+    // Outcomes are written in batches; a cancelled run must not leave a sent email
+    // recorded nowhere (its row would go out again after the lease).
+    let sb = sandbox().await;
+    sb.script_email(ProviderScript {
+        latency_ms: 300,
+        ..ProviderScript::default()
+    });
+    for i in 0..40 {
+        let u = user(&pool, Some(&format!("m{i}@example.com")), None).await;
+        notification(&pool, u, "order_confirmed", "{in_app,email}", confirmed()).await;
+    }
+    let job = Notifications::new(
+        pool.clone(),
+        settings(&sb, &[("NOTIFICATIONS_CONCURRENCY", "8")]),
+        Clock::system(),
+    )
+    .unwrap();
+    let cancel = CancellationToken::new();
+    let cx = crate::helpers::context(&pool, cancel.clone());
+    let stopper = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        cancel.cancel();
+    });
+    let s = job
+        .run_once(&cx)
+        .await
+        .unwrap_or_else(|e| panic!("{:#}", e.error));
+    stopper.await.unwrap();
+    // The first 8 finished before the cancel, the 8 in flight finished after it.
+    assert_eq!(s.processed, 16, "{s:?}");
+    assert_eq!(sb.emails().len(), 16);
+    let (sent, pending, leased): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE status = 'sent' AND channel_status->'email'->>'status' = 'sent'),
+                count(*) FILTER (WHERE status = 'pending' AND channel_status->'email' IS NULL),
+                count(*) FILTER (WHERE lease_until IS NOT NULL)
+           FROM notifications",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (sent, pending, leased),
+        (16, 24, 0),
+        "every email sent is recorded sent, the rest released untouched"
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
 async fn a_provider_answering_garbage_is_retried_later_with_the_reason(pool: PgPool) {
     let u = user(&pool, Some("garbage@example.com"), None).await;
     let id = notification(&pool, u, "order_confirmed", "{email}", confirmed()).await;

@@ -819,6 +819,111 @@ async fn two_runs_racing_on_the_same_payments_double_nothing(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "./migrations")]
+async fn writers_side_by_side_and_a_webhook_racing_them_change_nothing_twice(pool: PgPool) {
+    // 30 paid orders, two per listing (the writers meet on listings), confirmed by up to
+    // 6 transactions at once; meanwhile a webhook-style writer confirms 10 of the same
+    // orders itself, under the same locks, as the marketplace's webhook handler would.
+    let w = world(&pool, 24 * 7).await;
+    let sb = sandbox().await;
+    let mut orders = Vec::new();
+    for i in 0..15 {
+        let (_, t) = w.listing(w.seller_a, &["250", "250"]).await;
+        for (k, ticket) in t.iter().enumerate() {
+            let o = w.order(&[*ticket], "250", 30, 5).await;
+            let id = format!("W-{i}-{k}");
+            w.payment(o, &id, "pending", "250", 10).await;
+            sb.set_status(&id, "PAID", "250", "UYU");
+            orders.push(o);
+        }
+    }
+    sb.behave(Behaviour {
+        latency_ms: 30,
+        ..Behaviour::default()
+    });
+    let webhook = async {
+        // Once the run has read its candidates (its first call is out), so that it meets
+        // these payments already moved.
+        while sb.api_requests() == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        for o in orders.iter().step_by(3) {
+            let mut tx = pool.begin().await.unwrap();
+            let status: String =
+                sqlx::query_scalar("SELECT status::text FROM orders WHERE id = $1 FOR UPDATE")
+                    .bind(o)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .unwrap();
+            sqlx::query("SELECT 1 FROM payments WHERE order_id = $1 FOR UPDATE")
+                .bind(o)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            if status == "pending" {
+                sqlx::query("UPDATE payments SET status = 'paid' WHERE order_id = $1")
+                    .bind(o)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                sqlx::query("UPDATE orders SET status = 'confirmed' WHERE id = $1")
+                    .bind(o)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+            }
+            tx.commit().await.unwrap();
+        }
+    };
+    let (s, ()) = tokio::join!(
+        run(&pool, settings(&sb, &[("SYNC_PAYMENTS_WRITERS", "6")])),
+        webhook
+    );
+    let confirmed_by_job = detail(&s, "orders_confirmed");
+    let raced = detail(&s, "payments_raced");
+    assert_eq!((confirmed_by_job, raced), (20, 10), "{:?}", s.details);
+    assert_eq!(
+        detail(&s, "payments_failed"),
+        0,
+        "no deadlock left a payment failed"
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM orders WHERE status = 'confirmed'"
+        )
+        .await,
+        30
+    );
+    // Only the job's confirmations wrote earnings, events, notifications: once each.
+    let earnings = count(&pool, "SELECT count(*) FROM seller_earnings").await;
+    assert_eq!(earnings, confirmed_by_job as i64);
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(DISTINCT listing_ticket_id) FROM seller_earnings"
+        )
+        .await,
+        earnings
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM payment_events WHERE event_type = 'status_change'"
+        )
+        .await,
+        confirmed_by_job as i64
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM notifications WHERE type = 'order_confirmed'"
+        )
+        .await,
+        confirmed_by_job as i64
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
 async fn the_binary_runs_sync_payments_against_the_sandbox(pool: PgPool) {
     let w = world(&pool, 24 * 7).await;
     let (_, t) = w.listing(w.seller_a, &["100"]).await;

@@ -19,6 +19,7 @@ use tokio::time::{Interval, MissedTickBehavior};
 use super::providers::{Attachment, SendError, WhatsAppMessage};
 use super::queries::{self, Claimed, OrderFacts, Outcome, Receipt, User};
 use super::state::{self, Channel, ChannelState, Channels, Delivery};
+use super::webpush::Subscription;
 use super::{ClaimedBatch, Notifications};
 use super::{content, webpush};
 use crate::failure::{Decision, Failure};
@@ -110,6 +111,10 @@ impl Notifications {
                 channel,
                 user,
                 metadata: &metadata,
+                subscriptions: batch
+                    .subscriptions
+                    .get(&n.user_id)
+                    .map_or(&[][..], Vec::as_slice),
                 lease_until,
                 now,
                 attempts,
@@ -242,7 +247,7 @@ impl Notifications {
             // Stored in the database already: the app shows it. Web push to the user's
             // browsers is a side effect whose failures never change this channel.
             Channel::InApp => {
-                self.push(a.n, a.metadata).await;
+                self.push(a.n, a.metadata, a.subscriptions).await;
                 Ok(String::new())
             }
             Channel::Email => self.send_email(a).await,
@@ -331,14 +336,7 @@ impl Notifications {
 
     /// Web-pushes the notification to every browser the user subscribed; deletes the
     /// subscriptions the push service calls gone.
-    async fn push(&self, n: &Claimed, metadata: &Value) {
-        let subscriptions = match queries::subscriptions(&self.pool, n.user_id).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "push subscriptions unreadable; no push");
-                return;
-            }
-        };
+    async fn push(&self, n: &Claimed, metadata: &Value, subscriptions: &[Subscription]) {
         if subscriptions.is_empty() {
             return;
         }
@@ -353,7 +351,7 @@ impl Notifications {
         .to_string();
         let topic = n.id.simple().to_string();
         for s in subscriptions {
-            match self.push.send(&s, payload.as_bytes(), &topic).await {
+            match self.push.send(s, payload.as_bytes(), &topic).await {
                 Ok(()) => {}
                 Err(webpush::PushError::Gone) => {
                     tracing::info!("push subscription gone; deleted");
@@ -459,6 +457,8 @@ struct Attempt<'a> {
     channel: Channel,
     user: Option<&'a User>,
     metadata: &'a Value,
+    /// The user's browsers, for the in-app channel's web push.
+    subscriptions: &'a [Subscription],
     lease_until: DateTime<Utc>,
     now: DateTime<Utc>,
     /// Attempts made before this one.

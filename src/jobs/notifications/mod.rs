@@ -4,7 +4,8 @@
 //!
 //! A run merges closed debounce windows (`batches`), acknowledges the jobs queue's
 //! `send-notification` rows (`queue`), then claims due notifications with a lease and
-//! delivers them (`deliver`) until none is due, its deadline nears or it is cancelled.
+//! delivers them (`deliver`) until none is due, its deadline nears or it is cancelled;
+//! their outcomes are written in small batches beside the deliveries (`outcomes`).
 //! Content and its checks live in `content` and `metadata`, provider wire formats in
 //! `providers` and `webpush`, SQL in `queries`. Several runs may work side by side.
 //!
@@ -15,6 +16,7 @@ mod batches;
 mod content;
 mod deliver;
 mod metadata;
+mod outcomes;
 pub mod providers;
 mod queries;
 mod queue;
@@ -243,67 +245,23 @@ impl Notifications {
     /// Claims and delivers until nothing is due, the run is cancelled, or its deadline
     /// is nearer than a claim's lease (a batch is only started if it can be finished).
     pub async fn run_once(&self, cx: &RunContext) -> Result<Summary, JobError> {
-        let mut summary = Summary::default();
-        let (mut sent, mut failed, mut retrying) = (0u64, 0u64, 0u64);
         // Closed batches first: their notifications go out in this same run.
         let merged =
             batches::merge_closed(&self.pool, self.clock.now(), self.settings.batch).await?;
         let queued = queue::run(&self.pool, self.clock.now(), self.settings.batch).await?;
-        // Batches are claimed while the previous one's last sends are still in flight, so
-        // deliveries do not drain to nothing between batches. Each outcome is written as
-        // soon as its notification is done, so a run stopped mid-batch loses nothing it
-        // sent; rows claimed but not started when the run stops are released at once.
-        let cancel = &cx.cancel;
-        let mut waiting: std::collections::VecDeque<(queries::Claimed, Arc<ClaimedBatch>)> =
-            Default::default();
-        let mut in_flight = futures::stream::FuturesUnordered::new();
-        let mut claiming = None;
-        let mut exhausted = false;
-        let mut claim_error = None;
-        loop {
-            while in_flight.len() < self.settings.concurrency && !cancel.is_cancelled() {
-                let Some((n, batch)) = waiting.pop_front() else {
-                    break;
-                };
-                in_flight.push(self.deliver_one(n, batch));
-            }
-            if waiting.is_empty() && claiming.is_none() && !exhausted {
-                let remaining = cx
-                    .deadline
-                    .saturating_duration_since(tokio::time::Instant::now());
-                if cancel.is_cancelled() || remaining < self.settings.lease {
-                    exhausted = true;
-                } else {
-                    claiming = Some(Box::pin(self.claim_batch()));
-                }
-            }
-            if in_flight.is_empty() && claiming.is_none() {
-                break;
-            }
-            tokio::select! {
-                Some(outcome) = in_flight.next(), if !in_flight.is_empty() => {
-                    summary.processed += 1;
-                    match outcome.status {
-                        Delivery::Sent => sent += 1,
-                        Delivery::Failed => failed += 1,
-                        Delivery::Pending => retrying += 1,
-                    }
-                    cx.progress.set(summary.processed, sent, failed);
-                }
-                claimed = async { claiming.as_mut().expect("guarded by the branch condition").await }, if claiming.is_some() => {
-                    claiming = None;
-                    match claimed {
-                        Ok(Some(items)) => waiting.extend(items),
-                        Ok(None) => exhausted = true,
-                        Err(e) => {
-                            claim_error = Some(e);
-                            exhausted = true;
-                        }
-                    }
-                }
-                _ = cancel.cancelled(), if !exhausted => exhausted = true,
-            }
-        }
+        let (record, recorded) = outcomes::channel();
+        let (delivered, ()) = tokio::join!(
+            self.deliver_all(cx, record),
+            outcomes::write(&self.pool, &self.clock, recorded)
+        );
+        let Delivered {
+            mut summary,
+            sent,
+            failed,
+            retrying,
+            waiting,
+            claim_error,
+        } = delivered;
         for (n, batch) in waiting {
             queries::release(&self.pool, &[n.id], batch.lease_until).await?;
         }
@@ -318,6 +276,79 @@ impl Notifications {
         summary.details = details(sent, failed, retrying, &merged, &queued);
         Ok(summary)
     }
+
+    /// Batches are claimed while the previous one's last sends are still in flight, so
+    /// deliveries do not drain to nothing between batches. Each finished notification
+    /// goes to `record` (written in small batches, see `outcomes`); rows claimed but not
+    /// started when the run stops are handed back to be released.
+    async fn deliver_all(
+        &self,
+        cx: &RunContext,
+        record: tokio::sync::mpsc::UnboundedSender<outcomes::Finished>,
+    ) -> Delivered {
+        let mut d = Delivered::default();
+        let cancel = &cx.cancel;
+        let mut in_flight = futures::stream::FuturesUnordered::new();
+        let mut claiming = None;
+        let mut exhausted = false;
+        loop {
+            while in_flight.len() < self.settings.concurrency && !cancel.is_cancelled() {
+                let Some((n, batch)) = d.waiting.pop_front() else {
+                    break;
+                };
+                in_flight.push(self.deliver_one(n, batch));
+            }
+            if d.waiting.is_empty() && claiming.is_none() && !exhausted {
+                let remaining = cx
+                    .deadline
+                    .saturating_duration_since(tokio::time::Instant::now());
+                if cancel.is_cancelled() || remaining < self.settings.lease {
+                    exhausted = true;
+                } else {
+                    claiming = Some(Box::pin(self.claim_batch()));
+                }
+            }
+            if in_flight.is_empty() && claiming.is_none() {
+                return d;
+            }
+            tokio::select! {
+                Some(finished) = in_flight.next(), if !in_flight.is_empty() => {
+                    d.summary.processed += 1;
+                    match finished.0.status {
+                        Delivery::Sent => d.sent += 1,
+                        Delivery::Failed => d.failed += 1,
+                        Delivery::Pending => d.retrying += 1,
+                    }
+                    // The writer outlives this loop; it is only gone if it panicked.
+                    let _ = record.send(finished);
+                    cx.progress.set(d.summary.processed, d.sent, d.failed);
+                }
+                claimed = async { claiming.as_mut().expect("guarded by the branch condition").await }, if claiming.is_some() => {
+                    claiming = None;
+                    match claimed {
+                        Ok(Some(items)) => d.waiting.extend(items),
+                        Ok(None) => exhausted = true,
+                        Err(e) => {
+                            d.claim_error = Some(e);
+                            exhausted = true;
+                        }
+                    }
+                }
+                _ = cancel.cancelled(), if !exhausted => exhausted = true,
+            }
+        }
+    }
+}
+
+/// What [`Notifications::deliver_all`] did, and the claims it did not start.
+#[derive(Default)]
+struct Delivered {
+    summary: Summary,
+    sent: u64,
+    failed: u64,
+    retrying: u64,
+    waiting: std::collections::VecDeque<(queries::Claimed, Arc<ClaimedBatch>)>,
+    claim_error: Option<sqlx::Error>,
 }
 
 /// The summary's job-specific counters.
@@ -349,6 +380,8 @@ struct ClaimedBatch {
     now: chrono::DateTime<Utc>,
     users: HashMap<uuid::Uuid, queries::User>,
     facts: HashMap<uuid::Uuid, queries::OrderFacts>,
+    /// The browsers of the users with an in-app channel in the batch.
+    subscriptions: HashMap<uuid::Uuid, Vec<webpush::Subscription>>,
 }
 
 impl Notifications {
@@ -380,11 +413,29 @@ impl Notifications {
             .into_iter()
             .map(|f| (f.id, f))
             .collect();
+        let in_app: Vec<_> = claimed
+            .iter()
+            .filter(|n| n.channels.iter().any(|c| c == "in_app"))
+            .map(|n| n.user_id)
+            .collect();
+        let mut subscriptions: HashMap<_, Vec<_>> = HashMap::new();
+        match queries::subscriptions(&self.pool, &in_app).await {
+            Ok(rows) => {
+                for (user, s) in rows {
+                    subscriptions.entry(user).or_default().push(s);
+                }
+            }
+            // Web push is a side effect of the in-app channel, never its failure.
+            Err(e) => {
+                tracing::warn!(error = %e, "push subscriptions unreadable; no push in this batch")
+            }
+        }
         let batch = Arc::new(ClaimedBatch {
             lease_until,
             now,
             users,
             facts,
+            subscriptions,
         });
         Ok(Some(
             claimed
@@ -394,9 +445,14 @@ impl Notifications {
         ))
     }
 
-    /// Delivers one claimed row and writes its outcome. A row whose delivery state
-    /// cannot be read is failed untouched, never sent: what it already sent is unknown.
-    async fn deliver_one(&self, n: queries::Claimed, batch: Arc<ClaimedBatch>) -> Outcome {
+    /// Delivers one claimed row; its outcome is written by the caller's writer. A row
+    /// whose delivery state cannot be read is failed untouched, never sent: what it
+    /// already sent is unknown.
+    async fn deliver_one(
+        &self,
+        n: queries::Claimed,
+        batch: Arc<ClaimedBatch>,
+    ) -> outcomes::Finished {
         let outcome = match state::decode(n.id, &n.channels, n.channel_status.as_ref()) {
             Ok((channels, states)) => {
                 let facts = batch.facts.get(&n.id);
@@ -414,18 +470,7 @@ impl Notifications {
                 }
             }
         };
-        if let Err(e) = queries::finish(
-            &self.pool,
-            std::slice::from_ref(&outcome),
-            batch.lease_until,
-            self.clock.now(),
-        )
-        .await
-        {
-            // The lease runs out and the row comes back; email is idempotent.
-            tracing::error!(notification_id = %n.id, error = %e, "could not record the outcome");
-        }
-        outcome
+        (outcome, batch.lease_until)
     }
 }
 

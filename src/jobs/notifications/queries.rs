@@ -206,14 +206,33 @@ pub async fn order_facts(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<OrderF
     .await
 }
 
+/// The browsers each of these users subscribed, read once for a claimed batch.
 pub async fn subscriptions(
     pool: &PgPool,
-    user: Uuid,
-) -> sqlx::Result<Vec<super::webpush::Subscription>> {
-    sqlx::query_as("SELECT endpoint, p256dh, auth FROM push_subscriptions WHERE user_id = $1")
-        .bind(user)
-        .fetch_all(pool)
-        .await
+    users: &[Uuid],
+) -> sqlx::Result<Vec<(Uuid, super::webpush::Subscription)>> {
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(Uuid, String, String, String)> = sqlx::query_as(
+        "SELECT user_id, endpoint, p256dh, auth FROM push_subscriptions WHERE user_id = ANY($1)",
+    )
+    .bind(users)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(user, endpoint, p256dh, auth)| {
+            (
+                user,
+                super::webpush::Subscription {
+                    endpoint,
+                    p256dh,
+                    auth,
+                },
+            )
+        })
+        .collect())
 }
 
 pub async fn delete_subscription(pool: &PgPool, endpoint: &str) -> sqlx::Result<()> {

@@ -59,6 +59,10 @@ pub struct Settings {
     pub batch_limit: i64,
     /// `SYNC_PAYMENTS_CONCURRENCY`: provider calls in flight. Defaults to 25.
     pub concurrency: usize,
+    /// `SYNC_PAYMENTS_WRITERS`: status changes written at once, each in its own
+    /// transaction on its own connection. Defaults to 6, at most 6 (the pool has 8,
+    /// and the chunk's batched refresh needs one).
+    pub writers: usize,
     /// `PLATFORM_COMMISSION_RATE` and `VAT_RATE`. Default 0.06 and 0.22.
     pub rates: money::Rates,
     /// `DLOCAL_TIMEOUT_SECONDS`: one provider call. Defaults to 30 (the original's).
@@ -83,6 +87,7 @@ impl Settings {
             app_base_url: config::app_base_url(env),
             batch_limit: config::parse(env, "SYNC_PAYMENTS_BATCH_LIMIT", 500i64, 1..=100_000)?,
             concurrency: config::parse(env, "SYNC_PAYMENTS_CONCURRENCY", 25usize, 1..=500)?,
+            writers: config::parse(env, "SYNC_PAYMENTS_WRITERS", 6usize, 1..=6)?,
             rates: money::Rates::from_env(env)?,
             timeout: config::seconds(env, "DLOCAL_TIMEOUT_SECONDS", 30, 1..=120)?,
             // The original asked about a failing payment every run (5 min) forever, so
@@ -120,6 +125,15 @@ struct Counts {
     orders_examined: u64,
     orders_expired: u64,
     anomalies: u64,
+}
+
+impl Counts {
+    fn add(&mut self, a: sync::Applied) {
+        self.payments_raced += u64::from(a.raced);
+        self.orders_confirmed += u64::from(a.confirmed);
+        self.orders_cancelled += u64::from(a.cancelled);
+        self.anomalies += u64::from(a.anomaly);
+    }
 }
 
 impl SyncPayments {

@@ -21,10 +21,11 @@ use crate::jobs::Progress;
 use crate::money;
 
 /// Answers are written in chunks of up to this many, or whatever arrived within
-/// `WRITE_EVERY`: big enough that one statement serves many payments, frequent enough
-/// that a cancelled run loses little.
+/// `WRITE_EVERY`: big enough that one statement serves many payments (at 25 calls in
+/// flight a second fills most of a chunk), and a stopped run still writes what it holds;
+/// a killed one loses at most a second of answers, which the next run asks for again.
 const WRITE_CHUNK: usize = 200;
-const WRITE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+const WRITE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// The checkout page is nudged once a payment has been pending this long (10 minutes
 /// of dLocal expiry + 5 minutes of grace, as the original).
 const NUDGE_AFTER_MINUTES: i64 = 15;
@@ -117,6 +118,7 @@ impl SyncPayments {
         counts: &mut Counts,
     ) -> anyhow::Result<()> {
         let mut unchanged = Vec::new();
+        let mut changed = Vec::new();
         let mut failures = Vec::new();
         for (c, fetched) in chunk {
             counts.payments += 1;
@@ -138,15 +140,32 @@ impl SyncPayments {
                     if status.as_str() == c.status {
                         unchanged.push((c, p));
                     } else {
-                        match self.apply_change(&c, &p, status, now, counts).await {
-                            Ok(()) => counts.payments_synced += 1,
-                            Err(e) => {
-                                let reason = format!("{e:#}");
-                                tracing::error!(payment_id = %c.id, error = %reason, "payment transition failed");
-                                failures.push(self.backoff(&c, &reason, now));
-                            }
-                        }
+                        changed.push((c, p, status));
                     }
+                }
+            }
+        }
+        // Status changes are independent transactions (each locks its own order, then
+        // payment), so a few run at once: one connection's round trips no longer set
+        // the pace when many payments change together.
+        let applied: Vec<_> = futures::stream::iter(changed)
+            .map(|(c, p, status)| async move {
+                let result = self.apply_change_retried(&c, &p, status, now).await;
+                (c, result)
+            })
+            .buffer_unordered(self.settings.writers)
+            .collect()
+            .await;
+        for (c, result) in applied {
+            match result {
+                Ok(applied) => {
+                    counts.add(applied);
+                    counts.payments_synced += 1;
+                }
+                Err(e) => {
+                    let reason = format!("{e:#}");
+                    tracing::error!(payment_id = %c.id, error = %reason, "payment transition failed");
+                    failures.push(self.backoff(&c, &reason, now));
                 }
             }
         }
@@ -236,6 +255,25 @@ impl SyncPayments {
         Ok(())
     }
 
+    /// [`Self::apply_change`], once more if PostgreSQL chose it as a deadlock's victim
+    /// (writers running side by side can meet on a listing two orders share): the
+    /// transaction was rolled back whole, so trying again is safe.
+    async fn apply_change_retried(
+        &self,
+        c: &Candidate,
+        p: &DlocalPayment,
+        status: PaymentStatus,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Applied> {
+        match self.apply_change(c, p, status, now).await {
+            Err(e) if is_deadlock(&e) => {
+                tracing::warn!(payment_id = %c.id, "deadlock with another writer; trying again");
+                self.apply_change(c, p, status, now).await
+            }
+            other => other,
+        }
+    }
+
     /// A status change: payment, events, order transition and follow-up rows in one
     /// transaction, under the order's and the payment's row locks.
     async fn apply_change(
@@ -244,8 +282,8 @@ impl SyncPayments {
         p: &DlocalPayment,
         status: PaymentStatus,
         now: DateTime<Utc>,
-        counts: &mut Counts,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Applied> {
+        let mut applied = Applied::default();
         let mut tx = self.pool.begin().await?;
         let Some(order) = queries::lock_orders(&mut tx, &[c.order_id]).await?.pop() else {
             anyhow::bail!("order {} of payment {} not found", c.order_id, c.id);
@@ -254,9 +292,9 @@ impl SyncPayments {
         if current.as_deref() != Some(c.status.as_str()) {
             // A webhook (or another run) moved this payment since we read it: what it
             // wrote stands, and it did the order's transition.
-            counts.payments_raced += 1;
+            applied.raced = true;
             tx.rollback().await?;
-            return Ok(());
+            return Ok(applied);
         }
         queries::refresh_payments(&mut tx, &[refresh(c, p, status)], now).await?;
         let mut events = vec![
@@ -273,11 +311,11 @@ impl SyncPayments {
             PaymentStatus::Paid => match order.status.as_str() {
                 "pending" => {
                     self.confirm(&mut tx, &order, now).await?;
-                    counts.orders_confirmed += 1;
+                    applied.confirmed = true;
                 }
                 "confirmed" => {} // already done, by a webhook or an earlier run
                 closed => {
-                    counts.anomalies += 1;
+                    applied.anomaly = true;
                     events.push(paid_after_close(c, &order, closed));
                 }
             },
@@ -285,7 +323,7 @@ impl SyncPayments {
                 if order.status == "pending" =>
             {
                 self.cancel(&mut tx, &order, p, status, now).await?;
-                counts.orders_cancelled += 1;
+                applied.cancelled = true;
             }
             _ => {}
         }
@@ -294,7 +332,7 @@ impl SyncPayments {
             queries::clear_failures(&mut tx, &[c.id]).await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(applied)
     }
 
     /// Cancels a locked, pending order whose payment failed, was cancelled or expired:
@@ -356,6 +394,26 @@ impl SyncPayments {
         crate::queue::enqueue(tx, &jobs, now).await?;
         Ok(())
     }
+}
+
+/// What one status change did to its order (committed, or nothing when `raced`).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Applied {
+    pub raced: bool,
+    pub confirmed: bool,
+    pub cancelled: bool,
+    pub anomaly: bool,
+}
+
+/// PostgreSQL's deadlock_detected (40P01), anywhere in the error's chain.
+fn is_deadlock(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<sqlx::Error>()
+            .and_then(|s| s.as_database_error())
+            .and_then(|d| d.code())
+            .is_some_and(|code| code == "40P01")
+    })
 }
 
 /// The original refuses to act on a payment whose amount differs from the order's total.
