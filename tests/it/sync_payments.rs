@@ -924,6 +924,70 @@ async fn writers_side_by_side_and_a_webhook_racing_them_change_nothing_twice(poo
 }
 
 #[sqlx::test(migrations = "./migrations")]
+async fn two_sync_payments_tasks_at_once_run_once_and_the_second_skips(pool: PgPool) {
+    let w = world(&pool, 24 * 7).await;
+    let sb = sandbox().await;
+    for i in 0..10 {
+        let (_, t) = w.listing(w.seller_a, &["100"]).await;
+        let o = w.order(&[t[0]], "100", 30, 5).await;
+        w.payment(o, &format!("T-{i}"), "pending", "100", 10).await;
+        sb.set_status(&format!("T-{i}"), "PAID", "100", "UYU");
+    }
+    sb.behave(Behaviour {
+        latency_ms: 300,
+        ..Behaviour::default()
+    });
+    let task = || {
+        let mut cmd = run_job_on(&pool);
+        cmd.arg("sync-payments")
+            .env("DLOCAL_BASE_URL", &sb.base_url)
+            .env("DLOCAL_API_KEY", "key-1")
+            .env("DLOCAL_SECRET_KEY", "secret-1");
+        output(cmd)
+    };
+    let (a, b) = tokio::join!(task(), task());
+    let confirmed = |r: &Ran| summary(&r.stderr)["details"]["orders_confirmed"].as_u64();
+    assert_eq!(
+        confirmed(&a).unwrap_or(0) + confirmed(&b).unwrap_or(0),
+        10,
+        "the run that ran confirmed them all"
+    );
+    let mut outcomes = [
+        summary(&a.stderr)["outcome"].as_str().unwrap().to_string(),
+        summary(&b.stderr)["outcome"].as_str().unwrap().to_string(),
+    ];
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        ["skipped", "succeeded"],
+        "{}\n{}",
+        a.stderr,
+        b.stderr
+    );
+    assert_eq!((a.code, b.code), (Some(0), Some(0)));
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM orders WHERE status = 'confirmed'"
+        )
+        .await,
+        10
+    );
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM seller_earnings").await,
+        10
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM payment_events WHERE event_type = 'status_change'"
+        )
+        .await,
+        10
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
 async fn the_binary_runs_sync_payments_against_the_sandbox(pool: PgPool) {
     let w = world(&pool, 24 * 7).await;
     let (_, t) = w.listing(w.seller_a, &["100"]).await;
