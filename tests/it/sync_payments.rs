@@ -988,6 +988,66 @@ async fn two_sync_payments_tasks_at_once_run_once_and_the_second_skips(pool: PgP
 }
 
 #[sqlx::test(migrations = "./migrations")]
+async fn refused_credentials_or_a_silent_provider_fail_the_run_not_the_payments(pool: PgPool) {
+    let w = world(&pool, 24 * 7).await;
+    let sb = sandbox().await;
+    for i in 0..3 {
+        let (_, t) = w.listing(w.seller_a, &["100"]).await;
+        let o = w.order(&[t[0]], "100", 30, 5).await;
+        w.payment(o, &format!("R-{i}"), "pending", "100", 10).await;
+        sb.set_status(&format!("R-{i}"), "PAID", "100", "UYU");
+    }
+    let task = |base: String, secret: &'static str| {
+        let mut cmd = run_job_on(&pool);
+        cmd.arg("sync-payments")
+            .env("DLOCAL_BASE_URL", base)
+            .env("DLOCAL_API_KEY", "key-1")
+            .env("DLOCAL_SECRET_KEY", secret)
+            .env("DLOCAL_TIMEOUT_SECONDS", "2");
+        output(cmd)
+    };
+    // Keys dLocal does not accept: exit 1 so the alarm fires, and the payments are not
+    // backed off for it (nothing is wrong with them).
+    let r = task(sb.base_url.clone(), "a-wrong-secret").await;
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("dLocal refused our credentials"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("a-wrong-secret"),
+        "the secret is never logged"
+    );
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM payment_sync_state").await,
+        0
+    );
+    // Once the keys are right, all three go through at once: none was backed off.
+    let r = task(sb.base_url.clone(), "secret-1").await;
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(summary(&r.stderr)["details"]["orders_confirmed"], 3);
+    // Nobody answering at all: the run fails too (each payment backs off as usual).
+    for i in 3..5 {
+        let (_, t) = w.listing(w.seller_a, &["100"]).await;
+        let o = w.order(&[t[0]], "100", 30, 5).await;
+        w.payment(o, &format!("R-{i}"), "pending", "100", 10).await;
+    }
+    let r = task("http://127.0.0.1:1".into(), "secret-1").await;
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("dLocal answered none of 2 payment queries"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM payment_sync_state").await,
+        2
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
 async fn the_binary_runs_sync_payments_against_the_sandbox(pool: PgPool) {
     let w = world(&pool, 24 * 7).await;
     let (_, t) = w.listing(w.seller_a, &["100"]).await;

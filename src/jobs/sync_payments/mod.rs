@@ -116,6 +116,10 @@ pub struct SyncPayments {
 #[derive(Debug, Default)]
 struct Counts {
     payments: u64,
+    /// Payments dLocal answered (whatever it said).
+    answered: u64,
+    /// Why dLocal refused our credentials, if it did.
+    credentials_refused: Option<String>,
     payments_synced: u64,
     payments_failed: u64,
     payments_raced: u64,

@@ -33,7 +33,13 @@ const NUDGE_AFTER_MINUTES: i64 = 15;
 /// What became of one payment.
 enum Fetched {
     Answer(Box<DlocalPayment>),
+    /// dLocal answered, and the answer cannot be applied (404, amount mismatch, 4xx).
     Failed(String),
+    /// No usable answer: network, timeout, 5xx, 429 after the retries, unreadable body.
+    Unanswered(String),
+    /// dLocal refused our credentials (401, 403): nothing wrong with the payment, so it
+    /// is not backed off; the run fails so that someone fixes the keys.
+    Refused(String),
 }
 
 impl SyncPayments {
@@ -69,6 +75,7 @@ impl SyncPayments {
                 }
             }
         };
+        let tally = &mut *counts;
         let write =
             async move {
                 let received = futures::stream::unfold(receiver, |mut r| async move {
@@ -78,13 +85,27 @@ impl SyncPayments {
                     tokio_stream::StreamExt::chunks_timeout(received, WRITE_CHUNK, WRITE_EVERY);
                 futures::pin_mut!(chunks);
                 while let Some(chunk) = chunks.next().await {
-                    self.write_chunk(chunk, now, counts).await?;
-                    counts.publish(progress);
+                    self.write_chunk(chunk, now, tally).await?;
+                    tally.publish(progress);
                 }
                 anyhow::Ok(())
             };
         let ((), written) = tokio::join!(fetch, write);
-        written
+        written?;
+        // Failures of single payments are theirs (backed off, counted); these are the
+        // run's, and must reach the alarm.
+        if let Some(reason) = &counts.credentials_refused {
+            anyhow::bail!(
+                "dLocal refused our credentials ({reason}); check DLOCAL_API_KEY and DLOCAL_SECRET_KEY"
+            );
+        }
+        if counts.payments > 0 && counts.answered == 0 {
+            anyhow::bail!(
+                "dLocal answered none of {} payment queries (see the errors above)",
+                counts.payments
+            );
+        }
+        Ok(())
     }
 
     /// One provider call, plus the checkout nudge when the payment lingers.
@@ -107,7 +128,9 @@ impl SyncPayments {
             Err(DlocalError::NotFound) => {
                 Fetched::Failed("dLocal does not know this payment (404)".into())
             }
-            Err(e) => Fetched::Failed(e.to_string()),
+            Err(e @ DlocalError::Status(401 | 403, _)) => Fetched::Refused(e.to_string()),
+            Err(e @ DlocalError::Status(400..=499, _)) => Fetched::Failed(e.to_string()),
+            Err(e) => Fetched::Unanswered(e.to_string()),
         }
     }
 
@@ -122,8 +145,14 @@ impl SyncPayments {
         let mut failures = Vec::new();
         for (c, fetched) in chunk {
             counts.payments += 1;
+            counts.answered +=
+                u64::from(matches!(fetched, Fetched::Answer(_) | Fetched::Failed(_)));
             match fetched {
-                Fetched::Failed(reason) => {
+                Fetched::Refused(reason) => {
+                    counts.payments_failed += 1;
+                    counts.credentials_refused = Some(reason);
+                }
+                Fetched::Failed(reason) | Fetched::Unanswered(reason) => {
                     tracing::error!(payment_id = %c.id, provider_payment_id = %c.provider_payment_id, error = %reason, "payment sync failed");
                     failures.push(self.backoff(&c, &reason, now));
                 }
