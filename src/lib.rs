@@ -30,6 +30,7 @@
 //! - [`queue`]: the `jobs` table as a work queue: claim, reclaim, finish.
 //! - [`jobs`]: the `Job` trait, the registry, and one module per job.
 
+pub mod allocator;
 pub mod app;
 mod check;
 pub mod cli;

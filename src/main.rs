@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    run_job::allocator::tune();
     let cli = run_job::cli::Cli::parse();
     run_job::telemetry::init(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

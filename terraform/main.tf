@@ -217,7 +217,13 @@ resource "aws_ecs_task_definition" "job" {
     environment = [
       # Scheduled runs record trigger `eventbridge`; a hand-started task overrides it
       # (README: "Run a job by hand").
-      for k, v in merge(var.environment, { RUN_JOB_LOG_FORMAT = "json", RUN_JOB_TRIGGER = "eventbridge" }) : { name = k, value = v }
+      # RUN_JOB_TASK_MEMORY_MB: what the declaration gave the task, from which the
+      # scraping job sizes its image memory budget.
+      for k, v in merge(var.environment, {
+        RUN_JOB_LOG_FORMAT     = "json"
+        RUN_JOB_TRIGGER        = "eventbridge"
+        RUN_JOB_TASK_MEMORY_MB = tostring(each.value.memory)
+      }) : { name = k, value = v }
     ]
     secrets = [for k, v in var.secrets : { name = k, valueFrom = v }]
     logConfiguration = {

@@ -122,6 +122,7 @@ def check_job(model, name, d, scheduler=False):
     assert target["retry_policy"]["maximum_retry_attempts"] == 3
     assert target["dead_letter_config"]["arn"] == single(model, "aws_sqs_queue")["id"]
     assert {"name": "RUN_JOB_TRIGGER", "value": "eventbridge"} in container["environment"]
+    assert {"name": "RUN_JOB_TASK_MEMORY_MB", "value": str(d["size"]["memory"])} in container["environment"]
 
 
 def test_every_declaration_gets_its_task_definition_log_group_and_rule(prod):

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use image::{GenericImageView, ImageFormat};
 use run_job::jobs::scraping::images::{
-    ImageKind, ImagePipeline, ImageSettings, Keys, SourceImage, og, watermark::Watermark,
+    ImageKind, ImagePipeline, ImageSettings, Keys, SourceImage, memory_needed_mib, og,
+    watermark::Watermark,
 };
 use run_job::sandbox::site::{Route, Site};
 use run_job::storage::{PUBLIC_CACHE_CONTROL, Storage};
@@ -434,6 +435,83 @@ fn jpeg_claiming(width: u16, height: u16) -> Vec<u8> {
     real[sof + 5..sof + 7].copy_from_slice(&height.to_be_bytes());
     real[sof + 7..sof + 9].copy_from_slice(&width.to_be_bytes());
     real
+}
+
+/// A PNG of `w`×`h` black pixels: large decoded, small on the wire.
+fn black_png(w: u32, h: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    image::RgbImage::new(w, h)
+        .write_to(&mut std::io::Cursor::new(&mut out), ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn images_wait_for_their_memory_and_one_larger_than_the_budget_runs_alone(pool: PgPool) {
+    // 6 MP needs 52 MiB, so two cannot run at once in 64 MiB; 12 MP needs more than the
+    // whole budget and runs alone. All are published, none refused, nothing stalls.
+    let site = host().await;
+    let s3 = s3().await;
+    for (name, (w, h)) in [
+        ("a", (3000, 2000)),
+        ("b", (3000, 2000)),
+        ("c", (4000, 3000)),
+    ] {
+        site.route(
+            &format!("/big/{name}.png"),
+            Route::Fixed {
+                status: 200,
+                content_type: "image/png".into(),
+                body: black_png(w, h),
+            },
+        );
+    }
+    assert_eq!(memory_needed_mib(3000, 2000), 52);
+    let pipeline = ImagePipeline::new(
+        &settings(&[
+            ("IMAGES_MEMORY_BUDGET_MB", "64"),
+            ("IMAGES_CPU_WORKERS", "2"),
+        ]),
+        s3.storage.clone(),
+    )
+    .unwrap();
+    let images: Vec<SourceImage> = ["a", "b", "c"]
+        .iter()
+        .map(|n| SourceImage {
+            kind: ImageKind::Flyer,
+            url: site.url(&format!("/big/{n}.png")),
+        })
+        .collect();
+    let report = tokio::time::timeout(
+        Duration::from_secs(120),
+        pipeline.publish(event(&pool).await, &images),
+    )
+    .await
+    .expect("the budget never deadlocks");
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.published.len(), 3);
+}
+
+#[test]
+fn the_budget_defaults_to_what_the_task_leaves_after_the_browser() {
+    let budget = |env: &[(&str, &str)]| settings(env).memory_budget_mib;
+    assert_eq!(budget(&[]), 512, "task memory unknown");
+    assert_eq!(
+        budget(&[("RUN_JOB_TASK_MEMORY_MB", "1024")]),
+        1024 - 450 - 64
+    );
+    assert_eq!(
+        budget(&[("RUN_JOB_TASK_MEMORY_MB", "512")]),
+        128,
+        "never below 128"
+    );
+    assert_eq!(
+        budget(&[
+            ("RUN_JOB_TASK_MEMORY_MB", "1024"),
+            ("IMAGES_MEMORY_BUDGET_MB", "300")
+        ]),
+        300
+    );
 }
 
 #[sqlx::test(migrations = "./migrations")]

@@ -76,13 +76,7 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Pixels, ImageError> {
             "the JPEG is truncated (no end-of-image marker)".to_string(),
         ));
     }
-    // The header alone, without limits (nothing is allocated for pixels yet), so the
-    // error can say how large the image claims to be.
-    let mut probe = ImageReader::with_format(Cursor::new(bytes), format);
-    probe.no_limits();
-    let (width, height) = probe
-        .into_dimensions()
-        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    let (width, height) = dimensions(bytes)?;
     if u64::from(width) * u64::from(height) > max_pixels || width.max(height) > MAX_SIDE {
         return Err(ImageError::TooManyPixels {
             width,
@@ -104,6 +98,17 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Pixels, ImageError> {
     } else {
         Pixels::Rgb(image.into_rgb8())
     })
+}
+
+/// Width and height from the header alone, without limits (nothing is allocated for
+/// pixels), so an error can say how large the image claims to be and the pipeline can
+/// reserve memory for it before decoding.
+pub fn dimensions(bytes: &[u8]) -> Result<(u32, u32), ImageError> {
+    let mut probe = ImageReader::with_format(Cursor::new(bytes), sniff(bytes)?);
+    probe.no_limits();
+    probe
+        .into_dimensions()
+        .map_err(|e| ImageError::Corrupt(e.to_string()))
 }
 
 fn refused(error: image::ImageError, max_pixels: u64) -> ImageError {

@@ -80,6 +80,8 @@ pub struct ImageSettings {
     pub concurrency: usize,
     /// Threads decoding and encoding at once.
     pub cpu_workers: usize,
+    /// MiB the images being decoded may take together (see [`memory_needed_mib`]).
+    pub memory_budget_mib: u32,
     pub watermark_path: Option<String>,
     pub user_agent: String,
 }
@@ -98,10 +100,47 @@ impl ImageSettings {
             )?,
             concurrency: config::parse(env, "IMAGES_CONCURRENCY", 4usize, 1..=64)?,
             cpu_workers: config::parse(env, "IMAGES_CPU_WORKERS", cpus, 1..=64)?,
+            memory_budget_mib: config::parse(
+                env,
+                "IMAGES_MEMORY_BUDGET_MB",
+                default_memory_budget_mib(env)?,
+                64..=1 << 20,
+            )?,
             watermark_path: env("IMAGES_WATERMARK_PATH"),
             user_agent: env("SCRAPER_USER_AGENT").unwrap_or_else(|| DEFAULT_USER_AGENT.into()),
         })
     }
+}
+
+/// Peak bytes per pixel of one image on its way through `render`, measured on the real
+/// path (examples/image-publish.rs, allocator tuned): a 40 MP PNG peaked at 346 MiB, a
+/// 36 MP JPEG at 314 MiB, about 8.6-8.8 bytes a pixel with the process's own ~10 MiB
+/// (the pixels in RGB, WebP's YUV planes and encoder, the card's buffers).
+const BYTES_PER_PIXEL: u64 = 9;
+
+/// What the rest of a scraping task takes besides images: Chromium's tree (315-390 MiB
+/// measured, BENCHMARKS.md "scraping") with a margin, and the process itself.
+const BROWSER_RESERVE_MIB: u32 = 450;
+const PROCESS_RESERVE_MIB: u32 = 64;
+
+/// MiB to reserve before decoding an image of this size.
+pub fn memory_needed_mib(width: u32, height: u32) -> u32 {
+    let bytes = u64::from(width) * u64::from(height) * BYTES_PER_PIXEL;
+    u32::try_from(bytes.div_ceil(1 << 20)).unwrap_or(u32::MAX)
+}
+
+/// The budget when `IMAGES_MEMORY_BUDGET_MB` is not set: what the task's declared memory
+/// (`RUN_JOB_TASK_MEMORY_MB`, which the Terraform sets from the declaration) leaves after
+/// the browser and the process, at least 128 MiB; 512 MiB when the task's memory is not
+/// known (as a 1 GB task would leave).
+fn default_memory_budget_mib(env: &Env) -> Result<u32, config::Error> {
+    let task: u32 = config::parse(env, "RUN_JOB_TASK_MEMORY_MB", 0u32, 0..=122_880)?;
+    Ok(if task == 0 {
+        512
+    } else {
+        task.saturating_sub(BROWSER_RESERVE_MIB + PROCESS_RESERVE_MIB)
+            .max(128)
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,6 +246,10 @@ pub struct ImagePipeline {
     max_pixels: u64,
     in_flight: Semaphore,
     cpu: Arc<Semaphore>,
+    /// One permit a MiB of `memory_budget_mib`: an image reserves what it will need
+    /// before it is decoded, so a 40 MP image waits for room instead of racing another.
+    memory: Arc<Semaphore>,
+    memory_budget_mib: u32,
 }
 
 impl ImagePipeline {
@@ -232,6 +275,8 @@ impl ImagePipeline {
             max_pixels: settings.max_pixels,
             in_flight: Semaphore::new(settings.concurrency),
             cpu: Arc::new(Semaphore::new(settings.cpu_workers)),
+            memory: Arc::new(Semaphore::new(settings.memory_budget_mib as usize)),
+            memory_budget_mib: settings.memory_budget_mib,
         })
     }
 
@@ -450,8 +495,19 @@ impl ImagePipeline {
         self.storage.exists(key).await.unwrap_or(false)
     }
 
-    /// Decodes and encodes on a blocking thread, at most `cpu_workers` at once.
+    /// Decodes and encodes on a blocking thread, at most `cpu_workers` at once and
+    /// within the memory budget. An image larger than the whole budget runs alone.
     async fn transform(&self, bytes: Vec<u8>, wanted: Wanted) -> Result<Outputs, ImageError> {
+        // An unreadable header reserves nothing: `render` refuses it before decoding.
+        let need = codec::dimensions(&bytes)
+            .map_or(0, |(w, h)| memory_needed_mib(w, h))
+            .min(self.memory_budget_mib);
+        let reserved = self
+            .memory
+            .clone()
+            .acquire_many_owned(need)
+            .await
+            .map_err(|_| ImageError::Encode("the pipeline is closed".into()))?;
         let permit = self
             .cpu
             .clone()
@@ -461,7 +517,7 @@ impl ImagePipeline {
         let watermark = self.watermark.clone();
         let max_pixels = self.max_pixels;
         tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+            let _permits = (permit, reserved);
             render(bytes, max_pixels, &watermark, wanted)
         })
         .await

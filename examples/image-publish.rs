@@ -1,0 +1,112 @@
+//! Benchmark driver for the image pipeline's real path, as the scraping job runs it:
+//! every image in a directory served over loopback HTTP, downloaded, decoded, turned
+//! into its outputs and stored (a local directory), through `ImagePipeline::publish`
+//! with the job's own settings (`IMAGES_*` from the environment, defaults otherwise),
+//! on a multi-threaded runtime like the binary's. Each round publishes every image as
+//! a hero of a fresh event, the events one after another as the scraping job stores
+//! them. Prints one JSON line: wall time, images, failures and the process's peak RSS
+//! (`VmHWM`, all threads and allocations). Run through scripts/bench-images.
+//! Feature `sandbox` (the loopback web site).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use run_job::jobs::scraping::images::{ImageKind, ImagePipeline, ImageSettings, SourceImage};
+use run_job::sandbox::site::Site;
+use run_job::storage::Storage;
+
+fn main() -> anyhow::Result<()> {
+    // As the binary does: the figure is the one production sees.
+    run_job::allocator::tune();
+    let mut args = std::env::args().skip(1);
+    let (mut dir, mut rounds, mut per_event) = (None, 2usize, 4usize);
+    while let Some(arg) = args.next() {
+        let mut value = || {
+            args.next()
+                .ok_or_else(|| anyhow::anyhow!("{arg} needs a value"))
+        };
+        match arg.as_str() {
+            "--dir" => dir = Some(PathBuf::from(value()?)),
+            "--rounds" => rounds = value()?.parse()?,
+            "--per-event" => per_event = value()?.parse()?,
+            other => anyhow::bail!("unknown argument {other}"),
+        }
+    }
+    let dir = dir.ok_or_else(|| anyhow::anyhow!("--dir is required"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(publish_all(dir, rounds, per_event))
+}
+
+async fn publish_all(dir: PathBuf, rounds: usize, per_event: usize) -> anyhow::Result<()> {
+    let mut names: Vec<String> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            let n = n.to_ascii_lowercase();
+            [".jpg", ".jpeg", ".png", ".webp"]
+                .iter()
+                .any(|ext| n.ends_with(ext))
+        })
+        .collect();
+    names.sort();
+    let site = Site::start(Some(dir.clone())).await?;
+    let out = tempdir()?;
+    let env = move |name: &str| std::env::var(name).ok();
+    let settings = ImageSettings::from_env(&env)?;
+    let out = out.to_string_lossy().into_owned();
+    let storage =
+        Storage::from_env(&move |name: &str| (name == "STORAGE_LOCAL_PATH").then(|| out.clone()))?;
+    let pipeline = ImagePipeline::new(&settings, storage)?;
+    let started = Instant::now();
+    let (mut published, mut failed) = (0usize, 0usize);
+    for _ in 0..rounds {
+        for chunk in names.chunks(per_event.max(1)) {
+            let images: Vec<SourceImage> = chunk
+                .iter()
+                .map(|n| SourceImage {
+                    kind: ImageKind::Hero,
+                    url: site.url(&format!("/{n}")),
+                })
+                .collect();
+            let report = pipeline.publish(uuid::Uuid::now_v7(), &images).await;
+            published += report.published.len();
+            failed += report.failures.iter().filter(|f| f.fatal).count();
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({
+            "images": names.len() * rounds,
+            "rows_published": published,
+            "dropped": failed,
+            "total_s": secs,
+            "mean_ms_per_image": secs * 1000.0 / (names.len() * rounds) as f64,
+            "peak_rss_mib": peak_rss_mib(),
+            "concurrency": settings.concurrency,
+            "cpu_workers": settings.cpu_workers,
+        })
+    );
+    Ok(())
+}
+
+fn tempdir() -> std::io::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("image-publish-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// The process's peak resident set (`VmHWM`), MiB.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
