@@ -13,9 +13,7 @@ use image::{RgbImage, RgbaImage, imageops};
 
 use super::ImageError;
 use super::codec::{self, Pixels};
-use super::transform::{
-    cover_rgb, fit_inside, flatten, lightness_table, mean_luma, modulate, overlay,
-};
+use super::transform::{cover_rgb, fit_inside, flatten, mean_luma, modulate, overlay};
 use super::watermark::{self, Watermark};
 
 pub const WIDTH: u32 = 1200;
@@ -25,11 +23,11 @@ pub const JPEG_QUALITY: u8 = 85;
 pub const DARK_LUMA: f64 = 140.0;
 
 const BACKGROUND_SIGMA: f32 = 30.0;
-const BACKGROUND_LIGHTNESS: f64 = 0.6;
+const BACKGROUND_LIGHTNESS: f32 = 0.6;
 const BAR_HEIGHT: u32 = 160;
 const BAR_SIGMA: f32 = 20.0;
 const BAR_CONTEXT: u32 = 50;
-const BAR_LIGHTNESS: f64 = 0.5;
+const BAR_LIGHTNESS: f32 = 0.5;
 const BAR_SATURATION: f32 = 0.7;
 
 /// The card's JPEG bytes, and whether the photo counted as dark.
@@ -41,7 +39,7 @@ pub fn card(pixels: &Pixels, logo: &Watermark) -> Result<(Vec<u8>, bool), ImageE
     let dark = mean_luma(&flat)? <= DARK_LUMA;
 
     let mut canvas = imageops::fast_blur(&cover_rgb(&flat, WIDTH, HEIGHT)?, BACKGROUND_SIGMA);
-    modulate(&mut canvas, &lightness_table(BACKGROUND_LIGHTNESS), 1.0);
+    modulate(&mut canvas, BACKGROUND_LIGHTNESS, 1.0);
 
     let fitted = fit_inside(pixels, WIDTH, HEIGHT)?;
     overlay(
@@ -70,11 +68,7 @@ fn frost_bar(canvas: &mut RgbImage) {
     let area =
         imageops::crop_imm(canvas, 0, bar_top - context, WIDTH, BAR_HEIGHT + context).to_image();
     let mut frosted = imageops::fast_blur(&area, BAR_SIGMA);
-    modulate(
-        &mut frosted,
-        &lightness_table(BAR_LIGHTNESS),
-        BAR_SATURATION,
-    );
+    modulate(&mut frosted, BAR_LIGHTNESS, BAR_SATURATION);
     let bar = RgbaImage::from_fn(WIDTH, BAR_HEIGHT, |x, y| {
         let [r, g, b] = frosted.get_pixel(x, y + context).0;
         image::Rgba([r, g, b, feather(y)])
