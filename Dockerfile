@@ -1,6 +1,6 @@
 # run-job in one image, two targets (choose with --target):
 #   slim      the binary, CA certificates and an init: every job but scraping
-#   chromium  slim + Debian's Chromium and fonts: the scraping job
+#   chromium  slim + Debian's Chromium headless shell and fonts: the scraping job
 # Build both for both architectures and push them as <tag> and <tag>-chromium:
 #   docker buildx build --platform linux/amd64,linux/arm64 --target slim     -t $REPO:$TAG --push .
 #   docker buildx build --platform linux/amd64,linux/arm64 --target chromium -t $REPO:$TAG-chromium --push .
@@ -83,8 +83,9 @@ CMD ["--help"]
 FROM slim AS chromium
 USER 0
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends chromium=156.* fonts-liberation=1:1.07.4* fonts-noto-color-emoji=2.* \
+    && apt-get install -y --no-install-recommends chromium-headless-shell=156.* fonts-liberation=1:1.07.4* fonts-noto-color-emoji=2.* \
     && rm -rf /var/lib/apt/lists/*
 USER 10001:10001
-# The real binary, not the /usr/bin/chromium shell wrapper (which adds flags of its own).
-ENV SCRAPER_CHROMIUM_PATH=/usr/lib/chromium/chromium
+# The headless shell: the same Chromium build as the `chromium` package without GTK,
+# cairo, pango, cups or Mesa's drivers, which a headless crawl never draws with.
+ENV SCRAPER_CHROMIUM_PATH=/usr/lib/chromium/chromium-headless-shell

@@ -273,8 +273,8 @@ def test_the_dockerfile_runs_what_terraform_and_the_jobs_expect():
     users = re.findall(r"^USER (\S+)$", docker, re.M)
     assert users[-1] == "10001:10001", "the final image runs as a non-root numeric user"
     chromium_stage = docker.split("AS chromium", 1)[1]
-    assert re.search(r"chromium=\d", chromium_stage), "Debian's Chromium, pinned"
-    assert "ENV SCRAPER_CHROMIUM_PATH=/usr/lib/chromium/chromium" in chromium_stage
+    assert re.search(r"chromium-headless-shell=\d", chromium_stage), "Debian's headless shell, pinned"
+    assert "ENV SCRAPER_CHROMIUM_PATH=/usr/lib/chromium/chromium-headless-shell" in chromium_stage
     assert "--features" not in docker.split("AS builder", 1)[1].split("FROM", 1)[0], "no test or sandbox features"
     # arm64 is cross-compiled on the build machine, not compiled under emulation.
     assert "FROM --platform=$BUILDPLATFORM ${RUST_IMAGE} AS chef" in docker

@@ -378,6 +378,29 @@ async fn deleted(pool: &PgPool, external_id: &str) -> bool {
 }
 
 #[sqlx::test(migrations = "./migrations")]
+async fn the_full_chromium_still_crawls_what_the_headless_shell_does(pool: PgPool) {
+    // The job runs Debian's headless shell when it is installed (the image's browser);
+    // SCRAPER_CHROMIUM_PATH may name the full browser instead, and it finds the same.
+    let sites = sites().await;
+    let uploads = tempdir();
+    let mut cmd = scraping(&pool, &sites, &uploads);
+    cmd.env("SCRAPER_CHROMIUM_PATH", "/usr/lib/chromium/chromium");
+    let ran = output(cmd).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let summary = summary(&ran.stderr);
+    for platform in ["entraste", "redtickets", "tickantel"] {
+        let report = &summary["details"]["sites"][platform];
+        assert_eq!(report["status"], "complete", "{platform}: {report}");
+        let valid = &sites.expected["sites"][platform]["classification"]["valid"];
+        assert_eq!(
+            report["valid"],
+            valid.as_array().unwrap().len(),
+            "{platform}: {report}"
+        );
+    }
+}
+
+#[sqlx::test(migrations = "./migrations")]
 async fn cleanup_runs_only_for_complete_crawls_and_restores_what_reappears(pool: PgPool) {
     let sites = sites().await;
     // Tickantel's listing answers 500: that crawl fails, so nothing of Tickantel's is

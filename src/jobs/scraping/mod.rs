@@ -64,15 +64,19 @@ pub struct Settings {
     pub places: Option<(String, secrecy::SecretString)>,
 }
 
+/// Debian's headless shell (package `chromium-headless-shell`: the same Chromium build
+/// without GTK, cairo, pango or cups, what Playwright runs headless by default) when it
+/// is installed, else the full browser's real binary (not Debian's /usr/bin/chromium
+/// shell wrapper, which adds flags of its own and complains about this VM's /dev/shm).
 fn default_chromium() -> PathBuf {
-    // The real binary, not Debian's /usr/bin/chromium shell wrapper, which adds flags
-    // of its own and complains about this VM's /dev/shm.
-    let real = PathBuf::from("/usr/lib/chromium/chromium");
-    if real.exists() {
-        real
-    } else {
-        PathBuf::from("/usr/bin/chromium")
-    }
+    [
+        "/usr/lib/chromium/chromium-headless-shell",
+        "/usr/lib/chromium/chromium",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+    .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
 }
 
 impl Settings {
