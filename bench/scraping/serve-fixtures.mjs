@@ -7,8 +7,12 @@
 // Everything else is a static file; a directory is served from its index.html, and a
 // directory asked for without its trailing slash is redirected (301) to it, query kept.
 //
+// With --photos DIR, every image the fixtures link to (/img/*.svg) is answered with a
+// real photograph from DIR instead (chosen by the name's hash), so the scraping job's
+// whole image path runs: download, decode, three outputs, storage.
+//
 // Usage: node serve-fixtures.mjs [--root DIR] [--host 127.0.0.1]
-//          [--ports 8101,8102,8103] [--hang never|off] [--latency-ms N]
+//          [--ports 8101,8102,8103] [--hang never|off] [--latency-ms N] [--photos DIR]
 // Prints one JSON line with the base URLs once all three listen; stops on SIGTERM/SIGINT.
 
 import http from 'node:http';
@@ -26,6 +30,7 @@ function parseArgs(argv) {
     ports: [8101, 8102, 8103],
     hang: 'never',
     latencyMs: 0,
+    photos: null,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -38,6 +43,7 @@ function parseArgs(argv) {
     else if (a === '--ports') opts.ports = next().split(',').map(Number);
     else if (a === '--hang') opts.hang = next();
     else if (a === '--latency-ms') opts.latencyMs = Number(next());
+    else if (a === '--photos') opts.photos = path.resolve(next());
     else throw new Error(`unknown argument ${a}`);
   }
   if (opts.ports.length !== 3 || opts.ports.some(p => !Number.isInteger(p) || p < 0)) {
@@ -84,6 +90,15 @@ function makeHandler(siteRoot, opts, hanging) {
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'method not allowed');
     if (segments.some(s => s === '..' || s.includes('\0'))) return send(res, 400, 'bad path');
 
+    if (opts.photoFiles && segments[0] === 'img' && pathname.endsWith('.svg')) {
+      let hash = 0;
+      for (const ch of pathname) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
+      const photo = opts.photoFiles[hash % opts.photoFiles.length];
+      const body = await fs.readFile(photo);
+      const type = photo.endsWith('.png') ? 'image/png' : 'image/jpeg';
+      res.writeHead(200, { 'content-type': type, 'content-length': body.length, 'cache-control': 'no-store' });
+      return res.end(req.method === 'HEAD' ? undefined : body);
+    }
     let file = path.join(siteRoot, ...segments);
     let stat;
     try {
@@ -111,6 +126,12 @@ function makeHandler(siteRoot, opts, hanging) {
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
+  if (opts.photos) {
+    opts.photoFiles = (await fs.readdir(opts.photos))
+      .filter(n => /\.(jpe?g|png)$/i.test(n))
+      .sort()
+      .map(n => path.join(opts.photos, n));
+  }
   const servers = [];
   const hanging = new Set();
   const bases = {};
