@@ -535,7 +535,7 @@ async fn run_declared(cli: &Cli, declaration: &JobDeclaration, run_id: Uuid) -> 
         Ok(c) => c,
         Err(exit) => {
             if let Some(h) = &heartbeat {
-                h.runner_failed(None, name, run_id, "cannot reach the database")
+                h.runner_failed(None, name, run_id, exit, "cannot reach the database")
                     .await;
             }
             return exit;
@@ -543,7 +543,19 @@ async fn run_declared(cli: &Cli, declaration: &JobDeclaration, run_id: Uuid) -> 
     };
     let job = match deps(pool.clone()).and_then(|deps| build_job(name, &deps)) {
         Ok(job) => job,
-        Err(exit) => return exit,
+        Err(exit) => {
+            if let Some(h) = &heartbeat {
+                h.runner_failed(
+                    None,
+                    name,
+                    run_id,
+                    exit,
+                    "the job could not be set up (see stderr)",
+                )
+                .await;
+            }
+            return exit;
+        }
     };
     let request = RunRequest {
         declaration,

@@ -337,14 +337,11 @@ fn task_label(d: &JobDeclaration) -> String {
 }
 
 fn seconds(s: f64) -> String {
-    if s < 60.0 {
+    if s < 59.95 {
         format!("{s:.1} s")
     } else {
-        format!(
-            "{}m{:02}s",
-            (s / 60.0).floor(),
-            (s % 60.0).round() as u32 % 60
-        )
+        let whole = s.round() as u64;
+        format!("{}m{:02}s", whole / 60, whole % 60)
     }
 }
 
@@ -372,4 +369,14 @@ fn total_json(lines: &[Line<'_>], q: &Query<'_>) -> serde_json::Value {
         "total_p50": sum(&|l| l.at_p50.total), "total_p95": sum(&|l| l.at_p95.total),
         "original": q.compare_original.then(|| sum(&|l| l.original.map_or(0.0, |o| o.total))),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations_round_before_they_split() {
+        assert_eq!(super::seconds(4.7), "4.7 s");
+        assert_eq!(super::seconds(119.6), "2m00s");
+        assert_eq!(super::seconds(600.0), "10m00s");
+    }
 }

@@ -50,9 +50,8 @@ impl Heartbeat {
             request: TIMEOUT,
         })
         .map_err(|e| format!("cannot build an HTTP client: {}", e.without_url()))?;
-        let base = parsed.as_str().trim_end_matches('/').to_string();
         Ok(Heartbeat {
-            url: SecretString::from(base),
+            url: SecretString::from(parsed.to_string()),
             client,
         })
     }
@@ -89,15 +88,17 @@ impl Heartbeat {
         self.end(started, suffix, report.run_id, body).await;
     }
 
-    /// The run could not start or be recorded (the runner's exit code 6): `/fail`.
+    /// The run could not start, be built or be recorded: `/fail`, with the exit code the
+    /// process ends with.
     pub async fn runner_failed(
         &self,
         started: Option<Started>,
         job: &str,
         run_id: Uuid,
+        exit: crate::exit::Exit,
         why: &str,
     ) {
-        let code = crate::exit::Exit::Runner.code();
+        let code = exit.code();
         let body = format!("{job} run {run_id}: the runner failed, exit code {code}: {why}");
         self.end(started, "/fail", run_id, body).await;
     }
@@ -125,10 +126,19 @@ impl Heartbeat {
         body: String,
         deadline: Instant,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let url = format!("{}{suffix}?rid={run_id}", self.url.expose_secret());
-        let request = self.client.post(url).body(body);
+        // `<url>/start?rid=...`, keeping any query the check's URL has of its own.
+        let url = reqwest::Url::parse(self.url.expose_secret()).map(|mut url| {
+            let path = format!("{}{suffix}", url.path().trim_end_matches('/'));
+            url.set_path(&path);
+            url.query_pairs_mut()
+                .append_pair("rid", &run_id.to_string());
+            url
+        });
+        let request = url.map(|url| self.client.post(url).body(body));
         let what = if suffix.is_empty() { "/" } else { suffix }.to_string();
         async move {
+            // Parsed when the heartbeat was made, so this does not fail.
+            let Ok(request) = request else { return };
             match tokio::time::timeout_at(deadline, request.send()).await {
                 Ok(Ok(r)) if r.status().is_success() => {
                     tracing::debug!(ping = %what, "heartbeat sent");

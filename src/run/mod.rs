@@ -103,57 +103,62 @@ pub fn span(job: &str, run_id: Uuid) -> tracing::Span {
 }
 
 /// Runs the job once and writes its summary line. See the module docs for the
-/// sequence. Call it inside [`span`].
+/// sequence. Call it inside [`span`]. The heartbeat's last ping comes after the summary
+/// line, so a monitor that hangs never delays what CloudWatch's metrics come from.
 pub async fn run_once(req: RunRequest<'_>, job: Arc<dyn Job>) -> Result<RunReport, RunnerError> {
-    let report = locked(&req, job).await?;
-    summary::emit(&report, req.json_logs);
-    Ok(report)
+    let (result, started) = locked(&req, job).await;
+    if let Ok(report) = &result {
+        summary::emit(report, req.json_logs);
+    }
+    if let Some(h) = req.heartbeat {
+        let (job, run_id) = (&req.declaration.name, req.run_id);
+        match &result {
+            // A skipped run pings nothing: the run holding the lock checks in.
+            Ok(report) if report.outcome == Outcome::Skipped => {}
+            Ok(report) => h.finish(started, report).await,
+            Err(e) => {
+                h.runner_failed(
+                    started,
+                    job,
+                    run_id,
+                    crate::exit::Exit::Runner,
+                    &e.to_string(),
+                )
+                .await;
+            }
+        }
+    }
+    result
 }
 
-/// Takes the lock when the declaration asks for it, then supervises the job.
-async fn locked(req: &RunRequest<'_>, job: Arc<dyn Job>) -> Result<RunReport, RunnerError> {
+/// Takes the lock when the declaration asks for it, then supervises the job; with the
+/// start ping, if one went out.
+async fn locked(
+    req: &RunRequest<'_>,
+    job: Arc<dyn Job>,
+) -> (Result<RunReport, RunnerError>, Option<heartbeat::Started>) {
     let decl = req.declaration;
     let started_at = clock::wall();
     let lock = match decl.overlap {
         Overlap::Allow => None,
-        Overlap::Forbid => {
-            let taken = lock::try_acquire(req.connect_options, &decl.name).await;
-            match taken.map_err(RunnerError::Lock) {
-                Err(e) => {
-                    if let Some(h) = req.heartbeat {
-                        h.runner_failed(None, &decl.name, req.run_id, &e.to_string())
-                            .await;
-                    }
-                    return Err(e);
-                }
-                Ok(Some(lock)) => {
-                    tracing::info!("lock taken: no other run of this job is in progress");
-                    Some(lock)
-                }
-                Ok(None) => {
-                    tracing::info!("skipped: another run of this job holds its lock");
-                    let report = req.report(started_at, Outcome::Skipped, Summary::default(), None);
-                    history::finish(req.pool, &report)
-                        .await
-                        .map_err(RunnerError::History)?;
-                    return Ok(report);
-                }
+        Overlap::Forbid => match lock::try_acquire(req.connect_options, &decl.name).await {
+            Err(e) => return (Err(RunnerError::Lock(e)), None),
+            Ok(Some(lock)) => {
+                tracing::info!("lock taken: no other run of this job is in progress");
+                Some(lock)
             }
-        }
+            Ok(None) => {
+                tracing::info!("skipped: another run of this job holds its lock");
+                let report = req.report(started_at, Outcome::Skipped, Summary::default(), None);
+                let written = history::finish(req.pool, &report).await;
+                return (written.map(|()| report).map_err(RunnerError::History), None);
+            }
+        },
     };
     let started = req.heartbeat.map(|h| h.start(&decl.name, req.run_id));
     let result = supervise::supervise(req, job, lock.as_ref(), started_at).await;
     if let Some(lock) = lock {
         lock.release().await;
     }
-    if let Some(h) = req.heartbeat {
-        match &result {
-            Ok(report) => h.finish(started, report).await,
-            Err(e) => {
-                h.runner_failed(started, &decl.name, req.run_id, &e.to_string())
-                    .await;
-            }
-        }
-    }
-    result
+    (result, started)
 }

@@ -934,7 +934,7 @@ async fn two_sync_payments_tasks_at_once_run_once_and_the_second_skips(pool: PgP
         sb.set_status(&format!("T-{i}"), "PAID", "100", "UYU");
     }
     sb.behave(Behaviour {
-        latency_ms: 300,
+        latency_ms: 2000,
         ..Behaviour::default()
     });
     let task = || {
@@ -1006,6 +1006,10 @@ async fn refused_credentials_or_a_silent_provider_fail_the_run_not_the_payments(
             .env("DLOCAL_TIMEOUT_SECONDS", "2");
         output(cmd)
     };
+    // An order whose reservation ran out with no payment: expiry needs only the
+    // database, so it happens whatever dLocal does.
+    let (_, t) = w.listing(w.seller_a, &["100"]).await;
+    let timed_out = w.order(&[t[0]], "100", 20, -5).await;
     // Keys dLocal does not accept: exit 1 so the alarm fires, and the payments are not
     // backed off for it (nothing is wrong with them).
     let r = task(sb.base_url.clone(), "a-wrong-secret").await;
@@ -1022,6 +1026,16 @@ async fn refused_credentials_or_a_silent_provider_fail_the_run_not_the_payments(
     assert_eq!(
         count(&pool, "SELECT count(*) FROM payment_sync_state").await,
         0
+    );
+    assert_eq!(
+        text(
+            &pool,
+            "SELECT status::text FROM orders WHERE id = $1",
+            timed_out
+        )
+        .await,
+        "expired",
+        "a provider outage does not stop expiry"
     );
     // Once the keys are right, all three go through at once: none was backed off.
     let r = task(sb.base_url.clone(), "secret-1").await;

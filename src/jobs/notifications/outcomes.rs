@@ -4,10 +4,11 @@
 //! made the database's round trip the pace of in-app delivery.
 //!
 //! A run that stops (cancelled, timed out) writes everything it holds before it
-//! returns. A run killed outright loses at most the last [`EVERY`] of outcomes; their
-//! rows come back when their lease ends, and delivering them again repeats nothing a
-//! user sees twice: email carries an idempotency key, WhatsApp was marked `sending`
-//! before its call, in-app is the row itself, and a web push replaces its own topic.
+//! returns. A run killed outright loses the outcomes not yet written (normally the last
+//! [`EVERY`]; more if the database falls behind the deliveries); their rows come back
+//! when their lease ends, and delivering them again sends no second email (idempotency
+//! key) or WhatsApp message (marked `sending` before its call); in-app is the row
+//! itself, but its web push goes out again. A statement that fails is tried once more.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -50,7 +51,12 @@ pub async fn write(pool: &PgPool, clock: &Clock, finished: mpsc::UnboundedReceiv
             by_lease.entry(lease_until).or_default().push(outcome);
         }
         for (lease_until, outcomes) in by_lease {
-            if let Err(e) = queries::finish(pool, &outcomes, lease_until, clock.now()).await {
+            let mut written = queries::finish(pool, &outcomes, lease_until, clock.now()).await;
+            if written.is_err() {
+                tokio::time::sleep(EVERY).await;
+                written = queries::finish(pool, &outcomes, lease_until, clock.now()).await;
+            }
+            if let Err(e) = written {
                 // The leases run out and the rows come back (see the module's docs).
                 let ids: Vec<String> = outcomes.iter().map(|o| o.id.to_string()).collect();
                 tracing::error!(notification_ids = %ids.join(","), error = %e, "could not record these outcomes");

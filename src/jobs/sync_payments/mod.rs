@@ -174,17 +174,22 @@ impl SyncPayments {
         let synced = self
             .sync_payments(candidates, &cx.cancel, &cx.progress, now, &mut counts)
             .await;
+        // Expiry needs only the database: a dLocal outage must not keep tickets held.
         let expired = match &synced {
-            Ok(()) if !cx.cancel.is_cancelled() => {
+            Ok(_) if !cx.cancel.is_cancelled() => {
                 self.expire_orders(&cx.cancel, self.clock.now(), &mut counts)
                     .await
             }
             _ => Ok(()),
         };
         let summary = counts.summary();
-        match synced.and(expired) {
-            Ok(()) => Ok(summary),
-            Err(error) => Err(JobError { summary, error }),
+        let failed = match (synced, expired) {
+            (Err(e), _) | (_, Err(e)) => Some(e),
+            (Ok(provider), Ok(())) => provider.map(anyhow::Error::msg),
+        };
+        match failed {
+            None => Ok(summary),
+            Some(error) => Err(JobError { summary, error }),
         }
     }
 }

@@ -50,7 +50,7 @@ impl SyncPayments {
         progress: &Progress,
         now: DateTime<Utc>,
         counts: &mut Counts,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Option<String>> {
         // Fetching and writing run side by side, joined by a bounded channel: a chunk's
         // transactions never hold up the provider calls. On cancellation no new call
         // starts and calls in flight are dropped unwritten (the next run asks again);
@@ -92,20 +92,7 @@ impl SyncPayments {
             };
         let ((), written) = tokio::join!(fetch, write);
         written?;
-        // Failures of single payments are theirs (backed off, counted); these are the
-        // run's, and must reach the alarm.
-        if let Some(reason) = &counts.credentials_refused {
-            anyhow::bail!(
-                "dLocal refused our credentials ({reason}); check DLOCAL_API_KEY and DLOCAL_SECRET_KEY"
-            );
-        }
-        if counts.payments > 0 && counts.answered == 0 {
-            anyhow::bail!(
-                "dLocal answered none of {} payment queries (see the errors above)",
-                counts.payments
-            );
-        }
-        Ok(())
+        Ok(provider_failure(counts))
     }
 
     /// One provider call, plus the checkout nudge when the payment lingers.
@@ -149,6 +136,9 @@ impl SyncPayments {
                 u64::from(matches!(fetched, Fetched::Answer(_) | Fetched::Failed(_)));
             match fetched {
                 Fetched::Refused(reason) => {
+                    // Not backed off: if the keys are wrong, nothing is wrong with the
+                    // payment, and it goes through as soon as they are fixed.
+                    tracing::error!(payment_id = %c.id, error = %reason, "dLocal refused the query");
                     counts.payments_failed += 1;
                     counts.credentials_refused = Some(reason);
                 }
@@ -423,6 +413,24 @@ impl SyncPayments {
         crate::queue::enqueue(tx, &jobs, now).await?;
         Ok(())
     }
+}
+
+/// Why the run failed although each payment's failure is its own: dLocal answered none
+/// of the run's queries, refusing our credentials or not answering at all. A refusal
+/// among answers (one payment's 403) is that payment's, not the run's.
+fn provider_failure(counts: &super::Counts) -> Option<String> {
+    if counts.payments == 0 || counts.answered > 0 {
+        return None;
+    }
+    Some(match &counts.credentials_refused {
+        Some(reason) => format!(
+            "dLocal refused our credentials ({reason}); check DLOCAL_API_KEY and DLOCAL_SECRET_KEY"
+        ),
+        None => format!(
+            "dLocal answered none of {} payment queries (see the errors above)",
+            counts.payments
+        ),
+    })
 }
 
 /// What one status change did to its order (committed, or nothing when `raced`).

@@ -499,7 +499,12 @@ impl ImagePipeline {
     /// within the memory budget. An image larger than the whole budget runs alone.
     async fn transform(&self, bytes: Vec<u8>, wanted: Wanted) -> Result<Outputs, ImageError> {
         // An unreadable header reserves nothing: `render` refuses it before decoding.
+        // Nor one over the pixel limits, which `render` refuses before decoding.
         let need = codec::dimensions(&bytes)
+            .ok()
+            .filter(|(w, h)| {
+                u64::from(*w) * u64::from(*h) <= self.max_pixels && (*w).max(*h) <= codec::MAX_SIDE
+            })
             .map_or(0, |(w, h)| memory_needed_mib(w, h))
             .min(self.memory_budget_mib);
         let reserved = self
