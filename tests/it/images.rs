@@ -490,6 +490,8 @@ async fn images_wait_for_their_memory_and_one_larger_than_the_budget_runs_alone(
     .expect("the budget never deadlocks");
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     assert_eq!(report.published.len(), 3);
+    // One at a time: 52 MiB (a 6 MP image), 64 (the 12 MP one, clamped), never 104.
+    assert_eq!(pipeline.memory_peak_mib(), 64);
 }
 
 #[test]

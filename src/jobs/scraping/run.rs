@@ -38,6 +38,8 @@ struct Details {
     indexnow_failed: u64,
     images_published: u64,
     images_failed: u64,
+    /// The most the images reserved of their memory budget at once (MiB).
+    images_memory_peak_mib: u32,
     browser_lost: bool,
 }
 
@@ -119,6 +121,7 @@ impl Scraping {
                 .await;
             (details.indexnow_pinged, details.indexnow_failed) = (pinged.urls, pinged.failed);
         }
+        details.images_memory_peak_mib = self.pipeline.memory_peak_mib();
         details.venues_created = venues.created;
         details.venues_from_google = venues.from_google;
         details.venues_refreshed = venues.refreshed;

@@ -250,6 +250,8 @@ pub struct ImagePipeline {
     /// before it is decoded, so a 40 MP image waits for room instead of racing another.
     memory: Arc<Semaphore>,
     memory_budget_mib: u32,
+    /// The most reserved at once so far (MiB), for the run's summary.
+    memory_peak_mib: std::sync::atomic::AtomicU32,
 }
 
 impl ImagePipeline {
@@ -277,7 +279,14 @@ impl ImagePipeline {
             cpu: Arc::new(Semaphore::new(settings.cpu_workers)),
             memory: Arc::new(Semaphore::new(settings.memory_budget_mib as usize)),
             memory_budget_mib: settings.memory_budget_mib,
+            memory_peak_mib: std::sync::atomic::AtomicU32::new(0),
         })
+    }
+
+    /// The most memory images had reserved at once so far (MiB, of the budget).
+    pub fn memory_peak_mib(&self) -> u32 {
+        self.memory_peak_mib
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Publishes an event's images (concurrently, within the pipeline's bounds) and
@@ -513,6 +522,9 @@ impl ImagePipeline {
             .acquire_many_owned(need)
             .await
             .map_err(|_| ImageError::Encode("the pipeline is closed".into()))?;
+        let in_use = self.memory_budget_mib - self.memory.available_permits() as u32;
+        self.memory_peak_mib
+            .fetch_max(in_use, std::sync::atomic::Ordering::Relaxed);
         let permit = self
             .cpu
             .clone()
