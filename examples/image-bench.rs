@@ -11,6 +11,8 @@ use std::time::Instant;
 
 use run_job::jobs::scraping::images::{Wanted, render, watermark::Watermark};
 
+mod support;
+
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let (mut dir, mut iterations, mut concurrency, mut out) = (None, 3usize, 2usize, None);
@@ -118,7 +120,7 @@ fn main() -> anyhow::Result<()> {
             "p95_ms": pick(0.95),
             "total_s": total,
             "throughput_ms_per_image": total * 1000.0 / times.len() as f64,
-            "peak_rss_mib": peak_rss_kib()? as f64 / 1024.0,
+            "peak_rss_mib": support::peak_rss_kib()? as f64 / 1024.0,
             // One iteration's outputs, as the baseline reports them.
             "outputs_bytes": {
                 "input": inputs.iter().map(|i| i.len() as u64).sum::<u64>(),
@@ -129,14 +131,4 @@ fn main() -> anyhow::Result<()> {
         })
     );
     Ok(())
-}
-
-/// The process's peak resident set (VmHWM), in KiB.
-fn peak_rss_kib() -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no VmHWM in /proc/self/status"))
 }

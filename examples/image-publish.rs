@@ -31,6 +31,9 @@ use run_job::sandbox::site::Site;
 use run_job::storage::Storage;
 
 #[cfg(feature = "sandbox")]
+mod support;
+
+#[cfg(feature = "sandbox")]
 fn main() -> anyhow::Result<()> {
     // As the binary does: the figure is the one production sees.
     run_job::allocator::tune();
@@ -101,7 +104,7 @@ async fn publish_all(dir: PathBuf, rounds: usize, per_event: usize) -> anyhow::R
             "dropped": failed,
             "total_s": secs,
             "mean_ms_per_image": secs * 1000.0 / (names.len() * rounds) as f64,
-            "peak_rss_mib": peak_rss_mib(),
+            "peak_rss_mib": support::peak_rss_kib().map_or(0.0, |kib| kib as f64 / 1024.0),
             "concurrency": settings.concurrency,
             "cpu_workers": settings.cpu_workers,
         })
@@ -114,18 +117,4 @@ fn tempdir() -> std::io::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("image-publish-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
-}
-
-/// The process's peak resident set (`VmHWM`), MiB.
-#[cfg(feature = "sandbox")]
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
