@@ -368,6 +368,6 @@ async fn visit(
     let result = tokio::time::timeout(handler_timeout, site.handle(&tab, request))
         .await
         .unwrap_or(Err(PageError::Timeout("reading the page")));
-    tab.close().await;
+    browser.close(tab).await;
     result
 }
