@@ -7,6 +7,10 @@
 //! Chromium is newer than the crate's protocol snapshot and sends messages it cannot
 //! parse, and a handler that stopped would leave every later call hanging.
 //!
+//! Each closed tab wakes a relief task that, a moment later, has Chromium collect the
+//! closed page's memory (see [`relieve`]); it shares the CDP client with the browser
+//! handle and stops first at shutdown.
+//!
 //! [`Browser::shutdown`] closes it and then kills whatever is left of its process tree
 //! (found by its profile directory on the command line, so renderers and zygotes too),
 //! and so does dropping it: no Chromium outlives run-job's job.
@@ -179,9 +183,18 @@ impl Browser {
 
     /// Closes the browser and removes every process and file it left.
     pub async fn shutdown(mut self) {
+        // The relief task holds the other handle: once it has stopped (an aborted task
+        // drops its future before its handle resolves), this one is the only one left.
         self.relief.abort();
         let _ = (&mut self.relief).await;
-        if let Some(mut inner) = self.inner.take().and_then(Arc::into_inner) {
+        let inner = self.inner.take().and_then(|inner| {
+            let only = Arc::into_inner(inner);
+            if only.is_none() {
+                tracing::warn!("the browser is still shared at shutdown; it is killed, not closed");
+            }
+            only
+        });
+        if let Some(mut inner) = inner {
             if !self.gone.is_cancelled() {
                 let _ = timeout(Duration::from_secs(5), inner.close()).await;
                 let _ = timeout(Duration::from_secs(5), inner.wait()).await;
@@ -227,36 +240,63 @@ async fn watch_process(pid: u32, gone: CancellationToken) {
 /// How long after a tab closes Chromium is asked to free memory. The close is
 /// acknowledged, and the target gone from `Target.getTargets`, before the page's
 /// renderer side is torn down; asked at once, the collection finds the page still alive
-/// (measured: kept every time at 0 ms, freed every time at 50 ms).
+/// (measured on an idle machine: kept every time at 0 ms, freed every time at 50 ms).
 const RELIEF_DELAY: Duration = Duration::from_millis(150);
+
+/// When no other tab has closed by then, Chromium is asked once more this long after.
+/// A page torn down later than `RELIEF_DELAY` (a busy or throttled CPU) would otherwise
+/// keep its memory until the next close, and the last page of a crawl has none.
+const RELIEF_AGAIN: Duration = Duration::from_secs(1);
 
 /// Tells Chromium its memory is critically short a moment after a tab closes, so that
 /// it collects the closed page's garbage and trims its caches then. Left to itself it
 /// does so when it chooses, and a crawl's closed pages pile up meanwhile: about 2 MiB
-/// a page, 45 MiB more at the peak of a crawl of the fixture sites (BENCHMARKS.md).
-/// Closes that come while a signal is pending share it, so there is at most one every
-/// `RELIEF_DELAY`. Headless Chromium has no tabs to discard: open pages lose caches
-/// only. In single-process mode this reaches every page; with a process per tab, the
-/// browser process only.
+/// a page; at the peak of a crawl of the fixture sites, 93 MiB of anonymous memory
+/// where 45 MiB is left with the signal (BENCHMARKS.md). A close during a pending
+/// signal brings one more after it, not one per close. Headless Chromium has no tabs
+/// to discard: open pages lose caches only. In single-process mode this reaches every
+/// page; with a process per tab, the browser process only.
 async fn relieve(
     browser: Arc<chromiumoxide::Browser>,
     closed: Arc<Notify>,
     gone: CancellationToken,
 ) {
+    let mut warned = false;
+    let mut pending = false;
     loop {
-        tokio::select! {
-            () = gone.cancelled() => return,
-            () = closed.notified() => {}
+        if !pending {
+            tokio::select! {
+                () = gone.cancelled() => return,
+                () = closed.notified() => {}
+            }
         }
         sleep(RELIEF_DELAY).await;
-        let pressure = SimulatePressureNotificationParams::new(PressureLevel::Critical);
-        match timeout(Duration::from_secs(5), browser.execute(pressure)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "Chromium refused the memory pressure signal")
+        signal_pressure(&browser, &mut warned).await;
+        pending = tokio::select! {
+            () = gone.cancelled() => return,
+            () = closed.notified() => true,
+            () = sleep(RELIEF_AGAIN) => {
+                signal_pressure(&browser, &mut warned).await;
+                false
             }
-            Err(_) => tracing::debug!("Chromium did not answer the memory pressure signal"),
-        }
+        };
+    }
+}
+
+/// One `Memory.simulatePressureNotification`. A refusal is logged once as a warning
+/// (a Chromium without the signal keeps the crawl's memory growing), then at debug.
+async fn signal_pressure(browser: &chromiumoxide::Browser, warned: &mut bool) {
+    let pressure = SimulatePressureNotificationParams::new(PressureLevel::Critical);
+    let error = match timeout(Duration::from_secs(5), browser.execute(pressure)).await {
+        Ok(Ok(_)) => return,
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "no answer within 5 s".to_string(),
+    };
+    if *warned {
+        tracing::debug!(%error, "Chromium did not take the memory pressure signal");
+    } else {
+        *warned = true;
+        tracing::warn!(%error, "Chromium did not take the memory pressure signal; closed pages keep their memory until it collects them");
     }
 }
 
@@ -440,7 +480,7 @@ fn browser_config(settings: &BrowserSettings, profile: &Path) -> anyhow::Result<
             // Smaller caches and tiles; nothing a scraper notices.
             "enable-low-end-device-mode",
             // Compositing on each page's main thread instead of a thread of its own:
-            // 11 MiB less at a crawl's peak, no slower (BENCHMARKS.md). Nothing here
+            // 10 MiB less at a crawl's peak, no slower (BENCHMARKS.md). Nothing here
             // is ever drawn for anyone to see.
             "disable-threaded-compositing",
         ])
@@ -526,23 +566,25 @@ mod tests {
             if !String::from_utf8_lossy(&cmdline).contains(&needle) {
                 continue;
             }
-            let rollup = std::fs::read_to_string(path.join("smaps_rollup")).unwrap_or_default();
+            let Ok(rollup) = std::fs::read_to_string(path.join("smaps_rollup")) else {
+                continue;
+            };
             kib += rollup
                 .lines()
                 .find_map(|l| l.strip_prefix("Pss_Anon:"))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                .unwrap_or(0);
+                .expect("this kernel reports no Pss_Anon in /proc/<pid>/smaps_rollup");
         }
         kib / 1024
     }
 
+    /// Without the relief task Chromium still holds the closed tab's memory 5 s later
+    /// (checked by taking the notification out); with it, it is back within a second.
     #[tokio::test]
-    async fn closing_a_tab_gives_its_memory_back_at_once() {
+    async fn closing_a_tab_gives_its_memory_back() {
         let settings = BrowserSettings {
-            executable: std::env::var_os("SCRAPER_CHROMIUM_PATH").map_or_else(
-                || "/usr/lib/chromium/chromium-headless-shell".into(),
-                PathBuf::from,
-            ),
+            executable: std::env::var_os("SCRAPER_CHROMIUM_PATH")
+                .map_or_else(crate::jobs::scraping::default_chromium, PathBuf::from),
             user_agent: "run-job test".into(),
             navigation_timeout: Duration::from_secs(15),
             host_resolver_rules: None,
