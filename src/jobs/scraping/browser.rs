@@ -270,7 +270,11 @@ async fn relieve(
                 () = closed.notified() => {}
             }
         }
-        sleep(RELIEF_DELAY).await;
+        // A browser that died meanwhile gets no signal, and no warning that it refused.
+        tokio::select! {
+            () = gone.cancelled() => return,
+            () = sleep(RELIEF_DELAY) => {}
+        }
         signal_pressure(&browser, &mut warned).await;
         pending = tokio::select! {
             () = gone.cancelled() => return,
