@@ -2,7 +2,8 @@
 //! transition of the original's payment adapter (mathfalcon/revendiste
 //! apps/backend/src/services/payments/adapters/PaymentWebhookAdapter.ts), earnings
 //! rounding, idempotency, the late-PAID
-//! anomaly, backoff, bad provider answers, and two runs racing.
+//! anomaly, backoff, bad provider answers, two runs racing, and a deadlock's victim
+//! trying again.
 
 use std::time::Duration;
 
@@ -1205,5 +1206,85 @@ async fn a_row_the_database_refuses_fails_alone(pool: PgPool) {
         )
         .await,
         0
+    );
+}
+
+/// A writer that PostgreSQL picks as a deadlock's victim is rolled back whole and tries
+/// once more: the order is confirmed once, and the other transaction goes through.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_writer_chosen_as_a_deadlock_victim_tries_again(pool: PgPool) {
+    let w = world(&pool, 24 * 7).await;
+    let (_, t) = w.listing(w.seller_a, &["500"]).await;
+    let order = w.order(&[t[0]], "500", 30, 5).await;
+    let payment = w.payment(order, "D-1", "pending", "500", 10).await;
+    let sb = sandbox().await;
+    sb.set_status("D-1", "PAID", "500", "UYU");
+
+    // The other side takes the locks in the opposite order (the payment, then the
+    // order), as a webhook handler written another way would. It looks for deadlocks
+    // only after 10 s, so the writer (PostgreSQL's 1 s) finds this one and is the victim.
+    let mut other = pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL deadlock_timeout = '10s'")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    sqlx::query("SELECT 1 FROM payments WHERE id = $1 FOR UPDATE")
+        .bind(payment)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let job = tokio::spawn({
+        let pool = pool.clone();
+        let settings = settings(&sb, &[]);
+        async move { run(&pool, settings).await }
+    });
+    // The writer holds the order and waits for the payment...
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while count(
+        &pool,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND wait_event_type = 'Lock' AND query LIKE 'SELECT status::text FROM payments%'",
+    )
+    .await
+        == 0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the writer never waited for the payment's lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // ...and now waits for the order: a deadlock.
+    sqlx::query("SELECT 1 FROM orders WHERE id = $1 FOR UPDATE")
+        .bind(order)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    other.commit().await.unwrap();
+
+    let summary = job.await.unwrap();
+    assert_eq!(
+        (detail(&summary, "orders_confirmed"), summary.failed),
+        (1, 0),
+        "{:?}",
+        summary.details
+    );
+    assert_eq!(
+        text(
+            &pool,
+            "SELECT status::text FROM orders WHERE id = $1",
+            order
+        )
+        .await,
+        "confirmed"
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM payment_events WHERE event_type = 'status_change'"
+        )
+        .await,
+        1,
+        "the rolled-back attempt left nothing behind"
     );
 }
