@@ -77,7 +77,7 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Pixels, ImageError> {
         ));
     }
     let (width, height) = dimensions(bytes)?;
-    if u64::from(width) * u64::from(height) > max_pixels || width.max(height) > MAX_SIDE {
+    if !within_limits(width, height, max_pixels) {
         return Err(ImageError::TooManyPixels {
             width,
             height,
@@ -98,6 +98,12 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Pixels, ImageError> {
     } else {
         Pixels::Rgb(image.into_rgb8())
     })
+}
+
+/// Whether an image of this size is one [`decode`] accepts: at most `max_pixels` and
+/// `MAX_SIDE` on its longer side.
+pub fn within_limits(width: u32, height: u32, max_pixels: u64) -> bool {
+    u64::from(width) * u64::from(height) <= max_pixels && width.max(height) <= MAX_SIDE
 }
 
 /// Width and height from the header alone, without limits (nothing is allocated for

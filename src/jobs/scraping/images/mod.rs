@@ -511,9 +511,7 @@ impl ImagePipeline {
         // Nor one over the pixel limits, which `render` refuses before decoding.
         let need = codec::dimensions(&bytes)
             .ok()
-            .filter(|(w, h)| {
-                u64::from(*w) * u64::from(*h) <= self.max_pixels && (*w).max(*h) <= codec::MAX_SIDE
-            })
+            .filter(|&(w, h)| codec::within_limits(w, h, self.max_pixels))
             .map_or(0, |(w, h)| memory_needed_mib(w, h))
             .min(self.memory_budget_mib);
         let reserved = self
