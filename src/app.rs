@@ -24,7 +24,7 @@ use crate::run::{self, Heartbeat, RunRequest};
 use crate::schedule::Schedule;
 use crate::scheduler::{self, Scheduled};
 use crate::telemetry;
-use crate::{check, cost, database, runs};
+use crate::{check, cost, database, requeue, runs};
 
 /// Runs the command and returns how the process should exit.
 pub async fn run(cli: Cli) -> Exit {
@@ -82,6 +82,18 @@ pub async fn run(cli: Cli) -> Exit {
                 json: *json,
             };
             show_cost(&declarations, &q, prices.as_deref()).await
+        }
+        Some(Command::Requeue {
+            job,
+            since,
+            ids,
+            dry_run,
+        }) => {
+            let filter = requeue::Filter {
+                since: *since,
+                ids: ids.clone(),
+            };
+            requeue_failed(&declarations, job, &filter, *dry_run).await
         }
         Some(Command::Next { .. }) => unreachable!("handled above"),
         None if cli.schedule => schedule(&cli, declarations).await,
@@ -331,6 +343,60 @@ async fn show_runs(declarations: &[JobDeclaration], q: &runs::Query<'_>) -> Exit
         Ok(()) => Exit::Success,
         Err(e) => {
             eprintln!("run-job: cannot read job_runs: {e}");
+            Exit::Runner
+        }
+    }
+}
+
+/// `run-job requeue`: the rows first, then what was done.
+async fn requeue_failed(
+    declarations: &[JobDeclaration],
+    job: &str,
+    filter: &requeue::Filter,
+    dry_run: bool,
+) -> Exit {
+    let Some(registration) = jobs::find(job).filter(|_| declarations.iter().any(|d| d.name == job))
+    else {
+        eprintln!("run-job: unknown job `{job}`.");
+        eprint_jobs(declarations);
+        return Exit::Usage;
+    };
+    let Some(what) = registration.requeue else {
+        eprintln!(
+            "run-job: `{job}` leaves no failed rows to requeue: its next run tries again by itself."
+        );
+        return Exit::Usage;
+    };
+    let shutdown = shutdown_on_signal();
+    let (pool, _) = match connect("run-job:requeue", &shutdown).await {
+        Ok(c) => c,
+        Err(exit) => return exit,
+    };
+    let done = requeue::requeue(&pool, &what, filter, clock::wall(), dry_run).await;
+    database::close(pool).await;
+    match done {
+        Ok(outcome) if outcome.rows.is_empty() => {
+            println!("No failed rows of `{job}` match.");
+            Exit::Success
+        }
+        Ok(outcome) => {
+            print!("{}", requeue::render(&outcome.rows));
+            if dry_run {
+                println!(
+                    "Dry run: {} row(s) would be requeued; nothing changed.",
+                    outcome.rows.len()
+                );
+            } else {
+                println!(
+                    "Requeued {} of {} row(s); the next `{job}` run takes them.",
+                    outcome.requeued,
+                    outcome.rows.len()
+                );
+            }
+            Exit::Success
+        }
+        Err(e) => {
+            eprintln!("run-job: cannot requeue `{job}`'s rows: {e}");
             Exit::Runner
         }
     }

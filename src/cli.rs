@@ -38,6 +38,7 @@ Examples:
   run-job check --connect                    after a deploy: database, schema, providers
   run-job runs --since 7d                    what ran, success rates, p50/p95, late jobs
   run-job cost --compare original            next 30 days' cost per job, against the original
+  run-job requeue invoices --since 24h --dry-run   failed invoice rows a rerun would take
   run-job next 'cron(0/15 8-18 ? * MON-FRI *)' --count 5";
 
 /// Runs the marketplace's background jobs: once (as ECS RunTask does), or each on its
@@ -122,6 +123,23 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Give a job's failed rows a fresh start: failed `jobs` queue rows of the types it
+    /// consumes (invoices), failed notifications (notifications). Prints the rows first;
+    /// each goes back to `pending` now with its attempts reset (a notification keeps the
+    /// channels already sent). Everything in one transaction.
+    Requeue {
+        /// The job whose failed rows to requeue (invoices, notifications).
+        job: String,
+        /// Only rows that failed within this window: minutes, hours or days (`24h`).
+        #[arg(long, value_parser = window)]
+        since: Option<chrono::TimeDelta>,
+        /// Only these rows (repeat the flag, or separate ids with commas).
+        #[arg(long = "id", value_name = "UUID", value_delimiter = ',')]
+        ids: Vec<uuid::Uuid>,
+        /// List what would be requeued and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Projected cost of the next 30 days per job and in total: the declared sizes, the
     /// exact fires of each schedule, and p50/p95 run times from `job_runs` (the declared
     /// timeout, an upper bound, for a job without history or without a database).
@@ -205,7 +223,9 @@ impl Cli {
 }
 
 /// Names that cannot be jobs because the command line gives them another meaning.
-pub const RESERVED_NAMES: &[&str] = &["list", "next", "check", "migrate", "runs", "cost", "help"];
+pub const RESERVED_NAMES: &[&str] = &[
+    "list", "next", "check", "migrate", "runs", "cost", "requeue", "help",
+];
 
 #[cfg(test)]
 mod tests {

@@ -46,6 +46,7 @@ pub mod jobs;
 mod money;
 mod notify;
 mod queue;
+mod requeue;
 pub mod run;
 mod runs;
 #[cfg(feature = "sandbox")]

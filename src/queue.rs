@@ -1,6 +1,6 @@
 //! The `jobs` table as a work queue: rows added by the jobs that leave work
 //! ([`enqueue`]: sync-payments' invoice jobs), consumed by the jobs that do it: notifications
-//! (`send-notification`) and, next, invoices (`notify-order-confirmed`,
+//! (`send-notification`) and invoices (`notify-order-confirmed`,
 //! `notify-seller-ticket-sold`). A consumer names the job types it handles and never
 //! touches the others.
 //!
@@ -130,6 +130,21 @@ pub async fn complete(pool: &PgPool, job: &QueuedJob, now: DateTime<Utc>) -> sql
     .execute(pool)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Puts claimed rows back as they were before the claim (`pending`, attempts and
+/// schedule unchanged): for work the run could not attempt through no fault of the row
+/// (a provider refusing our credentials). How many were still ours.
+pub async fn release(pool: &PgPool, jobs: &[QueuedJob]) -> sqlx::Result<u64> {
+    let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
+    Ok(sqlx::query(
+        "UPDATE jobs SET status = 'pending', started_at = NULL
+          WHERE id = ANY($1) AND status = 'processing'",
+    )
+    .bind(&ids)
+    .execute(pool)
+    .await?
+    .rows_affected())
 }
 
 /// Records a failed attempt: the row goes back to `pending` at its retry time, or ends

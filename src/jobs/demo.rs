@@ -15,18 +15,22 @@ use super::{Deps, Job, JobError, Registration, RunContext, Summary};
 pub const SLEEP: Registration = Registration {
     name: "demo-sleep",
     build: |deps| Ok(Arc::new(Sleep::new(deps, false))),
+    requeue: None,
 };
 pub const STUBBORN: Registration = Registration {
     name: "demo-stubborn",
     build: |deps| Ok(Arc::new(Sleep::new(deps, true))),
+    requeue: None,
 };
 pub const PARALLEL: Registration = Registration {
     name: "demo-parallel",
     build: |deps| Ok(Arc::new(Sleep::new(deps, false))),
+    requeue: None,
 };
 pub const FAIL: Registration = Registration {
     name: "demo-fail",
     build: |_| Ok(Arc::new(Fail)),
+    requeue: None,
 };
 
 const TICK: Duration = Duration::from_millis(100);

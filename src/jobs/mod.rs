@@ -127,10 +127,23 @@ pub struct Deps {
     pub clock: crate::clock::Clock,
 }
 
-/// A registry entry: the declared name and how to build the job.
+/// A registry entry: the declared name, how to build the job, and where it leaves the
+/// work it gave up on.
 pub struct Registration {
     pub name: &'static str,
     pub build: fn(&Deps) -> anyhow::Result<Arc<dyn Job>>,
+    /// Where `run-job requeue <name>` finds this job's failed rows; `None` for a job
+    /// that leaves none (its next run simply tries again).
+    pub requeue: Option<Requeue>,
+}
+
+/// The failed rows a job leaves, for [`crate::requeue`].
+#[derive(Debug, Clone, Copy)]
+pub struct Requeue {
+    /// Types of the `jobs` queue rows it consumes.
+    pub queue_types: &'static [&'static str],
+    /// Whether failed `notifications` rows are its.
+    pub notifications: bool,
 }
 
 /// Every job this binary can run.

@@ -84,7 +84,7 @@ async fn wrong_credentials_are_rejected_without_leaking_them() {
         .create(&ticket("revendiste:o1:buyer"))
         .await
         .unwrap_err();
-    assert!(matches!(e, FeuError::Rejected(_)), "{e:?}");
+    assert!(matches!(e, FeuError::Refused(_)), "{e:?}");
     assert!(!e.to_string().contains("wrong"), "{e}");
     assert!(sb.feu_documents().is_empty());
 }

@@ -355,3 +355,61 @@ async fn a_very_long_event_name_still_retains(pool: PgPool) {
             .unwrap();
     assert_eq!(key_length, 255);
 }
+
+/// The case retention opens is the system's, not the buyer's: the original's
+/// `createAutoCase` marks its notification `isAutoCase` (and names the event), and the
+/// email tells the buyer we opened it for them.
+#[sqlx::test(migrations = "./migrations")]
+async fn the_case_retention_opens_tells_the_buyer_it_was_opened_for_them(pool: PgPool) {
+    let w = world(&pool, -1).await;
+    let (_, reservation, _, _) = sold(&w, w.seller_a, "926.80", false).await;
+    run_after(&w, 1).await;
+    let created = metadata_of(&pool, "ticket_report_created").await;
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["isAutoCase"], json!(true));
+    assert_eq!(created[0]["eventName"], json!("Cuarteto de Nos"));
+    assert_eq!(created[0]["entityId"], json!(reservation));
+    assert_eq!(created[0]["reportedByUserId"], json!(w.buyer));
+}
+
+/// A listing ticket the seller or support soft-deleted is out of the sale's life, as in
+/// the original's query: retention neither retains its earning nor cancels the buyer's
+/// reservation, opens a case or tells anyone.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_soft_deleted_listing_ticket_is_not_retained(pool: PgPool) {
+    let w = world(&pool, -1).await;
+    let (ticket, reservation, _, earning) = sold(&w, w.seller_a, "926.80", false).await;
+    let (_, _, _, kept) = sold(&w, w.seller_b, "926.80", false).await;
+    sqlx::query("UPDATE listing_tickets SET deleted_at = now() WHERE id = $1")
+        .bind(ticket)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let s = run_after(&w, 1).await;
+    assert_eq!(s.details["retained"], 1, "only the live ticket's earning");
+    assert_eq!(status(&pool, earning).await, "pending");
+    assert_eq!(status(&pool, kept).await, "retained");
+    assert_eq!(
+        text(
+            &pool,
+            "SELECT status::text FROM order_ticket_reservations WHERE id = $1",
+            reservation
+        )
+        .await,
+        "active"
+    );
+    assert_eq!(
+        scalar_i64(
+            &pool,
+            "SELECT count(*) FROM ticket_reports WHERE entity_id = $1",
+            reservation
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        metadata_of(&pool, "buyer_ticket_cancelled").await.len(),
+        1,
+        "the buyer hears only of the live ticket"
+    );
+}

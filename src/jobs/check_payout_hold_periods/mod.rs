@@ -47,6 +47,7 @@ pub const REGISTRATION: Registration = Registration {
         let job = PayoutHolds::new(deps.pool.clone(), settings, deps.clock.clone());
         Ok(Arc::new(job) as Arc<dyn Job>)
     },
+    requeue: None,
 };
 
 /// Earnings examined per query in the retention step.
@@ -210,10 +211,13 @@ impl PayoutHolds {
                     "Ver caso",
                     format!("/cuenta/reportes/{report}"),
                 )),
+                // `isAutoCase` makes the email tell the buyer we opened the case for
+                // them (packages/transactional/emails/ticket-report-created-email.tsx).
                 metadata: json!({
                     "type": "ticket_report_created", "ticketReportId": report,
                     "caseType": "ticket_not_received", "reportedByUserId": u.buyer_user_id,
                     "entityType": "order_ticket_reservation", "entityId": u.reservation_id,
+                    "isAutoCase": true, "eventName": u.event_name,
                 }),
             });
         }

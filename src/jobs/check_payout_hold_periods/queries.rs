@@ -20,9 +20,11 @@ pub struct Undelivered {
     pub event_name: String,
 }
 
-/// Up to `limit` undelivered earnings, `skip` left out (rows that failed this run). The
-/// reservation's `deleted_at` is not looked at: a confirmed sale's reservation is
-/// soft-deleted, as in the original.
+/// Up to `limit` undelivered earnings, `skip` left out (rows that failed this run), with
+/// the original's filters (apps/backend/src/repositories/seller-earnings
+/// `getTicketsWithMissingDocumentsAfterEventEnd`): a soft-deleted earning or listing
+/// ticket is not acted on. The reservation's `deleted_at` is not looked at: a confirmed
+/// sale's reservation is soft-deleted, as in the original.
 pub async fn undelivered(
     pool: &PgPool,
     now: DateTime<Utc>,
@@ -40,12 +42,12 @@ pub async fn undelivered(
            JOIN events e ON e.id = w.event_id
            JOIN order_ticket_reservations r ON r.listing_ticket_id = lt.id AND r.status = 'active'
            JOIN orders o ON o.id = r.order_id AND o.status = 'confirmed'
-          WHERE se.status = 'pending' AND se.deleted_at IS NULL
+          WHERE se.status = 'pending' AND se.deleted_at IS NULL AND lt.deleted_at IS NULL
             AND e.event_end_date <= $1
             AND NOT (se.id = ANY($2))
             AND NOT EXISTS (SELECT 1 FROM ticket_documents d
                              WHERE d.ticket_id = lt.id AND d.is_primary AND d.deleted_at IS NULL)
-       ORDER BY se.id
+       ORDER BY se.id, r.id
           LIMIT $3",
     )
     .bind(now)
@@ -66,7 +68,9 @@ pub async fn retain(
     let retained = sqlx::query(
         "UPDATE seller_earnings se
             SET status = 'retained', retained_reason = 'missing_document', updated_at = $2
-          WHERE se.id = $1 AND se.status = 'pending'
+          WHERE se.id = $1 AND se.status = 'pending' AND se.deleted_at IS NULL
+            AND EXISTS (SELECT 1 FROM listing_tickets lt
+                         WHERE lt.id = se.listing_ticket_id AND lt.deleted_at IS NULL)
             AND NOT EXISTS (SELECT 1 FROM ticket_documents d
                              WHERE d.ticket_id = se.listing_ticket_id AND d.is_primary
                                AND d.deleted_at IS NULL)

@@ -79,14 +79,18 @@ pub enum FeuError {
     /// Worth another try later: unreachable, 5xx, an answer that cannot be read. With
     /// `id_externo` a retried creation cannot issue a second document.
     Transient(String),
-    /// FEU refused it (4xx other than an expired token), or refused our credentials.
+    /// FEU refused the document (a 4xx about the request): asking again cannot help.
     Rejected(String),
+    /// FEU refused our credentials: the token grants (refresh token, then password)
+    /// answered 401/403, or the API refused a fresh token or the issuer (401/403).
+    /// Nothing is wrong with the documents; every call of the run would fail the same.
+    Refused(String),
 }
 
 impl fmt::Display for FeuError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FeuError::Transient(m) | FeuError::Rejected(m) => f.write_str(m),
+            FeuError::Transient(m) | FeuError::Rejected(m) | FeuError::Refused(m) => f.write_str(m),
         }
     }
 }
@@ -169,7 +173,7 @@ impl Feu {
             }
         }
         let (Some(user), Some(password)) = (&s.username, &s.password) else {
-            return Err(refused.unwrap_or_else(|| FeuError::Rejected("FEU: no credentials".into())));
+            return Err(refused.unwrap_or_else(|| FeuError::Refused("FEU: no credentials".into())));
         };
         let body = json!({ "grant_type": "password", "username": user, "password": password.expose_secret() });
         let t = http::retry(QUICK, "FEU auth", || self.grant(&body)).await?;
@@ -189,7 +193,7 @@ impl Feu {
         let status = response.status();
         let answer: Value = read(response, "FEU auth").await?;
         if !status.is_success() {
-            return Err(by_status(status, "FEU auth"));
+            return Err(refused_or(status, "FEU auth"));
         }
         answer["access_token"]
             .as_str()
@@ -275,16 +279,18 @@ impl Feu {
             }
             let response = request.send().await.map_err(|e| unreachable(what, &e))?;
             let status = response.status();
-            if status == reqwest::StatusCode::UNAUTHORIZED {
-                *self.token.lock().await = None;
-                return Err(FeuError::Transient(format!("{what}: token refused (401)")));
-            }
             if !status.is_success() {
-                return Err(by_status(status, what));
+                return Err(refused_or(status, what));
             }
             read(response, what).await
         };
-        http::retry(QUICK, what, once).await
+        match http::retry(QUICK, what, once).await {
+            // The token may have expired during the run: one fresh grant, one more try.
+            Err(FeuError::Refused(_)) if self.token.lock().await.take().is_some() => {
+                http::retry(QUICK, what, once).await
+            }
+            other => other,
+        }
     }
 }
 
@@ -303,6 +309,15 @@ async fn read(response: reqwest::Response, what: &str) -> Result<Value, FeuError
             by_status(status, what)
         }
     })
+}
+
+/// 401 and 403 refuse who we are, not what we asked.
+fn refused_or(status: reqwest::StatusCode, what: &str) -> FeuError {
+    if matches!(status.as_u16(), 401 | 403) {
+        FeuError::Refused(format!("{what} answered {status}"))
+    } else {
+        by_status(status, what)
+    }
 }
 
 fn by_status(status: reqwest::StatusCode, what: &str) -> FeuError {

@@ -35,7 +35,7 @@ use uuid::Uuid;
 use crate::clock::Clock;
 use crate::config::{self, Env};
 use crate::failure::{Decision, Failure};
-use crate::jobs::{Endpoint, Job, JobError, Registration, RunContext, Summary};
+use crate::jobs::{Endpoint, Job, JobError, Registration, Requeue, RunContext, Summary};
 use crate::money::{self, Rates};
 use crate::notify::{self, Notification};
 use crate::queue::{self, QueuedJob};
@@ -50,6 +50,10 @@ pub const REGISTRATION: Registration = Registration {
         let job = Invoices::new(deps.pool.clone(), settings, deps.clock.clone())?;
         Ok(Arc::new(job) as Arc<dyn Job>)
     },
+    requeue: Some(Requeue {
+        queue_types: HANDLED,
+        notifications: false,
+    }),
 };
 
 /// The queue rows this job handles.
@@ -98,6 +102,9 @@ enum Failed {
     Invalid(String),
     /// May work later: the queue retries it.
     Retry(String),
+    /// FEU refused our credentials: nothing is wrong with the row, and nothing else can
+    /// be issued this run. The row goes back to the queue untouched and the run fails.
+    Refused(String),
 }
 
 impl From<sqlx::Error> for Failed {
@@ -111,6 +118,7 @@ impl From<FeuError> for Failed {
         match e {
             FeuError::Transient(m) => Failed::Retry(m),
             FeuError::Rejected(m) => Failed::Invalid(m),
+            FeuError::Refused(m) => Failed::Refused(m),
         }
     }
 }
@@ -155,8 +163,8 @@ impl Party {
 
     fn pdf_path(self, order: Uuid) -> String {
         match self {
-            Party::Buyer => format!("invoices/{order}/buyer-invoice.pdf"),
-            Party::Seller(s) => format!("invoices/{order}/seller-{s}-invoice.pdf"),
+            Party::Buyer => format!("private/invoices/{order}/buyer-invoice.pdf"),
+            Party::Seller(s) => format!("private/invoices/{order}/seller-{s}-invoice.pdf"),
         }
     }
 }
@@ -182,6 +190,8 @@ struct Counts {
     failed: u64,
     retrying: u64,
     reclaimed: u64,
+    /// Rows put back untouched because FEU refused our credentials.
+    requeued: u64,
 }
 
 impl Invoices {
@@ -201,19 +211,35 @@ impl Invoices {
             reclaimed: queue::reclaim_stale(&self.pool, self.clock.now(), HANDLED).await?,
             ..Counts::default()
         };
-        while !cx.cancel.is_cancelled() {
+        let mut refused = None;
+        while !cx.cancel.is_cancelled() && refused.is_none() {
             let now = self.clock.now();
             let jobs = queue::claim(&self.pool, now, HANDLED, self.settings.batch).await?;
             if jobs.is_empty() {
                 break;
             }
-            for job in &jobs {
-                self.handle(job, &mut counts).await?;
+            for (i, job) in jobs.iter().enumerate() {
+                if let Err(reason) = self.handle(job, &mut counts).await? {
+                    // This row and the rest of the batch go back as they were claimed.
+                    counts.requeued += queue::release(&self.pool, &jobs[i..]).await?;
+                    refused = Some(reason);
+                    break;
+                }
                 let s = counts.summary();
                 cx.progress.set(s.processed, s.succeeded, s.failed);
             }
         }
         let summary = counts.summary();
+        if let Some(reason) = refused {
+            return Err(JobError {
+                error: anyhow::anyhow!(
+                    "FEU refused our credentials ({reason}); {} invoice job(s) left queued. \
+                     Check FEU_REFRESH_TOKEN, FEU_USERNAME and FEU_PASSWORD",
+                    counts.requeued
+                ),
+                summary,
+            });
+        }
         if counts.failed + counts.retrying > 0 {
             return Err(JobError {
                 error: anyhow::anyhow!(
@@ -227,8 +253,13 @@ impl Invoices {
         Ok(summary)
     }
 
-    /// One queue row to its end: completed, retried later, or failed.
-    async fn handle(&self, job: &QueuedJob, counts: &mut Counts) -> sqlx::Result<()> {
+    /// One queue row to its end: completed, retried later, or failed; `Ok(Err(reason))`
+    /// when FEU refused our credentials and the row was left as it is.
+    async fn handle(
+        &self,
+        job: &QueuedJob,
+        counts: &mut Counts,
+    ) -> sqlx::Result<Result<(), String>> {
         let now = self.clock.now();
         let (error, failure) = match self.issue(job, now).await {
             Ok(newly) => {
@@ -238,8 +269,9 @@ impl Invoices {
                 } else {
                     counts.already_issued += 1;
                 }
-                return Ok(());
+                return Ok(Ok(()));
             }
+            Err(Failed::Refused(reason)) => return Ok(Err(reason)),
             Err(Failed::Invalid(e)) => (e, Failure::Permanent),
             Err(Failed::Retry(e)) => (e, Failure::Transient { retry_after: None }),
         };
@@ -248,12 +280,19 @@ impl Invoices {
             Some(Decision::RetryAt(_)) => counts.retrying += 1,
             _ => counts.failed += 1,
         }
-        Ok(())
+        Ok(Ok(()))
     }
 
     /// Issues the row's invoice; `Ok(false)` if it was issued already.
     async fn issue(&self, job: &QueuedJob, now: DateTime<Utc>) -> Result<bool, Failed> {
         let (order_id, party) = parse(job)?;
+        let external_id = party.external_id(order_id);
+        // An invoice issued already is done whatever became of its order since (as the
+        // original, which looks at the invoice before the order): a cancellation after
+        // issuing is the API's business (a credit note), not a reason to fail the job.
+        if queries::already_issued(&self.pool, &external_id).await? {
+            return Ok(false);
+        }
         let order = queries::order(&self.pool, order_id)
             .await?
             .ok_or_else(|| Failed::Invalid(format!("order {order_id} not found")))?;
@@ -264,11 +303,10 @@ impl Invoices {
             )));
         }
         let (amounts, email) = self.bill(&order, party).await?;
-        let external_id = party.external_id(order_id);
         let result = self
             .issue_with_feu(&order, party, &external_id, &amounts, email, now)
             .await;
-        if let Err(Failed::Invalid(e) | Failed::Retry(e)) = &result {
+        if let Err(Failed::Invalid(e) | Failed::Retry(e) | Failed::Refused(e)) = &result {
             queries::failed_attempt(&self.pool, &external_id, e).await?;
         }
         result
@@ -373,35 +411,61 @@ impl Invoices {
                 Ok((amounts, email))
             }
             Party::Seller(seller) => {
-                let prices = queries::seller_prices(&self.pool, order.id, seller).await?;
-                if prices.is_empty() {
+                let tickets = queries::seller_tickets(&self.pool, order.id, seller).await?;
+                if tickets.is_empty() {
                     return Err(Failed::Invalid(format!(
                         "seller {seller} has no tickets in order {}",
                         order.id
                     )));
                 }
-                let rates = self.settings.rates;
-                let (mut subtotal, mut base, mut vat, mut earned) = Default::default();
-                for price in prices {
-                    let (c, v) = money::commission(price, rates);
-                    subtotal += price;
-                    base += c;
-                    vat += v;
-                    earned += money::seller_amount(price, rates);
-                }
+                let sale = SellerSale::of(&tickets, self.settings.rates);
+                // The API writes these with JavaScript's `String(n)`: "92.7", not "92.70".
+                let text = |d: Decimal| d.normalize().to_string();
                 let email = json!({
                     "type": "order_invoice", "orderId": order.id, "party": "seller",
                     "eventName": order.event_name, "currency": order.currency,
-                    "sellerSubtotal": money(subtotal), "sellerCommission": money(base),
-                    "sellerVat": money(vat), "sellerAmount": money(earned),
+                    "sellerSubtotal": text(sale.subtotal), "sellerCommission": text(sale.commission),
+                    "sellerVat": text(sale.vat), "sellerAmount": text(sale.earned),
                 });
                 let amounts = Amounts {
-                    base,
-                    vat,
+                    base: sale.commission,
+                    vat: sale.vat,
                     currency: order.currency.clone(),
                 };
                 Ok((amounts, email))
             }
+        }
+    }
+}
+
+/// What a seller's invoice bills for their tickets in one order, as the API computes
+/// it (apps/backend/src/services/invoices `issueInvoice`): each ticket's commission and
+/// VAT from its price by the API's own arithmetic ([`money::seller_fees`]), summed and
+/// rounded. What the seller earned is the earning stored for each ticket, the figure
+/// their balance shows, and the API's arithmetic only where none is stored.
+#[derive(Debug, Default, PartialEq)]
+struct SellerSale {
+    subtotal: Decimal,
+    commission: Decimal,
+    vat: Decimal,
+    earned: Decimal,
+}
+
+impl SellerSale {
+    fn of(tickets: &[queries::SoldTicket], rates: Rates) -> SellerSale {
+        let mut sale = SellerSale::default();
+        for t in tickets {
+            let fees = money::seller_fees(t.price, rates);
+            sale.subtotal += t.price;
+            sale.commission += fees.commission;
+            sale.vat += fees.vat;
+            sale.earned += t.seller_amount.unwrap_or(fees.seller_amount);
+        }
+        SellerSale {
+            subtotal: money::round2(sale.subtotal),
+            commission: money::round2(sale.commission),
+            vat: money::round2(sale.vat),
+            earned: money::round2(sale.earned),
         }
     }
 }
@@ -430,6 +494,7 @@ impl Counts {
             "failed": self.failed,
             "retrying": self.retrying,
             "reclaimed": self.reclaimed,
+            "requeued": self.requeued,
         });
         Summary {
             processed: self.issued + self.already_issued + self.failed + self.retrying,

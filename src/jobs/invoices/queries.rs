@@ -56,13 +56,32 @@ pub async fn items(pool: &PgPool, order: Uuid) -> sqlx::Result<Vec<Item>> {
     .await
 }
 
-/// The prices of the seller's tickets in the order. A confirmed sale's reservation is
-/// soft-deleted, so `deleted_at` is not looked at.
-pub async fn seller_prices(pool: &PgPool, order: Uuid, seller: Uuid) -> sqlx::Result<Vec<Decimal>> {
-    sqlx::query_scalar(
-        "SELECT t.price FROM order_ticket_reservations r
-           JOIN listing_tickets t ON t.id = r.listing_ticket_id
-           JOIN listings l ON l.id = t.listing_id
+/// One of the seller's tickets in the order: its price, and the earning sync-payments
+/// stored for it when there is one.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SoldTicket {
+    pub price: Decimal,
+    pub seller_amount: Option<Decimal>,
+}
+
+/// The seller's tickets in the order, with the original's filters
+/// (apps/backend/src/repositories/order-ticket-reservations `getByOrderIdWithSellerAndPrice`):
+/// a ticket or listing soft-deleted after the sale is not billed. A confirmed sale's
+/// reservation is soft-deleted, so its `deleted_at` is not looked at.
+pub async fn seller_tickets(
+    pool: &PgPool,
+    order: Uuid,
+    seller: Uuid,
+) -> sqlx::Result<Vec<SoldTicket>> {
+    sqlx::query_as(
+        "SELECT t.price,
+                (SELECT se.seller_amount FROM seller_earnings se
+                  WHERE se.listing_ticket_id = t.id AND se.seller_user_id = $2
+                    AND se.deleted_at IS NULL
+               ORDER BY se.created_at DESC LIMIT 1) AS seller_amount
+           FROM order_ticket_reservations r
+           JOIN listing_tickets t ON t.id = r.listing_ticket_id AND t.deleted_at IS NULL
+           JOIN listings l ON l.id = t.listing_id AND l.deleted_at IS NULL
           WHERE r.order_id = $1 AND l.publisher_user_id = $2
        ORDER BY t.id",
     )
@@ -115,6 +134,17 @@ pub async fn pending(
     .await?;
     sqlx::query_as(
         "SELECT id, status::text AS status, pdf_storage_path FROM invoices WHERE external_id = $1",
+    )
+    .bind(external_id)
+    .fetch_one(pool)
+    .await
+}
+
+/// Whether the invoice for `external_id` is issued with its PDF stored.
+pub async fn already_issued(pool: &PgPool, external_id: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM invoices WHERE external_id = $1 AND status = 'issued'
+                                                AND pdf_storage_path IS NOT NULL)",
     )
     .bind(external_id)
     .fetch_one(pool)

@@ -36,7 +36,7 @@ use sqlx::PgPool;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::{Endpoint, Job, JobError, Registration, RunContext, Summary};
+use super::{Endpoint, Job, JobError, Registration, Requeue, RunContext, Summary};
 use crate::clock::Clock;
 use crate::config::{self, Env};
 use crate::failure::Backoff;
@@ -185,6 +185,10 @@ pub const REGISTRATION: Registration = Registration {
         let job = Notifications::new(deps.pool.clone(), settings, deps.clock.clone())?;
         Ok(Arc::new(job) as Arc<dyn Job>)
     },
+    requeue: Some(Requeue {
+        queue_types: queue::HANDLED,
+        notifications: true,
+    }),
 };
 
 /// The job.

@@ -16,7 +16,7 @@ use crate::failure::{Decision, Failure};
 use crate::queue;
 
 /// Job types handled here.
-const HANDLED: &[&str] = &["send-notification"];
+pub(super) const HANDLED: &[&str] = &["send-notification"];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -42,6 +42,7 @@ pub const REGISTRATION: Registration = Registration {
         let job = UploadReminders::new(deps.pool.clone(), settings, deps.clock.clone());
         Ok(Arc::new(job) as Arc<dyn Job>)
     },
+    requeue: None,
 };
 
 /// What the job reads from the environment.

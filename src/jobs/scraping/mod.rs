@@ -46,6 +46,7 @@ pub const REGISTRATION: Registration = Registration {
         let job = Scraping::new(deps.pool.clone(), settings, deps.clock.clone())?;
         Ok(Arc::new(job) as Arc<dyn Job>)
     },
+    requeue: None,
 };
 
 #[derive(Debug, Clone)]

@@ -42,6 +42,7 @@ use crate::money;
 pub const REGISTRATION: Registration = Registration {
     name: "sync-payments",
     build: |deps| Ok(Arc::new(SyncPayments::from_deps(deps)?)),
+    requeue: None,
 };
 
 /// What sync-payments reads from the environment.

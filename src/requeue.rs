@@ -1,0 +1,162 @@
+//! `run-job requeue`: an operator's way back for work a job gave up on.
+//!
+//! A job that leaves failed rows says where they are in its registration
+//! ([`crate::jobs::Requeue`]): rows of the `jobs` queue of the types it consumes
+//! (invoices), and failed `notifications` (the notifications job). Requeuing lists the
+//! rows it will touch first, then, unless `--dry-run`, gives each a fresh start in one
+//! transaction: a queue row `pending` now with its attempts back to 0 (the next run
+//! claims it as a new one; FEU's `id_externo` makes a retried invoice the same
+//! document); a notification `pending` now with its failed channels cleared and its
+//! sent channels kept, so nothing already delivered goes out twice. Rows that stopped
+//! being `failed` between the listing and the update are left alone.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::jobs::Requeue;
+
+/// Which failed rows to requeue.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only rows that failed within this window before now.
+    pub since: Option<TimeDelta>,
+    /// Only these rows (queue row or notification ids).
+    pub ids: Vec<Uuid>,
+}
+
+/// One failed row.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct FailedRow {
+    /// `jobs` or `notifications`.
+    pub table: String,
+    pub id: Uuid,
+    /// The queue row's job type, or the notification's type.
+    pub kind: String,
+    pub attempts: i32,
+    pub failed_at: DateTime<Utc>,
+    pub error: Option<String>,
+}
+
+/// What a requeue found, and how many rows it put back (0 on a dry run).
+#[derive(Debug)]
+pub struct Outcome {
+    pub rows: Vec<FailedRow>,
+    pub requeued: u64,
+}
+
+/// Lists the failed rows `what` describes that match `filter`, and requeues them
+/// unless `dry_run`, all in one transaction.
+pub async fn requeue(
+    pool: &PgPool,
+    what: &Requeue,
+    filter: &Filter,
+    now: DateTime<Utc>,
+    dry_run: bool,
+) -> sqlx::Result<Outcome> {
+    let since = filter.since.map(|w| now - w);
+    let ids = (!filter.ids.is_empty()).then_some(filter.ids.as_slice());
+    let mut tx = pool.begin().await?;
+    // Failed queue rows carry their failure time in scheduled_at (the queue stamps
+    // it when it gives up); notifications in updated_at.
+    let mut rows: Vec<FailedRow> = sqlx::query_as(
+        "SELECT 'jobs' AS table, id, job_type AS kind, attempts, scheduled_at AS failed_at, error
+           FROM jobs
+          WHERE status = 'failed' AND job_type = ANY($1)
+            AND ($2::timestamptz IS NULL OR scheduled_at >= $2)
+            AND ($3::uuid[] IS NULL OR id = ANY($3))
+            FOR UPDATE",
+    )
+    .bind(what.queue_types)
+    .bind(since)
+    .bind(ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    if what.notifications {
+        rows.extend(
+            sqlx::query_as::<_, FailedRow>(
+                "SELECT 'notifications' AS table, n.id, n.type::text AS kind,
+                        n.retry_count AS attempts, n.updated_at AS failed_at,
+                        (SELECT string_agg(c.key || ': ' || COALESCE(c.value->>'error', 'failed'),
+                                           '; ' ORDER BY c.key)
+                           FROM jsonb_each(COALESCE(n.channel_status, '{}')) AS c
+                          WHERE c.value->>'status' = 'failed') AS error
+                   FROM notifications n
+                  WHERE n.status = 'failed' AND n.deleted_at IS NULL
+                    AND ($1::timestamptz IS NULL OR n.updated_at >= $1)
+                    AND ($2::uuid[] IS NULL OR n.id = ANY($2))
+                    FOR UPDATE OF n",
+            )
+            .bind(since)
+            .bind(ids)
+            .fetch_all(&mut *tx)
+            .await?,
+        );
+    }
+    rows.sort_by_key(|r| (r.failed_at, r.id));
+    if dry_run || rows.is_empty() {
+        tx.rollback().await?;
+        return Ok(Outcome { rows, requeued: 0 });
+    }
+    let of = |table: &str| -> Vec<Uuid> {
+        rows.iter()
+            .filter(|r| r.table == table)
+            .map(|r| r.id)
+            .collect()
+    };
+    let jobs = sqlx::query(
+        "UPDATE jobs SET status = 'pending', attempts = 0, scheduled_at = $2, started_at = NULL,
+                completed_at = NULL
+          WHERE id = ANY($1) AND status = 'failed'",
+    )
+    .bind(of("jobs"))
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let notifications = sqlx::query(
+        "UPDATE notifications n
+            SET status = 'pending', retry_count = 0, next_attempt_at = $2, lease_until = NULL,
+                updated_at = $2,
+                channel_status = (SELECT COALESCE(jsonb_object_agg(c.key, c.value), '{}')
+                                    FROM jsonb_each(COALESCE(n.channel_status, '{}')) AS c
+                                   WHERE c.value->>'status' IS DISTINCT FROM 'failed')
+          WHERE n.id = ANY($1) AND n.status = 'failed'",
+    )
+    .bind(of("notifications"))
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(Outcome {
+        rows,
+        requeued: jobs + notifications,
+    })
+}
+
+/// The table printed before anything changes: one line per row, errors cut short.
+pub fn render(rows: &[FailedRow]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<13}  {:<36}  {:<26}  {:>8}  {:<20}  error",
+        "table", "id", "kind", "attempts", "failed at"
+    );
+    for r in rows {
+        let error: String = r.error.as_deref().unwrap_or("").chars().take(100).collect();
+        let _ = writeln!(
+            out,
+            "{:<13}  {:<36}  {:<26}  {:>8}  {:<20}  {}",
+            r.table,
+            r.id,
+            r.kind,
+            r.attempts,
+            r.failed_at.format("%Y-%m-%d %H:%M:%S"),
+            error.replace(['\n', '\r'], " ")
+        );
+    }
+    out
+}
