@@ -526,6 +526,7 @@ def test_next_to_the_marketplace_the_tasks_use_its_vpc_subnets_and_database_rule
     assert (rule["security_group_id"], rule["referenced_security_group_id"]) == (DB_SG, group["id"])
     assert (rule["ip_protocol"], rule["from_port"], rule["to_port"]) == ("tcp", 5432, 5432)
     assert module_output(prod, "subnet_ids") == SUBNETS
+    assert module_output(prod, "cost_command") == "run-job cost --log-retention-days 7"
 
 
 def test_extra_groups_and_a_private_subnet_without_a_public_ip(tmp_path):
@@ -588,6 +589,7 @@ def test_nat_gateway_endpoints_and_ipv6_in_a_created_vpc(tmp_path):
     endpoints = {e["service_name"]: e for e in model["aws_vpc_endpoint"]}
     assert set(endpoints) == {f"com.amazonaws.{REGION}.{s}" for s in ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "ssm", "s3")}
     assert endpoints[f"com.amazonaws.{REGION}.s3"]["vpc_endpoint_type"] == "Gateway"
+    assert module_output(model, "cost_command") == "run-job cost --nat --endpoints 5 --zones 2 --log-retention-days 7"
     jobs_group = [g for g in model["aws_security_group"] if g["name"] == f"{PREFIX}-jobs"][0]
     assert jobs_group["egress"]["ipv6_cidr_blocks"] == ["::/0"]
 
@@ -653,6 +655,8 @@ def test_container_insights_is_off_unless_asked_for(prod, tmp_path):
     assert (cluster["setting"]["name"], cluster["setting"]["value"]) == ("containerInsights", "disabled")
     on = single(load(tmp_path, container_insights="enabled"), "aws_ecs_cluster")
     assert on["setting"]["value"] == "enabled"
+    # A created cluster with it on: `run-job cost` is told to price it.
+    assert module_output(load(tmp_path, container_insights="enabled"), "cost_command") == "run-job cost --container-insights --log-retention-days 7"
     refused_value = load(tmp_path, container_insights="yes")
     assert variable_validations(refused_value, "container_insights") == ["container_insights must be disabled, enabled or enhanced."]
 
