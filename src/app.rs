@@ -72,6 +72,7 @@ pub async fn run(cli: Cli) -> Exit {
             compare,
             prices,
             json,
+            infra,
         }) => {
             let q = cost::Query {
                 region,
@@ -80,6 +81,7 @@ pub async fn run(cli: Cli) -> Exit {
                 startup: startup.unwrap_or_default(),
                 compare_original: compare.is_some(),
                 json: *json,
+                infra: infra.clone(),
             };
             show_cost(&declarations, &q, prices.as_deref()).await
         }
@@ -439,7 +441,7 @@ async fn show_cost(
     };
     let history = cost_history(now - q.since).await;
     let lines = cost::project(declarations, &history, &book, region, q, now);
-    cost::print(&lines, region, q, now);
+    cost::print(&lines, &book, region, q, now);
     Exit::Success
 }
 

@@ -166,6 +166,9 @@ pub enum Command {
         /// One JSON object per job, then the total, instead of a table.
         #[arg(long)]
         json: bool,
+        /// The Terraform's choices behind the fixed items.
+        #[command(flatten)]
+        infra: crate::cost::Infra,
     },
 }
 

@@ -1,14 +1,17 @@
 # Least privilege, three roles:
 # - execution: what ECS needs to start a job's container (pull the image, write its log
-#   groups, read exactly the secrets given);
+#   groups, read exactly the secrets and parameters given, decrypt with exactly the
+#   KMS keys given, and only through Secrets Manager and SSM);
 # - task: what a running job may do in AWS (only the buckets and prefixes given; S3
 #   ARNs are written for the commercial partition, where sa-east-1 is);
 # - events: what EventBridge needs to start tasks (RunTask on these task definitions in
 #   this cluster, and PassRole on the two roles above, to ECS tasks only).
 
 locals {
-  # A secret reference may carry a JSON key (`arn:...:secret:name:key::`): grant the secret.
-  secret_arns    = distinct([for v in values(var.secrets) : join(":", slice(split(":", v), 0, 7))])
+  # A Secrets Manager reference may carry a JSON key (`arn:...:secret:name:key::`):
+  # grant the secret. An SSM reference is the parameter's ARN, granted as it is.
+  secret_arns    = distinct([for v in values(var.secrets) : join(":", slice(split(":", v), 0, 7)) if split(":", v)[2] == "secretsmanager"])
+  parameter_arns = distinct([for v in values(var.secrets) : v if split(":", v)[2] == "ssm"])
   repository_arn = var.image_repository_url == null ? aws_ecr_repository.this[0].arn : "arn:${local.partition}:ecr:${local.region}:${local.account_id}:repository/${join("/", slice(split("/", var.image_repository_url), 1, length(split("/", var.image_repository_url))))}"
 }
 
@@ -45,9 +48,10 @@ data "aws_iam_policy_document" "execution" {
     resources = [local.repository_arn]
   }
   statement {
-    sid       = "WriteLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = [for g in aws_cloudwatch_log_group.job : "${g.arn}:*"]
+    sid     = "WriteLogs"
+    actions = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    # The streams of these log groups (`<group ARN>:*`, written from known values).
+    resources = [for g in aws_cloudwatch_log_group.job : "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${g.name}:*"]
   }
   dynamic "statement" {
     for_each = length(local.secret_arns) > 0 ? [1] : []
@@ -55,6 +59,30 @@ data "aws_iam_policy_document" "execution" {
       sid       = "ReadGivenSecrets"
       actions   = ["secretsmanager:GetSecretValue"]
       resources = local.secret_arns
+    }
+  }
+  dynamic "statement" {
+    for_each = length(local.parameter_arns) > 0 ? [1] : []
+    content {
+      sid       = "ReadGivenParameters"
+      actions   = ["ssm:GetParameters"]
+      resources = local.parameter_arns
+    }
+  }
+  # A secret or SecureString under a customer-managed key: ECS's read fails without
+  # Decrypt on that key. Only through the two services, so the role cannot decrypt
+  # anything else the key protects.
+  dynamic "statement" {
+    for_each = length(var.secrets_kms_key_arns) > 0 ? [1] : []
+    content {
+      sid       = "DecryptGivenSecrets"
+      actions   = ["kms:Decrypt"]
+      resources = distinct(var.secrets_kms_key_arns)
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["secretsmanager.${local.region}.amazonaws.com", "ssm.${local.region}.amazonaws.com"]
+      }
     }
   }
 }
@@ -125,9 +153,11 @@ resource "aws_iam_role" "events" {
 
 data "aws_iam_policy_document" "events" {
   statement {
-    sid       = "RunTheseTaskDefinitions"
-    actions   = ["ecs:RunTask"]
-    resources = [for t in aws_ecs_task_definition.job : "${t.arn_without_revision}:*"]
+    sid     = "RunTheseTaskDefinitions"
+    actions = ["ecs:RunTask"]
+    # Every revision of each job's family (what arn_without_revision + ":*" is, written
+    # from known values so that a plan, and the tests, can read it).
+    resources = [for t in aws_ecs_task_definition.job : "arn:${local.partition}:ecs:${local.region}:${local.account_id}:task-definition/${t.family}:*"]
     condition {
       test     = "ArnEquals"
       variable = "ecs:cluster"

@@ -1,10 +1,6 @@
 # One task definition, log group and schedule per job declaration in jobs/.
 # Adding a job is adding a declaration: nothing here names a job.
 
-data "aws_region" "current" {}
-data "aws_caller_identity" "current" {}
-data "aws_partition" "current" {}
-
 locals {
   jobs_dir = coalesce(var.jobs_dir, "${path.module}/../jobs")
   # yamldecode reads JSON too (YAML is a superset).
@@ -30,15 +26,8 @@ locals {
     for name, d in local.declarations : name => d.heartbeat_url_env if can(d.heartbeat_url_env)
   }
 
-  region     = data.aws_region.current.name
-  account_id = data.aws_caller_identity.current.account_id
-  partition  = data.aws_partition.current.partition
-
-  repository_url  = coalesce(var.image_repository_url, try(aws_ecr_repository.this[0].repository_url, null))
-  cluster_arn     = coalesce(var.cluster_arn, try(aws_ecs_cluster.this[0].arn, null))
-  subnet_ids      = length(var.subnet_ids) > 0 ? var.subnet_ids : aws_subnet.public[*].id
-  vpc_id          = var.vpc_id != null ? var.vpc_id : try(aws_vpc.this[0].id, null)
-  security_groups = length(var.security_group_ids) > 0 ? var.security_group_ids : [aws_security_group.jobs[0].id]
+  repository_url = coalesce(var.image_repository_url, try(aws_ecr_repository.this[0].repository_url, null))
+  cluster_arn    = coalesce(var.cluster_arn, try(aws_ecs_cluster.this[0].arn, null))
 
   log_group = { for name, _ in local.jobs : name => "/ecs/${var.name_prefix}/run-job/${name}" }
 
@@ -85,9 +74,14 @@ resource "aws_ecs_cluster" "this" {
   count = var.cluster_arn == null ? 1 : 0
   name  = "${var.name_prefix}-jobs"
 
+  # Off unless asked for (var.container_insights): its metrics are billed as custom
+  # metrics per cluster and per task family, about what the six jobs cost (README,
+  # "What the fleet costs"); the RunJob metrics and the dashboard cover the runs.
+  #checkov:skip=CKV_AWS_65:Container Insights is a priced choice (var.container_insights, default disabled, as the original's cluster); the jobs publish their own metrics (monitoring.tf).
+  #trivy:ignore:AVD-AWS-0034 Container Insights is a priced choice (var.container_insights, default disabled, as the original's cluster); the jobs publish their own metrics.
   setting {
     name  = "containerInsights"
-    value = "enabled"
+    value = var.container_insights
   }
 
   tags = var.tags
@@ -100,80 +94,11 @@ resource "aws_ecs_cluster_capacity_providers" "this" {
 }
 
 # ---------------------------------------------------------------------------------------
-# Network (created unless given): public subnets, no NAT gateway, no ingress
-
-data "aws_availability_zones" "available" {
-  state = "available"
-}
-
-# Only created for a deployment without a VPC of its own; it carries the jobs' outbound
-# calls and nothing else. Pass your VPC (with its flow logs) to use it instead.
-#trivy:ignore:AVD-AWS-0178
-resource "aws_vpc" "this" {
-  count                = var.vpc_id == null && length(var.subnet_ids) == 0 ? 1 : 0
-  cidr_block           = var.vpc_cidr
-  enable_dns_support   = true
-  enable_dns_hostnames = true
-  tags                 = merge(var.tags, { Name = "${var.name_prefix}-jobs" })
-}
-
-resource "aws_internet_gateway" "this" {
-  count  = length(aws_vpc.this)
-  vpc_id = aws_vpc.this[0].id
-  tags   = merge(var.tags, { Name = "${var.name_prefix}-jobs" })
-}
-
-resource "aws_subnet" "public" {
-  count             = length(aws_vpc.this) * 2
-  vpc_id            = aws_vpc.this[0].id
-  cidr_block        = cidrsubnet(var.vpc_cidr, 8, count.index)
-  availability_zone = data.aws_availability_zones.available.names[count.index]
-  # Tasks get a public IP from their RunTask network configuration, not from the subnet.
-  map_public_ip_on_launch = false
-  tags                    = merge(var.tags, { Name = "${var.name_prefix}-jobs-public-${count.index}" })
-}
-
-resource "aws_route_table" "public" {
-  count  = length(aws_vpc.this)
-  vpc_id = aws_vpc.this[0].id
-
-  route {
-    cidr_block = "0.0.0.0/0"
-    gateway_id = aws_internet_gateway.this[0].id
-  }
-
-  tags = merge(var.tags, { Name = "${var.name_prefix}-jobs-public" })
-}
-
-resource "aws_route_table_association" "public" {
-  count          = length(aws_subnet.public)
-  subnet_id      = aws_subnet.public[count.index].id
-  route_table_id = aws_route_table.public[0].id
-}
-
-resource "aws_security_group" "jobs" {
-  count       = length(var.security_group_ids) == 0 ? 1 : 0
-  name        = "${var.name_prefix}-jobs"
-  description = "run-job tasks: no ingress; egress to the database and the providers"
-  vpc_id      = local.vpc_id
-
-  #trivy:ignore:AVD-AWS-0104 The jobs call public APIs (dLocal, Resend, Meta, R2, ticket sites) and there is no NAT or proxy to pin.
-  egress {
-    description = "Providers, database, AWS APIs"
-    from_port   = 0
-    to_port     = 0
-    protocol    = "-1"
-    cidr_blocks = ["0.0.0.0/0"]
-  }
-
-  tags = var.tags
-}
-
-# ---------------------------------------------------------------------------------------
 # Per job: log group, task definition
 
 #trivy:ignore:AVD-AWS-0017 Encrypted with CloudWatch's default key unless log_kms_key_arn is set.
 resource "aws_cloudwatch_log_group" "job" {
+  #checkov:skip=CKV_AWS_338:Retention is a priced choice (var.log_retention_days, 7 as the original's task logs; stored GB-months in `run-job cost`); each run's record lives in job_runs, not in the logs.
   for_each          = local.jobs
   name              = local.log_group[each.key]
   retention_in_days = var.log_retention_days
@@ -294,7 +219,7 @@ resource "aws_cloudwatch_event_target" "job" {
     network_configuration {
       subnets          = local.subnet_ids
       security_groups  = local.security_groups
-      assign_public_ip = true
+      assign_public_ip = var.network.assign_public_ip
     }
   }
 
@@ -309,6 +234,7 @@ resource "aws_cloudwatch_event_target" "job" {
 }
 
 resource "aws_scheduler_schedule" "job" {
+  #checkov:skip=CKV_AWS_297:A schedule holds the task definition, subnets and groups to start, no secret; AWS-owned encryption is enough and a CMK would cost $1 a month.
   for_each                     = var.use_scheduler ? local.jobs : {}
   name                         = "${var.name_prefix}-${each.key}"
   description                  = each.value.description
@@ -338,7 +264,7 @@ resource "aws_scheduler_schedule" "job" {
       network_configuration {
         subnets          = local.subnet_ids
         security_groups  = local.security_groups
-        assign_public_ip = true
+        assign_public_ip = var.network.assign_public_ip
       }
     }
 

@@ -72,3 +72,16 @@ output "heartbeat_variables" {
     error_message = "A job declares heartbeat_url_env without a matching entry in var.secrets (its Secrets Manager ARN and key); see output heartbeat_variables."
   }
 }
+
+output "cost_command" {
+  description = "The `run-job cost` command whose fixed items match these choices (Container Insights, NAT gateway, endpoints, public IPs, log retention)."
+  value = join(" ", compact([
+    "run-job cost",
+    var.use_fargate_spot ? "" : "--capacity on-demand",
+    var.container_insights == "disabled" || var.cluster_arn != null ? "" : "--container-insights",
+    var.network.create_vpc && var.network.nat_gateway ? "--nat" : "",
+    length(local.interface_endpoints) > 0 ? "--endpoints ${length(local.interface_endpoints)} --zones ${length(local.zones)}" : "",
+    !var.network.assign_public_ip && !(var.network.create_vpc && var.network.nat_gateway) ? "--no-public-ip" : "",
+    "--log-retention-days ${var.log_retention_days}",
+  ]))
+}

@@ -7,11 +7,17 @@
 //! and memory it declares, whatever it uses; ARM tasks have their own, lower rates;
 //! Fargate Spot takes a discount off on-demand; a task with a public IP pays for the
 //! address by the hour it holds it; CloudWatch Logs bills the bytes ingested.
+//!
+//! And the fixed items, billed whatever the runs ([`fixed_items`]): the alarms and the
+//! dashboard beyond the account's free ones, Container Insights' metrics (custom metrics,
+//! prorated by the hour) when it is on, the logs kept for the retention set, a NAT
+//! gateway (its hours, its address, and the image layers it carries) or interface
+//! endpoints (per endpoint, zone and hour) when chosen.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::prices::Region;
+use super::prices::{ContainerInsights, Figure, Region};
 use crate::declarations::{Architecture, Size};
 use crate::schedule::Schedule;
 
@@ -88,6 +94,176 @@ pub fn month(
         logs,
         total: compute + public_ipv4 + logs,
     }
+}
+
+/// Hours in the projection (30 days), over which the hourly items are billed.
+pub const WINDOW_HOURS: f64 = 720.0;
+/// Hours in the month AWS prorates a monthly price over (custom metrics).
+pub const MONTH_HOURS: f64 = 730.0;
+
+/// What the Terraform creates whatever the runs, as `run-job cost` knows it: from its
+/// flags (the Terraform's variables) and from the declarations (alarms, hours, bytes).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fixed {
+    /// Missed-run alarms and the dead-letter alarm.
+    pub alarms: u32,
+    /// Of the account's free alarms (10 a month), how many are left for these.
+    pub free_alarms: u32,
+    /// Of the account's free dashboards (3), how many are left for this one.
+    pub free_dashboards: u32,
+    /// Container Insights, when on: the hours any task runs (cluster metrics) and the
+    /// sum over task families of the hours each runs (family metrics).
+    pub container_insights: Option<InsightsHours>,
+    /// Bytes the jobs log a day, as ingested.
+    pub log_gb_per_day: f64,
+    pub log_retention_days: u32,
+    /// NAT gateways the Terraform creates (0 or 1).
+    pub nat_gateways: u32,
+    /// GB the NAT gateway processes: the image layers of every run, unless an S3
+    /// gateway endpoint carries them.
+    pub nat_gb: f64,
+    /// Interface endpoints, each in `zones` zones.
+    pub endpoints: u32,
+    pub zones: u32,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct InsightsHours {
+    pub cluster_hours: u64,
+    pub family_hours: u64,
+}
+
+/// One fixed item of the month's bill.
+#[derive(Debug, Clone, Serialize)]
+pub struct FixedItem {
+    pub item: &'static str,
+    /// What is billed, in words (`7 alarms − 0 free`, `off`).
+    pub quantity: String,
+    pub month: f64,
+    /// The price it is billed at and where that was read.
+    pub price: String,
+    pub read: String,
+    pub source: String,
+}
+
+fn item(name: &'static str, quantity: String, month: f64, price: String, f: &Figure) -> FixedItem {
+    FixedItem {
+        item: name,
+        quantity,
+        month,
+        price,
+        read: f.read.clone(),
+        source: f.source.clone(),
+    }
+}
+
+/// The fixed items, every one listed (zero when off), each from the prices file.
+pub fn fixed_items(f: &Fixed, region: &Region, insights: &ContainerInsights) -> Vec<FixedItem> {
+    let mut out = Vec::new();
+    let alarms = f.alarms.saturating_sub(f.free_alarms);
+    out.push(item(
+        "CloudWatch alarms",
+        format!(
+            "{} alarms − {} free = {alarms}",
+            f.alarms,
+            f.alarms - alarms
+        ),
+        f64::from(alarms) * region.alarm_month.value,
+        format!("${}/alarm-month", region.alarm_month.value),
+        &region.alarm_month,
+    ));
+    let dashboards = 1u32.saturating_sub(f.free_dashboards);
+    out.push(item(
+        "CloudWatch dashboard",
+        format!("1 dashboard − {} free = {dashboards}", 1 - dashboards),
+        f64::from(dashboards) * region.dashboard_month.value,
+        format!("${}/dashboard-month", region.dashboard_month.value),
+        &region.dashboard_month,
+    ));
+    let (quantity, month) = match f.container_insights {
+        None => ("off".to_string(), 0.0),
+        Some(h) => {
+            let metric_hours = h.cluster_hours * u64::from(insights.metrics_per_cluster)
+                + h.family_hours * u64::from(insights.metrics_per_task_family);
+            (
+                format!(
+                    "{} cluster metrics × {} h + {} per family × {} family-h = {metric_hours} metric-h",
+                    insights.metrics_per_cluster,
+                    h.cluster_hours,
+                    insights.metrics_per_task_family,
+                    h.family_hours
+                ),
+                metric_hours as f64 / MONTH_HOURS * region.custom_metric_month.value,
+            )
+        }
+    };
+    out.push(item(
+        "Container Insights",
+        quantity,
+        month,
+        format!(
+            "${}/metric-month ÷ {MONTH_HOURS} h",
+            region.custom_metric_month.value
+        ),
+        &region.custom_metric_month,
+    ));
+    let stored_gb = f.log_gb_per_day * f64::from(f.log_retention_days);
+    out.push(item(
+        "Log storage",
+        format!(
+            "{stored_gb:.4} GB ({:.4} GB/day × {} days)",
+            f.log_gb_per_day, f.log_retention_days
+        ),
+        stored_gb * region.logs_storage_gb_month.value,
+        format!("${}/GB-month", region.logs_storage_gb_month.value),
+        &region.logs_storage_gb_month,
+    ));
+    let nat_hourly = region.nat_gateway_hour.value + region.public_ipv4_hour.value;
+    out.push(item(
+        "NAT gateway",
+        if f.nat_gateways == 0 {
+            "none".to_string()
+        } else {
+            format!(
+                "{} × {WINDOW_HOURS} h, with its public IPv4 address",
+                f.nat_gateways
+            )
+        },
+        f64::from(f.nat_gateways) * WINDOW_HOURS * nat_hourly,
+        format!(
+            "${}/h + ${}/h (address)",
+            region.nat_gateway_hour.value, region.public_ipv4_hour.value
+        ),
+        &region.nat_gateway_hour,
+    ));
+    let nat_gb = if f.nat_gateways == 0 { 0.0 } else { f.nat_gb };
+    out.push(item(
+        "NAT data processed",
+        if f.nat_gateways == 0 {
+            "none".to_string()
+        } else {
+            format!("{nat_gb:.1} GB of image layers")
+        },
+        nat_gb * region.nat_gateway_gb.value,
+        format!("${}/GB", region.nat_gateway_gb.value),
+        &region.nat_gateway_gb,
+    ));
+    let endpoint_hours = f64::from(f.endpoints) * f64::from(f.zones) * WINDOW_HOURS;
+    out.push(item(
+        "VPC interface endpoints",
+        if f.endpoints == 0 {
+            "none".to_string()
+        } else {
+            format!(
+                "{} × {} zones × {WINDOW_HOURS} h = {endpoint_hours} endpoint-h",
+                f.endpoints, f.zones
+            )
+        },
+        endpoint_hours * region.interface_endpoint_hour.value,
+        format!("${}/endpoint-h", region.interface_endpoint_hour.value),
+        &region.interface_endpoint_hour,
+    ));
+    out
 }
 
 /// How many times the schedule fires in `[from, until)`, counted fire by fire.
@@ -182,6 +358,95 @@ mod tests {
         // 8.75 × (2 × 0.0557 + 4 × 0.00612 = 0.13588)
         assert!(close(arm.compute, 8.75 * 0.13588));
         assert!(arm.compute < od.compute);
+    }
+
+    fn sum(items: &[FixedItem]) -> f64 {
+        items.iter().map(|i| i.month).sum()
+    }
+
+    fn month_of(items: &[FixedItem], name: &str) -> f64 {
+        items.iter().find(|i| i.item == name).unwrap().month
+    }
+
+    #[test]
+    fn fixed_items_by_hand_with_container_insights_off_and_on() {
+        let book = book();
+        let sa = book.region("sa-east-1").unwrap();
+        // 6 missed-run alarms + the dead-letter alarm, no free ones left: 7 × $0.10.
+        // One dashboard: $3. Logs: 0.01 GB a day kept 7 days = 0.07 GB × $0.03.
+        let mut f = Fixed {
+            alarms: 7,
+            log_gb_per_day: 0.01,
+            log_retention_days: 7,
+            zones: 2,
+            ..Fixed::default()
+        };
+        let off = fixed_items(&f, sa, &book.container_insights);
+        assert!(close(month_of(&off, "CloudWatch alarms"), 0.70));
+        assert!(close(month_of(&off, "CloudWatch dashboard"), 3.00));
+        assert!(close(month_of(&off, "Container Insights"), 0.0));
+        assert!(close(month_of(&off, "Log storage"), 0.07 * 0.03));
+        assert!(close(sum(&off), 0.70 + 3.00 + 0.0021), "{off:?}");
+        // On: 10 cluster metrics for the 720 hours a task runs, 8 per family for 6
+        // families running every hour (4,320 family-hours): 7,200 + 34,560 = 41,760
+        // metric-hours = 57.2 metric-months × $0.30 = $17.16.
+        f.container_insights = Some(InsightsHours {
+            cluster_hours: 720,
+            family_hours: 4320,
+        });
+        let on = fixed_items(&f, sa, &book.container_insights);
+        assert!(close(
+            month_of(&on, "Container Insights"),
+            41_760.0 / 730.0 * 0.30
+        ));
+        assert!(close(sum(&on) - sum(&off), 41_760.0 / 730.0 * 0.30));
+        // Free alarms and dashboards left in the account come off.
+        f.free_alarms = 10;
+        f.free_dashboards = 3;
+        let free = fixed_items(&f, sa, &book.container_insights);
+        assert!(close(month_of(&free, "CloudWatch alarms"), 0.0));
+        assert!(close(month_of(&free, "CloudWatch dashboard"), 0.0));
+    }
+
+    #[test]
+    fn fixed_items_by_hand_with_a_nat_gateway_and_endpoints() {
+        let book = book();
+        let sa = book.region("sa-east-1").unwrap();
+        let none = Fixed {
+            alarms: 7,
+            zones: 2,
+            nat_gb: 2500.0,
+            ..Fixed::default()
+        };
+        let without = fixed_items(&none, sa, &book.container_insights);
+        assert!(close(month_of(&without, "NAT gateway"), 0.0));
+        assert!(
+            close(month_of(&without, "NAT data processed"), 0.0),
+            "no NAT, no NAT data"
+        );
+        // One NAT gateway: 720 h × ($0.093 + $0.005 for its address) = $70.56, and
+        // 2,500 GB of image layers × $0.093 = $232.50.
+        let nat = Fixed {
+            nat_gateways: 1,
+            ..none.clone()
+        };
+        let with = fixed_items(&nat, sa, &book.container_insights);
+        assert!(close(month_of(&with, "NAT gateway"), 720.0 * 0.098));
+        assert!(close(month_of(&with, "NAT data processed"), 2500.0 * 0.093));
+        assert!(close(
+            sum(&with) - sum(&without),
+            720.0 * 0.098 + 2500.0 * 0.093
+        ));
+        // Five interface endpoints in two zones: 7,200 endpoint-hours × $0.015 = $108.
+        let endpoints = Fixed {
+            endpoints: 5,
+            ..none
+        };
+        let e = fixed_items(&endpoints, sa, &book.container_insights);
+        assert!(close(
+            month_of(&e, "VPC interface endpoints"),
+            7200.0 * 0.015
+        ));
     }
 
     #[test]

@@ -7,19 +7,21 @@
 //! window, or every job when there is no database, is costed at its declared timeout,
 //! an upper bound, and marked so. The prices come from the prices file ([`prices`]), the
 //! arithmetic from [`bill`]. `--compare original` adds the original runner's cost of the
-//! same schedule at its sizes.
+//! same schedule at its sizes. Below the jobs, the fixed items of what the Terraform
+//! creates ([`Infra`]: its choices as flags; the alarms, hours and bytes derived from the
+//! declarations as the Terraform derives them), and the whole month's total.
 
 pub mod bill;
 pub mod prices;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use serde_json::json;
 use sqlx::PgPool;
 
 use crate::declarations::{Image, JobDeclaration};
-use bill::{Capacity, Month, Task};
+use bill::{Capacity, Fixed, FixedItem, InsightsHours, Month, Task};
 use prices::{PriceBook, Region};
 
 /// Bytes a run is assumed to log when it has no measured history: the median of the
@@ -86,6 +88,45 @@ impl Startup {
     }
 }
 
+/// Bytes of image a task pulls, compressed, per image (README, "The images"): what a
+/// NAT gateway processes per run when no S3 gateway endpoint carries ECR's layers.
+pub const PULL_BYTES_SLIM: f64 = 47e6;
+pub const PULL_BYTES_CHROMIUM: f64 = 269e6;
+
+/// The Terraform's choices that put fixed items on the bill, as `run-job cost` flags.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Infra {
+    /// Container Insights is on (the Terraform's `container_insights = "enabled"`):
+    /// its metrics are billed as CloudWatch custom metrics.
+    #[arg(long)]
+    pub container_insights: bool,
+    /// The tasks leave through a NAT gateway (`network.nat_gateway`, which takes their
+    /// public IPs away): its hours, its address, and the image layers it carries.
+    #[arg(long)]
+    pub nat: bool,
+    /// Interface VPC endpoints (`network.vpc_endpoints` creates 5: ecr.api, ecr.dkr,
+    /// logs, secretsmanager, ssm); with them the S3 gateway endpoint carries the image
+    /// layers instead of the NAT gateway.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub endpoints: u32,
+    /// Zones the endpoints are in (the created VPC has 2).
+    #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=6))]
+    pub zones: u32,
+    /// The tasks run without a public IPv4 address (`network.assign_public_ip = false`,
+    /// e.g. private subnets behind the marketplace's own NAT, which is not costed here).
+    #[arg(long)]
+    pub no_public_ip: bool,
+    /// Days the log groups keep the logs (the Terraform's `log_retention_days`).
+    #[arg(long, default_value_t = 7, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=3653))]
+    pub log_retention_days: u32,
+    /// The account's free alarms (10 a month) still unused by others: these come off.
+    #[arg(long, default_value_t = 0, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=10))]
+    pub free_alarms: u32,
+    /// The account's free dashboards (3) still unused by others.
+    #[arg(long, default_value_t = 0, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=3))]
+    pub free_dashboards: u32,
+}
+
 /// What to project.
 pub struct Query<'a> {
     pub region: &'a str,
@@ -94,6 +135,7 @@ pub struct Query<'a> {
     pub startup: Startup,
     pub compare_original: bool,
     pub json: bool,
+    pub infra: Infra,
 }
 
 /// A job's measured runs over the window.
@@ -171,8 +213,20 @@ pub fn project<'a>(
                 architecture: d.architecture,
                 startup_seconds: q.startup.of(d.image),
             };
+            let no_address = q.infra.nat || q.infra.no_public_ip;
             let at = |task: &Task, secs: f64| {
-                bill::month(task, fires, secs, log_bytes, region, q.capacity)
+                let m = bill::month(task, fires, secs, log_bytes, region, q.capacity);
+                if no_address {
+                    // No public IP: the address is not billed (a NAT gateway's is,
+                    // among the fixed items).
+                    Month {
+                        public_ipv4: 0.0,
+                        total: m.compute + m.logs,
+                        ..m
+                    }
+                } else {
+                    m
+                }
             };
             let original = q.compare_original.then(|| {
                 let (size, architecture) = book.original.task(&d.name);
@@ -198,13 +252,126 @@ pub fn project<'a>(
         .collect()
 }
 
-/// Prints the projection: a table, or one JSON object per job and one for the total.
-pub fn print(lines: &[Line<'_>], region: &Region, q: &Query<'_>, now: DateTime<Utc>) {
+/// Whether the Terraform gives a job a missed-run alarm (schedule.tf, monitoring.tf):
+/// enabled; a rate, or a cron firing every day or on weekdays with month `*` (no
+/// day-of-month, `L`, `W` or `#`); and a window, max(2 × the longest gap between fires,
+/// 600 s), of at most 7 days.
+pub fn has_missed_run_alarm(d: &JobDeclaration, now: DateTime<Utc>) -> bool {
+    if !d.enabled {
+        return false;
+    }
+    let text = d.schedule.to_string();
+    if let Some(inner) = text.strip_prefix("cron(").and_then(|t| t.strip_suffix(')')) {
+        let f: Vec<&str> = inner.split_whitespace().collect();
+        let any = |s: &str| s == "*" || s == "?";
+        let readable = f.len() == 6
+            && f[3] == "*"
+            && ((any(f[2]) && any(f[4]))
+                || (f[2] == "?" && !f[4].to_uppercase().contains(['L', '#'])));
+        if !readable {
+            return false;
+        }
+    }
+    // Two weeks of fires hold every gap of a daily or weekday cycle.
+    let fires: Vec<_> = d
+        .schedule
+        .iter_after(now)
+        .take_while(|t| *t < now + TimeDelta::days(15))
+        .collect();
+    let Some(gap) = fires.windows(2).map(|w| w[1] - w[0]).max() else {
+        return false;
+    };
+    (gap * 2).max(TimeDelta::seconds(600)) <= TimeDelta::days(7)
+}
+
+/// The fixed items' inputs: the flags, and what the declarations imply over the 30 days
+/// from `now` (alarms, the hours tasks run for Container Insights, log bytes, image
+/// layers through a NAT gateway).
+pub fn fixed_inputs(lines: &[Line<'_>], infra: &Infra, now: DateTime<Utc>) -> Fixed {
+    // Whole seconds, as fires are: a window from 00:00:00.004 would touch 721 clock hours.
+    let now = now.with_nanosecond(0).unwrap_or(now);
+    let until = now + TimeDelta::days(30);
+    let alarms = lines
+        .iter()
+        .filter(|l| has_missed_run_alarm(l.declaration, now))
+        .count() as u32
+        + 1;
+    let container_insights = infra.container_insights.then(|| {
+        // Custom metrics are billed for the hours they receive data: a family's hours
+        // are those a run of it starts in; the cluster's, those any run starts in.
+        let mut cluster = BTreeSet::new();
+        let mut family_hours = 0u64;
+        for l in lines.iter().filter(|l| l.fires > 0) {
+            let hours: BTreeSet<i64> = l
+                .declaration
+                .schedule
+                .iter_after(now - TimeDelta::seconds(1))
+                .skip_while(|t| *t < now)
+                .take_while(|t| *t < until)
+                .map(|t| t.timestamp().div_euclid(3600))
+                .collect();
+            family_hours += hours.len() as u64;
+            cluster.extend(hours);
+        }
+        InsightsHours {
+            cluster_hours: cluster.len() as u64,
+            family_hours,
+        }
+    });
+    let gib = f64::from(1u32 << 30);
+    let logged: f64 = lines.iter().map(|l| l.fires as f64 * l.log_bytes).sum();
+    let pulled: f64 = lines
+        .iter()
+        .map(|l| {
+            l.fires as f64
+                * match l.declaration.image {
+                    Image::Slim => PULL_BYTES_SLIM,
+                    Image::Chromium => PULL_BYTES_CHROMIUM,
+                }
+        })
+        .sum();
+    Fixed {
+        alarms,
+        free_alarms: infra.free_alarms,
+        free_dashboards: infra.free_dashboards,
+        container_insights,
+        log_gb_per_day: logged / gib / 30.0,
+        log_retention_days: infra.log_retention_days,
+        nat_gateways: u32::from(infra.nat),
+        // With endpoints, the S3 gateway endpoint carries ECR's layers.
+        nat_gb: if infra.endpoints > 0 {
+            0.0
+        } else {
+            pulled / gib
+        },
+        endpoints: infra.endpoints,
+        zones: infra.zones,
+    }
+}
+
+/// Prints the projection: a table, or one JSON object per job, one per fixed item and
+/// one for the total.
+pub fn print(
+    lines: &[Line<'_>],
+    book: &PriceBook,
+    region: &Region,
+    q: &Query<'_>,
+    now: DateTime<Utc>,
+) {
+    let fixed = bill::fixed_items(
+        &fixed_inputs(lines, &q.infra, now),
+        region,
+        &book.container_insights,
+    );
+    let fixed = &fixed[..];
     if q.json {
         for l in lines {
             println!("{}", line_json(l));
         }
-        println!("{}", total_json(lines, q));
+        for f in fixed {
+            println!("{}", json!({ "kind": "fixed", "item": f }));
+        }
+        println!("{}", total_json(lines, fixed, q));
         return;
     }
     print_header(region, q, now);
@@ -288,6 +455,45 @@ pub fn print(lines: &[Line<'_>], region: &Region, q: &Query<'_>, now: DateTime<U
             "≤: no finished run in the window; the declared timeout is used, so that job's figures are an upper bound."
         );
     }
+    print_fixed(fixed, sum(&|l| l.at_p50.total), sum(&|l| l.at_p95.total));
+}
+
+/// The fixed items, their sum, and the month's whole bill.
+fn print_fixed(fixed: &[FixedItem], jobs_p50: f64, jobs_p95: f64) {
+    println!();
+    println!("Fixed items (what the Terraform creates, whatever the runs):");
+    let w = fixed.iter().map(|f| f.item.len()).max().unwrap_or(0);
+    let q = fixed
+        .iter()
+        .map(|f| f.quantity.chars().count())
+        .max()
+        .unwrap_or(0);
+    for f in fixed {
+        println!(
+            "  {:<w$}  {:<q$}  {:>8}  at {} (read {}; {})",
+            f.item,
+            f.quantity,
+            dollars(f.month),
+            f.price,
+            f.read,
+            f.source
+        );
+    }
+    let fixed_sum: f64 = fixed.iter().map(|f| f.month).sum();
+    println!("  {:<w$}  {:<q$}  {:>8}", "FIXED", "", dollars(fixed_sum));
+    println!();
+    println!(
+        "MONTH: jobs {} + fixed {} = {} at p50 run times; {} + {} = {} at p95.",
+        dollars(jobs_p50),
+        dollars(fixed_sum),
+        dollars(jobs_p50 + fixed_sum),
+        dollars(jobs_p95),
+        dollars(fixed_sum),
+        dollars(jobs_p95 + fixed_sum),
+    );
+    println!(
+        "Not projected: data transfer out, ECR storage, Secrets Manager and KMS calls, SNS deliveries, the dead-letter queue's requests (cents at most)."
+    );
 }
 
 fn print_header(region: &Region, q: &Query<'_>, now: DateTime<Utc>) {
@@ -361,18 +567,59 @@ fn line_json(l: &Line<'_>) -> serde_json::Value {
     })
 }
 
-fn total_json(lines: &[Line<'_>], q: &Query<'_>) -> serde_json::Value {
+fn total_json(lines: &[Line<'_>], fixed: &[FixedItem], q: &Query<'_>) -> serde_json::Value {
     let sum = |f: &dyn Fn(&Line<'_>) -> f64| lines.iter().map(f).sum::<f64>();
+    let fixed_sum: f64 = fixed.iter().map(|f| f.month).sum();
     json!({
         "kind": "total", "region": q.region, "capacity": q.capacity.name(),
         "fires": lines.iter().map(|l| l.fires).sum::<u64>(),
         "total_p50": sum(&|l| l.at_p50.total), "total_p95": sum(&|l| l.at_p95.total),
+        "fixed": fixed_sum,
+        "month_p50": sum(&|l| l.at_p50.total) + fixed_sum,
+        "month_p95": sum(&|l| l.at_p95.total) + fixed_sum,
         "original": q.compare_original.then(|| sum(&|l| l.original.map_or(0.0, |o| o.total))),
     })
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn job(schedule: &str, enabled: bool) -> JobDeclaration {
+        let text = format!(
+            "name: fixture\ndescription: Fixture.\nschedule: {schedule}\nsize: {{cpu: 256, memory: 512}}\narchitecture: arm64\ntimeout_seconds: 60\noverlap: forbid\nenabled: {enabled}\n"
+        );
+        JobDeclaration::parse("fixture.yaml", &text).unwrap()
+    }
+
+    #[test]
+    fn alarms_are_counted_as_the_terraform_creates_them() {
+        // The cases of terraform/tests/test_module.py (MISSED_RUN, UNSUPPORTED).
+        let now: DateTime<Utc> = "2026-12-01T00:00:00Z".parse().unwrap();
+        for (schedule, alarm) in [
+            ("cron(0/5 * * * ? *)", true),
+            ("cron(0 * * * ? *)", true),
+            ("rate(1 day)", true),
+            ("cron(0 9 ? * MON-FRI *)", true), // Friday to Monday: 3 days, window 6
+            ("cron(20-2/40 22-2 ? * fri-mon *)", true),
+            ("rate(4 days)", false), // window 8 days: over CloudWatch's 7
+            ("rate(7 days)", false),
+            ("cron(0 3 ? * SUN *)", false),
+            ("cron(0 12 1 * ? *)", false), // a day of the month
+            ("cron(0 3 ? * 6L *)", false),
+        ] {
+            assert_eq!(
+                has_missed_run_alarm(&job(schedule, true), now),
+                alarm,
+                "{schedule}"
+            );
+        }
+        assert!(!has_missed_run_alarm(
+            &job("cron(0/5 * * * ? *)", false),
+            now
+        ));
+    }
+
     #[test]
     fn durations_round_before_they_split() {
         assert_eq!(super::seconds(4.7), "4.7 s");

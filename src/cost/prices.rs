@@ -1,6 +1,8 @@
 //! The prices file (`pricing/aws.yaml`): what a vCPU-hour, a GB-hour, a public address
-//! and a logged gigabyte cost per region, each with when and where it was read, and the
-//! sizes the original runner used. Parsed and checked here; no figure lives in code.
+//! and a logged gigabyte cost per region, and the fixed items the Terraform creates (an
+//! alarm, a dashboard, a custom metric, a stored log GB, a NAT gateway, an endpoint),
+//! each with when and where it was read; how many metrics Container Insights publishes;
+//! and the sizes the original runner used. Parsed and checked here; no figure lives in code.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +17,18 @@ pub const EMBEDDED: &str = include_str!("../../pricing/aws.yaml");
 #[serde(deny_unknown_fields)]
 pub struct PriceBook {
     pub regions: BTreeMap<String, Region>,
+    pub container_insights: ContainerInsights,
     pub original: Original,
+}
+
+/// Metrics Container Insights publishes on a Fargate cluster.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerInsights {
+    pub metrics_per_cluster: u32,
+    pub metrics_per_task_family: u32,
+    pub read: String,
+    pub source: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -25,6 +38,13 @@ pub struct Region {
     pub spot_discount: Figure,
     pub public_ipv4_hour: Figure,
     pub logs_ingestion_gb: Figure,
+    pub alarm_month: Figure,
+    pub dashboard_month: Figure,
+    pub custom_metric_month: Figure,
+    pub logs_storage_gb_month: Figure,
+    pub nat_gateway_hour: Figure,
+    pub nat_gateway_gb: Figure,
+    pub interface_endpoint_hour: Figure,
 }
 
 /// On-demand Linux prices per hour, by architecture.
@@ -102,6 +122,13 @@ impl PriceBook {
                 ("fargate.arm64.gb_hour", r.fargate.arm64.gb_hour),
                 ("public_ipv4_hour", r.public_ipv4_hour.value),
                 ("logs_ingestion_gb", r.logs_ingestion_gb.value),
+                ("alarm_month", r.alarm_month.value),
+                ("dashboard_month", r.dashboard_month.value),
+                ("custom_metric_month", r.custom_metric_month.value),
+                ("logs_storage_gb_month", r.logs_storage_gb_month.value),
+                ("nat_gateway_hour", r.nat_gateway_hour.value),
+                ("nat_gateway_gb", r.nat_gateway_gb.value),
+                ("interface_endpoint_hour", r.interface_endpoint_hour.value),
             ];
             for (field, value) in figures {
                 if !(value.is_finite() && value >= 0.0) {
@@ -170,5 +197,11 @@ mod tests {
         let bad = EMBEDDED.replacen("vcpu_hour: 0.0696", "vcpu_hour: -1", 1);
         let err = PriceBook::parse(&bad, "prices.yaml").unwrap_err();
         assert!(err.contains("fargate.x86_64.vcpu_hour is -1"), "{err}");
+        let bad = EMBEDDED.replacen("value: 0.093", "value: -0.093", 1);
+        let err = PriceBook::parse(&bad, "prices.yaml").unwrap_err();
+        assert!(
+            err.contains("regions.sa-east-1.nat_gateway_hour is -0.093"),
+            "{err}"
+        );
     }
 }

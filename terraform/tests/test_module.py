@@ -34,7 +34,47 @@ def declarations(jobs_dir):
     return out
 
 
-def load(tmp_path, **overrides):
+# The module reads its account, region and partition in context.tf only; the tests put
+# this stand-in in its place, so every ARN and aws:SourceAccount condition built from them
+# is evaluated and checked (tfparse cannot call the provider's data sources).
+ACCOUNT = "111122223333"
+REGION = "sa-east-1"
+STAND_IN_CONTEXT = f"""
+locals {{
+  region             = "{REGION}"
+  account_id         = "{ACCOUNT}"
+  partition          = "aws"
+  availability_zones = ["{REGION}a", "{REGION}b", "{REGION}c"]
+}}
+"""
+VPC = "vpc-0a1b2c3d4e5f60718"
+SUBNETS = ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0bbbbbbbbbbbbbbb2"]
+DB_SG = "sg-0ddddddddddddddd1"
+EXISTING_NETWORK = {"vpc_id": VPC, "subnet_ids": SUBNETS, "database_security_group_id": DB_SG}
+
+
+def make_tree(tmp_path, extra_jobs=None):
+    """A copy of terraform/ (stand-in context) and jobs/, with more declarations if given."""
+    root = tmp_path / "tree"
+    shutil.rmtree(root, ignore_errors=True)
+    module = root / "terraform"
+    module.mkdir(parents=True)
+    for f in (ROOT / "terraform").glob("*.tf"):
+        shutil.copy(f, module / f.name)
+    (module / "context.tf").write_text(STAND_IN_CONTEXT)
+    shutil.copytree(EXAMPLE, module / "examples" / "production")
+    shutil.copytree(ROOT / "jobs", root / "jobs")
+    for name, text in (extra_jobs or {}).items():
+        (root / "jobs" / f"{name}.yaml").write_text(text)
+    return root
+
+
+def tfvars_text(values):
+    return "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
+
+
+def load(tmp_path, extra_jobs=None, **overrides):
+    """The production example evaluated over the stand-in tree; `None` drops a variable."""
     values = {
         "image_tag": "abc123",
         "image_repository_url": REPO,
@@ -43,11 +83,24 @@ def load(tmp_path, **overrides):
         "feu_auth_url": "https://feu.example/auth/token",
         "feu_api_base_url": "https://feu.example/api",
         "feu_emisor_rut": "219999830019",
+        **EXISTING_NETWORK,
         **overrides,
     }
-    tfvars = tmp_path / "test.tfvars"
-    tfvars.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items()))
-    return tfparse.load_from_path(str(EXAMPLE), vars_paths=[os.path.relpath(tfvars, EXAMPLE)])
+    values = {k: v for k, v in values.items() if v is not None}
+    root = make_tree(tmp_path, extra_jobs)
+    example = root / "terraform" / "examples" / "production"
+    tfvars = example / "test.tfvars"
+    tfvars.write_text(tfvars_text(values))
+    model = tfparse.load_from_path(str(example), vars_paths=["test.tfvars"])
+    model["__jobs_dir"] = root / "jobs"
+    return model
+
+
+def load_module(tmp_path, text):
+    """The module alone over the stand-in tree, with these tfvars."""
+    module = make_tree(tmp_path) / "terraform"
+    (module / "test.tfvars").write_text(text)
+    return tfparse.load_from_path(str(module), vars_paths=["test.tfvars"])
 
 
 def by_key(model, kind):
@@ -136,12 +189,8 @@ def test_every_declaration_gets_its_task_definition_log_group_and_rule(prod):
 
 
 def test_a_new_declaration_needs_no_tf_edit(tmp_path):
-    # Inside the tree tfparse reads (it resolves paths below the configuration's root).
-    jobs_dir = ROOT / "terraform" / "tests" / ".work" / "jobs"
-    shutil.rmtree(jobs_dir, ignore_errors=True)
-    shutil.copytree(ROOT / "jobs", jobs_dir)
-    (jobs_dir / "report-sales.yaml").write_text(
-        "name: report-sales\n"
+    extra = {
+        "report-sales": "name: report-sales\n"
         "description: Nightly sales report.\n"
         "schedule: cron(30 3 * * ? *)\n"
         "size: {cpu: 1024, memory: 2048}\n"
@@ -152,9 +201,9 @@ def test_a_new_declaration_needs_no_tf_edit(tmp_path):
         "image: chromium\n"
         "read_only_root_filesystem: false\n"
         "heartbeat_url_env: REPORT_SALES_HEARTBEAT_URL\n"
-    )
-    model = load(tmp_path, jobs_dir=os.path.relpath(jobs_dir, EXAMPLE))
-    jobs = declarations(jobs_dir)
+    }
+    model = load(tmp_path, extra_jobs=extra)
+    jobs = declarations(model["__jobs_dir"])
     assert "report-sales" in by_key(model, "aws_ecs_task_definition")
     # Its check-in variable is listed (the output's precondition wants it in var.secrets).
     assert module_output(model, "heartbeat_variables") == {"report-sales": "REPORT_SALES_HEARTBEAT_URL"}
@@ -195,8 +244,11 @@ def test_iam_is_least_privilege(prod):
     assert run["actions"] == ["ecs:RunTask"]
     assert run["condition"]["test"] == "ArnEquals" and run["condition"]["variable"] == "ecs:cluster"
     assert run["condition"]["values"] == [cluster]
-    iam_tf = (ROOT / "terraform" / "iam.tf").read_text()
-    assert 'resources = [for t in aws_ecs_task_definition.job : "${t.arn_without_revision}:*"]' in iam_tf
+    # Every revision of each job's family, in this account and region, and nothing else.
+    jobs = declarations(ROOT / "jobs")
+    assert sorted(run["resources"]) == sorted(
+        f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{PREFIX}-{name}:*" for name in jobs
+    )
 
     passrole = statements(prod, "PassTheTwoTaskRoles")
     assert passrole["actions"] == ["iam:PassRole"]
@@ -209,23 +261,34 @@ def test_iam_is_least_privilege(prod):
     assert sorted(secrets["resources"]) == sorted([DB_SECRET, BACKEND_SECRET]), "JSON keys stripped, nothing else"
     logs = statements(prod, "WriteLogs")
     assert logs["actions"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
-    assert all(r.endswith(":*") for r in logs["resources"])
+    assert sorted(logs["resources"]) == sorted(
+        f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/ecs/{PREFIX}/run-job/{name}:*" for name in jobs
+    )
     pull = statements(prod, "PullImage")
-    assert "ecr:BatchGetImage" in pull["actions"] and pull["resources"] != ["*"]
+    assert "ecr:BatchGetImage" in pull["actions"]
+    assert pull["resources"] == [f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{PREFIX}-run-job"]
+    assert "ReadGivenParameters" not in {s.get("sid") for s in statements_all(prod)}
+    assert "DecryptGivenSecrets" not in {s.get("sid") for s in statements_all(prod)}
+    # Both roles may be assumed only by their service on behalf of this account.
+    for sid_less in prod["aws_iam_policy_document"]:
+        st = sid_less.get("statement")
+        for s in st if isinstance(st, list) else [st]:
+            if s and s.get("actions") == ["sts:AssumeRole"]:
+                assert s["condition"]["variable"] == "aws:SourceAccount"
+                assert s["condition"]["values"] == [ACCOUNT]
     # No bucket access given: the task role has no policy at all.
     assert not [p for p in prod["aws_iam_role_policy"] if p["name"] == "run-job-task"]
 
 
 def test_bucket_access_is_limited_to_the_given_prefixes(tmp_path):
-    module = ROOT / "terraform"
-    tfvars = tmp_path / "module.tfvars"
-    tfvars.write_text(
+    model = load_module(
+        tmp_path,
         'name_prefix = "t"\nimage_tag = "x"\n'
         f'image_repository_url = "{REPO}"\n'
+        "network = { create_vpc = true }\n"
         'bucket_access = [{ bucket = "revendiste-images", prefixes = ["events/", "venues/"], write = true },\n'
-        '                 { bucket = "revendiste-private", prefixes = ["invoices/"] }]\n'
+        '                 { bucket = "revendiste-private", prefixes = ["invoices/"] }]\n',
     )
-    model = tfparse.load_from_path(str(module), vars_paths=[os.path.relpath(tfvars, module)])
     objects = [s for s in statements_all(model) if (s.get("sid") or "").startswith("Objects")]
     lists = [s for s in statements_all(model) if (s.get("sid") or "").startswith("List")]
     assert [(s["actions"], [r.rsplit(":::", 1)[1] for r in s["resources"]]) for s in objects] == [
@@ -251,10 +314,13 @@ def test_failures_reach_the_alerts_topic(prod):
     key = single(prod, "aws_kms_key")
     assert topic_resource["kms_master_key_id"] == key["id"], "a key EventBridge may use, not alias/aws/sns"
     assert key["enable_key_rotation"] is True
-    # The key policy names the account (unknown offline), so it is checked as written.
-    alerting = (ROOT / "terraform" / "alerting.tf").read_text()
-    publishers = alerting.split('Sid       = "PublishersEncrypt"', 1)[1].split("}", 2)
-    assert 'Service = ["events.amazonaws.com", "cloudwatch.amazonaws.com"]' in "".join(publishers[:2])
+    # The key policy as evaluated for the stand-in account: the account administers it,
+    # EventBridge and CloudWatch alarms may encrypt with it, nobody else.
+    policy = {st["Sid"]: st for st in json.loads(key["policy"])["Statement"]}
+    assert set(policy) == {"AccountAdministers", "PublishersEncrypt"}
+    assert policy["AccountAdministers"]["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
+    assert policy["PublishersEncrypt"]["Principal"] == {"Service": ["events.amazonaws.com", "cloudwatch.amazonaws.com"]}
+    assert policy["PublishersEncrypt"]["Action"] == ["kms:GenerateDataKey*", "kms:Decrypt"]
     alert_targets = [t for t in prod["aws_cloudwatch_event_target"] if t.get("target_id") == "sns"]
     assert len(alert_targets) == 2 and all(t["arn"] == topic for t in alert_targets)
     alarm = by_key(prod, "aws_cloudwatch_metric_alarm")["module.run_job.aws_cloudwatch_metric_alarm.dead_letters"]
@@ -340,15 +406,13 @@ def test_every_enabled_job_has_a_missed_run_alarm_on_its_derived_window(prod):
     assert set(missed) == {n for n, d in jobs.items() if d["enabled"]}, without
     windows = module_output(prod, "missed_run_alarm_windows")
     assert windows == {n: MISSED_RUN[d["schedule"]][1] * MISSED_RUN[d["schedule"]][2] for n, d in jobs.items()}
-    # No window is written by hand: the alarm takes it from the derivation.
-    monitoring = (ROOT / "terraform" / "monitoring.tf").read_text()
-    assert re.search(r"^  period\s+= each\.value\.period$", monitoring, re.M)
+    # No window is written by hand: each alarm's evaluated period and periods are the
+    # derivation's (the output), job by job.
+    alarms = by_key(prod, "aws_cloudwatch_metric_alarm")
+    assert {n: alarms[n]["period"] * alarms[n]["evaluation_periods"] for n in missed} == windows
 
 
 def test_missed_run_windows_follow_any_declaration(tmp_path):
-    jobs_dir = ROOT / "terraform" / "tests" / ".work" / "monitoring-jobs"
-    shutil.rmtree(jobs_dir, ignore_errors=True)
-    shutil.copytree(ROOT / "jobs", jobs_dir)
     extra = {
         "daily": "rate(1 day)",
         "weekday-mornings": "cron(0 9 ? * MON-FRI *)",
@@ -361,19 +425,19 @@ def test_missed_run_windows_follow_any_declaration(tmp_path):
         "last-friday": "cron(0 3 ? * 6L *)",
         "paused": "cron(0/5 * * * ? *)",
     }
-    for name, schedule in extra.items():
-        (jobs_dir / f"{name}.yaml").write_text(
-            f"name: {name}\n"
-            f"description: Fixture {name}.\n"
-            f"schedule: {schedule}\n"
-            "size: {cpu: 256, memory: 512}\n"
-            "architecture: arm64\n"
-            "timeout_seconds: 60\n"
-            "overlap: forbid\n"
-            f"enabled: {'false' if name == 'paused' else 'true'}\n"
-        )
-    model = load(tmp_path, jobs_dir=os.path.relpath(jobs_dir, EXAMPLE))
-    jobs = declarations(jobs_dir)
+    files = {
+        name: f"name: {name}\n"
+        f"description: Fixture {name}.\n"
+        f"schedule: {schedule}\n"
+        "size: {cpu: 256, memory: 512}\n"
+        "architecture: arm64\n"
+        "timeout_seconds: 60\n"
+        "overlap: forbid\n"
+        f"enabled: {'false' if name == 'paused' else 'true'}\n"
+        for name, schedule in extra.items()
+    }
+    model = load(tmp_path, extra_jobs=files)
+    jobs = declarations(model["__jobs_dir"])
     missed, without = check_missed_run_alarms(model, jobs)
     assert set(without) == {"weekly", "sundays", "monthly", "last-friday", "paused"}
     assert "paused" not in missed
@@ -417,3 +481,202 @@ def test_one_dashboard_graphs_every_job(prod):
     (status,) = [w for w in widgets if w["type"] == "alarm"]
     missed = [a["id"] for k, a in by_key(prod, "aws_cloudwatch_metric_alarm").items() if not k.startswith("module.")]
     assert sorted(status["properties"]["alarms"]) == sorted(missed)
+
+
+def source_account(policy_json):
+    (st,) = json.loads(policy_json)["Statement"]
+    return st["Condition"]["StringEquals"]["aws:SourceAccount"]
+
+
+def test_resource_policies_admit_only_this_account(prod):
+    assert source_account(single(prod, "aws_sqs_queue_policy")["policy"]) == ACCOUNT
+    assert source_account(single(prod, "aws_sns_topic_policy")["policy"]) == ACCOUNT
+
+
+def targets(model):
+    """Every schedule's network configuration (rules or Scheduler)."""
+    out = [t["ecs_target"]["network_configuration"] for t in model.get("aws_cloudwatch_event_target", []) if t.get("ecs_target")]
+    out += [s["target"]["ecs_parameters"]["network_configuration"] for s in model.get("aws_scheduler_schedule", [])]
+    return out
+
+
+def network_validations(model):
+    (network,) = [v for v in model["variable"] if v["__tfmeta"]["path"] == "module.run_job.variable.network"]
+    return network["validation"]
+
+
+def refused(model):
+    return [v["error_message"] for v in network_validations(model) if v["condition"] is not True]
+
+
+def test_next_to_the_marketplace_the_tasks_use_its_vpc_subnets_and_database_rule(prod):
+    assert refused(prod) == []
+    for kind in ("aws_vpc", "aws_subnet", "aws_internet_gateway", "aws_route_table", "aws_nat_gateway", "aws_default_security_group", "aws_vpc_endpoint"):
+        assert kind not in prod, f"{kind} created next to the marketplace"
+    jobs = declarations(ROOT / "jobs")
+    group = single(prod, "aws_security_group")
+    assert group["vpc_id"] == VPC and "ingress" not in group
+    configs = targets(prod)
+    assert len(configs) == len(jobs)
+    for c in configs:
+        assert c["subnets"] == SUBNETS
+        assert c["security_groups"] == [group["id"]]
+        assert c["assign_public_ip"] is True
+    rule = single(prod, "aws_vpc_security_group_ingress_rule")
+    assert (rule["security_group_id"], rule["referenced_security_group_id"]) == (DB_SG, group["id"])
+    assert (rule["ip_protocol"], rule["from_port"], rule["to_port"]) == ("tcp", 5432, 5432)
+    assert module_output(prod, "subnet_ids") == SUBNETS
+    assert module_output(prod, "cost_command") == "run-job cost --log-retention-days 7"
+
+
+def test_extra_groups_and_a_private_subnet_without_a_public_ip(tmp_path):
+    model = load(tmp_path, extra_security_group_ids=["sg-0eeeeeeeeeeeeeee2"], assign_public_ip=False, use_scheduler=True)
+    assert refused(model) == []
+    group = single(model, "aws_security_group")["id"]
+    for c in targets(model):
+        assert c["security_groups"] == [group, "sg-0eeeeeeeeeeeeeee2"]
+        assert c["assign_public_ip"] is False and c["subnets"] == SUBNETS
+
+
+def test_a_fresh_account_creates_its_own_vpc_with_the_default_group_emptied(tmp_path):
+    model = load(tmp_path, vpc_id=None, subnet_ids=None, database_security_group_id=None, create_vpc=True)
+    assert refused(model) == []
+    vpc = single(model, "aws_vpc")
+    assert vpc["cidr_block"] == "10.40.0.0/16" and vpc["assign_generated_ipv6_cidr_block"] is False
+    default = single(model, "aws_default_security_group")
+    assert default["vpc_id"] == vpc["id"]
+    assert "ingress" not in default and "egress" not in default, "the default group keeps no rule"
+    subnets = by_key(model, "aws_subnet")
+    assert len(subnets) == 2
+    assert sorted(s["availability_zone"] for s in subnets.values()) == [f"{REGION}a", f"{REGION}b"]
+    assert all(s["vpc_id"] == vpc["id"] and s["map_public_ip_on_launch"] is False for s in subnets.values())
+    assert single(model, "aws_security_group")["vpc_id"] == vpc["id"]
+    ids = sorted(s["id"] for s in subnets.values())
+    for c in targets(model):
+        assert sorted(c["subnets"]) == ids and c["assign_public_ip"] is True
+    assert "aws_vpc_security_group_ingress_rule" not in model
+    assert "aws_nat_gateway" not in model and "aws_vpc_endpoint" not in model
+
+
+def test_the_zones_are_those_that_need_no_opt_in():
+    # The real module (not the stand-in): its data source as tfparse reads it.
+    model = tfparse.load_from_path(str(ROOT / "terraform"))
+    zones = single(model, "aws_availability_zones")
+    assert zones["state"] == "available"
+    assert zones["filter"]["name"] == "opt-in-status" and zones["filter"]["values"] == ["opt-in-not-required"]
+
+
+def test_nat_gateway_endpoints_and_ipv6_in_a_created_vpc(tmp_path):
+    model = load(
+        tmp_path, vpc_id=None, subnet_ids=None, database_security_group_id=None,
+        create_vpc=True, assign_public_ip=False, nat_gateway=True, vpc_endpoints=True, ipv6=True,
+    )
+    assert refused(model) == []
+    vpc = single(model, "aws_vpc")
+    assert vpc["assign_generated_ipv6_cidr_block"] is True
+    subnets = model["aws_subnet"]
+    private = [s for s in subnets if "private" in s["__tfmeta"]["path"]]
+    assert len(private) == 2 and all(s["assign_ipv6_address_on_creation"] is True for s in private)
+    for c in targets(model):
+        assert sorted(c["subnets"]) == sorted(s["id"] for s in private)
+        assert c["assign_public_ip"] is False
+    nat = single(model, "aws_nat_gateway")
+    routes = {r["__tfmeta"]["path"].rsplit(".", 1)[-1].split("[")[0]: r for r in model["aws_route"]}
+    assert routes["private_ipv4"]["nat_gateway_id"] == nat["id"]
+    egress_only = single(model, "aws_egress_only_internet_gateway")
+    assert routes["private_ipv6"]["egress_only_gateway_id"] == egress_only["id"]
+    assert routes["private_ipv6"]["destination_ipv6_cidr_block"] == "::/0"
+    endpoints = {e["service_name"]: e for e in model["aws_vpc_endpoint"]}
+    assert set(endpoints) == {f"com.amazonaws.{REGION}.{s}" for s in ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "ssm", "s3")}
+    assert endpoints[f"com.amazonaws.{REGION}.s3"]["vpc_endpoint_type"] == "Gateway"
+    assert module_output(model, "cost_command") == "run-job cost --nat --endpoints 5 --zones 2 --log-retention-days 7"
+    jobs_group = [g for g in model["aws_security_group"] if g["name"] == f"{PREFIX}-jobs"][0]
+    assert jobs_group["egress"]["ipv6_cidr_blocks"] == ["::/0"]
+
+
+def test_a_network_that_cannot_work_is_refused_naming_what_to_set(tmp_path):
+    # Subnets without their VPC: the jobs' group would land in the default VPC.
+    msgs = refused(load(tmp_path, vpc_id=None))
+    assert len(msgs) == 1 and "network.subnet_ids" in msgs[0] and "network.vpc_id" in msgs[0], msgs
+    # A VPC without subnets: the tasks would have nowhere to run.
+    msgs = refused(load(tmp_path, subnet_ids=None))
+    assert len(msgs) == 1 and "network.vpc_id" in msgs[0] and "network.subnet_ids" in msgs[0], msgs
+    # Nothing at all: no silent new VPC that cannot reach the database.
+    msgs = refused(load(tmp_path, vpc_id=None, subnet_ids=None))
+    assert len(msgs) == 1 and "network.create_vpc" in msgs[0], msgs
+    # Both a given and a created VPC.
+    assert any("choose" in m for m in refused(load(tmp_path, create_vpc=True)))
+    # No public IP and no NAT gateway in a created VPC.
+    msgs = refused(load(tmp_path, vpc_id=None, subnet_ids=None, create_vpc=True, assign_public_ip=False))
+    assert len(msgs) == 1 and "nat_gateway" in msgs[0], msgs
+    # Ids of the wrong kind.
+    msgs = refused(load(tmp_path, vpc_id="subnet-0aaaaaaaaaaaaaaa1"))
+    assert msgs == ["network.vpc_id is not a VPC id (vpc-0123456789abcdef0)."], msgs
+    msgs = refused(load(tmp_path, database_security_group_id="vpc-0a1b2c3d4e5f60718"))
+    assert len(msgs) == 1 and "database_security_group_id" in msgs[0], msgs
+
+
+def variable_validations(model, name):
+    (v,) = [v for v in model["variable"] if v["__tfmeta"]["path"] == f"module.run_job.variable.{name}"]
+    found = v.get("validation", [])
+    return [x["error_message"] for x in (found if isinstance(found, list) else [found]) if x["condition"] is not True]
+
+
+def test_secrets_from_ssm_and_kms_encrypted_secrets_get_exactly_their_grants(tmp_path):
+    parameter = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/revendiste/prod/db-credentials"
+    key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    model = load(tmp_path, db_credentials_secret_arn=parameter, secrets_kms_key_arns=[key])
+    assert variable_validations(model, "secrets") == []
+    assert variable_validations(model, "secrets_kms_key_arns") == []
+    (container,) = json.loads(next(iter(by_key(model, "aws_ecs_task_definition").values()))["container_definitions"])
+    assert {s["name"]: s["valueFrom"] for s in container["secrets"]}["DB_CREDENTIALS_JSON"] == parameter
+    sm = statements(model, "ReadGivenSecrets")
+    assert sm["resources"] == [BACKEND_SECRET], "the backend secret once, its JSON keys stripped"
+    ssm = statements(model, "ReadGivenParameters")
+    assert (ssm["actions"], ssm["resources"]) == (["ssm:GetParameters"], [parameter])
+    kms = statements(model, "DecryptGivenSecrets")
+    assert (kms["actions"], kms["resources"]) == (["kms:Decrypt"], [key])
+    assert kms["condition"]["variable"] == "kms:ViaService"
+    assert kms["condition"]["values"] == [f"secretsmanager.{REGION}.amazonaws.com", f"ssm.{REGION}.amazonaws.com"]
+
+
+def test_secret_references_and_kms_keys_of_the_wrong_shape_are_refused(tmp_path):
+    model = load(
+        tmp_path,
+        db_credentials_secret_arn=f"arn:aws:s3:::bucket/db.json",
+        secrets_kms_key_arns=[f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/secrets"],
+    )
+    assert any("SSM parameter ARN" in m for m in variable_validations(model, "secrets"))
+    assert any("not aliases" in m for m in variable_validations(model, "secrets_kms_key_arns"))
+
+
+def test_container_insights_is_off_unless_asked_for(prod, tmp_path):
+    cluster = single(prod, "aws_ecs_cluster")
+    assert (cluster["setting"]["name"], cluster["setting"]["value"]) == ("containerInsights", "disabled")
+    on = single(load(tmp_path, container_insights="enabled"), "aws_ecs_cluster")
+    assert on["setting"]["value"] == "enabled"
+    # A created cluster with it on: `run-job cost` is told to price it.
+    assert module_output(load(tmp_path, container_insights="enabled"), "cost_command") == "run-job cost --container-insights --log-retention-days 7"
+    refused_value = load(tmp_path, container_insights="yes")
+    assert variable_validations(refused_value, "container_insights") == ["container_insights must be disabled, enabled or enhanced."]
+
+
+def test_the_example_tfvars_sets_every_variable_a_plan_would_ask_for(tmp_path):
+    """`terraform plan` asks for each root variable without a default: the example file
+    the README copies to terraform.tfvars must set them all, and evaluate cleanly."""
+    example = tfparse.load_from_path(str(EXAMPLE))
+    required = {v["__tfmeta"]["label"] for v in example["variable"] if v["__tfmeta"]["path"].startswith("variable.") and "default" not in v}
+    text = (EXAMPLE / "terraform.tfvars.example").read_text()
+    given = set(re.findall(r"^([a-z_]+)\s*=", text, re.M))
+    assert required and required <= given, f"not in terraform.tfvars.example: {required - given}"
+    # Every required variable of the module is passed by the example.
+    root = make_tree(tmp_path)
+    prod_dir = root / "terraform" / "examples" / "production"
+    (prod_dir / "terraform.tfvars").write_text(text)
+    # Terraform reads terraform.tfvars by itself; tfparse is told to.
+    model = tfparse.load_from_path(str(prod_dir), vars_paths=["terraform.tfvars"])
+    module = single(model, "module")
+    assert module["network"]["vpc_id"] == "vpc-<id>" and module["network"]["subnet_ids"] == ["subnet-<id-a>", "subnet-<id-b>"]
+    assert module["network"]["database_security_group_id"] == "sg-<id>"
+    for c in targets(model):
+        assert c["subnets"] == ["subnet-<id-a>", "subnet-<id-b>"]

@@ -268,3 +268,156 @@ async fn a_run_records_the_bytes_it_logged_as_cloudwatch_counts_them(pool: PgPoo
         .unwrap();
     assert_eq!(logged, Some(expected as i64), "{}", r.stderr);
 }
+
+fn fixed(objects: &[Value], item: &str) -> f64 {
+    objects
+        .iter()
+        .find(|o| o["kind"] == "fixed" && o["item"]["item"] == item)
+        .unwrap_or_else(|| panic!("no fixed item {item}"))["item"]["month"]
+        .as_f64()
+        .unwrap()
+}
+
+fn total(objects: &[Value]) -> &Value {
+    objects.iter().find(|o| o["kind"] == "total").unwrap()
+}
+
+/// The fixed items add up, and the month's total is the jobs' plus theirs.
+fn check_sums(all: &[Value]) {
+    let items: f64 = all
+        .iter()
+        .filter(|o| o["kind"] == "fixed")
+        .map(|o| o["item"]["month"].as_f64().unwrap())
+        .sum();
+    let t = total(all);
+    assert!(close(&t["fixed"], items), "{t}");
+    assert!(close(
+        &t["month_p50"],
+        t["total_p50"].as_f64().unwrap() + items
+    ));
+    assert!(close(
+        &t["month_p95"],
+        t["total_p95"].as_f64().unwrap() + items
+    ));
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn cost_adds_the_fixed_items_the_terraform_creates(pool: PgPool) {
+    // No history: every run logs the assumed 3,000 bytes. The six production jobs fire
+    // 54,720 times in the 30 days, scraping 1,440 of them from the Chromium image; the
+    // test build adds four slim demo jobs (tests/jobs/): three every 5 minutes (3 ×
+    // 8,640) and one every minute (43,200): 123,840 fires, 122,400 of them slim.
+    let gib = 1_073_741_824.0;
+    let off = cost_json(&pool, &[]).await;
+    let fires: f64 = off
+        .iter()
+        .filter(|o| o["kind"] == "job")
+        .map(|o| o["fires"].as_f64().unwrap())
+        .sum();
+    assert_eq!(fires, 123_840.0);
+    // Every job is enabled with a window within 7 days: 10 missed-run alarms and the
+    // dead-letter alarm, at $0.10; the dashboard at $3 (no free ones assumed).
+    assert!((fixed(&off, "CloudWatch alarms") - 1.10).abs() < 1e-9);
+    assert!((fixed(&off, "CloudWatch dashboard") - 3.00).abs() < 1e-9);
+    // Logs kept 7 days: 123,840 × 3,000 B a month = 0.01153 GB a day, × 7 × $0.03.
+    let stored = 123_840.0 * 3_000.0 / gib / 30.0 * 7.0;
+    assert!((fixed(&off, "Log storage") - stored * 0.03).abs() < 1e-9);
+    assert_eq!(fixed(&off, "Container Insights"), 0.0);
+    assert_eq!(fixed(&off, "NAT gateway"), 0.0);
+    assert_eq!(fixed(&off, "NAT data processed"), 0.0);
+    assert_eq!(fixed(&off, "VPC interface endpoints"), 0.0);
+    check_sums(&off);
+    assert!(
+        (total(&off)["fixed"].as_f64().unwrap() - (4.10 + stored * 0.03)).abs() < 1e-9,
+        "{}",
+        total(&off)
+    );
+
+    // Container Insights on: each of the ten families runs in every one of the 720
+    // hours (every job fires at least hourly), so 10 cluster metrics × 720 h + 8 per
+    // family × 7,200 family-hours = 64,800 metric-hours = 88.77 metric-months × $0.30
+    // = $26.63.
+    let on = cost_json(&pool, &["--container-insights"]).await;
+    let insights = 64_800.0 / 730.0 * 0.30;
+    assert!(
+        (fixed(&on, "Container Insights") - insights).abs() < 1e-9,
+        "{}",
+        fixed(&on, "Container Insights")
+    );
+    assert!(
+        (total(&on)["fixed"].as_f64().unwrap() - total(&off)["fixed"].as_f64().unwrap() - insights)
+            .abs()
+            < 1e-9
+    );
+    check_sums(&on);
+
+    // A NAT gateway: 720 h × ($0.093 + $0.005 for its address) = $70.56, and every run's
+    // image layers through it: 122,400 slim pulls of 47 MB and 1,440 Chromium pulls of
+    // 269 MB = 5,718.4 GB × $0.093. The tasks hold no public IP any more.
+    let nat = cost_json(&pool, &["--nat"]).await;
+    let layers = (122_400.0 * 47e6 + 1_440.0 * 269e6) / gib;
+    assert!((fixed(&nat, "NAT gateway") - 720.0 * 0.098).abs() < 1e-9);
+    assert!((fixed(&nat, "NAT data processed") - layers * 0.093).abs() < 1e-6);
+    let jobs = nat.iter().filter(|o| o["kind"] == "job");
+    assert!(jobs.clone().all(|j| j["at_p50"]["public_ipv4"] == 0.0));
+    let ipv4_before: f64 = off
+        .iter()
+        .filter(|o| o["kind"] == "job")
+        .map(|j| j["at_p50"]["public_ipv4"].as_f64().unwrap())
+        .sum();
+    assert!(
+        (total(&off)["total_p50"].as_f64().unwrap()
+            - total(&nat)["total_p50"].as_f64().unwrap()
+            - ipv4_before)
+            .abs()
+            < 1e-9
+    );
+    check_sums(&nat);
+
+    // With the five interface endpoints in two zones: 7,200 endpoint-hours × $0.015,
+    // and the S3 gateway endpoint carries the layers: no NAT data.
+    let both = cost_json(&pool, &["--nat", "--endpoints", "5"]).await;
+    assert!((fixed(&both, "VPC interface endpoints") - 108.0).abs() < 1e-9);
+    assert_eq!(fixed(&both, "NAT data processed"), 0.0);
+    check_sums(&both);
+
+    // Longer retention, free alarms and dashboards left in the account.
+    let kept = cost_json(
+        &pool,
+        &[
+            "--log-retention-days",
+            "30",
+            "--free-alarms",
+            "10",
+            "--free-dashboards",
+            "3",
+        ],
+    )
+    .await;
+    assert!((fixed(&kept, "Log storage") - stored / 7.0 * 30.0 * 0.03).abs() < 1e-9);
+    // 11 alarms, 10 of them free: one billed.
+    assert!((fixed(&kept, "CloudWatch alarms") - 0.10).abs() < 1e-9);
+    assert_eq!(fixed(&kept, "CloudWatch dashboard"), 0.0);
+
+    // The table lists each item with its price and source, then the whole month.
+    let mut c = run_job_on(&pool);
+    c.args(["cost", "--container-insights"])
+        .env("RUN_JOB_NOW", NOW);
+    let r = output(c).await;
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let line = |item: &str| {
+        r.stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(item))
+            .unwrap_or_else(|| panic!("no line {item}: {}", r.stdout))
+            .to_string()
+    };
+    assert!(
+        line("Container Insights").contains("$26.63"),
+        "{}",
+        r.stdout
+    );
+    assert!(line("CloudWatch alarms").contains("aws.amazon.com/cloudwatch/pricing"));
+    assert!(line("FIXED").contains('$'));
+    assert!(r.stdout.contains("MONTH: jobs $"), "{}", r.stdout);
+}

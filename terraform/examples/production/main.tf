@@ -1,5 +1,8 @@
-# The seed deployment: sa-east-1, public subnets with public IPs and no NAT gateway,
-# Fargate Spot, logs kept 7 days, secrets from Secrets Manager.
+# The marketplace's deployment: sa-east-1, in the marketplace's VPC and public subnets
+# (public IPs, no NAT gateway, as the original's tasks), a rule on the database's
+# security group admitting the jobs' group on 5432, Fargate Spot, logs kept 7 days,
+# Container Insights off, secrets from Secrets Manager (or SSM Parameter Store).
+# terraform.tfvars.example lists every variable a plan needs (docs/deploying.md).
 
 terraform {
   required_version = ">= 1.3"
@@ -45,6 +48,72 @@ variable "backend_secrets_arn" {
   type        = string
 }
 
+variable "vpc_id" {
+  description = "The marketplace's VPC (the one its RDS instance is in), e.g. the original's `revendiste-prod-vpc`. Null with create_vpc."
+  type        = string
+  default     = null
+}
+
+variable "subnet_ids" {
+  description = "Subnets of that VPC for the tasks: its public subnets (`revendiste-prod-public-1`, `-2`) with assign_public_ip."
+  type        = list(string)
+  default     = []
+}
+
+variable "database_security_group_id" {
+  description = "The database's security group (the original's `revendiste-prod-rds-sg`): it gets a rule admitting the jobs' group on 5432. Null: no rule (then give a group the database admits in extra_security_group_ids)."
+  type        = string
+  default     = null
+}
+
+variable "extra_security_group_ids" {
+  description = "More security groups for the tasks, beside the module's own."
+  type        = list(string)
+  default     = []
+}
+
+variable "create_vpc" {
+  description = "A fresh account: the module creates a VPC instead (vpc_id and subnet_ids unset)."
+  type        = bool
+  default     = false
+}
+
+variable "assign_public_ip" {
+  description = "Tasks get a public IPv4 address while they run ($0.005 an hour each). false needs a NAT gateway in the subnets' routes (or nat_gateway with create_vpc)."
+  type        = bool
+  default     = true
+}
+
+variable "nat_gateway" {
+  description = "With create_vpc: private subnets behind one NAT gateway (docs/deploying.md for its cost)."
+  type        = bool
+  default     = false
+}
+
+variable "vpc_endpoints" {
+  description = "With create_vpc: interface endpoints for ECR, CloudWatch Logs, Secrets Manager and SSM, and the S3 gateway endpoint."
+  type        = bool
+  default     = false
+}
+
+variable "ipv6" {
+  description = "With create_vpc: dual-stack subnets; IPv6 leaves through the internet gateway or an egress-only gateway."
+  type        = bool
+  default     = false
+}
+
+variable "container_insights" {
+  description = "disabled (default, as the original's cluster), enabled or enhanced: priced as CloudWatch custom metrics."
+  type        = string
+  default     = "disabled"
+}
+
+variable "secrets_kms_key_arns" {
+  description = "Customer-managed KMS keys of the secrets (none when they use aws/secretsmanager)."
+  type        = list(string)
+  default     = []
+}
+
 variable "image_repository_url" {
   description = "An existing ECR repository; null creates one."
   type        = string
@@ -77,6 +146,20 @@ module "run_job" {
   image_repository_url = var.image_repository_url
   jobs_dir             = coalesce(var.jobs_dir, "${path.module}/../../../jobs")
   use_scheduler        = var.use_scheduler
+
+  network = {
+    create_vpc                 = var.create_vpc
+    vpc_id                     = var.vpc_id
+    subnet_ids                 = var.subnet_ids
+    database_security_group_id = var.database_security_group_id
+    security_group_ids         = var.extra_security_group_ids
+    assign_public_ip           = var.assign_public_ip
+    nat_gateway                = var.nat_gateway
+    vpc_endpoints              = var.vpc_endpoints
+    ipv6                       = var.ipv6
+  }
+  container_insights   = var.container_insights
+  secrets_kms_key_arns = var.secrets_kms_key_arns
   # UTC, as `run-job next`, `list` and `--schedule` compute: a schedule then means the
   # same in production and locally. Another zone shifts production only.
   schedule_timezone = "UTC"
