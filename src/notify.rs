@@ -23,14 +23,56 @@ pub struct Notification {
     pub metadata: Value,
 }
 
+/// The buttons' labels, as the original names them
+/// (apps/backend/src/constants/error-messages.ts `NOTIFICATION_BUTTON_LABELS`): the API
+/// and its emails show these strings.
+pub mod label {
+    pub const UPLOAD_DOCUMENTS: &str = "Subir documentos";
+    pub const VIEW_MY_TICKETS: &str = "Ver mis tickets";
+    pub const RETRY_PAYMENT: &str = "Reintentar pago";
+    pub const VIEW_EARNINGS: &str = "Ver ganancias";
+    pub const REQUEST_WITHDRAWAL: &str = "Solicitar retiro";
+    pub const VIEW_MY_CASE: &str = "Ver mi caso";
+}
+
 /// One action button: `[{type, label, url}]`.
 pub fn action(kind: &str, label: &str, url: String) -> Value {
     json!([{ "type": kind, "label": label, "url": url }])
 }
 
+/// The IANA zone of a venue's country, by name or code; Montevideo when unknown: the
+/// `eventTimezone` the original derives with `getTimezoneForCountry`.
+pub fn time_zone(country: Option<&str>) -> &'static str {
+    match country.map(|c| c.trim().to_lowercase()).as_deref() {
+        Some("argentina" | "ar") => "America/Argentina/Buenos_Aires",
+        _ => "America/Montevideo",
+    }
+}
+
 /// An instant as the original's metadata carries it: RFC 3339, milliseconds, `Z`.
 pub fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Metadata keys the original's schemas declare `.nullable()`: the only ones a null may
+/// be stored under (packages/shared/src/schemas/notifications.ts).
+const NULLABLE_KEYS: &[&str] = &["qrAvailabilityTiming"];
+
+/// The metadata as the API's schemas accept it: an optional field the original leaves
+/// out (`undefined`) is absent, not null. The API parses every stored notification when
+/// it lists them, and a null where its schema says "optional string" fails the parse
+/// and blanks the notification's text (apps/backend/src/services/notifications/types.ts).
+fn without_absent(metadata: &Value) -> Value {
+    match metadata {
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .filter(|(k, v)| !v.is_null() || NULLABLE_KEYS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 /// Inserts `rows` as pending notifications, in the caller's transaction.
@@ -42,6 +84,13 @@ pub async fn insert(
     if rows.is_empty() {
         return Ok(());
     }
+    let rows: Vec<Notification> = rows
+        .iter()
+        .map(|n| Notification {
+            metadata: without_absent(&n.metadata),
+            ..n.clone()
+        })
+        .collect();
     sqlx::query(
         "INSERT INTO notifications (user_id, type, channels, actions, metadata, status, created_at, updated_at)
          SELECT x.user_id, x.type::notification_type,
@@ -49,7 +98,7 @@ pub async fn insert(
                 x.actions, x.metadata, 'pending', $2, $2
            FROM jsonb_to_recordset($1) AS x(user_id uuid, type text, channels jsonb, actions jsonb, metadata jsonb)",
     )
-    .bind(sqlx::types::Json(rows))
+    .bind(sqlx::types::Json(&rows))
     .bind(now)
     .execute(conn)
     .await?;
@@ -114,10 +163,30 @@ pub async fn debounce(
          VALUES ($1, $2, $3, $4)",
     )
     .bind(batch)
-    .bind(&d.metadata)
+    .bind(without_absent(&d.metadata))
     .bind(&d.actions)
     .bind(now)
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_absent_optional_field_is_left_out_and_a_nullable_one_kept() {
+        let m = json!({
+            "type": "order_confirmed", "venueName": null, "eventName": "X",
+            "qrAvailabilityTiming": null, "items": [{"a": null}],
+        });
+        assert_eq!(
+            without_absent(&m),
+            json!({
+                "type": "order_confirmed", "eventName": "X",
+                "qrAvailabilityTiming": null, "items": [{"a": null}],
+            })
+        );
+    }
 }

@@ -799,3 +799,28 @@ async fn requeue_names_a_job_without_failed_rows_as_a_usage_error(pool: PgPool) 
         r.stderr
     );
 }
+
+/// An event without a name is "el evento" in what the buyer and seller read, as the
+/// original writes it (`event.name || 'el evento'`), never an empty string.
+#[sqlx::test(migrations = "./migrations")]
+async fn an_event_without_a_name_is_el_evento_in_the_invoice_emails(pool: PgPool) {
+    let w = world(&pool, 48).await;
+    sqlx::query("UPDATE events SET name = '' WHERE id = $1")
+        .bind(w.event)
+        .execute(&pool)
+        .await
+        .unwrap();
+    confirmed_sale(&w).await;
+    Setup::new()
+        .await
+        .run(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("{:#}", e.error));
+    let names: Vec<Value> = sqlx::query_scalar(
+        "SELECT metadata->'eventName' FROM notifications WHERE type = 'order_invoice'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(names, vec![json!("el evento"); 3]);
+}

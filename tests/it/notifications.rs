@@ -1517,3 +1517,54 @@ async fn an_sms_channel_fails_alone_and_the_others_are_delivered(pool: PgPool) {
     assert_eq!(channels["sms"]["status"], "failed");
     assert_eq!(channels["sms"]["error"], "channel sms is not supported");
 }
+
+/// `run-job requeue notifications`: a failed notification goes back to `pending` with
+/// its failed channel cleared and its delivered channel kept, so the next run sends the
+/// email and not the in-app row again; `--dry-run` changed nothing before that.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_requeued_notification_keeps_its_delivered_channels(pool: PgPool) {
+    let u = user(&pool, Some("ana@example.com"), None).await;
+    let id = notification(&pool, u, "order_confirmed", "{in_app,email}", confirmed()).await;
+    sqlx::query(
+        "UPDATE notifications SET status = 'failed', retry_count = 3, channel_status =
+           '{\"in_app\": {\"status\": \"sent\"}, \"email\": {\"status\": \"failed\", \"error\": \"resend said 422\"}}'
+          WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let requeue = |dry: bool| {
+        let mut cmd = crate::helpers::run_job_on(&pool);
+        cmd.args(["requeue", "notifications"]);
+        if dry {
+            cmd.arg("--dry-run");
+        }
+        cmd
+    };
+    let dry = crate::helpers::output(requeue(true)).await;
+    assert_eq!(dry.code, Some(0), "{}", dry.stderr);
+    assert!(
+        dry.stdout.contains("email: resend said 422"),
+        "{}",
+        dry.stdout
+    );
+    let status: String = sqlx::query_scalar("SELECT status::text FROM notifications WHERE id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "failed", "--dry-run changed nothing");
+
+    let done = crate::helpers::output(requeue(false)).await;
+    assert!(done.stdout.contains("Requeued 1 of 1"), "{}", done.stdout);
+    let (status, channels, retries): (String, Value, i32) = sqlx::query_as(
+        "SELECT status::text, channel_status, retry_count FROM notifications WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((status.as_str(), retries), ("pending", 0));
+    assert_eq!(channels, json!({"in_app": {"status": "sent"}}));
+}

@@ -130,7 +130,8 @@ async fn a_paid_payment_confirms_its_order_with_every_write_of_the_original(pool
         .await,
         0
     );
-    // Seller earnings: 6 % commission, 22 % VAT on it, each step rounded half-up.
+    // Seller earnings: 6 % commission, 22 % VAT on it, each step rounded as the API's
+    // packages/shared fees round it, and written as its driver writes the number ("926.8").
     let earnings: Vec<(Uuid, String, String)> = sqlx::query_as(
         "SELECT seller_user_id, seller_amount::text, status::text FROM seller_earnings ORDER BY seller_amount DESC",
     )
@@ -140,7 +141,7 @@ async fn a_paid_payment_confirms_its_order_with_every_write_of_the_original(pool
     assert_eq!(
         earnings,
         [
-            (w.seller_a, "926.80".to_string(), "pending".to_string()),
+            (w.seller_a, "926.8".to_string(), "pending".to_string()),
             (w.seller_b, "42.47".to_string(), "pending".to_string()),
             (w.seller_a, "11.35".to_string(), "pending".to_string()),
         ]
@@ -218,6 +219,23 @@ async fn a_paid_payment_confirms_its_order_with_every_write_of_the_original(pool
     assert_eq!(metadata["type"], "order_confirmed");
     assert_eq!(metadata["eventName"], "Cuarteto de Nos");
     assert_eq!(metadata["items"], payload["items"]);
+    // As the original's helpers write them: the venue's zone (Montevideo when its country
+    // is unknown), and whether the seller had uploaded every document already.
+    assert_eq!(metadata["eventTimezone"], "America/Montevideo");
+    assert!(
+        payload.get("eventTimezone").is_none(),
+        "not in the job's payload"
+    );
+    let sold: Vec<serde_json::Value> =
+        sqlx::query_scalar("SELECT metadata FROM notifications WHERE type = 'ticket_sold_seller'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(sold.len(), 2);
+    for m in &sold {
+        assert_eq!(m["allDocumentsUploaded"], json!(false), "{m}");
+        assert_eq!(m["eventTimezone"], "America/Montevideo", "{m}");
+    }
 }
 
 #[sqlx::test(migrations = "./migrations")]

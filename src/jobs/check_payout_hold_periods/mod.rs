@@ -37,7 +37,7 @@ use uuid::Uuid;
 use crate::clock::Clock;
 use crate::config::{self, Env};
 use crate::jobs::{Job, JobError, Registration, RunContext, Summary};
-use crate::notify::{self, Debounced, Notification, action};
+use crate::notify::{self, Debounced, Notification, action, label};
 use queries::{Released, Undelivered};
 
 pub const REGISTRATION: Registration = Registration {
@@ -168,7 +168,11 @@ impl PayoutHolds {
             tx.rollback().await?;
             return Ok(None);
         }
-        let earnings = self.link("view_earnings", "Ver ganancias", "/cuenta/retiro".into());
+        let earnings = self.link(
+            "view_earnings",
+            label::VIEW_EARNINGS,
+            "/cuenta/retiro".into(),
+        );
         let seller = Debounced {
             // The original's key; the column holds 255 characters and an event name
             // can be longer.
@@ -194,7 +198,11 @@ impl PayoutHolds {
             user_id: u.buyer_user_id,
             kind: "buyer_ticket_cancelled",
             channels: vec!["in_app", "email"],
-            actions: Some(self.link("view_order", "Ver orden", "/cuenta/entradas".into())),
+            actions: Some(self.link(
+                "view_order",
+                label::VIEW_MY_TICKETS,
+                "/cuenta/entradas".into(),
+            )),
             metadata: json!({
                 "type": "buyer_ticket_cancelled", "eventName": u.event_name,
                 "ticketCount": 1, "reason": "seller_failed_to_upload",
@@ -208,7 +216,7 @@ impl PayoutHolds {
                 channels: vec!["in_app", "email"],
                 actions: Some(self.link(
                     "view_report",
-                    "Ver caso",
+                    label::VIEW_MY_CASE,
                     format!("/cuenta/reportes/{report}"),
                 )),
                 // `isAutoCase` makes the email tell the buyer we opened the case for
@@ -269,7 +277,11 @@ impl PayoutHolds {
                 user_id: seller,
                 kind: "seller_earnings_available",
                 channels: vec!["in_app", "email"],
-                actions: Some(self.link("view_earnings", "Ver ganancias", "/cuenta/retiro".into())),
+                actions: Some(self.link(
+                    "view_earnings",
+                    label::REQUEST_WITHDRAWAL,
+                    "/cuenta/retiro".into(),
+                )),
                 metadata: json!({ "type": "seller_earnings_available", "lines": lines }),
             })
             .collect();

@@ -160,7 +160,9 @@ const NO_OPEN_REPORT: &str = "NOT EXISTS (
             OR (tr.entity_type = 'listing' AND tr.entity_id = lt.listing_id))
      WHERE lt.id = se.listing_ticket_id)";
 
-/// Up to `limit` earnings whose hold has passed with no open report, `skip` left out.
+/// Up to `limit` earnings whose hold has passed with no open report, `skip` left out;
+/// the longest-held first, as the original orders them (so the same earnings share a
+/// batch and its `seller_earnings_available`).
 pub async fn releasable(
     pool: &PgPool,
     now: DateTime<Utc>,
@@ -171,7 +173,11 @@ pub async fn releasable(
     sqlx::query_scalar(AssertSqlSafe(format!(
         "SELECT se.id FROM seller_earnings se
           WHERE {HELD_LONG_ENOUGH} AND {NO_OPEN_REPORT} AND NOT (se.id = ANY($3))
-       ORDER BY se.created_at, se.id
+       ORDER BY (SELECT e.event_end_date FROM listing_tickets lt
+                   JOIN listings l ON l.id = lt.listing_id
+                   JOIN event_ticket_waves w ON w.id = l.ticket_wave_id
+                   JOIN events e ON e.id = w.event_id
+                  WHERE lt.id = se.listing_ticket_id), se.id
           LIMIT $4"
     )))
     .bind(now)

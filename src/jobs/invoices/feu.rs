@@ -337,12 +337,22 @@ fn unreachable(what: &str, e: &reqwest::Error) -> FeuError {
     FeuError::Transient(format!("{what}: {why}"))
 }
 
-/// At most `max` characters, with an ellipsis when cut (FEU's field limits).
+/// At most `max` UTF-16 units, with an ellipsis when cut: FEU's field limits as the
+/// original measures them (apps/backend/src/services/feu/builders.ts, `text.length`), so
+/// an emoji counts two. The cut never splits a character (JavaScript's `slice` can leave
+/// half an emoji; we stop before it).
 fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
+    if text.encode_utf16().count() <= max {
         return text.to_string();
     }
-    let kept: String = text.chars().take(max - 3).collect();
+    let mut units = 0;
+    let kept: String = text
+        .chars()
+        .take_while(|c| {
+            units += c.len_utf16();
+            units <= max - 3
+        })
+        .collect();
     format!("{kept}...")
 }
 
@@ -357,6 +367,12 @@ mod tests {
         let cut = truncate(&long, 80);
         assert_eq!(cut.chars().count(), 80);
         assert!(cut.ends_with("..."));
+        // Emoji are two units each, as JavaScript's `length` counts them.
+        let party = "🎉".repeat(40);
+        assert_eq!(truncate(&party, 80), party, "exactly 80 units");
+        let cut = truncate(&format!("{party}!"), 80);
+        assert_eq!(cut.encode_utf16().count(), 79, "38 emoji and the ellipsis");
+        assert_eq!(cut, format!("{}...", "🎉".repeat(38)));
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub async fn order(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Order>> {
     sqlx::query_as(
         "SELECT o.id, o.status::text AS status, o.user_id AS buyer_user_id, o.currency::text AS currency,
                 o.total_amount, o.subtotal_amount, o.platform_commission, o.vat_on_commission,
-                e.name AS event_name
+                COALESCE(NULLIF(e.name, ''), 'el evento') AS event_name
            FROM orders o JOIN events e ON e.id = o.event_id
           WHERE o.id = $1 AND o.deleted_at IS NULL",
     )
@@ -46,7 +46,7 @@ pub struct Item {
 
 pub async fn items(pool: &PgPool, order: Uuid) -> sqlx::Result<Vec<Item>> {
     sqlx::query_as(
-        "SELECT w.name AS ticket_wave_name, i.quantity, i.price_per_ticket, i.subtotal
+        "SELECT COALESCE(NULLIF(w.name, ''), 'Entrada') AS ticket_wave_name, i.quantity, i.price_per_ticket, i.subtotal
            FROM order_items i JOIN event_ticket_waves w ON w.id = i.ticket_wave_id
           WHERE i.order_id = $1 AND i.deleted_at IS NULL
        ORDER BY i.created_at, i.id",

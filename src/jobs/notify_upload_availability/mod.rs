@@ -30,7 +30,7 @@ use sqlx::PgPool;
 use crate::clock::Clock;
 use crate::config::{self, Env};
 use crate::jobs::{Job, JobError, Registration, RunContext, Summary};
-use crate::notify::{Notification, action, iso};
+use crate::notify::{Notification, action, iso, label, time_zone};
 use queries::{Listing, Reminded};
 
 pub use milestones::{MILESTONES, due};
@@ -146,7 +146,7 @@ impl UploadReminders {
             channels: vec!["in_app", "email", "whatsapp"],
             actions: Some(action(
                 "upload_documents",
-                "Subir entradas",
+                label::UPLOAD_DOCUMENTS,
                 format!(
                     "{}/cuenta/subir-entradas?subirPublicacion={}",
                     self.settings.app_base_url, listing.listing_id
@@ -162,14 +162,6 @@ impl UploadReminders {
                 "hoursUntilEvent": milestone,
             }),
         }
-    }
-}
-
-/// The IANA zone of a venue's country, by name or code; Montevideo when unknown.
-pub fn time_zone(country: Option<&str>) -> &'static str {
-    match country.map(|c| c.trim().to_lowercase()).as_deref() {
-        Some("argentina" | "ar") => "America/Argentina/Buenos_Aires",
-        _ => "America/Montevideo",
     }
 }
 

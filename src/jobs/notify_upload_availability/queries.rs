@@ -24,7 +24,8 @@ pub struct Listing {
 /// band, one row per (seller, listing).
 pub async fn listings(pool: &PgPool, now: DateTime<Utc>) -> sqlx::Result<Vec<Listing>> {
     sqlx::query_as(
-        "SELECT l.id AS listing_id, l.publisher_user_id AS seller_user_id, e.name AS event_name,
+        "SELECT l.id AS listing_id, l.publisher_user_id AS seller_user_id,
+                COALESCE(NULLIF(e.name, ''), 'el evento') AS event_name,
                 e.event_start_date, e.qr_availability_timing::text AS qr_availability_timing,
                 v.country AS venue_country, count(*) AS tickets_without_document
            FROM listing_tickets t

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::queries::{LockedOrder, OrderItem, SoldTicket};
-use crate::notify::{Notification, action, iso};
+use crate::notify::{Notification, action, iso, label, time_zone};
 use crate::queue::NewJob;
 
 /// `order_expired` emails are dropped for orders older than this: offline payments can
@@ -114,10 +114,16 @@ fn buyer_confirmed(
         channels: vec!["in_app", "email"],
         actions: Some(action(
             "view_order",
-            "Ver orden",
+            label::VIEW_MY_TICKETS,
             format!("{app_base_url}/cuenta/entradas?orden={}", order.id),
         )),
-        metadata: with(&summary, json!({ "type": "order_confirmed" })),
+        metadata: with(
+            &summary,
+            json!({
+                "type": "order_confirmed",
+                "eventTimezone": time_zone(order.venue_country.as_deref()),
+            }),
+        ),
     };
     // Omitted, not null, when unknown: the job schema says optional string (a gap in the
     // original, which sent null and failed its own validation).
@@ -144,7 +150,7 @@ fn seller_sold(
     let actions = prompt.then(|| {
         action(
             "upload_documents",
-            "Subir entradas",
+            label::UPLOAD_DOCUMENTS,
             format!(
                 "{app_base_url}/cuenta/subir-entradas?subirPublicacion={}",
                 sale.listing_id
@@ -169,7 +175,11 @@ fn seller_sold(
         actions,
         metadata: with(
             &sold,
-            json!({ "type": "ticket_sold_seller", "shouldPromptUpload": prompt }),
+            json!({
+                "type": "ticket_sold_seller", "shouldPromptUpload": prompt,
+                "allDocumentsUploaded": sale.all_documents_uploaded,
+                "eventTimezone": time_zone(order.venue_country.as_deref()),
+            }),
         ),
     };
     let job = NewJob {
@@ -199,7 +209,7 @@ pub fn on_payment_failed(
         channels: vec!["in_app", "email"],
         actions: Some(action(
             "retry_payment",
-            "Reintentar pago",
+            label::RETRY_PAYMENT,
             format!("{app_base_url}/checkout/{}", order.id),
         )),
         metadata: json!({

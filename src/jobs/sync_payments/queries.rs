@@ -62,7 +62,6 @@ pub struct Refresh {
     pub balance_fee: Option<Decimal>,
     pub balance_currency: Option<String>,
     pub exchange_rate: Option<Decimal>,
-    pub has_payer: bool,
     pub payer_email: Option<String>,
     pub payer_first_name: Option<String>,
     pub payer_last_name: Option<String>,
@@ -92,12 +91,12 @@ pub async fn refresh_payments(
                 balance_fee = COALESCE(x.balance_fee, p.balance_fee),
                 balance_currency = COALESCE(x.balance_currency, p.balance_currency),
                 exchange_rate = COALESCE(x.exchange_rate, p.exchange_rate),
-                payer_email = CASE WHEN x.has_payer THEN x.payer_email ELSE p.payer_email END,
-                payer_first_name = CASE WHEN x.has_payer THEN x.payer_first_name ELSE p.payer_first_name END,
-                payer_last_name = CASE WHEN x.has_payer THEN x.payer_last_name ELSE p.payer_last_name END,
-                payer_document_type = CASE WHEN x.has_payer THEN x.payer_document_type ELSE p.payer_document_type END,
-                payer_document = CASE WHEN x.has_payer THEN x.payer_document ELSE p.payer_document END,
-                payer_country = CASE WHEN x.has_payer THEN x.payer_country ELSE p.payer_country END,
+                payer_email = COALESCE(x.payer_email, p.payer_email),
+                payer_first_name = COALESCE(x.payer_first_name, p.payer_first_name),
+                payer_last_name = COALESCE(x.payer_last_name, p.payer_last_name),
+                payer_document_type = COALESCE(x.payer_document_type, p.payer_document_type),
+                payer_document = COALESCE(x.payer_document, p.payer_document),
+                payer_country = COALESCE(x.payer_country, p.payer_country),
                 failure_reason = COALESCE(x.failure_reason, p.failure_reason),
                 approved_at = x.approved_at,
                 failed_at = CASE WHEN x.status = 'failed' THEN $2 ELSE p.failed_at END,
@@ -108,7 +107,7 @@ pub async fn refresh_payments(
            FROM jsonb_to_recordset($1) AS x(
                 id uuid, expected_status text, status text, payment_method text,
                 balance_amount numeric, balance_fee numeric, balance_currency text, exchange_rate numeric,
-                has_payer boolean, payer_email text, payer_first_name text, payer_last_name text,
+                payer_email text, payer_first_name text, payer_last_name text,
                 payer_document_type text, payer_document text, payer_country text,
                 failure_reason text, approved_at timestamptz, provider_metadata jsonb)
           WHERE p.id = x.id AND p.status = x.expected_status::payment_status
@@ -215,12 +214,14 @@ pub struct LockedOrder {
     pub qr_timing: Option<String>,
     pub venue_name: Option<String>,
     pub venue_address: Option<String>,
+    pub venue_country: Option<String>,
 }
 
 const LOCK_ORDERS: &str = "SELECT o.id, o.status::text AS status, o.user_id, o.created_at, o.total_amount,
             o.subtotal_amount, o.platform_commission, o.vat_on_commission, o.currency::text AS currency,
-            e.name AS event_name, e.event_start_date, e.event_end_date, e.platform,
-            e.qr_availability_timing::text AS qr_timing, v.name AS venue_name, v.address AS venue_address
+            COALESCE(NULLIF(e.name, ''), 'el evento') AS event_name, e.event_start_date, e.event_end_date, e.platform,
+            e.qr_availability_timing::text AS qr_timing, v.name AS venue_name, v.address AS venue_address,
+            v.country AS venue_country
        FROM orders o
        JOIN events e ON e.id = o.event_id
   LEFT JOIN event_venues v ON v.id = e.venue_id
@@ -396,7 +397,7 @@ pub struct OrderItem {
 
 pub async fn order_items(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<Vec<OrderItem>> {
     sqlx::query_as(
-        "SELECT oi.id, w.name AS ticket_wave_name, oi.quantity, oi.price_per_ticket, oi.subtotal,
+        "SELECT oi.id, COALESCE(NULLIF(w.name, ''), 'Entrada') AS ticket_wave_name, oi.quantity, oi.price_per_ticket, oi.subtotal,
                 w.currency::text AS currency
            FROM order_items oi JOIN event_ticket_waves w ON w.id = oi.ticket_wave_id
           WHERE oi.order_id = $1 AND oi.deleted_at IS NULL

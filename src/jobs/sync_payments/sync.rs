@@ -510,7 +510,6 @@ fn refresh(c: &Candidate, p: &DlocalPayment, status: PaymentStatus) -> Refresh {
         balance_fee: p.balance_fee,
         balance_currency: fit(p.balance_currency.as_deref(), 3),
         exchange_rate,
-        has_payer: payer.is_some(),
         payer_email: fit(payer.and_then(|x| x.email.as_deref()), 255),
         payer_first_name: fit(payer.and_then(|x| x.first_name.as_deref()), 255),
         payer_last_name: fit(payer.and_then(|x| x.last_name.as_deref()), 255),
