@@ -278,8 +278,21 @@ impl DatabaseSettings {
 
     fn from_credentials_json(json: &str) -> Result<DatabaseSettings, Error> {
         let var = "DB_CREDENTIALS_JSON";
-        // serde_json's message names the field and position, never the value.
-        let c: DbCredentials = serde_json::from_str(json)
+        let not_json = || error(var, "is not the expected JSON object");
+        // serde_json's syntax errors name a position only, but its type errors quote the
+        // value ("invalid type: integer `12345`"): the text fields' types are checked
+        // here first, so a message names the field and never what it holds.
+        let value: serde_json::Value = serde_json::from_str(json).map_err(|_| not_json())?;
+        let fields = value.as_object().ok_or_else(not_json)?;
+        for name in ["username", "password", "host", "dbname"] {
+            if fields
+                .get(name)
+                .is_some_and(|v| !v.is_string() && !v.is_null())
+            {
+                return Err(error(var, format!("`{name}` must be a string")));
+            }
+        }
+        let c: DbCredentials = serde_json::from_value(value)
             .map_err(|e| error(var, format!("is not the expected JSON object: {e}")))?;
         let port = match c.port {
             None => 5432,
@@ -496,6 +509,13 @@ mod tests {
                 "DB_CREDENTIALS_JSON: `99999` is not a TCP port",
             ),
             (
+                &[(
+                    "DB_CREDENTIALS_JSON",
+                    r#"{"username":"u","password":98765432,"host":"h"}"#,
+                )],
+                "DB_CREDENTIALS_JSON: `password` must be a string",
+            ),
+            (
                 &[("DB_CREDENTIALS_JSON", "hunter2")],
                 "DB_CREDENTIALS_JSON: is not the expected JSON object",
             ),
@@ -533,7 +553,10 @@ mod tests {
                 message.starts_with(fragment),
                 "`{message}` does not start with `{fragment}`"
             );
-            assert!(!message.contains("hunter2"), "`{message}` leaks a secret");
+            assert!(
+                !message.contains("hunter2") && !message.contains("98765432"),
+                "`{message}` leaks a secret"
+            );
         }
     }
 }

@@ -53,6 +53,8 @@ pub struct FeuScript {
     pub create_garbage_next: u32,
     /// The next N PDF answers carry data that is not base64.
     pub pdf_not_base64_next: u32,
+    /// The next N PDF answers are valid base64 of something that is not a PDF.
+    pub pdf_not_a_pdf_next: u32,
     /// The next N PDF answers are 500.
     pub pdf_fail_next: u32,
     /// Added to every creation.
@@ -216,6 +218,7 @@ async fn pdf(State(s): State<Sandbox>, Path(id): Path<u64>, headers: HeaderMap) 
         Fail,
         Missing,
         NotBase64,
+        NotAPdf,
         Ok,
     }
     let answer = s.with(|i| {
@@ -228,6 +231,9 @@ async fn pdf(State(s): State<Sandbox>, Path(id): Path<u64>, headers: HeaderMap) 
         } else if script.pdf_not_base64_next > 0 {
             script.pdf_not_base64_next -= 1;
             Pdf::NotBase64
+        } else if script.pdf_not_a_pdf_next > 0 {
+            script.pdf_not_a_pdf_next -= 1;
+            Pdf::NotAPdf
         } else {
             Pdf::Ok
         }
@@ -236,6 +242,7 @@ async fn pdf(State(s): State<Sandbox>, Path(id): Path<u64>, headers: HeaderMap) 
         Pdf::Fail => return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response(),
         Pdf::Missing => return (StatusCode::NOT_FOUND, "not found").into_response(),
         Pdf::NotBase64 => "%%% not base64 %%%".to_string(),
+        Pdf::NotAPdf => base64::engine::general_purpose::STANDARD.encode("<html>login</html>"),
         Pdf::Ok => base64::engine::general_purpose::STANDARD.encode(pdf_bytes(id)),
     };
     Json(json!({

@@ -141,4 +141,15 @@ async fn garbage_500s_and_a_pdf_that_is_not_base64_fail_the_call() {
     let created = feu.create(&ticket("revendiste:o1:buyer")).await.unwrap();
     let e = feu.pdf(created.id).await.unwrap_err();
     assert_eq!(e, FeuError::Transient("FEU pdf data is not base64".into()));
+
+    // Base64 of a page that is not a PDF is never attached to a customer's email.
+    sb.script_feu(FeuScript {
+        pdf_not_a_pdf_next: 3,
+        ..FeuScript::default()
+    });
+    let e = feu.pdf(created.id).await.unwrap_err();
+    assert_eq!(
+        e,
+        FeuError::Transient("FEU pdf data is not a PDF (no %PDF- header)".into())
+    );
 }

@@ -249,11 +249,18 @@ impl Feu {
             )));
         }
         let data = answer["data"].as_str().unwrap_or_default();
-        base64::engine::general_purpose::STANDARD
+        let pdf = base64::engine::general_purpose::STANDARD
             .decode(data.trim())
             .ok()
             .filter(|b| !b.is_empty())
-            .ok_or_else(|| FeuError::Transient("FEU pdf data is not base64".into()))
+            .ok_or_else(|| FeuError::Transient("FEU pdf data is not base64".into()))?;
+        // It is attached to an email as a PDF: anything else is not sent to a customer.
+        if !pdf.starts_with(b"%PDF-") {
+            return Err(FeuError::Transient(
+                "FEU pdf data is not a PDF (no %PDF- header)".into(),
+            ));
+        }
+        Ok(pdf)
     }
 
     /// One API call with the run's token, retried quickly on transient failures; an
