@@ -218,7 +218,7 @@ async fn pdf(State(s): State<Sandbox>, Path(id): Path<u64>, headers: HeaderMap) 
         Fail,
         Missing,
         NotBase64,
-        NotAPdf,
+        Html,
         Ok,
     }
     let answer = s.with(|i| {
@@ -233,7 +233,7 @@ async fn pdf(State(s): State<Sandbox>, Path(id): Path<u64>, headers: HeaderMap) 
             Pdf::NotBase64
         } else if script.pdf_not_a_pdf_next > 0 {
             script.pdf_not_a_pdf_next -= 1;
-            Pdf::NotAPdf
+            Pdf::Html
         } else {
             Pdf::Ok
         }
@@ -242,7 +242,7 @@ async fn pdf(State(s): State<Sandbox>, Path(id): Path<u64>, headers: HeaderMap) 
         Pdf::Fail => return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response(),
         Pdf::Missing => return (StatusCode::NOT_FOUND, "not found").into_response(),
         Pdf::NotBase64 => "%%% not base64 %%%".to_string(),
-        Pdf::NotAPdf => base64::engine::general_purpose::STANDARD.encode("<html>login</html>"),
+        Pdf::Html => base64::engine::general_purpose::STANDARD.encode("<html>login</html>"),
         Pdf::Ok => base64::engine::general_purpose::STANDARD.encode(pdf_bytes(id)),
     };
     Json(json!({
