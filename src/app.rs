@@ -89,8 +89,16 @@ pub async fn run(cli: Cli) -> Exit {
             job,
             since,
             ids,
+            all,
             dry_run,
         }) => {
+            if !*dry_run && !*all && since.is_none() && ids.is_empty() {
+                eprintln!(
+                    "run-job: name the rows to requeue: --since <window>, --id <uuid>, or --all \
+                     (--dry-run lists them all first)."
+                );
+                return Exit::Usage;
+            }
             let filter = requeue::Filter {
                 since: *since,
                 ids: ids.clone(),

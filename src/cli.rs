@@ -38,7 +38,7 @@ Examples:
   run-job check --connect                    after a deploy: database, schema, providers
   run-job runs --since 7d                    what ran, success rates, p50/p95, late jobs
   run-job cost --compare original            next 30 days' cost per job, against the original
-  run-job requeue invoices --since 24h --dry-run   failed invoice rows a rerun would take
+  run-job requeue invoices --since 24h --dry-run   failed invoice rows a requeue would take
   run-job next 'cron(0/15 8-18 ? * MON-FRI *)' --count 5";
 
 /// Runs the marketplace's background jobs: once (as ECS RunTask does), or each on its
@@ -136,6 +136,10 @@ pub enum Command {
         /// Only these rows (repeat the flag, or separate ids with commas).
         #[arg(long = "id", value_name = "UUID", value_delimiter = ',')]
         ids: Vec<uuid::Uuid>,
+        /// Every failed row, however old (without it, a requeue needs --since or --id,
+        /// so months-old notices are not sent by accident).
+        #[arg(long, conflicts_with_all = ["since", "ids"])]
+        all: bool,
         /// List what would be requeued and change nothing.
         #[arg(long)]
         dry_run: bool,

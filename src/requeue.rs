@@ -6,9 +6,12 @@
 //! rows it will touch first, then, unless `--dry-run`, gives each a fresh start in one
 //! transaction: a queue row `pending` now with its attempts back to 0 (the next run
 //! claims it as a new one; FEU's `id_externo` makes a retried invoice the same
-//! document); a notification `pending` now with its failed channels cleared and its
-//! sent channels kept, so nothing already delivered goes out twice. Rows that stopped
-//! being `failed` between the listing and the update are left alone.
+//! document); a notification `pending` now with its failed in-app and email channels
+//! cleared. A failed WhatsApp channel is kept failed: its send may have been delivered
+//! without a receipt saying so (the notifications job gives up on it rather than risk a
+//! duplicate, and Meta has no idempotency key), so requeuing never sends it again. Sent
+//! channels are kept. Rows that stopped being `failed` between the listing and the
+//! update are left alone.
 
 use std::fmt::Write as _;
 
@@ -122,7 +125,8 @@ pub async fn requeue(
                 updated_at = $2,
                 channel_status = (SELECT COALESCE(jsonb_object_agg(c.key, c.value), '{}')
                                     FROM jsonb_each(COALESCE(n.channel_status, '{}')) AS c
-                                   WHERE c.value->>'status' IS DISTINCT FROM 'failed')
+                                   WHERE c.value->>'status' IS DISTINCT FROM 'failed'
+                                      OR c.key NOT IN ('in_app', 'email'))
           WHERE n.id = ANY($1) AND n.status = 'failed'",
     )
     .bind(of("notifications"))
@@ -137,7 +141,8 @@ pub async fn requeue(
     })
 }
 
-/// The table printed before anything changes: one line per row, errors cut short.
+/// The table printed before anything changes: one line per row, errors cut short and
+/// stripped of control characters (a provider's message must not drive the terminal).
 pub fn render(rows: &[FailedRow]) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -146,7 +151,14 @@ pub fn render(rows: &[FailedRow]) -> String {
         "table", "id", "kind", "attempts", "failed at"
     );
     for r in rows {
-        let error: String = r.error.as_deref().unwrap_or("").chars().take(100).collect();
+        let error: String = r
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .chars()
+            .take(100)
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
         let _ = writeln!(
             out,
             "{:<13}  {:<36}  {:<26}  {:>8}  {:<20}  {}",
@@ -155,7 +167,7 @@ pub fn render(rows: &[FailedRow]) -> String {
             r.kind,
             r.attempts,
             r.failed_at.format("%Y-%m-%d %H:%M:%S"),
-            error.replace(['\n', '\r'], " ")
+            error
         );
     }
     out

@@ -57,6 +57,9 @@ pub struct FeuScript {
     pub pdf_not_a_pdf_next: u32,
     /// The next N PDF answers are 500.
     pub pdf_fail_next: u32,
+    /// Every token request is answered with this status and body instead (a login
+    /// endpoint refusing in its own way: OAuth's 400 `invalid_grant`, a bare 401).
+    pub refuse_logins: Option<(u16, String)>,
     /// Added to every creation.
     pub create_latency_ms: u64,
 }
@@ -98,6 +101,11 @@ fn access_token(n: usize) -> String {
 
 async fn token(State(s): State<Sandbox>, Json(body): Json<Value>) -> Response {
     let grant = body["grant_type"].as_str().unwrap_or_default().to_string();
+    if let Some((status, answer)) = s.with(|i| i.feu.script.refuse_logins.clone()) {
+        s.with(|i| i.feu.auth_requests.push(grant.clone()));
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED);
+        return (status, answer).into_response();
+    }
     let issued = s.with(|i| {
         i.feu.auth_requests.push(grant.clone());
         let ok = match grant.as_str() {

@@ -89,6 +89,34 @@ async fn wrong_credentials_are_rejected_without_leaking_them() {
     assert!(sb.feu_documents().is_empty());
 }
 
+/// However the login endpoint refuses (OAuth's 400 `invalid_grant`, a 401 or 403 with
+/// no JSON body), it is a refusal of our credentials, never a fault of the document: the
+/// invoices job then leaves its rows claimable instead of failing them.
+#[tokio::test]
+async fn every_kind_of_login_refusal_is_a_refusal_of_the_credentials() {
+    for (status, body) in [
+        (400, r#"{"error":"invalid_grant"}"#),
+        (401, ""),
+        (403, "<html>forbidden</html>"),
+    ] {
+        let (sb, feu) = feu(&[]).await;
+        sb.script_feu(FeuScript {
+            refuse_logins: Some((status, body.to_string())),
+            ..FeuScript::default()
+        });
+        let e = feu
+            .create(&ticket("revendiste:o1:buyer"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, FeuError::Refused(_)), "{status}: {e:?}");
+        assert_eq!(
+            sb.feu_auth_requests(),
+            ["refresh_token", "password"],
+            "{status}"
+        );
+    }
+}
+
 /// The answer to a creation is lost (FEU created the document, then a 500): asking
 /// again with the same `id_externo` returns that document, and FEU holds one.
 #[tokio::test]

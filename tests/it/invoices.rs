@@ -790,11 +790,21 @@ async fn a_failed_invoice_row_requeued_runs_once_and_issues_one_document(pool: P
 #[sqlx::test(migrations = "./migrations")]
 async fn requeue_names_a_job_without_failed_rows_as_a_usage_error(pool: PgPool) {
     let mut cmd = run_job_on(&pool);
-    cmd.args(["requeue", "scraping"]);
+    cmd.args(["requeue", "scraping", "--all"]);
     let r = output(cmd).await;
     assert_eq!(r.code, Some(2), "{}", r.stderr);
     assert!(
         r.stderr.contains("no failed rows to requeue"),
+        "{}",
+        r.stderr
+    );
+    // Unscoped, it would put back every failed row ever: it asks which.
+    let mut cmd = run_job_on(&pool);
+    cmd.args(["requeue", "invoices"]);
+    let r = output(cmd).await;
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--since <window>, --id <uuid>, or --all"),
         "{}",
         r.stderr
     );

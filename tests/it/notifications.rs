@@ -1524,10 +1524,18 @@ async fn an_sms_channel_fails_alone_and_the_others_are_delivered(pool: PgPool) {
 #[sqlx::test(migrations = "./migrations")]
 async fn a_requeued_notification_keeps_its_delivered_channels(pool: PgPool) {
     let u = user(&pool, Some("ana@example.com"), None).await;
-    let id = notification(&pool, u, "order_confirmed", "{in_app,email}", confirmed()).await;
+    let id = notification(
+        &pool,
+        u,
+        "order_confirmed",
+        "{in_app,email,whatsapp}",
+        confirmed(),
+    )
+    .await;
     sqlx::query(
         "UPDATE notifications SET status = 'failed', retry_count = 3, channel_status =
-           '{\"in_app\": {\"status\": \"sent\"}, \"email\": {\"status\": \"failed\", \"error\": \"resend said 422\"}}'
+           '{\"in_app\": {\"status\": \"sent\"}, \"email\": {\"status\": \"failed\", \"error\": \"resend said 422\"},
+             \"whatsapp\": {\"status\": \"failed\", \"error\": \"no receipt; not sent again to avoid a duplicate\"}}'
           WHERE id = $1",
     )
     .bind(id)
@@ -1537,9 +1545,7 @@ async fn a_requeued_notification_keeps_its_delivered_channels(pool: PgPool) {
     let requeue = |dry: bool| {
         let mut cmd = crate::helpers::run_job_on(&pool);
         cmd.args(["requeue", "notifications"]);
-        if dry {
-            cmd.arg("--dry-run");
-        }
+        cmd.arg(if dry { "--dry-run" } else { "--all" });
         cmd
     };
     let dry = crate::helpers::output(requeue(true)).await;
@@ -1566,5 +1572,12 @@ async fn a_requeued_notification_keeps_its_delivered_channels(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!((status.as_str(), retries), ("pending", 0));
-    assert_eq!(channels, json!({"in_app": {"status": "sent"}}));
+    assert_eq!(
+        channels,
+        json!({
+            "in_app": {"status": "sent"},
+            "whatsapp": {"status": "failed", "error": "no receipt; not sent again to avoid a duplicate"},
+        }),
+        "email tried again; WhatsApp, which may have arrived, never sent twice"
+    );
 }

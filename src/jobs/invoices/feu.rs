@@ -82,7 +82,7 @@ pub enum FeuError {
     /// FEU refused the document (a 4xx about the request): asking again cannot help.
     Rejected(String),
     /// FEU refused our credentials: the token grants (refresh token, then password)
-    /// answered 401/403, or the API refused a fresh token or the issuer (401/403).
+    /// were refused (any 4xx), or the API refused a freshly granted token (401).
     /// Nothing is wrong with the documents; every call of the run would fail the same.
     Refused(String),
 }
@@ -191,10 +191,18 @@ impl Feu {
             .await
             .map_err(|e| unreachable("FEU auth", &e))?;
         let status = response.status();
-        let answer: Value = read(response, "FEU auth").await?;
+        // A login carries no invoice that could be wrong: any refusal (401, 403, OAuth's
+        // 400 invalid_grant, with or without a JSON body) is a refusal of who we are.
         if !status.is_success() {
-            return Err(refused_or(status, "FEU auth"));
+            return Err(
+                if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                    FeuError::Transient(format!("FEU auth answered {status}"))
+                } else {
+                    FeuError::Refused(format!("FEU auth answered {status}"))
+                },
+            );
         }
+        let answer: Value = read(response, "FEU auth").await?;
         answer["access_token"]
             .as_str()
             .filter(|t| !t.is_empty())
@@ -286,8 +294,16 @@ impl Feu {
             }
             let response = request.send().await.map_err(|e| unreachable(what, &e))?;
             let status = response.status();
+            if status == reqwest::StatusCode::UNAUTHORIZED {
+                return Err(FeuError::Refused(format!("{what} answered {status}")));
+            }
+            // A 403 on a document may be about that document (the issuer not allowed a
+            // currency, a filter in front of FEU): the row uses an attempt, the run goes on.
+            if status == reqwest::StatusCode::FORBIDDEN {
+                return Err(FeuError::Transient(format!("{what} answered {status}")));
+            }
             if !status.is_success() {
-                return Err(refused_or(status, what));
+                return Err(by_status(status, what));
             }
             read(response, what).await
         };
@@ -316,15 +332,6 @@ async fn read(response: reqwest::Response, what: &str) -> Result<Value, FeuError
             by_status(status, what)
         }
     })
-}
-
-/// 401 and 403 refuse who we are, not what we asked.
-fn refused_or(status: reqwest::StatusCode, what: &str) -> FeuError {
-    if matches!(status.as_u16(), 401 | 403) {
-        FeuError::Refused(format!("{what} answered {status}"))
-    } else {
-        by_status(status, what)
-    }
 }
 
 fn by_status(status: reqwest::StatusCode, what: &str) -> FeuError {

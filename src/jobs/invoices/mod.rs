@@ -233,8 +233,9 @@ impl Invoices {
         if let Some(reason) = refused {
             return Err(JobError {
                 error: anyhow::anyhow!(
-                    "FEU refused our credentials ({reason}); {} invoice job(s) left queued. \
-                     Check FEU_REFRESH_TOKEN, FEU_USERNAME and FEU_PASSWORD",
+                    "FEU refused our credentials ({reason}); {} claimed invoice job(s) put back \
+                     untouched, every due row waits for the next run. Check \
+                     FEU_REFRESH_TOKEN, FEU_USERNAME and FEU_PASSWORD",
                     counts.requeued
                 ),
                 summary,
@@ -307,7 +308,11 @@ impl Invoices {
             .issue_with_feu(&order, party, &external_id, &amounts, email, now)
             .await;
         if let Err(Failed::Invalid(e) | Failed::Retry(e) | Failed::Refused(e)) = &result {
-            queries::failed_attempt(&self.pool, &external_id, e).await?;
+            // A note for people; failing to write it must not change what the row's
+            // failure was (a refusal would otherwise become a counted retry).
+            if let Err(db) = queries::failed_attempt(&self.pool, &external_id, e).await {
+                tracing::warn!(error = %db, "could not record the invoice's last error");
+            }
         }
         result
     }
