@@ -194,13 +194,10 @@ impl Feu {
         // A login carries no invoice that could be wrong: any refusal (401, 403, OAuth's
         // 400 invalid_grant, with or without a JSON body) is a refusal of who we are.
         if !status.is_success() {
-            return Err(
-                if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-                    FeuError::Transient(format!("FEU auth answered {status}"))
-                } else {
-                    FeuError::Refused(format!("FEU auth answered {status}"))
-                },
-            );
+            return Err(match by_status(status, "FEU auth") {
+                FeuError::Rejected(m) => FeuError::Refused(m),
+                transient => transient,
+            });
         }
         let answer: Value = read(response, "FEU auth").await?;
         answer["access_token"]
