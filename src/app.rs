@@ -289,7 +289,15 @@ async fn check(declarations: &[JobDeclaration], connect: bool) -> Exit {
             clock,
         };
         for d in declarations {
-            match jobs::find(&d.name).map(|r| (r.build)(&deps)) {
+            for secret in &d.reads.secrets {
+                if config::process_env(secret).is_none() {
+                    errors.push(format!(
+                        "job `{}`: {secret}: is declared as a secret the job needs ({}) but is not set",
+                        d.name, d.source
+                    ));
+                }
+            }
+            match jobs::find(&d.name).map(|r| (r.build)(&deps.scoped(&d.name, &d.reads))) {
                 Some(Ok(job)) => jobs.push((d.name.as_str(), job)),
                 Some(Err(e)) => errors.push(format!("job `{}`: {e:#}", d.name)),
                 None => {}
@@ -548,9 +556,10 @@ fn deps(pool: PgPool) -> Result<Deps, Exit> {
     })
 }
 
-fn build_job(name: &str, deps: &Deps) -> Result<Arc<dyn jobs::Job>, Exit> {
+fn build_job(declaration: &JobDeclaration, deps: &Deps) -> Result<Arc<dyn jobs::Job>, Exit> {
+    let name = declaration.name.as_str();
     let registration = jobs::find(name).ok_or(Exit::Config)?;
-    (registration.build)(deps).map_err(|e| {
+    (registration.build)(&deps.scoped(name, &declaration.reads)).map_err(|e| {
         eprintln!("run-job: cannot set up job `{name}`: {e:#}");
         Exit::Config
     })
@@ -617,7 +626,7 @@ async fn run_declared(cli: &Cli, declaration: &JobDeclaration, run_id: Uuid) -> 
             return exit;
         }
     };
-    let job = match deps(pool.clone()).and_then(|deps| build_job(name, &deps)) {
+    let job = match deps(pool.clone()).and_then(|deps| build_job(declaration, &deps)) {
         Ok(job) => job,
         Err(exit) => {
             if let Some(h) = &heartbeat {
@@ -701,7 +710,7 @@ async fn schedule(cli: &Cli, declarations: Vec<JobDeclaration>) -> Exit {
     };
     let mut jobs = Vec::new();
     for d in selected {
-        match build_job(&d.name, &deps) {
+        match build_job(&d, &deps) {
             Ok(job) => jobs.push(Scheduled {
                 declaration: Arc::new(d),
                 job,

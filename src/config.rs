@@ -27,6 +27,30 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
+/// The secrets the runner itself reads for every job (the database's credentials, in
+/// whichever form the operator gives them). A task receives these, those of the
+/// operator's that exist, besides its job's declared `reads`.
+#[allow(dead_code)] // read by the test that holds terraform/ to it
+pub const RUNNER_SECRETS: &[&str] = &["DATABASE_URL", "DB_CREDENTIALS_JSON", "POSTGRES_PASSWORD"];
+
+/// The plain variables the runner itself reads for every job.
+#[allow(dead_code)] // read by the test that holds terraform/ to it
+pub const RUNNER_ENVIRONMENT: &[&str] = &[
+    "POSTGRES_HOST",
+    "POSTGRES_PORT",
+    "POSTGRES_USER",
+    "POSTGRES_DB",
+    "DATABASE_SSLMODE",
+    "DATABASE_SSLROOTCERT",
+    "DATABASE_CONNECT_TIMEOUT_SECONDS",
+    "RUN_JOB_NOW",
+    "RUN_JOB_TRIGGER",
+    "RUN_JOB_ONLY",
+    "RUN_JOB_GRACE_SECONDS",
+    "RUN_JOB_LOG_FORMAT",
+    "RUST_LOG",
+];
+
 /// How settings read the environment: the process's (`process_env`) or a test's map.
 pub type Env = dyn Fn(&str) -> Option<String> + Send + Sync;
 

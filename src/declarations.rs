@@ -42,8 +42,57 @@ pub struct JobDeclaration {
     /// The environment variable holding a check-in URL (Healthchecks.io style) that each
     /// run pings; the URL itself is a secret and is never written here.
     pub heartbeat_url_env: Option<String>,
+    /// What the job reads from its environment, and so all its task receives besides
+    /// the runner's own variables ([`crate::config::RUNNER_SECRETS`],
+    /// [`crate::config::RUNNER_ENVIRONMENT`]).
+    pub reads: Reads,
     /// Where it was read from, for messages.
     pub source: String,
+}
+
+/// The variables a job reads. The Terraform passes each task exactly these (those the
+/// operator supplied), the runner hides every other variable from the job, and a test
+/// fails when a job reads one that is not listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reads {
+    /// Secrets every deployment must supply: `run-job check` fails without them and the
+    /// Terraform refuses a plan whose `secrets` lacks one.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// Secrets some configurations need (another storage, an optional channel); the
+    /// job's own settings say when.
+    #[serde(default)]
+    pub optional_secrets: Vec<String>,
+    /// Plain settings (URLs, limits, switches), from the Terraform's `environment`.
+    #[serde(default)]
+    pub environment: Vec<String>,
+}
+
+impl Reads {
+    /// Every variable listed, secret or not.
+    pub fn all(&self) -> impl Iterator<Item = &str> {
+        self.secrets
+            .iter()
+            .chain(&self.optional_secrets)
+            .chain(&self.environment)
+            .map(String::as_str)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let mut seen = std::collections::HashSet::new();
+        for name in self.all() {
+            if !valid_env_name(name) {
+                return Err(format!(
+                    "reads: `{name}` is not an environment variable name (A-Z, 0-9 and _, not starting with a digit)"
+                ));
+            }
+            if !seen.insert(name) {
+                return Err(format!("reads: `{name}` is listed twice"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Fargate task size: CPU units (1024 = 1 vCPU) and memory in MiB.
@@ -99,6 +148,8 @@ struct RawDeclaration {
     read_only_root_filesystem: bool,
     #[serde(default)]
     heartbeat_url_env: Option<String>,
+    #[serde(default)]
+    reads: Reads,
 }
 
 fn yes() -> bool {
@@ -268,6 +319,7 @@ impl JobDeclaration {
                     .to_string(),
             ));
         }
+        raw.reads.validate().map_err(invalid)?;
         Ok(JobDeclaration {
             name: raw.name,
             description: raw.description.trim().to_string(),
@@ -280,6 +332,7 @@ impl JobDeclaration {
             image: raw.image,
             read_only_root_filesystem: raw.read_only_root_filesystem,
             heartbeat_url_env: raw.heartbeat_url_env,
+            reads: raw.reads,
             source: file.to_string(),
         })
     }

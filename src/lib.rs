@@ -38,7 +38,7 @@ pub mod clock;
 mod config;
 pub mod cost;
 mod database;
-mod declarations;
+pub mod declarations;
 pub mod exit;
 mod failure;
 mod http;

@@ -127,6 +127,31 @@ pub struct Deps {
     pub clock: crate::clock::Clock,
 }
 
+impl Deps {
+    /// These dependencies as one job sees them: its environment holds the variables
+    /// `reads` lists and nothing else, which is also all its task receives in production
+    /// (terraform/main.tf passes each task its declaration's list). A read of anything
+    /// else is answered "unset" and logged, so a job cannot come to depend on a variable
+    /// that its deployment would not have.
+    pub fn scoped(&self, job: &str, reads: &crate::declarations::Reads) -> Deps {
+        let env = self.env.clone();
+        let allowed: Vec<String> = reads.all().map(str::to_string).collect();
+        let job = job.to_string();
+        Deps {
+            pool: self.pool.clone(),
+            env: Arc::new(move |name: &str| {
+                if allowed.iter().any(|a| a == name) {
+                    env(name)
+                } else {
+                    tracing::warn!(job = %job, variable = name, "the job read a variable its declaration does not list; it is treated as unset");
+                    None
+                }
+            }),
+            clock: self.clock.clone(),
+        }
+    }
+}
+
 /// A registry entry: the declared name, how to build the job, and where it leaves the
 /// work it gave up on.
 pub struct Registration {

@@ -197,6 +197,31 @@ async fn check_validates_configuration_and_names_a_bad_variable() {
         .env("FEU_PASSWORD", "p")
         .env("FEU_EMISOR_RUT", "219999830019");
     let r = output(c).await;
+    assert_eq!(
+        r.code,
+        Some(3),
+        "notifications declares RESEND_API_KEY a secret it needs"
+    );
+    assert!(
+        r.stderr.contains(
+            "job `notifications`: RESEND_API_KEY: is declared as a secret the job needs (jobs/notifications.yaml) but is not set"
+        ),
+        "{}",
+        r.stderr
+    );
+
+    let mut c = cmd(&["check"]);
+    c.env("DATABASE_URL", "postgres://app:pw@db.internal:5432/market")
+        .env("DLOCAL_BASE_URL", "https://api.dlocalgo.com")
+        .env("DLOCAL_API_KEY", "k")
+        .env("DLOCAL_SECRET_KEY", "s")
+        .env("FEU_AUTH_URL", "https://auth.feu.test/token")
+        .env("FEU_API_BASE_URL", "https://api.feu.test")
+        .env("FEU_USERNAME", "u")
+        .env("FEU_PASSWORD", "p")
+        .env("FEU_EMISOR_RUT", "219999830019")
+        .env("RESEND_API_KEY", "re_test");
+    let r = output(c).await;
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(
         r.stdout.contains("ok: 10 job declaration(s) valid"),
@@ -402,6 +427,8 @@ fn with_providers(c: &mut tokio::process::Command, dlocal: &str, sites: &str) {
         .env("FEU_API_BASE_URL", format!("{dlocal}/feu"))
         .env("FEU_REFRESH_TOKEN", "r")
         .env("FEU_EMISOR_RUT", "219999830019")
+        .env("RESEND_API_KEY", "re_test")
+        .env("RESEND_BASE_URL", format!("{sites}/resend"))
         .env("SCRAPER_ENTRASTE_URL", format!("{sites}/entraste"))
         .env("SCRAPER_REDTICKETS_URL", format!("{sites}/redtickets"))
         .env("SCRAPER_TICKANTEL_URL", format!("{sites}/tickantel"));

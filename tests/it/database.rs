@@ -168,7 +168,8 @@ async fn sigterm_while_connecting_exits_as_interrupted() {
             .env("FEU_AUTH_URL", "http://127.0.0.1:9/auth/token")
             .env("FEU_API_BASE_URL", "http://127.0.0.1:9")
             .env("FEU_REFRESH_TOKEN", "r")
-            .env("FEU_EMISOR_RUT", "219999830019");
+            .env("FEU_EMISOR_RUT", "219999830019")
+            .env("RESEND_API_KEY", "re_test");
         let child = cmd.spawn().unwrap();
         tokio::time::sleep(Duration::from_millis(500)).await;
         let signalled = Instant::now();

@@ -13,6 +13,7 @@ mod images;
 mod invoices;
 mod notifications;
 mod payout_holds;
+mod reads;
 mod runs;
 mod scheduler;
 mod scraping;
