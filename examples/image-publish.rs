@@ -78,7 +78,7 @@ async fn publish_all(dir: PathBuf, rounds: usize, per_event: usize) -> anyhow::R
     let out = out.to_string_lossy().into_owned();
     let storage =
         Storage::from_env(&move |name: &str| (name == "STORAGE_LOCAL_PATH").then(|| out.clone()))?;
-    let pipeline = ImagePipeline::new(&settings, storage)?;
+    let pipeline = ImagePipeline::new(&settings, storage, std::slice::from_ref(&site.base_url))?;
     let started = Instant::now();
     let (mut published, mut failed) = (0usize, 0usize);
     for _ in 0..rounds {

@@ -39,6 +39,7 @@ mod config;
 pub mod cost;
 mod database;
 pub mod declarations;
+mod egress;
 pub mod exit;
 mod failure;
 mod http;

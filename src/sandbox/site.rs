@@ -86,6 +86,11 @@ impl Site {
         lock(&self.state.segments).push((segment.to_string(), route));
     }
 
+    /// Requests received on any path.
+    pub fn total_hits(&self) -> u64 {
+        lock(&self.state.hits).values().sum()
+    }
+
     /// Requests received for `path`.
     pub fn hits(&self, path: &str) -> u64 {
         lock(&self.state.hits).get(path).copied().unwrap_or(0)

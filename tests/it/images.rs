@@ -177,7 +177,12 @@ async fn host() -> Site {
 async fn real_photographs_become_webp_copies_thumbnails_and_og_cards(pool: PgPool) {
     let site = host().await;
     let s3 = s3().await;
-    let pipeline = ImagePipeline::new(&settings(&[]), s3.storage.clone()).unwrap();
+    let pipeline = ImagePipeline::new(
+        &settings(&[]),
+        s3.storage.clone(),
+        std::slice::from_ref(&site.base_url),
+    )
+    .unwrap();
     let event = event(&pool).await;
     let images = [
         SourceImage {
@@ -278,7 +283,12 @@ async fn real_photographs_become_webp_copies_thumbnails_and_og_cards(pool: PgPoo
 async fn stored_images_are_not_downloaded_again_and_missing_parts_are_rebuilt(pool: PgPool) {
     let site = host().await;
     let s3 = s3().await;
-    let pipeline = ImagePipeline::new(&settings(&[]), s3.storage.clone()).unwrap();
+    let pipeline = ImagePipeline::new(
+        &settings(&[]),
+        s3.storage.clone(),
+        std::slice::from_ref(&site.base_url),
+    )
+    .unwrap();
     let event = event(&pool).await;
     let images = [SourceImage {
         kind: ImageKind::Hero,
@@ -473,6 +483,7 @@ async fn images_wait_for_their_memory_and_one_larger_than_the_budget_runs_alone(
             ("IMAGES_CPU_WORKERS", "2"),
         ]),
         s3.storage.clone(),
+        std::slice::from_ref(&site.base_url),
     )
     .unwrap();
     let images: Vec<SourceImage> = ["a", "b", "c"]
@@ -526,6 +537,7 @@ async fn bad_images_fail_alone_with_a_reason_and_the_rest_is_published(pool: PgP
             ("IMAGES_MAX_BYTES", "10485760"),
         ]),
         s3.storage.clone(),
+        std::slice::from_ref(&site.base_url),
     )
     .unwrap();
     let fixed = |kind: &str, body: Vec<u8>| Route::Fixed {
@@ -646,6 +658,31 @@ async fn bad_images_fail_alone_with_a_reason_and_the_rest_is_published(pool: PgP
         kind: ImageKind::Flyer,
         url: "ftp://example.com/a.jpg".into(),
     });
+    // An internal service on another loopback port, named directly, behind a redirect
+    // from the image host, and behind a user name that looks like the image host.
+    let internal = Site::start(None).await.unwrap();
+    site.route(
+        "/bad/to-internal.jpg",
+        Route::Redirect(internal.url("/latest/meta-data")),
+    );
+    let internal_port = internal.base_url.rsplit(':').next().unwrap().to_string();
+    let hostile = [
+        (internal.url("/secret.jpg"), "scheme `http` is not https"),
+        (
+            site.url("/bad/to-internal.jpg"),
+            "redirect refused: scheme `http` is not https",
+        ),
+        (
+            format!("{}@127.0.0.1:{internal_port}/x.jpg", site.base_url),
+            "user name or password",
+        ),
+    ];
+    for (url, _) in &hostile {
+        images.push(SourceImage {
+            kind: ImageKind::Flyer,
+            url: url.clone(),
+        });
+    }
     images.push(SourceImage {
         kind: ImageKind::Hero,
         url: site.url("/img/photo.webp"),
@@ -685,9 +722,22 @@ async fn bad_images_fail_alone_with_a_reason_and_the_rest_is_published(pool: PgP
         "{}",
         ftp.error
     );
+    for (url, reason) in &hostile {
+        let failure = report
+            .failures
+            .iter()
+            .find(|f| &f.url == url)
+            .unwrap_or_else(|| panic!("{url}: no failure reported"));
+        assert!(
+            failure.error.to_string().contains(reason),
+            "{url}: {}",
+            failure.error
+        );
+    }
+    assert_eq!(internal.total_hits(), 0, "the internal service was reached");
     assert_eq!(
         report.failures.len(),
-        bad.len() + 1,
+        bad.len() + 1 + hostile.len(),
         "{:#?}",
         report.failures
     );

@@ -29,6 +29,7 @@ fn settings(sb: &Sandbox, extra: &[(&str, &str)]) -> Settings {
         ("WHATSAPP_ACCESS_TOKEN", "wa_test_token"),
         ("WHATSAPP_PHONE_NUMBER_ID", "1234567890"),
         ("WHATSAPP_BASE_URL", sb.base_url.as_str()),
+        ("PUSH_SERVICE_ORIGINS", sb.base_url.as_str()),
         ("EMAIL_RATE_PER_SECOND", "0"),
         ("WHATSAPP_RATE_PER_SECOND", "0"),
     ];
@@ -1090,6 +1091,93 @@ pub fn vapid_keys() -> (String, String) {
         b64.encode(private.as_ref()),
         b64.encode(pair.public_key().as_ref()),
     )
+}
+
+/// Subscriptions are rows users fill: an endpoint on a private address, on the
+/// instance metadata address, on a host that is no push service, or behind a user name,
+/// is never contacted, and the in-app channel records why; only the newest five of a
+/// user's subscriptions are pushed to.
+#[sqlx::test(migrations = "./migrations")]
+async fn push_endpoints_outside_the_push_services_are_never_contacted(pool: PgPool) {
+    let u = user(&pool, Some("push@example.com"), None).await;
+    let sb = sandbox().await;
+    let internal = run_job::sandbox::site::Site::start(None).await.unwrap();
+    let port = internal.base_url.rsplit(':').next().unwrap().to_string();
+    let subscribe = |(endpoint, p256dh, auth): (String, String, String), age_minutes: i64| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query("INSERT INTO push_subscriptions (user_id, endpoint, p256dh, auth, created_at) VALUES ($1, $2, $3, $4, now() - make_interval(mins => $5::int))")
+                .bind(u)
+                .bind(&endpoint)
+                .bind(p256dh)
+                .bind(auth)
+                .bind(age_minutes as i32)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    };
+    // Real keys (the stand-in's) at hostile endpoints.
+    let at = |endpoint: String| {
+        let (_, p256dh, auth) = sb.push_subscription();
+        (endpoint, p256dh, auth)
+    };
+    subscribe(sb.push_subscription(), 0).await;
+    subscribe(at(internal.url("/push/a")), 1).await;
+    subscribe(at(format!("https://127.0.0.1:{port}/push/b")), 2).await;
+    subscribe(at("https://169.254.169.254/latest/meta-data/".into()), 3).await;
+    subscribe(
+        at(format!(
+            "https://fcm.googleapis.com@127.0.0.1:{port}/push/c"
+        )),
+        4,
+    )
+    .await;
+    // The sixth newest is a real stand-in subscription: not pushed to at all.
+    subscribe(sb.push_subscription(), 60).await;
+
+    let id = notification(&pool, u, "order_confirmed", "{in_app}", confirmed()).await;
+    let (private, public) = vapid_keys();
+    let s = settings(
+        &sb,
+        &[
+            ("VAPID_PRIVATE_KEY", &private),
+            ("VAPID_PUBLIC_KEY", &public),
+        ],
+    );
+    run(&pool, s).await;
+
+    assert_eq!(state(&pool, id).await.0, "sent");
+    assert_eq!(
+        internal.total_hits(),
+        0,
+        "an internal address was contacted"
+    );
+    assert_eq!(
+        sb.pushes().len(),
+        1,
+        "only the legitimate newest subscription"
+    );
+    let note: String = sqlx::query_scalar(
+        "SELECT channel_status->'in_app'->>'push' FROM notifications WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    for reason in [
+        "web push: 4 of 5 not delivered",
+        "scheme `http` is not https",
+        "host `127.0.0.1` is or resolves to a non-public address (127.0.0.1)",
+        "host `169.254.169.254` is or resolves to a non-public address",
+        "the URL carries a user name or password",
+    ] {
+        assert!(note.contains(reason), "{reason} not in: {note}");
+    }
+    assert!(
+        !note.contains("/push/"),
+        "the note repeats an endpoint's path: {note}"
+    );
 }
 
 #[sqlx::test(migrations = "./migrations")]

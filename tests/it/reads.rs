@@ -41,6 +41,7 @@ fn production() -> HashMap<&'static str, String> {
         ("SCRAPER_CHROMIUM_ARGS", "mute-audio"),
         ("SCRAPER_HOST_RESOLVER_RULES", "MAP * ~NOTFOUND"),
         ("RUN_JOB_TASK_MEMORY_MB", "1024"),
+        ("PUSH_SERVICE_ORIGINS", "http://127.0.0.1:9"),
     ]
     .into_iter()
     .map(|(k, v)| (k, v.to_string()))

@@ -26,6 +26,10 @@ use crate::failure::{Decision, Failure};
 use crate::http::Transient;
 use crate::storage::StorageError;
 
+/// How long the pushes of one notification may take together: a push service that
+/// hangs delays the batch by this much at most.
+const PUSH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// At most `per_second` calls a second (0: unlimited), shared by concurrent sends.
 pub struct RateLimit(Option<Mutex<Interval>>);
 
@@ -156,12 +160,17 @@ impl Notifications {
     async fn attempt(&self, a: Attempt<'_>) -> ChannelState {
         let attempts = a.attempts + 1;
         let now = a.now;
+        let push = match a.channel {
+            Channel::InApp => self.push(a.n, a.metadata, a.subscriptions).await,
+            _ => None,
+        };
         match self.send(&a, attempts).await {
             Ok(provider_id) => ChannelState::Sent {
                 attempts,
                 sent_at: Some(self.clock.now()),
                 provider_id: Some(provider_id),
                 confirmed_by: None,
+                push,
             },
             Err(SendError::Permanent(reason)) => ChannelState::failed(attempts, reason),
             Err(SendError::Unknown(reason)) => match self.settings.whatsapp_receipts_wait {
@@ -225,6 +234,7 @@ impl Notifications {
                 sent_at: Some(at),
                 provider_id: Some(message_id),
                 confirmed_by: Some("receipt".into()),
+                push: None,
             }),
             Ok(Some(Receipt::Failed { error })) => Settled::Done(ChannelState::failed(
                 attempts,
@@ -246,10 +256,9 @@ impl Notifications {
         match a.channel {
             // Stored in the database already: the app shows it. Web push to the user's
             // browsers is a side effect whose failures never change this channel.
-            Channel::InApp => {
-                self.push(a.n, a.metadata, a.subscriptions).await;
-                Ok(String::new())
-            }
+            // Stored in the database already: the app shows it. Web push to the user's
+            // browsers is a side effect, done by `attempt`, that never fails this channel.
+            Channel::InApp => Ok(String::new()),
             Channel::Email => self.send_email(a).await,
             Channel::Sms => Err(SendError::Permanent("channel sms is not supported".into())),
             Channel::Whatsapp => self.send_whatsapp(a, attempt).await,
@@ -326,6 +335,7 @@ impl Notifications {
                 sent_at: Some(self.clock.now()),
                 provider_id: Some(provider_id.clone()),
                 confirmed_by: None,
+                push: None,
             };
             self.mark(n, Channel::Whatsapp, a.lease_until, &done)
                 .await
@@ -334,11 +344,18 @@ impl Notifications {
         sent
     }
 
-    /// Web-pushes the notification to every browser the user subscribed; deletes the
-    /// subscriptions the push service calls gone.
-    async fn push(&self, n: &Claimed, metadata: &Value, subscriptions: &[Subscription]) {
+    /// Web-pushes the notification to the user's browsers (the newest few
+    /// subscriptions), all at once under one deadline; deletes the subscriptions the
+    /// push service calls gone. An endpoint the egress guard refuses is never
+    /// contacted. Returns what did not go out, for the in-app channel's record.
+    async fn push(
+        &self,
+        n: &Claimed,
+        metadata: &Value,
+        subscriptions: &[Subscription],
+    ) -> Option<String> {
         if subscriptions.is_empty() {
-            return;
+            return None;
         }
         let (title, body) = self.content.push_text(&n.kind, metadata);
         let payload = json!({
@@ -350,17 +367,46 @@ impl Notifications {
         })
         .to_string();
         let topic = n.id.simple().to_string();
-        for s in subscriptions {
-            match self.push.send(s, payload.as_bytes(), &topic).await {
-                Ok(()) => {}
-                Err(webpush::PushError::Gone) => {
-                    tracing::info!("push subscription gone; deleted");
-                    queries::delete_subscription(&self.pool, &s.endpoint)
-                        .await
-                        .ok();
-                }
-                Err(webpush::PushError::Other(e)) => tracing::warn!(error = %e, "web push failed"),
+        let all = futures::future::join_all(
+            subscriptions
+                .iter()
+                .map(|s| self.push_one(s, payload.as_bytes(), &topic)),
+        );
+        let problems: Vec<String> = match tokio::time::timeout(PUSH_DEADLINE, all).await {
+            Ok(results) => results.into_iter().flatten().collect(),
+            Err(_) => vec![format!(
+                "pushes not finished within {} s",
+                PUSH_DEADLINE.as_secs()
+            )],
+        };
+        if problems.is_empty() {
+            return None;
+        }
+        let note = format!(
+            "web push: {} of {} not delivered: {}",
+            problems.len().min(subscriptions.len()),
+            subscriptions.len(),
+            problems.join("; ")
+        );
+        tracing::warn!(notification_id = %n.id, reason = %note, "web push incomplete");
+        Some(note)
+    }
+
+    /// One push, if the guard admits its endpoint; what went wrong otherwise.
+    async fn push_one(&self, s: &Subscription, payload: &[u8], topic: &str) -> Option<String> {
+        if let Err(refused) = self.push.admits(&s.endpoint).await {
+            return Some(format!("endpoint refused: {refused}"));
+        }
+        match self.push.send(s, payload, topic).await {
+            Ok(()) => None,
+            Err(webpush::PushError::Gone) => {
+                tracing::info!("push subscription gone; deleted");
+                queries::delete_subscription(&self.pool, &s.endpoint)
+                    .await
+                    .ok();
+                None
             }
+            Err(webpush::PushError::Other(e)) => Some(e),
         }
     }
 

@@ -99,6 +99,10 @@ pub struct Settings {
     pub max_age: TimeDelta,
     /// Where invoice PDFs are read from (see `storage::Storage::from_env`).
     pub storage: crate::storage::Storage,
+    /// Push services accepted besides the known ones, each by its exact origin
+    /// (`PUSH_SERVICE_ORIGINS`, comma-separated `scheme://host:port`): for stand-ins.
+    /// Nothing else widens where web pushes may go.
+    pub push_service_origins: Vec<String>,
 }
 
 impl Settings {
@@ -148,6 +152,14 @@ impl Settings {
                 )?),
             },
             storage: crate::storage::Storage::from_env(env)?,
+            push_service_origins: env("PUSH_SERVICE_ORIGINS")
+                .map(|list| {
+                    list.split(',')
+                        .map(|o| o.trim().trim_end_matches('/').to_string())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
             max_age: TimeDelta::hours(config::parse(
                 env,
                 "NOTIFICATIONS_MAX_AGE_HOURS",
@@ -236,6 +248,7 @@ impl Notifications {
                     None => None,
                 },
                 timeouts,
+                &settings.push_service_origins,
             )?,
             storage: settings.storage.clone(),
             email_rate: RateLimit::new(settings.email_rate),

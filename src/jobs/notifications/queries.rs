@@ -206,7 +206,9 @@ pub async fn order_facts(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<OrderF
     .await
 }
 
-/// The browsers each of these users subscribed, read once for a claimed batch.
+/// The browsers each of these users subscribed (the newest
+/// [`MAX_SUBSCRIPTIONS_PER_USER`](super::webpush::MAX_SUBSCRIPTIONS_PER_USER) each),
+/// read once for a claimed batch.
 pub async fn subscriptions(
     pool: &PgPool,
     users: &[Uuid],
@@ -215,9 +217,14 @@ pub async fn subscriptions(
         return Ok(Vec::new());
     }
     let rows: Vec<(Uuid, String, String, String)> = sqlx::query_as(
-        "SELECT user_id, endpoint, p256dh, auth FROM push_subscriptions WHERE user_id = ANY($1)",
+        "SELECT user_id, endpoint, p256dh, auth FROM (
+            SELECT user_id, endpoint, p256dh, auth,
+                   row_number() OVER (PARTITION BY user_id ORDER BY created_at DESC, id) AS newest
+            FROM push_subscriptions WHERE user_id = ANY($1)
+        ) s WHERE newest <= $2",
     )
     .bind(users)
+    .bind(super::webpush::MAX_SUBSCRIPTIONS_PER_USER)
     .fetch_all(pool)
     .await?;
     Ok(rows

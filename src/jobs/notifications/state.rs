@@ -66,6 +66,10 @@ pub enum ChannelState {
         /// `receipt` when a delivery receipt, not the send's answer, said so.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         confirmed_by: Option<String>,
+        /// In-app only: the web pushes that did not go out, and why (an endpoint the
+        /// egress guard refused, a push service's refusal). Absent when all went out.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        push: Option<String>,
     },
     /// Given up; never sent again.
     Failed {

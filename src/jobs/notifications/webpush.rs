@@ -15,6 +15,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::json;
 
+use crate::egress::{Guard, Hosts, Refused};
 use crate::http::{self, Timeouts};
 
 /// Record size announced in the header: one record carries the whole payload.
@@ -214,17 +215,51 @@ pub struct Subscription {
     pub auth: String,
 }
 
+/// The push services browsers subscribe with: Chrome and Edge's FCM, Firefox's
+/// autopush, Windows' WNS, Safari's APNs web push. An endpoint elsewhere was not made
+/// by a browser; posting to it would let anyone who can register a subscription aim
+/// our requests (from inside the VPC) wherever they like.
+pub const PUSH_SERVICES: &[&str] = &[
+    "fcm.googleapis.com",
+    "push.services.mozilla.com",
+    "notify.windows.com",
+    "push.apple.com",
+];
+
+/// The subscriptions a notification is pushed to, per user: the newest few. A user
+/// (or a script) that registered thousands cannot make one notification cost thousands
+/// of requests.
+pub const MAX_SUBSCRIPTIONS_PER_USER: i64 = 5;
+
 pub struct WebPush {
     http: reqwest::Client,
+    guard: Guard,
     vapid: Option<Vapid>,
 }
 
 impl WebPush {
-    pub fn new(vapid: Option<Vapid>, timeouts: Timeouts) -> reqwest::Result<WebPush> {
+    /// `extra_origins`: push services accepted besides [`PUSH_SERVICES`], by exact
+    /// origin (`PUSH_SERVICE_ORIGINS`, for stand-ins).
+    pub fn new(
+        vapid: Option<Vapid>,
+        timeouts: Timeouts,
+        extra_origins: &[String],
+    ) -> reqwest::Result<WebPush> {
+        let guard = Guard::new(
+            Hosts::Within(PUSH_SERVICES.iter().map(|h| h.to_string()).collect()),
+            extra_origins.iter().map(String::as_str),
+        );
         Ok(WebPush {
-            http: http::client(timeouts)?,
+            http: guard.client(http::builder(timeouts), 0)?,
+            guard,
             vapid,
         })
+    }
+
+    /// Whether `endpoint` may be contacted, and why not: https on a known push
+    /// service's host that resolves to public addresses only.
+    pub async fn admits(&self, endpoint: &str) -> Result<(), Refused> {
+        self.guard.check_resolved(endpoint).await.map(|_| ())
     }
 
     /// Pushes `payload`. `topic` (RFC 8030: at most 32 base64url characters) lets the push

@@ -188,9 +188,15 @@ pub struct Scraping {
 
 impl Scraping {
     pub fn new(pool: PgPool, settings: Settings, clock: Clock) -> anyhow::Result<Scraping> {
+        let origins: Vec<String> = settings
+            .sites
+            .iter()
+            .map(|(_, base)| base.clone())
+            .collect();
         let pipeline = Arc::new(ImagePipeline::new(
             &settings.images,
             settings.storage.clone(),
+            &origins,
         )?);
         Ok(Scraping {
             pool,

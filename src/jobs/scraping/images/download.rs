@@ -1,6 +1,7 @@
 //! Fetching an image from the site that published it, within bounds.
 //!
-//! Only http and https; at most a few redirects; one deadline for the whole exchange
+//! Only URLs the egress guard admits (https to a public address, or the configured
+//! site's own origin), each redirect hop checked again; at most a few redirects; one deadline for the whole exchange
 //! (connect, headers and body), so a server that trickles or hangs costs a bounded
 //! wait; a size cap checked against `Content-Length` and again while streaming, so a
 //! 200 MB answer is cut off after the cap rather than buffered; a declared content type
@@ -13,6 +14,7 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::{Client, Url};
 
 use super::ImageError;
+use crate::egress::Guard;
 use crate::http;
 
 /// Redirects followed before giving up (CDNs commonly add one or two).
@@ -20,29 +22,35 @@ const MAX_REDIRECTS: usize = 3;
 
 pub struct Downloader {
     client: Client,
+    guard: Guard,
     max_bytes: u64,
 }
 
 impl Downloader {
-    pub fn new(timeout: Duration, max_bytes: u64, user_agent: &str) -> reqwest::Result<Self> {
-        let client = http::builder(http::Timeouts {
+    pub fn new(
+        timeout: Duration,
+        max_bytes: u64,
+        user_agent: &str,
+        guard: Guard,
+    ) -> reqwest::Result<Self> {
+        let builder = http::builder(http::Timeouts {
             connect: timeout.min(Duration::from_secs(10)),
             request: timeout,
         })
-        .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
-        .user_agent(user_agent)
-        .build()?;
-        Ok(Downloader { client, max_bytes })
+        .user_agent(user_agent);
+        let client = guard.client(builder, MAX_REDIRECTS)?;
+        Ok(Downloader {
+            client,
+            guard,
+            max_bytes,
+        })
     }
 
     pub async fn get(&self, url: &str) -> Result<Vec<u8>, ImageError> {
-        let parsed = Url::parse(url).map_err(|e| ImageError::BadUrl(e.to_string()))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(ImageError::BadUrl(format!(
-                "scheme `{}` is not http or https",
-                parsed.scheme()
-            )));
-        }
+        let parsed: Url = self
+            .guard
+            .check(url)
+            .map_err(|e| ImageError::BadUrl(e.to_string()))?;
         let mut response = self.client.get(parsed).send().await.map_err(failed)?;
         let status = response.status();
         if !status.is_success() {
@@ -86,8 +94,6 @@ impl Downloader {
 fn failed(error: reqwest::Error) -> ImageError {
     if error.is_timeout() {
         ImageError::Download("timed out".to_string())
-    } else if error.is_redirect() {
-        ImageError::Download(format!("more than {MAX_REDIRECTS} redirects"))
     } else {
         // Without the URL: the caller names the image, and the chain of causes is
         // what tells a refused connection from a reset.

@@ -31,6 +31,7 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::config::{self, Env};
+use crate::egress::{Guard, Hosts};
 use crate::storage::{Storage, StorageError};
 use download::Downloader;
 use watermark::Watermark;
@@ -255,7 +256,13 @@ pub struct ImagePipeline {
 }
 
 impl ImagePipeline {
-    pub fn new(settings: &ImageSettings, storage: Storage) -> anyhow::Result<ImagePipeline> {
+    /// `origins`: where images may come from besides https on public addresses (the
+    /// configured sites' own base URLs, exactly).
+    pub fn new(
+        settings: &ImageSettings,
+        storage: Storage,
+        origins: &[String],
+    ) -> anyhow::Result<ImagePipeline> {
         let watermark = match &settings.watermark_path {
             None => Watermark::built_in()?,
             Some(path) => {
@@ -272,6 +279,7 @@ impl ImagePipeline {
                 settings.download_timeout,
                 settings.max_bytes,
                 &settings.user_agent,
+                Guard::new(Hosts::Any, origins.iter().map(String::as_str)),
             )?,
             watermark: Arc::new(watermark),
             max_pixels: settings.max_pixels,
