@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::browser::{Browser, PageError, Tab};
 use super::model::ScrapedEvent;
+use crate::egress::Guard;
 
 /// A page to visit: its URL, what kind of page the site expects there, and anything
 /// the page that found it wants to pass on.
@@ -75,6 +76,8 @@ pub trait Site: Send + Sync {
     fn start(&self) -> Vec<Request>;
     /// How long the whole crawl of this site may take.
     fn budget(&self) -> Duration;
+    /// Where this site's pages, and every request they make, may go.
+    fn guard(&self) -> &Guard;
     fn handle<'a>(
         &'a self,
         tab: &'a Tab,
@@ -110,6 +113,8 @@ pub struct Crawled {
     pub duration: Duration,
     /// The browser died during this crawl: what was read is kept, the rest abandoned.
     pub browser_lost: bool,
+    /// Links found that pointed outside the site, not followed.
+    pub refused_links: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -127,7 +132,11 @@ fn attempts_allowed(error: &PageError) -> u32 {
         PageError::Timeout(_) => 2,
         PageError::Status(s) if *s >= 500 => 3,
         PageError::Navigation(_) => 3,
-        PageError::Status(_) | PageError::Extraction(_) | PageError::BrowserGone(_) => 1,
+        PageError::Status(_)
+        | PageError::Extraction(_)
+        | PageError::BrowserGone(_)
+        | PageError::Certificate(_)
+        | PageError::Refused(_) => 1,
     }
 }
 
@@ -144,6 +153,7 @@ pub async fn crawl(
     let started = Instant::now();
     let deadline = started + settings.budget.unwrap_or_else(|| site.budget());
     let mut state = State::new(site, settings.max_requests);
+    let guard = site.guard().clone();
     let mut in_flight = FuturesUnordered::new();
     let mut next_start = Instant::now();
     let mut stop: Option<String> = None;
@@ -190,7 +200,7 @@ pub async fn crawl(
         };
         state.pages += 1;
         match result {
-            Ok(found) => state.found(found),
+            Ok(found) => state.found(found, &guard),
             Err(PageError::BrowserGone(why)) => {
                 stop = Some(format!("the browser is gone: {why}"));
                 break;
@@ -221,6 +231,8 @@ struct State {
     events: Vec<ScrapedEvent>,
     failed: Vec<(String, String)>,
     lost_list_page: Option<String>,
+    /// Links to outside the site, not followed.
+    refused_links: u64,
 }
 
 impl State {
@@ -235,6 +247,7 @@ impl State {
             events: Vec::new(),
             failed: Vec::new(),
             lost_list_page: None,
+            refused_links: 0,
         };
         // The start pages are the crawl itself: never cut by the cap.
         for request in site.start() {
@@ -254,10 +267,19 @@ impl State {
         }
     }
 
-    fn found(&mut self, found: Found) {
+    /// Keeps a page's events and queues its links, except those outside the site
+    /// (checked on the parsed URL: a user name before the host, another port, a `<base
+    /// href>` elsewhere all end up here), which are counted and dropped.
+    fn found(&mut self, found: Found, guard: &Guard) {
         self.events.extend(found.events);
         for follow in found.follow {
-            self.enqueue(follow);
+            match guard.check(&follow.url) {
+                Ok(_) => self.enqueue(follow),
+                Err(refused) => {
+                    self.refused_links += 1;
+                    tracing::debug!(platform = self.platform, %refused, "link not followed");
+                }
+            }
         }
     }
 
@@ -354,6 +376,7 @@ impl State {
             events: self.events,
             duration,
             browser_lost,
+            refused_links: self.refused_links,
         }
     }
 }
@@ -364,7 +387,7 @@ async fn visit(
     request: &Request,
     handler_timeout: Duration,
 ) -> Result<Found, PageError> {
-    let tab = browser.open(&request.url).await?;
+    let tab = browser.open(&request.url, site.guard()).await?;
     let result = tokio::time::timeout(handler_timeout, site.handle(&tab, request))
         .await
         .unwrap_or(Err(PageError::Timeout("reading the page")));

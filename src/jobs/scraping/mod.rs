@@ -39,6 +39,8 @@ use crawl::{CrawlSettings, Site};
 use images::{ImagePipeline, ImageSettings};
 use sites::{SITES, SiteEntry};
 
+use crate::egress::{Guard, Hosts};
+
 pub const REGISTRATION: Registration = Registration {
     name: "scraping",
     build: |deps| {
@@ -214,6 +216,10 @@ impl Scraping {
                 (entry.build)(sites::SiteContext {
                     base: base.clone(),
                     now,
+                    guard: Guard::new(
+                        Hosts::Within(entry.hosts.iter().map(|h| h.to_string()).collect()),
+                        [base.as_str()],
+                    ),
                 })
             })
             .collect()

@@ -41,6 +41,8 @@ struct Details {
     /// The most the images reserved of their memory budget at once (MiB).
     images_memory_peak_mib: u32,
     browser_lost: bool,
+    /// Requests pages made outside their site, blocked in the browser.
+    blocked_requests: u64,
 }
 
 /// One site's crawl and what became of its events: the summary's `sites.<platform>`.
@@ -62,6 +64,8 @@ struct SiteReport {
     /// `null` when the crawl was not complete (nothing is cleaned on partial evidence).
     cleaned: Value,
     failures: Vec<Value>,
+    /// Links found that pointed outside the site, not followed.
+    refused_links: u64,
 }
 
 /// What storing one site's events did.
@@ -80,13 +84,16 @@ struct Stored {
 impl Scraping {
     pub async fn run_once(&self, cx: &RunContext) -> Result<Summary, JobError> {
         let now = self.clock.now();
-        let crawls = self.crawl_sites(now, &cx.cancel).await?;
+        let (crawls, blocked_requests) = self.crawl_sites(now, &cx.cancel).await?;
         let places = match &self.settings.places {
             Some((base, key)) => Some(venues::GooglePlaces::new(base, key.clone())?),
             None => None,
         };
         let mut venues = venues::Venues::new(places, now);
-        let mut details = Details::default();
+        let mut details = Details {
+            blocked_requests,
+            ..Details::default()
+        };
         let mut summary = Summary::default();
         let (mut failed_sites, mut cut_short) = (Vec::new(), Vec::new());
         for crawled in &crawls {
@@ -134,12 +141,13 @@ impl Scraping {
     }
 
     /// Crawls every selected site at once with one browser, closed before returning:
-    /// Chromium is the bulk of the memory and nothing after the crawl needs it.
+    /// Chromium is the bulk of the memory and nothing after the crawl needs it. Also
+    /// says how many requests the pages made outside their sites.
     async fn crawl_sites(
         &self,
         now: DateTime<Utc>,
         cancel: &CancellationToken,
-    ) -> anyhow::Result<Vec<Crawled>> {
+    ) -> anyhow::Result<(Vec<Crawled>, u64)> {
         let browser = browser::Browser::launch(&self.settings.browser).await?;
         let tabs = Arc::new(Semaphore::new(self.settings.concurrency));
         let sites = self.sites(now);
@@ -156,8 +164,9 @@ impl Scraping {
             )
         }))
         .await;
+        let blocked = browser.blocked_requests();
         browser.shutdown().await;
-        Ok(crawls)
+        Ok((crawls, blocked))
     }
 
     /// Stores one site's events, publishes their images, and cleans up after a complete
@@ -207,6 +216,7 @@ impl Scraping {
                 .iter()
                 .map(|(url, e)| json!({"url": url, "error": e}))
                 .collect(),
+            refused_links: crawled.refused_links,
         })
     }
 

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{SiteContext, missing, non_empty, path_of};
+use crate::egress::Guard;
 use crate::jobs::scraping::browser::{PageError, Tab};
 use crate::jobs::scraping::crawl::{Found, Request, Site};
 use crate::jobs::scraping::images::{ImageKind, SourceImage};
@@ -97,6 +98,10 @@ impl Site for Entraste {
 
     fn budget(&self) -> Duration {
         Duration::from_secs(5 * 60)
+    }
+
+    fn guard(&self) -> &Guard {
+        &self.cx.guard
     }
 
     fn handle<'a>(

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 
 use super::browser::PageError;
 use super::crawl::Site;
+use crate::egress::Guard;
 
 /// One site the job can crawl. Adding a site is one entry here and its module.
 #[derive(Debug)]
@@ -23,6 +24,11 @@ pub struct SiteEntry {
     /// The variable that points the crawl elsewhere (a mirror, the tests' fixtures).
     pub url_variable: &'static str,
     pub default_url: &'static str,
+    /// The hosts the real site serves its pages and their scripts from (each with its
+    /// subdomains), reached over https only. A page's request anywhere else is blocked
+    /// in the browser and counted (`blocked_requests` in the run's summary): a site that
+    /// starts needing another host shows there first, and the host is added here.
+    pub hosts: &'static [&'static str],
     pub build: fn(SiteContext) -> Box<dyn Site>,
 }
 
@@ -32,18 +38,21 @@ pub const SITES: &[SiteEntry] = &[
         platform: "entraste",
         url_variable: "SCRAPER_ENTRASTE_URL",
         default_url: "https://entraste.com",
+        hosts: &["entraste.com"],
         build: |cx| Box::new(entraste::Entraste { cx }),
     },
     SiteEntry {
         platform: "redtickets",
         url_variable: "SCRAPER_REDTICKETS_URL",
         default_url: "https://redtickets.uy",
+        hosts: &["redtickets.uy"],
         build: |cx| Box::new(redtickets::RedTickets { cx }),
     },
     SiteEntry {
         platform: "tickantel",
         url_variable: "SCRAPER_TICKANTEL_URL",
         default_url: "https://tickantel.com.uy",
+        hosts: &["tickantel.com.uy"],
         build: |cx| Box::new(tickantel::Tickantel { cx }),
     },
 ];
@@ -55,6 +64,8 @@ pub struct SiteContext {
     pub base: String,
     /// The instant the crawl counts as happening at (dates without a year need one).
     pub now: DateTime<Utc>,
+    /// Where its pages may go: the base URL's origin exactly, or https to its hosts.
+    pub guard: Guard,
 }
 
 /// A page that lacks something required: that page yields nothing.

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{SiteContext, missing, non_empty, path_of};
+use crate::egress::Guard;
 use crate::jobs::scraping::browser::{PageError, Tab};
 use crate::jobs::scraping::crawl::{Found, Request, Site};
 use crate::jobs::scraping::images::{ImageKind, SourceImage};
@@ -95,6 +96,10 @@ impl Site for RedTickets {
 
     fn budget(&self) -> Duration {
         Duration::from_secs(5 * 60)
+    }
+
+    fn guard(&self) -> &Guard {
+        &self.cx.guard
     }
 
     fn handle<'a>(

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{SiteContext, missing, non_empty, path_of};
+use crate::egress::Guard;
 use crate::jobs::scraping::browser::{PageError, Tab, js_string};
 use crate::jobs::scraping::crawl::{Found, Request, Site};
 use crate::jobs::scraping::images::{ImageKind, SourceImage};
@@ -120,6 +121,10 @@ impl Site for Tickantel {
 
     fn budget(&self) -> Duration {
         Duration::from_secs(10 * 60)
+    }
+
+    fn guard(&self) -> &Guard {
+        &self.cx.guard
     }
 
     fn handle<'a>(
