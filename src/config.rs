@@ -30,11 +30,11 @@ use sqlx::postgres::{PgConnectOptions, PgSslMode};
 /// The secrets the runner itself reads for every job (the database's credentials, in
 /// whichever form the operator gives them). A task receives these, those of the
 /// operator's that exist, besides its job's declared `reads`.
-#[allow(dead_code)] // read by the test that holds terraform/ to it
+#[allow(dead_code)] // read by terraform/tests (test_the_runners_variables_are_src_configs)
 pub const RUNNER_SECRETS: &[&str] = &["DATABASE_URL", "DB_CREDENTIALS_JSON", "POSTGRES_PASSWORD"];
 
 /// The plain variables the runner itself reads for every job.
-#[allow(dead_code)] // read by the test that holds terraform/ to it
+#[allow(dead_code)] // read by terraform/tests (test_the_runners_variables_are_src_configs)
 pub const RUNNER_ENVIRONMENT: &[&str] = &[
     "POSTGRES_HOST",
     "POSTGRES_PORT",

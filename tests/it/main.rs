@@ -9,6 +9,7 @@ mod database;
 mod feu;
 mod fixtures;
 mod heartbeat;
+mod hostile;
 mod images;
 mod invoices;
 mod notifications;

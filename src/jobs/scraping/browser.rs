@@ -39,7 +39,10 @@ use chromiumoxide::cdp::browser_protocol::fetch::{
 use chromiumoxide::cdp::browser_protocol::memory::{
     PressureLevel, SimulatePressureNotificationParams,
 };
-use chromiumoxide::cdp::browser_protocol::network::ErrorReason;
+use chromiumoxide::cdp::browser_protocol::network::{
+    ErrorReason, EventLoadingFailed, ResourceType,
+};
+use chromiumoxide::cdp::browser_protocol::page::AddScriptToEvaluateOnNewDocumentParams;
 use chromiumoxide::error::CdpError;
 use chromiumoxide::handler::HandlerConfig;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -411,6 +414,13 @@ impl Tab {
             set = self.page.set_user_agent(user_agent) => set.map_err(cdp)?,
             () = self.gone.cancelled() => return Err(PageError::BrowserGone("it exited".into())),
         };
+        // Why a document failed to load, from the network's own event: Chromium's error
+        // page says nothing (the headless shell's is blank).
+        let mut failures = self
+            .page
+            .event_listener::<EventLoadingFailed>()
+            .await
+            .map_err(cdp)?;
         let go = format!(
             "() => {{ location.assign({}); return true; }}",
             js_string(url)
@@ -424,21 +434,23 @@ impl Tab {
         .await?;
         let landed = self.url().await?;
         if landed.starts_with("chrome-error:") {
-            // The error page names the network error (a certificate Chromium refused,
-            // a request our guard blocked, a refused connection).
-            let code: String = self
-                .eval("() => ((document.body && document.body.innerText) || '').match(/(?:NET::)?ERR_[A-Z0-9_]+/)?.[0] || ''")
-                .await
-                .unwrap_or_default();
-            return Err(PageError::Navigation(match code.as_str() {
-                "" => "the server could not be reached".into(),
-                code if code.contains("CERT") => return Err(PageError::Certificate(code.into())),
-                "ERR_BLOCKED_BY_CLIENT" => {
-                    "the page or a redirect went where its site may not (ERR_BLOCKED_BY_CLIENT)"
-                        .into()
+            let mut code = String::new();
+            while let Ok(Some(failed)) = timeout(Duration::from_millis(500), failures.next()).await
+            {
+                if failed.r#type == ResourceType::Document {
+                    code = failed.error_text.chars().take(80).collect();
+                    break;
                 }
-                code => code.to_string(),
-            }));
+            }
+            return Err(match code.as_str() {
+                "" => PageError::Navigation("the server could not be reached".into()),
+                code if code.contains("CERT") => PageError::Certificate(code.into()),
+                "net::ERR_BLOCKED_BY_CLIENT" => PageError::Refused(
+                    "the page or a redirect went where its site may not (net::ERR_BLOCKED_BY_CLIENT)"
+                        .into(),
+                ),
+                code => PageError::Navigation(code.to_string()),
+            });
         }
         if let Err(refused) = guard.check(&landed) {
             return Err(PageError::Refused(format!(
@@ -503,11 +515,14 @@ impl Tab {
         }
     }
 
-    /// Runs a JavaScript function in the page and decodes what it returns.
+    /// Runs a JavaScript function in the page and decodes what it returns, cut to
+    /// [`BOUND`]'s limits in the page, before it crosses CDP: a page controls what its
+    /// elements hold, and a 50-million-character description must not reach Rust whole.
     pub async fn eval<T: DeserializeOwned>(&self, function: &str) -> Result<T, PageError> {
+        let bounded = format!("() => {{ const value = ({function})(); {BOUND} }}");
         let result = timeout(
             self.navigation_timeout,
-            self.page.evaluate_function(function),
+            self.page.evaluate_function(bounded),
         )
         .await
         .map_err(|_| PageError::Timeout("running a script"))?
@@ -548,6 +563,9 @@ async fn confine(
     page.execute(EnableParams::builder().pattern(every).build())
         .await
         .map_err(cdp)?;
+    page.execute(AddScriptToEvaluateOnNewDocumentParams::new(NO_LAYOUT))
+        .await
+        .map_err(cdp)?;
     let page = page.clone();
     Ok(tokio::spawn(async move {
         while let Some(event) = paused.next().await {
@@ -581,6 +599,38 @@ async fn confine(
         }
     }))
 }
+
+/// Run in every document before its own scripts: nothing is laid out. The scrapers
+/// read the DOM (`textContent`, attributes), never what it looks like, and laying out
+/// is where a hostile page's size turns into memory: a 50-million-character
+/// description took the browser past 3.6 GiB shaping its text; unlaid, it costs the
+/// string (BENCHMARKS.md). The sheet cannot be replaced by the page.
+const NO_LAYOUT: &str = "(() => {
+  const sheet = new CSSStyleSheet();
+  sheet.replaceSync('*, *::before, *::after { display: none !important; }');
+  const sheets = Object.freeze([sheet]);
+  Object.getOwnPropertyDescriptor(Document.prototype, 'adoptedStyleSheets').set.call(document, sheets);
+  Object.defineProperty(document, 'adoptedStyleSheets', { get: () => sheets, set: () => {}, configurable: false });
+})();";
+
+/// The end of every page script: `value` cut to at most 20,000 characters a string,
+/// 1,000 items a list, 64 fields an object, 8 levels deep and 2,000,000 characters in
+/// all. The scrapers' largest honest value, a description's HTML, is a few thousand.
+const BOUND: &str = "let left = 2000000;
+  const cut = (v, depth) => {
+    if (typeof v === 'string') {
+      const s = v.slice(0, Math.max(0, Math.min(20000, left)));
+      left -= s.length;
+      return s;
+    }
+    if (v === null || typeof v !== 'object') return v;
+    if (depth > 8) return null;
+    if (Array.isArray(v)) return v.slice(0, 1000).map(x => cut(x, depth + 1));
+    const out = {};
+    for (const k of Object.keys(v).slice(0, 64)) out[k] = cut(v[k], depth + 1);
+    return out;
+  };
+  return cut(value, 0);";
 
 /// `text` as a JavaScript string literal.
 pub fn js_string(text: &str) -> String {

@@ -271,7 +271,8 @@ impl State {
     /// (checked on the parsed URL: a user name before the host, another port, a `<base
     /// href>` elsewhere all end up here), which are counted and dropped.
     fn found(&mut self, found: Found, guard: &Guard) {
-        self.events.extend(found.events);
+        self.events
+            .extend(found.events.into_iter().map(ScrapedEvent::bounded));
         for follow in found.follow {
             match guard.check(&follow.url) {
                 Ok(_) => self.enqueue(follow),
@@ -309,7 +310,8 @@ impl State {
         while let Some(Some((_, result))) = in_flight.next().now_or_never() {
             if let Ok(found) = result {
                 self.pages += 1;
-                self.events.extend(found.events);
+                self.events
+                    .extend(found.events.into_iter().map(ScrapedEvent::bounded));
             }
         }
         tracing::error!(

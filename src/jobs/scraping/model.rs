@@ -62,7 +62,50 @@ pub enum Class {
     EmptyWave,
 }
 
+/// Longest text kept of what a page shows, in characters. The marketplace shows
+/// descriptions as plain text; a few thousand characters is a long one.
+pub const MAX_DESCRIPTION: usize = 10_000;
+/// Longest name, venue, address or wave name kept.
+pub const MAX_NAME: usize = 300;
+/// Longest URL or id kept.
+pub const MAX_URL: usize = 2_000;
+/// Most waves and images kept of one event.
+pub const MAX_WAVES: usize = 100;
+pub const MAX_IMAGES: usize = 10;
+
+/// `text` without control characters (a NUL makes PostgreSQL refuse the row; the rest
+/// have no place in plain text) except line breaks and tabs, cut to `max` characters.
+/// Everything else stays as the site showed it: `<` is text, not markup.
+pub fn plain(text: &str, max: usize) -> String {
+    text.chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .take(max)
+        .collect()
+}
+
 impl ScrapedEvent {
+    /// The event with every field a site controls made plain text and cut to its
+    /// limit. Every scraped event passes here before anything else sees it.
+    pub fn bounded(mut self) -> ScrapedEvent {
+        self.external_id = plain(&self.external_id, MAX_URL);
+        self.name = plain(&self.name, MAX_NAME);
+        self.description = self.description.map(|d| plain(&d, MAX_DESCRIPTION));
+        self.venue_name = self.venue_name.map(|v| plain(&v, MAX_NAME));
+        self.venue_address = plain(&self.venue_address, MAX_NAME);
+        self.external_url = plain(&self.external_url, MAX_URL);
+        self.images.truncate(MAX_IMAGES);
+        for image in &mut self.images {
+            image.url = plain(&image.url, MAX_URL);
+        }
+        self.waves.truncate(MAX_WAVES);
+        for wave in &mut self.waves {
+            wave.external_id = plain(&wave.external_id, MAX_URL);
+            wave.name = plain(&wave.name, MAX_NAME);
+            wave.description = wave.description.take().map(|d| plain(&d, MAX_NAME * 4));
+        }
+        self
+    }
+
     pub fn class(&self) -> Class {
         if self.waves.is_empty() {
             Class::EmptyWave
@@ -87,5 +130,19 @@ pub fn position(lat: Option<f64>, lng: Option<f64>) -> (Option<f64>, Option<f64>
             (Some(lat), Some(lng))
         }
         _ => (None, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_text_drops_control_characters_and_keeps_markup_as_text() {
+        assert_eq!(
+            plain("a\u{0}b\r\nc\u{1b}[31m\td <b>", 100),
+            "ab\nc[31m\td <b>"
+        );
+        assert_eq!(plain("ñandú", 3), "ñan");
     }
 }

@@ -118,9 +118,9 @@ impl Site for Entraste {
                     return Err(missing("event cards (a.event-card)"));
                 }
                 let links: Vec<String> = tab.eval(READ_LIST).await?;
+                // Links outside the site are dropped, and counted, by the crawl's guard.
                 let follow = links
                     .into_iter()
-                    .filter(|url| url.starts_with(&self.cx.base))
                     .map(|url| Request::detail(url, DETAIL, Value::Null))
                     .collect();
                 return Ok(Found {
