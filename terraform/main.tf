@@ -286,7 +286,7 @@ resource "aws_cloudwatch_event_target" "job" {
 
     network_configuration {
       subnets          = local.subnet_ids
-      security_groups  = local.security_groups
+      security_groups  = local.job_security_groups[each.key]
       assign_public_ip = var.network.assign_public_ip
     }
   }
@@ -331,7 +331,7 @@ resource "aws_scheduler_schedule" "job" {
 
       network_configuration {
         subnets          = local.subnet_ids
-        security_groups  = local.security_groups
+        security_groups  = local.job_security_groups[each.key]
         assign_public_ip = var.network.assign_public_ip
       }
     }

@@ -42,7 +42,7 @@ output "subnet_ids" {
 }
 
 output "security_group_ids" {
-  description = "Security groups of the tasks (for `aws ecs run-task`)."
+  description = "Security groups of the tasks of the jobs that do not run the browser (for `aws ecs run-task`); job_security_group_ids has every job's."
   value       = local.security_groups
 }
 
@@ -84,6 +84,11 @@ output "cost_command" {
     !var.network.assign_public_ip && !(var.network.create_vpc && var.network.nat_gateway) ? "--no-public-ip" : "",
     "--log-retention-days ${var.log_retention_days}",
   ]))
+}
+
+output "job_security_group_ids" {
+  description = "Job name => the security groups its task carries (for `aws ecs run-task`): the browser group for jobs that run the browser, the jobs' group for the others, and network.security_group_ids."
+  value       = local.job_security_groups
 }
 
 output "task_variables" {

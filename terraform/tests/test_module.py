@@ -553,6 +553,40 @@ def targets(model):
     return out
 
 
+def task_groups(model):
+    """Job => its schedule's network configuration (rules or Scheduler)."""
+    out = {}
+    for k, t in by_key(model, "aws_cloudwatch_event_target").items() if "aws_cloudwatch_event_target" in model else []:
+        if t.get("ecs_target"):
+            out[k] = t["ecs_target"]["network_configuration"]
+    for k, s in by_key(model, "aws_scheduler_schedule").items() if "aws_scheduler_schedule" in model else []:
+        out[k] = s["target"]["ecs_parameters"]["network_configuration"]
+    return out
+
+
+def jobs_group(model):
+    (group,) = [g for g in model["aws_security_group"] if g["name"] == f"{PREFIX}-jobs"]
+    return group
+
+
+def browser_group(model):
+    (group,) = [g for g in model["aws_security_group"] if g["name"] == f"{PREFIX}-jobs-browser"]
+    return group
+
+
+def egress_rules(model, group):
+    """(protocol, port, destination) of every egress rule of a group; ports are single."""
+    out = set()
+    for r in model.get("aws_vpc_security_group_egress_rule", []):
+        if r["security_group_id"] != group["id"]:
+            continue
+        assert r["from_port"] == r["to_port"]
+        found = [v for v in (r.get("cidr_ipv4"), r.get("cidr_ipv6"), r.get("referenced_security_group_id"), r.get("prefix_list_id")) if isinstance(v, str)]
+        assert len(found) == 1, r
+        out.add((r["ip_protocol"], r["from_port"], found[0]))
+    return out
+
+
 def network_validations(model):
     (network,) = [v for v in model["variable"] if v["__tfmeta"]["path"] == "module.run_job.variable.network"]
     return network["validation"]
@@ -567,17 +601,21 @@ def test_next_to_the_marketplace_the_tasks_use_its_vpc_subnets_and_database_rule
     for kind in ("aws_vpc", "aws_subnet", "aws_internet_gateway", "aws_route_table", "aws_nat_gateway", "aws_default_security_group", "aws_vpc_endpoint"):
         assert kind not in prod, f"{kind} created next to the marketplace"
     jobs = declarations(ROOT / "jobs")
-    group = single(prod, "aws_security_group")
+    group, browser = jobs_group(prod), browser_group(prod)
     assert group["vpc_id"] == VPC and "ingress" not in group
-    configs = targets(prod)
-    assert len(configs) == len(jobs)
-    for c in configs:
+    assert browser["vpc_id"] == VPC and "ingress" not in browser
+    configs = task_groups(prod)
+    assert set(configs) == set(jobs)
+    for name, c in configs.items():
         assert c["subnets"] == SUBNETS
-        assert c["security_groups"] == [group["id"]]
+        want = browser["id"] if jobs[name].get("image") == "chromium" else group["id"]
+        assert c["security_groups"] == [want], name
         assert c["assign_public_ip"] is True
-    rule = single(prod, "aws_vpc_security_group_ingress_rule")
-    assert (rule["security_group_id"], rule["referenced_security_group_id"]) == (DB_SG, group["id"])
-    assert (rule["ip_protocol"], rule["from_port"], rule["to_port"]) == ("tcp", 5432, 5432)
+    # The database's group admits both groups on its port, and nothing else.
+    rules = prod["aws_vpc_security_group_ingress_rule"]
+    assert sorted((r["security_group_id"], r["referenced_security_group_id"], r["ip_protocol"], r["from_port"], r["to_port"]) for r in rules) == sorted(
+        (DB_SG, g["id"], "tcp", 5432, 5432) for g in (group, browser)
+    )
     assert module_output(prod, "subnet_ids") == SUBNETS
     assert module_output(prod, "cost_command") == "run-job cost --log-retention-days 7"
 
@@ -585,9 +623,11 @@ def test_next_to_the_marketplace_the_tasks_use_its_vpc_subnets_and_database_rule
 def test_extra_groups_and_a_private_subnet_without_a_public_ip(tmp_path):
     model = load(tmp_path, extra_security_group_ids=["sg-0eeeeeeeeeeeeeee2"], assign_public_ip=False, use_scheduler=True)
     assert refused(model) == []
-    group = single(model, "aws_security_group")["id"]
-    for c in targets(model):
-        assert c["security_groups"] == [group, "sg-0eeeeeeeeeeeeeee2"]
+    group, browser = jobs_group(model)["id"], browser_group(model)["id"]
+    jobs = declarations(ROOT / "jobs")
+    for name, c in task_groups(model).items():
+        own = browser if jobs[name].get("image") == "chromium" else group
+        assert c["security_groups"] == [own, "sg-0eeeeeeeeeeeeeee2"], name
         assert c["assign_public_ip"] is False and c["subnets"] == SUBNETS
 
 
@@ -603,11 +643,15 @@ def test_a_fresh_account_creates_its_own_vpc_with_the_default_group_emptied(tmp_
     assert len(subnets) == 2
     assert sorted(s["availability_zone"] for s in subnets.values()) == [f"{REGION}a", f"{REGION}b"]
     assert all(s["vpc_id"] == vpc["id"] and s["map_public_ip_on_launch"] is False for s in subnets.values())
-    assert single(model, "aws_security_group")["vpc_id"] == vpc["id"]
+    assert jobs_group(model)["vpc_id"] == browser_group(model)["vpc_id"] == vpc["id"]
     ids = sorted(s["id"] for s in subnets.values())
     for c in targets(model):
         assert sorted(c["subnets"]) == ids and c["assign_public_ip"] is True
     assert "aws_vpc_security_group_ingress_rule" not in model
+    # No database group given: the browser group reaches the database port in the VPC only.
+    assert egress_rules(model, browser_group(model)) == {
+        ("tcp", 443, "0.0.0.0/0"), ("tcp", 80, "0.0.0.0/0"), ("tcp", 5432, "10.40.0.0/16"),
+    }
     assert "aws_nat_gateway" not in model and "aws_vpc_endpoint" not in model
 
 
@@ -643,8 +687,22 @@ def test_nat_gateway_endpoints_and_ipv6_in_a_created_vpc(tmp_path):
     assert set(endpoints) == {f"com.amazonaws.{REGION}.{s}" for s in ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "ssm", "s3")}
     assert endpoints[f"com.amazonaws.{REGION}.s3"]["vpc_endpoint_type"] == "Gateway"
     assert module_output(model, "cost_command") == "run-job cost --nat --endpoints 5 --zones 2 --log-retention-days 7"
-    jobs_group = [g for g in model["aws_security_group"] if g["name"] == f"{PREFIX}-jobs"][0]
-    assert jobs_group["egress"]["ipv6_cidr_blocks"] == ["::/0"]
+    assert jobs_group(model)["egress"]["ipv6_cidr_blocks"] == ["::/0"]
+    # Dual-stack: the browser group reaches the web over IPv6 too, the database over IPv4.
+    browser = browser_group(model)
+    assert egress_rules(model, browser) == {
+        ("tcp", 443, "0.0.0.0/0"), ("tcp", 80, "0.0.0.0/0"), ("tcp", 443, "::/0"), ("tcp", 80, "::/0"),
+        ("tcp", 5432, "10.40.0.0/16"),
+    }
+    # ECS pulls the image, reads the secrets and writes the logs through the task's own
+    # interface: the endpoints admit both groups.
+    endpoint_group = [g for g in model["aws_security_group"] if g["name"] == f"{PREFIX}-jobs-endpoints"][0]
+    admitted = sorted(
+        (r["referenced_security_group_id"], r["from_port"])
+        for r in model["aws_vpc_security_group_ingress_rule"]
+        if r["security_group_id"] == endpoint_group["id"]
+    )
+    assert admitted == sorted([(jobs_group(model)["id"], 443), (browser["id"], 443)])
 
 
 def test_a_network_that_cannot_work_is_refused_naming_what_to_set(tmp_path):
@@ -916,3 +974,44 @@ def test_the_fresh_account_example_supplies_every_required_secret(tmp_path):
         required, _, _ = reads(d)
         assert set(required) <= set(received[name]["secrets"]), name
 
+
+# ---------------------------------------------------------------------------------------
+# The browser's network (issue 27)
+
+
+def test_the_browser_jobs_group_reaches_only_the_web_and_the_database(prod):
+    browser = browser_group(prod)
+    assert browser["description"].startswith("run-job tasks that run the browser")
+    # No inline rules: those below are all the group has (Terraform drops AWS's default
+    # allow-all egress from a group it creates).
+    assert "ingress" not in browser and "egress" not in browser
+    assert egress_rules(prod, browser) == {("tcp", 443, "0.0.0.0/0"), ("tcp", 80, "0.0.0.0/0"), ("tcp", 5432, DB_SG)}
+    assert browser["lifecycle"]["precondition"]["condition"] is True
+    # Which jobs carry it: those whose declaration runs the browser.
+    jobs = declarations(ROOT / "jobs")
+    browsing = {n for n, d in jobs.items() if d.get("image") == "chromium"}
+    assert browsing == {"scraping"}
+    groups = module_output(prod, "job_security_group_ids")
+    assert {n for n, g in groups.items() if g == [browser["id"]]} == browsing
+    assert {n for n, g in groups.items() if g == [jobs_group(prod)["id"]]} == set(jobs) - browsing
+
+
+def test_the_browser_group_needs_to_know_where_the_database_is(tmp_path):
+    secrets = {"DB_CREDENTIALS_JSON": DB_SECRET, **{k: f"{SECRET}:{k}::" for k in ("DLOCAL_API_KEY", "DLOCAL_SECRET_KEY", "RESEND_API_KEY")}}
+    given_vpc = f'{{ vpc_id = "{VPC}", subnet_ids = {json.dumps(SUBNETS)} }}'
+    model = load_module(tmp_path, module_tfvars(secrets, network=given_vpc))
+    precondition = browser_group(model)["lifecycle"]["precondition"]
+    assert precondition["condition"] is False
+    assert "scraping" in precondition["error_message"] and "network.database_cidr_blocks" in precondition["error_message"]
+    # Named CIDRs: the database port there, nothing else besides the web.
+    with_cidrs = f'{{ vpc_id = "{VPC}", subnet_ids = {json.dumps(SUBNETS)}, database_cidr_blocks = ["10.0.20.0/24", "10.0.21.0/24"], database_port = 6432 }}'
+    model = load_module(tmp_path, module_tfvars(secrets, network=with_cidrs))
+    assert browser_group(model)["lifecycle"]["precondition"]["condition"] is True
+    assert egress_rules(model, browser_group(model)) == {
+        ("tcp", 443, "0.0.0.0/0"), ("tcp", 80, "0.0.0.0/0"), ("tcp", 6432, "10.0.20.0/24"), ("tcp", 6432, "10.0.21.0/24"),
+    }
+    assert variable_validations(model, "network") == []
+    wrong = f'{{ vpc_id = "{VPC}", subnet_ids = {json.dumps(SUBNETS)}, database_cidr_blocks = ["db.internal"] }}'
+    assert variable_validations(load_module(tmp_path, module_tfvars(secrets, network=wrong)), "network") == [
+        "network.database_cidr_blocks must be IPv4 CIDRs (10.0.0.0/16)."
+    ]
