@@ -208,8 +208,15 @@ resource "aws_ecs_task_definition" "job" {
     readonlyRootFilesystem = each.value.read_only_root_filesystem
     stopTimeout            = var.stop_timeout_seconds
     mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
-    environment            = [for k, v in local.task_environment[each.key] : { name = k, value = v }]
-    secrets                = [for k in local.task_secrets[each.key] : { name = k, valueFrom = var.secrets[k] }]
+    # No Linux capability, even in the bounding set: run-job runs as a non-root user and
+    # Chromium runs without its sandbox, so nothing needs one, and a process that takes
+    # over the container cannot regain one through a setuid or file-capability binary.
+    # Fargate accepts any drop (it allows adding only SYS_PTRACE). tini, PID 1 from the
+    # image's ENTRYPOINT, reaps the children: no initProcessEnabled. No `add`, not even
+    # an empty one, which ECS would not echo back (a plan that never settles).
+    linuxParameters = { capabilities = { drop = ["ALL"] } }
+    environment     = [for k, v in local.task_environment[each.key] : { name = k, value = v }]
+    secrets         = [for k in local.task_secrets[each.key] : { name = k, valueFrom = var.secrets[k] }]
     logConfiguration = {
       logDriver = "awslogs"
       options = {

@@ -199,6 +199,8 @@ def check_job(model, name, d, scheduler=False):
     given = module_inputs(model)
     assert secrets == expected_secrets(d, given["secrets"]), name
     assert {e["name"] for e in container["environment"]} == expected_environment(d, given["environment"]), name
+    assert container["linuxParameters"]["capabilities"]["drop"] == ["ALL"]
+    assert "add" not in container["linuxParameters"]["capabilities"]
     env = {e["name"]: e["value"] for e in container["environment"]}
     if env.get("DATABASE_SSLMODE") == "verify-full":
         # rustls trusts only public roots: the RDS bundle must be named, and the image ships it.
@@ -976,7 +978,7 @@ def test_the_fresh_account_example_supplies_every_required_secret(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------
-# The browser's network (issue 27)
+# The browser's network and the containers' capabilities (issue 27)
 
 
 def test_the_browser_jobs_group_reaches_only_the_web_and_the_database(prod):
@@ -1015,3 +1017,12 @@ def test_the_browser_group_needs_to_know_where_the_database_is(tmp_path):
     assert variable_validations(load_module(tmp_path, module_tfvars(secrets, network=wrong)), "network") == [
         "network.database_cidr_blocks must be IPv4 CIDRs (10.0.0.0/16)."
     ]
+
+
+def test_every_container_drops_all_linux_capabilities(prod):
+    for name in declarations(ROOT / "jobs"):
+        container = container_of(prod, name)
+        # Fargate accepts any drop and only SYS_PTRACE as an add; nothing is added, and
+        # with drop ALL the container keeps exactly what add names (ECS's KernelCapabilities).
+        assert container["linuxParameters"] == {"capabilities": {"drop": ["ALL"]}}, name
+        assert container["command"] == [name]
