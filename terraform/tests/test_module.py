@@ -7,11 +7,13 @@ Terraform would create and how they are scoped, and that a new declaration needs
 edit. Run by scripts/check-infra.
 """
 
+import hashlib
 import json
 import os
 import pathlib
 import re
 import shutil
+import subprocess
 
 import pytest
 import tfparse
@@ -1026,3 +1028,53 @@ def test_every_container_drops_all_linux_capabilities(prod):
         # with drop ALL the container keeps exactly what add names (ECS's KernelCapabilities).
         assert container["linuxParameters"] == {"capabilities": {"drop": ["ALL"]}}, name
         assert container["command"] == [name]
+
+
+# ---------------------------------------------------------------------------------------
+# The image: the RDS CA bundle is checked against a SHA-256 given to the build (issue 27)
+
+
+def rds_bundle_check():
+    """The Dockerfile's RUN that follows the bundle's ADD, as /bin/sh would run it."""
+    docker = (ROOT / "Dockerfile").read_text()
+    slim = docker.split("AS slim", 1)[1].split("\nFROM ", 1)[0]
+    add = re.search(r"^ADD \$\{RDS_CA_BUNDLE_URL\} (\S+)$", slim, re.M)
+    assert add and add.group(1) == "/etc/ssl/certs/rds-global-bundle.pem"
+    run = re.search(r"^RUN ((?:.*\\\n)*.*)$", slim[add.end():], re.M).group(1)
+    return slim, run.replace("\\\n", "")
+
+
+def test_the_rds_ca_bundle_is_verified_by_its_sha256_at_build_time(tmp_path):
+    slim, run = rds_bundle_check()
+    # The digest is a build argument without a default: no build passes by leaving it out.
+    assert re.search(r"^ARG RDS_CA_BUNDLE_SHA256$", slim, re.M)
+    assert "sha256sum -c" in run
+    bundle = tmp_path / "rds-global-bundle.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\nstand-in\n-----END CERTIFICATE-----\n")
+    (tmp_path / "t").mkdir()
+    local = (
+        run.replace("/etc/ssl/certs/rds-global-bundle.pem", str(bundle))
+        .replace("/tmp/rds-global-bundle.sha256", str(tmp_path / "bundle.sha256"))
+        .replace("chmod 1777 /tmp", f"chmod 1777 {tmp_path / 't'}")
+    )
+    # Run here, it may touch nothing but what the replacements point into tmp_path.
+    assert set(re.findall(r"(?<![\w$}])/[\w./-]+", run)) == {
+        "/etc/ssl/certs/rds-global-bundle.pem", "/tmp/rds-global-bundle.sha256", "/tmp",
+    }, run
+
+    def build(digest):
+        env = {"PATH": os.environ["PATH"]}
+        if digest is not None:
+            env["RDS_CA_BUNDLE_SHA256"] = digest
+        return subprocess.run(["sh", "-c", local], env=env, capture_output=True, text=True)
+
+    good = hashlib.sha256(bundle.read_bytes()).hexdigest()
+    assert build(good).returncode == 0
+    for digest in (None, "", "abc", good.upper(), hashlib.sha256(b"another bundle").hexdigest()):
+        result = build(digest)
+        assert result.returncode != 0, digest
+    assert "RDS_CA_BUNDLE_SHA256" in build(None).stderr
+    # The offline build gives its stand-in certificate's digest.
+    offline = (ROOT / "scripts" / "build-images-offline").read_text()
+    assert '--build-arg RDS_CA_BUNDLE_SHA256="$rds_sha256"' in offline
+    assert 'rds_sha256=$(sha256sum "$rds/global-bundle.pem"' in offline
