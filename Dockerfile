@@ -1,9 +1,10 @@
 # run-job in one image, two targets (choose with --target):
 #   slim      the binary, CA certificates and an init: every job but scraping
 #   chromium  slim + Debian's Chromium headless shell and fonts: the scraping job
-# Build both for both architectures and push them as <tag> and <tag>-chromium:
-#   docker buildx build --platform linux/amd64,linux/arm64 --target slim     -t $REPO:$TAG --push .
-#   docker buildx build --platform linux/amd64,linux/arm64 --target chromium -t $REPO:$TAG-chromium --push .
+# Build both for both architectures and push them as <tag> and <tag>-chromium, giving the
+# RDS CA bundle's SHA-256 (docs/deploying.md, "The RDS CA bundle"):
+#   docker buildx build --platform linux/amd64,linux/arm64 --target slim     --build-arg RDS_CA_BUNDLE_SHA256 -t $REPO:$TAG --push .
+#   docker buildx build --platform linux/amd64,linux/arm64 --target chromium --build-arg RDS_CA_BUNDLE_SHA256 -t $REPO:$TAG-chromium --push .
 # A job's declaration (`image: slim | chromium`) says which one its task runs.
 #
 # Base images are pinned by version tag; pin digests too when you first build
@@ -62,14 +63,28 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=builder /usr/local/bin/run-job /usr/local/bin/run-job
 # Amazon RDS's CA bundle, for DATABASE_SSLMODE=verify-full (rustls trusts only public roots).
-# A build argument only so that a build without internet access can point it elsewhere
-# (scripts/build-images-offline); hadolint cannot see that the variable holds a URL.
+# The URL is a build argument only so that a build without internet access can point it
+# elsewhere (scripts/build-images-offline); hadolint cannot see that the variable holds a
+# URL. The bundle decides which database certificates the jobs trust, so the build needs
+# its SHA-256, obtained once over a channel you trust and kept with the build
+# (docs/deploying.md, "The RDS CA bundle"), and fails without it or on any other file.
+# A RUN rather than ADD --checksum: that flag needs Dockerfile syntax 1.6, which Debian's
+# docker.io cannot fetch offline.
 ARG RDS_CA_BUNDLE_URL=https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem
+ARG RDS_CA_BUNDLE_SHA256
 # hadolint ignore=DL3020
 ADD ${RDS_CA_BUNDLE_URL} /etc/ssl/certs/rds-global-bundle.pem
 # ECS mounts a writable volume on /tmp; declaring it keeps the image's 1777 mode there, so
 # the non-root user can write (a bind mount alone is root-owned 0755).
-RUN chmod 644 /etc/ssl/certs/rds-global-bundle.pem && chmod 1777 /tmp
+RUN set -eu; \
+    case "${RDS_CA_BUNDLE_SHA256:-}" in \
+      *[!0-9a-f]*|"") echo "RDS_CA_BUNDLE_SHA256 must be the bundle's SHA-256 (64 lowercase hex digits; docs/deploying.md)" >&2; exit 1 ;; \
+    esac; \
+    [ "${#RDS_CA_BUNDLE_SHA256}" -eq 64 ] || { echo "RDS_CA_BUNDLE_SHA256 must be 64 hex digits" >&2; exit 1; }; \
+    echo "$RDS_CA_BUNDLE_SHA256  /etc/ssl/certs/rds-global-bundle.pem" > /tmp/rds-global-bundle.sha256; \
+    sha256sum -c /tmp/rds-global-bundle.sha256; \
+    rm /tmp/rds-global-bundle.sha256; \
+    chmod 644 /etc/ssl/certs/rds-global-bundle.pem && chmod 1777 /tmp
 VOLUME ["/tmp"]
 # Non-root, numeric so ECS and Kubernetes can check it without /etc/passwd lookups.
 RUN useradd --uid 10001 --user-group --no-create-home --home-dir /tmp --shell /usr/sbin/nologin runjob

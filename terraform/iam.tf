@@ -1,7 +1,11 @@
 # Least privilege, three roles:
 # - execution: what ECS needs to start a job's container (pull the image, write its log
 #   groups, read exactly the secrets and parameters given, decrypt with exactly the
-#   KMS keys given, and only through Secrets Manager and SSM);
+#   KMS keys given, and only through Secrets Manager and SSM). One role for every job:
+#   it may read every given secret, but only ECS uses it, to start a container, and
+#   never hands its credentials to one; what each container receives is its own job's
+#   (main.tf, task_secrets). A role per job would only narrow what someone allowed to
+#   register task definitions and pass the role could inject, which iam:PassRole decides.
 # - task: what a running job may do in AWS (only the buckets and prefixes given; S3
 #   ARNs are written for the commercial partition, where sa-east-1 is);
 # - events: what EventBridge needs to start tasks (RunTask on these task definitions in

@@ -18,6 +18,10 @@ locals {
       description               = d.description
       image                     = try(d.image, "slim")
       read_only_root_filesystem = try(d.read_only_root_filesystem, true)
+      # reads: what the job's code reads; a declaration without it reads nothing.
+      secrets           = try([for v in d.reads.secrets : v], [])
+      optional_secrets  = try([for v in d.reads.optional_secrets : v], [])
+      environment_reads = try([for v in d.reads.environment : v], [])
     }
   }
 
@@ -25,6 +29,49 @@ locals {
   heartbeat_variables = {
     for name, d in local.declarations : name => d.heartbeat_url_env if can(d.heartbeat_url_env)
   }
+
+  # What each task receives, and nothing more: a task whose page or provider is turned
+  # against it holds only its own job's keys. Secrets: the declared ones (a missing
+  # required one stops the plan, below), the optional and the runner's ones the operator
+  # supplied, and the check-in URL. Plain settings: those of var.environment that the
+  # job or the runner reads, and the module's own.
+  task_secrets = {
+    for name, j in local.jobs : name => sort([
+      for v in distinct(concat(
+        j.secrets,
+        j.optional_secrets,
+        local.runner_secrets,
+        try([local.heartbeat_variables[name]], []),
+      )) : v if contains(keys(var.secrets), v)
+    ])
+  }
+  task_environment = {
+    for name, j in local.jobs : name => merge(
+      { for k, v in var.environment : k => v if contains(concat(j.environment_reads, local.runner_environment), k) },
+      {
+        # Scheduled runs record trigger `eventbridge`; a hand-started task overrides it
+        # (README: "Run a job by hand").
+        RUN_JOB_LOG_FORMAT = "json"
+        RUN_JOB_TRIGGER    = "eventbridge"
+        # What the declaration gave the task, from which the scraping job sizes its
+        # image memory budget.
+        RUN_JOB_TASK_MEMORY_MB = tostring(j.memory)
+      },
+    )
+  }
+  missing_secrets = {
+    for name, j in local.jobs : name => [for v in j.secrets : v if !contains(keys(var.secrets), v)]
+  }
+  # Names given that no declaration and not the runner read: most likely a typo, or a
+  # setting a job's declaration forgot to list; either way no task would receive it.
+  unread_secrets = sort([
+    for k in keys(var.secrets) : k
+    if !contains(flatten(values(local.task_secrets)), k)
+  ])
+  unread_environment = sort([
+    for k in keys(var.environment) : k
+    if !contains(flatten([for name, _ in local.jobs : keys(local.task_environment[name])]), k)
+  ])
 
   repository_url = coalesce(var.image_repository_url, try(aws_ecr_repository.this[0].repository_url, null))
   cluster_arn    = coalesce(var.cluster_arn, try(aws_ecs_cluster.this[0].arn, null))
@@ -35,6 +82,28 @@ locals {
   task_group = { for name, _ in local.jobs : name => "run-job:${name}" }
 
   capacity_provider = var.use_fargate_spot ? "FARGATE_SPOT" : "FARGATE"
+}
+
+locals {
+  # What the runner itself reads for every job, whatever its declaration says: exactly
+  # RUNNER_SECRETS and RUNNER_ENVIRONMENT in src/config.rs (a Rust test holds this list
+  # to those).
+  runner_secrets = ["DATABASE_URL", "DB_CREDENTIALS_JSON", "POSTGRES_PASSWORD"]
+  runner_environment = [
+    "POSTGRES_HOST",
+    "POSTGRES_PORT",
+    "POSTGRES_USER",
+    "POSTGRES_DB",
+    "DATABASE_SSLMODE",
+    "DATABASE_SSLROOTCERT",
+    "DATABASE_CONNECT_TIMEOUT_SECONDS",
+    "RUN_JOB_NOW",
+    "RUN_JOB_TRIGGER",
+    "RUN_JOB_ONLY",
+    "RUN_JOB_GRACE_SECONDS",
+    "RUN_JOB_LOG_FORMAT",
+    "RUST_LOG",
+  ]
 }
 
 # ---------------------------------------------------------------------------------------
@@ -139,18 +208,15 @@ resource "aws_ecs_task_definition" "job" {
     readonlyRootFilesystem = each.value.read_only_root_filesystem
     stopTimeout            = var.stop_timeout_seconds
     mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
-    environment = [
-      # Scheduled runs record trigger `eventbridge`; a hand-started task overrides it
-      # (README: "Run a job by hand").
-      # RUN_JOB_TASK_MEMORY_MB: what the declaration gave the task, from which the
-      # scraping job sizes its image memory budget.
-      for k, v in merge(var.environment, {
-        RUN_JOB_LOG_FORMAT     = "json"
-        RUN_JOB_TRIGGER        = "eventbridge"
-        RUN_JOB_TASK_MEMORY_MB = tostring(each.value.memory)
-      }) : { name = k, value = v }
-    ]
-    secrets = [for k, v in var.secrets : { name = k, valueFrom = v }]
+    # No Linux capability, even in the bounding set: run-job runs as a non-root user and
+    # Chromium runs without its sandbox, so nothing needs one, and a process that takes
+    # over the container cannot regain one through a setuid or file-capability binary.
+    # Fargate accepts any drop (it allows adding only SYS_PTRACE). tini, PID 1 from the
+    # image's ENTRYPOINT, reaps the children: no initProcessEnabled. No `add`, not even
+    # an empty one, which ECS would not echo back (a plan that never settles).
+    linuxParameters = { capabilities = { drop = ["ALL"] } }
+    environment     = [for k, v in local.task_environment[each.key] : { name = k, value = v }]
+    secrets         = [for k in local.task_secrets[each.key] : { name = k, valueFrom = var.secrets[k] }]
     logConfiguration = {
       logDriver = "awslogs"
       options = {
@@ -162,6 +228,15 @@ resource "aws_ecs_task_definition" "job" {
   }])
 
   tags = merge(var.tags, { Job = each.key })
+
+  lifecycle {
+    # A secret the job cannot run without: refused here rather than by every run. A
+    # disabled job may lack it until it is enabled.
+    precondition {
+      condition     = !each.value.enabled || length(local.missing_secrets[each.key]) == 0
+      error_message = "Job ${each.key} declares reads.secrets that var.secrets does not supply: ${join(", ", local.missing_secrets[each.key])} (each a Secrets Manager or SSM ARN in var.secrets, under that name)."
+    }
+  }
 }
 
 # ---------------------------------------------------------------------------------------
@@ -218,7 +293,7 @@ resource "aws_cloudwatch_event_target" "job" {
 
     network_configuration {
       subnets          = local.subnet_ids
-      security_groups  = local.security_groups
+      security_groups  = local.job_security_groups[each.key]
       assign_public_ip = var.network.assign_public_ip
     }
   }
@@ -263,7 +338,7 @@ resource "aws_scheduler_schedule" "job" {
 
       network_configuration {
         subnets          = local.subnet_ids
-        security_groups  = local.security_groups
+        security_groups  = local.job_security_groups[each.key]
         assign_public_ip = var.network.assign_public_ip
       }
     }

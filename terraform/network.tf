@@ -6,6 +6,12 @@
 # on the database port, as the original's rds-sg admits its ecs-tasks-sg. Nothing else
 # in that VPC changes: its routes, NAT and endpoints are the marketplace's.
 #
+# Jobs that run the browser (`image: chromium`: scraping) read pages strangers write, so
+# their tasks carry another group instead: no ingress, egress only to the web (TCP 443
+# and 80, IPv4 and, in a dual-stack created VPC, IPv6) and to the database port (the
+# database's group, or network.database_cidr_blocks). A page that takes the browser over
+# cannot reach the VPC's other services or any other port. Security groups cost nothing.
+#
 # In a fresh account (var.network.create_vpc): a VPC with two public subnets in zones
 # that need no opt-in and an internet gateway, its default security group emptied.
 # Options, each with its monthly cost (docs/deploying.md, `run-job cost`):
@@ -34,6 +40,20 @@ locals {
     local.net.nat_gateway ? aws_subnet.private[*].id : aws_subnet.public[*].id
   )
   security_groups = concat([aws_security_group.jobs.id], local.net.security_group_ids)
+
+  browser_jobs = toset([for name, j in local.jobs : name if j.image == "chromium"])
+  # Job => the groups its task carries. The given groups go to every task (they are how
+  # a database without database_security_group_id admits the jobs): their egress adds
+  # to the browser group's, so give groups without broad egress.
+  job_security_groups = {
+    for name, _ in local.jobs : name => concat(
+      contains(local.browser_jobs, name) ? aws_security_group.browser[*].id : [aws_security_group.jobs.id],
+      local.net.security_group_ids,
+    )
+  }
+  # Where the browser group may reach the database port when the database's group is
+  # not given: the CIDRs named, or the created VPC.
+  database_cidr_blocks = local.net.database_cidr_blocks != null ? local.net.database_cidr_blocks : local.create_vpc ? [local.net.vpc_cidr] : []
 
   # Two zones from those that need no opt-in.
   zones = local.create_vpc ? slice(local.availability_zones, 0, 2) : []
@@ -209,6 +229,16 @@ resource "aws_vpc_security_group_ingress_rule" "endpoints" {
   referenced_security_group_id = aws_security_group.jobs.id
 }
 
+resource "aws_vpc_security_group_ingress_rule" "endpoints_browser" {
+  count                        = length(aws_security_group.endpoints) * length(aws_security_group.browser)
+  security_group_id            = aws_security_group.endpoints[0].id
+  description                  = "HTTPS from the run-job tasks that run the browser"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = aws_security_group.browser[0].id
+}
+
 # ---------------------------------------------------------------------------------------
 # The jobs' security group (always) and the database's rule
 
@@ -243,4 +273,78 @@ resource "aws_vpc_security_group_ingress_rule" "database" {
   to_port                      = local.net.database_port
   referenced_security_group_id = aws_security_group.jobs.id
   tags                         = var.tags
+}
+
+resource "aws_vpc_security_group_ingress_rule" "database_browser" {
+  count                        = local.net.database_security_group_id == null ? 0 : length(aws_security_group.browser)
+  security_group_id            = local.net.database_security_group_id
+  description                  = "PostgreSQL from the run-job tasks that run the browser (${var.name_prefix})"
+  ip_protocol                  = "tcp"
+  from_port                    = local.net.database_port
+  to_port                      = local.net.database_port
+  referenced_security_group_id = aws_security_group.browser[0].id
+  tags                         = var.tags
+}
+
+# ---------------------------------------------------------------------------------------
+# The browser jobs' security group: the web and the database, nothing else
+
+# No inline rules: Terraform removes the allow-all egress AWS gives a new group, and the
+# rules below are all it gets.
+resource "aws_security_group" "browser" {
+  count       = length(local.browser_jobs) > 0 ? 1 : 0
+  name        = "${var.name_prefix}-jobs-browser"
+  description = "run-job tasks that run the browser: no ingress; egress to the web and the database only"
+  vpc_id      = local.vpc_id
+  tags        = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = local.net.database_security_group_id != null || length(local.database_cidr_blocks) > 0
+      error_message = "Jobs that run the browser (${join(", ", sort(local.browser_jobs))}) get a group that reaches only the web and the database: give network.database_security_group_id, or network.database_cidr_blocks (where the database is), so that it can reach the database."
+    }
+  }
+}
+
+locals {
+  browser_web_egress = length(aws_security_group.browser) == 0 ? {} : merge(
+    { for port in [443, 80] : "ipv4-${port}" => { port = port, ipv4 = "0.0.0.0/0", ipv6 = null } },
+    local.net.ipv6 ? { for port in [443, 80] : "ipv6-${port}" => { port = port, ipv4 = null, ipv6 = "::/0" } } : {},
+  )
+}
+
+# Anywhere, on the web's two ports: the ticket sites, their images and the providers
+# have no fixed addresses.
+resource "aws_vpc_security_group_egress_rule" "browser_web" {
+  for_each          = local.browser_web_egress
+  security_group_id = aws_security_group.browser[0].id
+  description       = "The web (${each.value.port == 443 ? "HTTPS" : "HTTP"}): the scraped sites, their images, the providers and AWS APIs"
+  ip_protocol       = "tcp"
+  from_port         = each.value.port
+  to_port           = each.value.port
+  cidr_ipv4         = each.value.ipv4
+  cidr_ipv6         = each.value.ipv6
+  tags              = var.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "browser_database" {
+  count                        = local.net.database_security_group_id == null ? 0 : length(aws_security_group.browser)
+  security_group_id            = aws_security_group.browser[0].id
+  description                  = "PostgreSQL: the database's group"
+  ip_protocol                  = "tcp"
+  from_port                    = local.net.database_port
+  to_port                      = local.net.database_port
+  referenced_security_group_id = local.net.database_security_group_id
+  tags                         = var.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "browser_database_cidr" {
+  for_each          = local.net.database_security_group_id == null && length(aws_security_group.browser) > 0 ? toset(local.database_cidr_blocks) : toset([])
+  security_group_id = aws_security_group.browser[0].id
+  description       = "PostgreSQL: where the database is"
+  ip_protocol       = "tcp"
+  from_port         = local.net.database_port
+  to_port           = local.net.database_port
+  cidr_ipv4         = each.key
+  tags              = var.tags
 }

@@ -42,7 +42,7 @@ output "subnet_ids" {
 }
 
 output "security_group_ids" {
-  description = "Security groups of the tasks (for `aws ecs run-task`)."
+  description = "Security groups of the tasks of the jobs that do not run the browser (for `aws ecs run-task`); job_security_group_ids has every job's."
   value       = local.security_groups
 }
 
@@ -84,4 +84,30 @@ output "cost_command" {
     !var.network.assign_public_ip && !(var.network.create_vpc && var.network.nat_gateway) ? "--no-public-ip" : "",
     "--log-retention-days ${var.log_retention_days}",
   ]))
+}
+
+output "job_security_group_ids" {
+  description = "Job name => the security groups its task carries (for `aws ecs run-task`): the browser group for jobs that run the browser, the jobs' group for the others, and network.security_group_ids."
+  value       = local.job_security_groups
+}
+
+output "task_variables" {
+  description = "Job name => the secret and plain variable names its task definition receives (its declaration's reads that were supplied, the runner's own, its check-in URL, and the module's RUN_JOB_* settings)."
+  value = {
+    for name, _ in local.jobs : name => {
+      secrets     = local.task_secrets[name]
+      environment = sort(keys(local.task_environment[name]))
+    }
+  }
+
+  # A name no task would receive is a typo or a declaration that forgot to list it:
+  # refused rather than silently dropped.
+  precondition {
+    condition     = length(local.unread_secrets) == 0
+    error_message = "var.secrets names variables that no job's declaration (reads.secrets, reads.optional_secrets, heartbeat_url_env) and not the runner reads, so no task would receive them: ${join(", ", local.unread_secrets)}. Remove them, or list them in the declaration of the job that reads them."
+  }
+  precondition {
+    condition     = length(local.unread_environment) == 0
+    error_message = "var.environment names variables that no job's declaration (reads.environment) and not the runner reads, so no task would receive them: ${join(", ", local.unread_environment)}. Remove them, or list them in the declaration of the job that reads them (a secret goes in var.secrets and reads.secrets)."
+  }
 }

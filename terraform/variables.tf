@@ -49,7 +49,9 @@ variable "network" {
     subnets, with `assign_public_ip`, or private subnets with a NAT gateway of its own),
     and `database_security_group_id`, the database's group, which then admits the jobs'
     group on `database_port`. `security_group_ids`: more groups for the tasks, beside the
-    module's own (which allows no ingress). In a fresh account: `create_vpc = true`, with
+    module's own (which allows no ingress). Jobs that run the browser get a group of their
+    own that reaches only the web and the database: the database's group, or else
+    `database_cidr_blocks` (default: a created VPC's CIDR). In a fresh account: `create_vpc = true`, with
     `vpc_cidr`, `nat_gateway`, `vpc_endpoints` and `ipv6` (network.tf; each choice's
     monthly cost in docs/deploying.md).
   EOT
@@ -60,6 +62,7 @@ variable "network" {
     security_group_ids         = optional(list(string), [])
     database_security_group_id = optional(string)
     database_port              = optional(number, 5432)
+    database_cidr_blocks       = optional(list(string))
     assign_public_ip           = optional(bool, true)
     vpc_cidr                   = optional(string, "10.40.0.0/16")
     nat_gateway                = optional(bool, false)
@@ -109,6 +112,10 @@ variable "network" {
       can(regex("^sg-[0-9a-f]{8,17}$", g))
     ]) && length(var.network.security_group_ids) <= 4
     error_message = "network.security_group_ids (at most 4, beside the module's own: a task takes 5) and network.database_security_group_id must be security group ids (sg-0123456789abcdef0)."
+  }
+  validation {
+    condition     = alltrue([for c in var.network.database_cidr_blocks == null ? [] : var.network.database_cidr_blocks : can(cidrhost(c, 0)) && length(split(":", c)) == 1])
+    error_message = "network.database_cidr_blocks must be IPv4 CIDRs (10.0.0.0/16)."
   }
   validation {
     condition     = var.network.database_port >= 1 && var.network.database_port <= 65535 && floor(var.network.database_port) == var.network.database_port

@@ -7,11 +7,13 @@ Terraform would create and how they are scoped, and that a new declaration needs
 edit. Run by scripts/check-infra.
 """
 
+import hashlib
 import json
 import os
 import pathlib
 import re
 import shutil
+import subprocess
 
 import pytest
 import tfparse
@@ -83,6 +85,9 @@ def load(tmp_path, extra_jobs=None, **overrides):
         "feu_auth_url": "https://feu.example/auth/token",
         "feu_api_base_url": "https://feu.example/api",
         "feu_emisor_rut": "219999830019",
+        "r2_account_id": "0123456789abcdef0123456789abcdef",
+        "whatsapp_phone_number_id": "106540352242922",
+        "vapid_public_key": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM",
         **EXISTING_NETWORK,
         **overrides,
     }
@@ -123,6 +128,52 @@ def prod(tmp_path_factory):
     return load(tmp_path_factory.mktemp("prod"))
 
 
+# What the runner reads for every job (src/config.rs: RUNNER_SECRETS, RUNNER_ENVIRONMENT),
+# read from the Rust source so that the three lists cannot drift apart.
+CONFIG_RS = (ROOT / "src" / "config.rs").read_text()
+
+
+def rust_list(name):
+    body = re.search(rf"pub const {name}: &\[&str\] = &\[(.*?)\];", CONFIG_RS, re.S).group(1)
+    return re.findall(r'"([A-Z0-9_]+)"', body)
+
+
+RUNNER_SECRETS = rust_list("RUNNER_SECRETS")
+RUNNER_ENVIRONMENT = rust_list("RUNNER_ENVIRONMENT")
+MODULE_ENVIRONMENT = {"RUN_JOB_LOG_FORMAT", "RUN_JOB_TRIGGER", "RUN_JOB_TASK_MEMORY_MB"}
+
+
+def module_inputs(model):
+    """The module block's evaluated arguments (what the example passes)."""
+    module = single(model, "module")
+    return {"secrets": module.get("secrets") or {}, "environment": module.get("environment") or {}}
+
+
+def reads(d):
+    r = d.get("reads") or {}
+    return (r.get("secrets") or [], r.get("optional_secrets") or [], r.get("environment") or [])
+
+
+def expected_secrets(d, given):
+    """Name => ARN a job's task should receive: its declared secrets, the optional and
+    the runner's ones that were given, its check-in URL; computed here from the YAML."""
+    required, optional, _ = reads(d)
+    names = set(required) | {n for n in optional + RUNNER_SECRETS if n in given}
+    if d.get("heartbeat_url_env"):
+        names.add(d["heartbeat_url_env"])
+    return {n: given[n] for n in names if n in given}
+
+
+def expected_environment(d, given):
+    _, _, environment = reads(d)
+    return {n for n in given if n in environment or n in RUNNER_ENVIRONMENT} | MODULE_ENVIRONMENT
+
+
+def container_of(model, name):
+    (container,) = json.loads(by_key(model, "aws_ecs_task_definition")[name]["container_definitions"])
+    return container
+
+
 def check_job(model, name, d, scheduler=False):
     task = by_key(model, "aws_ecs_task_definition")[name]
     assert task["family"] == f"{PREFIX}-{name}"
@@ -147,6 +198,11 @@ def check_job(model, name, d, scheduler=False):
     assert {"name": "RUN_JOB_LOG_FORMAT", "value": "json"} in container["environment"]
     secrets = {s["name"]: s["valueFrom"] for s in container["secrets"]}
     assert secrets["DB_CREDENTIALS_JSON"] == DB_SECRET
+    given = module_inputs(model)
+    assert secrets == expected_secrets(d, given["secrets"]), name
+    assert {e["name"] for e in container["environment"]} == expected_environment(d, given["environment"]), name
+    assert container["linuxParameters"]["capabilities"]["drop"] == ["ALL"]
+    assert "add" not in container["linuxParameters"]["capabilities"]
     env = {e["name"]: e["value"] for e in container["environment"]}
     if env.get("DATABASE_SSLMODE") == "verify-full":
         # rustls trusts only public roots: the RDS bundle must be named, and the image ships it.
@@ -368,7 +424,8 @@ UNSUPPORTED = "day-of-month/month/L/W/# schedules are not supported by the misse
 
 
 def module_output(model, name):
-    (value,) = [o["value"] for o in model["output"] if o["__tfmeta"]["path"] == f"module.run_job.output.{name}"]
+    found = [o["value"] for o in model["output"] if o["__tfmeta"]["path"] == f"module.run_job.output.{name}"]
+    (value,) = found or [o["value"] for o in model["output"] if o["__tfmeta"]["path"] == f"output.{name}"]
     return value
 
 
@@ -500,6 +557,40 @@ def targets(model):
     return out
 
 
+def task_groups(model):
+    """Job => its schedule's network configuration (rules or Scheduler)."""
+    out = {}
+    for k, t in by_key(model, "aws_cloudwatch_event_target").items() if "aws_cloudwatch_event_target" in model else []:
+        if t.get("ecs_target"):
+            out[k] = t["ecs_target"]["network_configuration"]
+    for k, s in by_key(model, "aws_scheduler_schedule").items() if "aws_scheduler_schedule" in model else []:
+        out[k] = s["target"]["ecs_parameters"]["network_configuration"]
+    return out
+
+
+def jobs_group(model):
+    (group,) = [g for g in model["aws_security_group"] if g["name"] == f"{PREFIX}-jobs"]
+    return group
+
+
+def browser_group(model):
+    (group,) = [g for g in model["aws_security_group"] if g["name"] == f"{PREFIX}-jobs-browser"]
+    return group
+
+
+def egress_rules(model, group):
+    """(protocol, port, destination) of every egress rule of a group; ports are single."""
+    out = set()
+    for r in model.get("aws_vpc_security_group_egress_rule", []):
+        if r["security_group_id"] != group["id"]:
+            continue
+        assert r["from_port"] == r["to_port"]
+        found = [v for v in (r.get("cidr_ipv4"), r.get("cidr_ipv6"), r.get("referenced_security_group_id"), r.get("prefix_list_id")) if isinstance(v, str)]
+        assert len(found) == 1, r
+        out.add((r["ip_protocol"], r["from_port"], found[0]))
+    return out
+
+
 def network_validations(model):
     (network,) = [v for v in model["variable"] if v["__tfmeta"]["path"] == "module.run_job.variable.network"]
     return network["validation"]
@@ -514,17 +605,21 @@ def test_next_to_the_marketplace_the_tasks_use_its_vpc_subnets_and_database_rule
     for kind in ("aws_vpc", "aws_subnet", "aws_internet_gateway", "aws_route_table", "aws_nat_gateway", "aws_default_security_group", "aws_vpc_endpoint"):
         assert kind not in prod, f"{kind} created next to the marketplace"
     jobs = declarations(ROOT / "jobs")
-    group = single(prod, "aws_security_group")
+    group, browser = jobs_group(prod), browser_group(prod)
     assert group["vpc_id"] == VPC and "ingress" not in group
-    configs = targets(prod)
-    assert len(configs) == len(jobs)
-    for c in configs:
+    assert browser["vpc_id"] == VPC and "ingress" not in browser
+    configs = task_groups(prod)
+    assert set(configs) == set(jobs)
+    for name, c in configs.items():
         assert c["subnets"] == SUBNETS
-        assert c["security_groups"] == [group["id"]]
+        want = browser["id"] if jobs[name].get("image") == "chromium" else group["id"]
+        assert c["security_groups"] == [want], name
         assert c["assign_public_ip"] is True
-    rule = single(prod, "aws_vpc_security_group_ingress_rule")
-    assert (rule["security_group_id"], rule["referenced_security_group_id"]) == (DB_SG, group["id"])
-    assert (rule["ip_protocol"], rule["from_port"], rule["to_port"]) == ("tcp", 5432, 5432)
+    # The database's group admits both groups on its port, and nothing else.
+    rules = prod["aws_vpc_security_group_ingress_rule"]
+    assert sorted((r["security_group_id"], r["referenced_security_group_id"], r["ip_protocol"], r["from_port"], r["to_port"]) for r in rules) == sorted(
+        (DB_SG, g["id"], "tcp", 5432, 5432) for g in (group, browser)
+    )
     assert module_output(prod, "subnet_ids") == SUBNETS
     assert module_output(prod, "cost_command") == "run-job cost --log-retention-days 7"
 
@@ -532,9 +627,11 @@ def test_next_to_the_marketplace_the_tasks_use_its_vpc_subnets_and_database_rule
 def test_extra_groups_and_a_private_subnet_without_a_public_ip(tmp_path):
     model = load(tmp_path, extra_security_group_ids=["sg-0eeeeeeeeeeeeeee2"], assign_public_ip=False, use_scheduler=True)
     assert refused(model) == []
-    group = single(model, "aws_security_group")["id"]
-    for c in targets(model):
-        assert c["security_groups"] == [group, "sg-0eeeeeeeeeeeeeee2"]
+    group, browser = jobs_group(model)["id"], browser_group(model)["id"]
+    jobs = declarations(ROOT / "jobs")
+    for name, c in task_groups(model).items():
+        own = browser if jobs[name].get("image") == "chromium" else group
+        assert c["security_groups"] == [own, "sg-0eeeeeeeeeeeeeee2"], name
         assert c["assign_public_ip"] is False and c["subnets"] == SUBNETS
 
 
@@ -550,11 +647,15 @@ def test_a_fresh_account_creates_its_own_vpc_with_the_default_group_emptied(tmp_
     assert len(subnets) == 2
     assert sorted(s["availability_zone"] for s in subnets.values()) == [f"{REGION}a", f"{REGION}b"]
     assert all(s["vpc_id"] == vpc["id"] and s["map_public_ip_on_launch"] is False for s in subnets.values())
-    assert single(model, "aws_security_group")["vpc_id"] == vpc["id"]
+    assert jobs_group(model)["vpc_id"] == browser_group(model)["vpc_id"] == vpc["id"]
     ids = sorted(s["id"] for s in subnets.values())
     for c in targets(model):
         assert sorted(c["subnets"]) == ids and c["assign_public_ip"] is True
     assert "aws_vpc_security_group_ingress_rule" not in model
+    # No database group given: the browser group reaches the database port in the VPC only.
+    assert egress_rules(model, browser_group(model)) == {
+        ("tcp", 443, "0.0.0.0/0"), ("tcp", 80, "0.0.0.0/0"), ("tcp", 5432, "10.40.0.0/16"),
+    }
     assert "aws_nat_gateway" not in model and "aws_vpc_endpoint" not in model
 
 
@@ -590,8 +691,22 @@ def test_nat_gateway_endpoints_and_ipv6_in_a_created_vpc(tmp_path):
     assert set(endpoints) == {f"com.amazonaws.{REGION}.{s}" for s in ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "ssm", "s3")}
     assert endpoints[f"com.amazonaws.{REGION}.s3"]["vpc_endpoint_type"] == "Gateway"
     assert module_output(model, "cost_command") == "run-job cost --nat --endpoints 5 --zones 2 --log-retention-days 7"
-    jobs_group = [g for g in model["aws_security_group"] if g["name"] == f"{PREFIX}-jobs"][0]
-    assert jobs_group["egress"]["ipv6_cidr_blocks"] == ["::/0"]
+    assert jobs_group(model)["egress"]["ipv6_cidr_blocks"] == ["::/0"]
+    # Dual-stack: the browser group reaches the web over IPv6 too, the database over IPv4.
+    browser = browser_group(model)
+    assert egress_rules(model, browser) == {
+        ("tcp", 443, "0.0.0.0/0"), ("tcp", 80, "0.0.0.0/0"), ("tcp", 443, "::/0"), ("tcp", 80, "::/0"),
+        ("tcp", 5432, "10.40.0.0/16"),
+    }
+    # ECS pulls the image, reads the secrets and writes the logs through the task's own
+    # interface: the endpoints admit both groups.
+    endpoint_group = [g for g in model["aws_security_group"] if g["name"] == f"{PREFIX}-jobs-endpoints"][0]
+    admitted = sorted(
+        (r["referenced_security_group_id"], r["from_port"])
+        for r in model["aws_vpc_security_group_ingress_rule"]
+        if r["security_group_id"] == endpoint_group["id"]
+    )
+    assert admitted == sorted([(jobs_group(model)["id"], 443), (browser["id"], 443)])
 
 
 def test_a_network_that_cannot_work_is_refused_naming_what_to_set(tmp_path):
@@ -617,7 +732,9 @@ def test_a_network_that_cannot_work_is_refused_naming_what_to_set(tmp_path):
 
 
 def variable_validations(model, name):
-    (v,) = [v for v in model["variable"] if v["__tfmeta"]["path"] == f"module.run_job.variable.{name}"]
+    # The module's variable: inside the example, or the module loaded alone.
+    found = [v for v in model["variable"] if v["__tfmeta"]["path"] == f"module.run_job.variable.{name}"]
+    (v,) = found or [v for v in model["variable"] if v["__tfmeta"]["path"] == f"variable.{name}"]
     found = v.get("validation", [])
     return [x["error_message"] for x in (found if isinstance(found, list) else [found]) if x["condition"] is not True]
 
@@ -667,7 +784,7 @@ def test_the_example_tfvars_sets_every_variable_a_plan_would_ask_for(tmp_path):
     example = tfparse.load_from_path(str(EXAMPLE))
     required = {v["__tfmeta"]["label"] for v in example["variable"] if v["__tfmeta"]["path"].startswith("variable.") and "default" not in v}
     text = (EXAMPLE / "terraform.tfvars.example").read_text()
-    given = set(re.findall(r"^([a-z_]+)\s*=", text, re.M))
+    given = set(re.findall(r"^([a-z0-9_]+)\s*=", text, re.M))
     assert required and required <= given, f"not in terraform.tfvars.example: {required - given}"
     # Every required variable of the module is passed by the example.
     root = make_tree(tmp_path)
@@ -680,3 +797,284 @@ def test_the_example_tfvars_sets_every_variable_a_plan_would_ask_for(tmp_path):
     assert module["network"]["database_security_group_id"] == "sg-<id>"
     for c in targets(model):
         assert c["subnets"] == ["subnet-<id-a>", "subnet-<id-b>"]
+
+
+# ---------------------------------------------------------------------------------------
+# Secrets and settings per job (issue 27): each task receives what its declaration reads.
+
+PAYMENT_INVOICING_MESSAGING_PUSH = ("DLOCAL_", "FEU_", "RESEND_", "WHATSAPP_", "VAPID_")
+
+
+def test_scraping_receives_no_payment_invoicing_messaging_or_push_key(prod):
+    # The production example supplies every one of those keys (to the jobs that read them).
+    given = module_inputs(prod)["secrets"]
+    for prefix in PAYMENT_INVOICING_MESSAGING_PUSH:
+        assert any(k.startswith(prefix) for k in list(given) + list(module_inputs(prod)["environment"])), prefix
+    container = container_of(prod, "scraping")
+    names = [s["name"] for s in container["secrets"]] + [e["name"] for e in container["environment"]]
+    leaked = [n for n in names if n.startswith(PAYMENT_INVOICING_MESSAGING_PUSH)]
+    assert leaked == [], leaked
+    # And the jobs that do read them still get them.
+    assert {"DLOCAL_API_KEY", "DLOCAL_SECRET_KEY"} <= {s["name"] for s in container_of(prod, "sync-payments")["secrets"]}
+    assert {"FEU_USERNAME", "FEU_PASSWORD", "FEU_REFRESH_TOKEN"} <= {s["name"] for s in container_of(prod, "invoices")["secrets"]}
+    assert {"RESEND_API_KEY", "WHATSAPP_ACCESS_TOKEN", "VAPID_PRIVATE_KEY"} <= {s["name"] for s in container_of(prod, "notifications")["secrets"]}
+
+
+def test_each_task_receives_exactly_its_declarations_secrets(prod):
+    jobs = declarations(ROOT / "jobs")
+    given = module_inputs(prod)["secrets"]
+    for name, d in jobs.items():
+        required, optional, _ = reads(d)
+        got = {s["name"]: s["valueFrom"] for s in container_of(prod, name)["secrets"]}
+        want = set(required) | {n for n in optional if n in given} | {n for n in RUNNER_SECRETS if n in given}
+        assert set(got) == want, name
+        assert all(got[n] == given[n] for n in got), name
+    # The production tfvars example supplies every required secret of every enabled job.
+    for name, t in by_key(prod, "aws_ecs_task_definition").items():
+        assert t["lifecycle"]["precondition"]["condition"] is True, t["lifecycle"]["precondition"]["error_message"]
+
+
+SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:backend-XyZ123"
+
+
+def module_tfvars(secrets, environment=None, network="{ create_vpc = true }"):
+    return (
+        'name_prefix = "revendiste-prod"\nimage_tag = "abc123"\n'
+        f'image_repository_url = "{REPO}"\nnetwork = {network}\n'
+        f"secrets = {json.dumps(secrets)}\nenvironment = {json.dumps(environment or {})}\n"
+    )
+
+
+def task_preconditions(model):
+    return {k: t["lifecycle"]["precondition"] for k, t in by_key(model, "aws_ecs_task_definition").items()}
+
+
+def test_runner_secrets_optional_ones_and_the_check_in_url_reach_only_when_given(tmp_path):
+    extra = {
+        "report-sales": "name: report-sales\ndescription: Nightly sales report.\n"
+        "schedule: cron(30 3 * * ? *)\nsize: {cpu: 256, memory: 512}\narchitecture: arm64\n"
+        "timeout_seconds: 900\noverlap: forbid\nenabled: true\n"
+        "heartbeat_url_env: REPORT_SALES_HEARTBEAT_URL\n"
+        "reads:\n  secrets: [SALES_API_KEY]\n  optional_secrets: [SALES_SIGNING_KEY, SALES_WEBHOOK_TOKEN]\n"
+        "  environment: [SALES_REGION]\n",
+    }
+    root = make_tree(tmp_path, extra)
+    secrets = {
+        "DATABASE_URL": f"{SECRET}:DATABASE_URL::",  # a runner secret: every task
+        "SALES_API_KEY": f"{SECRET}:SALES_API_KEY::",
+        "SALES_SIGNING_KEY": f"{SECRET}:SALES_SIGNING_KEY::",  # optional, given
+        "REPORT_SALES_HEARTBEAT_URL": f"{SECRET}:HEARTBEAT::",
+        "DLOCAL_API_KEY": f"{SECRET}:DLOCAL_API_KEY::",
+        "DLOCAL_SECRET_KEY": f"{SECRET}:DLOCAL_SECRET_KEY::",
+        "RESEND_API_KEY": f"{SECRET}:RESEND_API_KEY::",
+    }
+    (root / "terraform" / "test.tfvars").write_text(module_tfvars(secrets))
+    model = tfparse.load_from_path(str(root / "terraform"), vars_paths=["test.tfvars"])
+    report = {s["name"]: s["valueFrom"] for s in container_of(model, "report-sales")["secrets"]}
+    assert report == {k: secrets[k] for k in ("DATABASE_URL", "SALES_API_KEY", "SALES_SIGNING_KEY", "REPORT_SALES_HEARTBEAT_URL")}
+    # Neither DB_CREDENTIALS_JSON nor POSTGRES_PASSWORD was given: no task names them.
+    jobs = declarations(root / "jobs")
+    for name, d in jobs.items():
+        got = {s["name"] for s in container_of(model, name)["secrets"]}
+        assert got == set(expected_secrets(d, secrets)), name
+        assert "DATABASE_URL" in got and "REPORT_SALES_HEARTBEAT_URL" not in got or name == "report-sales", name
+    assert all(p["condition"] is True for p in task_preconditions(model).values())
+
+
+def test_a_missing_required_secret_is_refused_naming_the_job_and_the_variable(tmp_path):
+    # A disabled job may lack its required secret until it is enabled.
+    extra = {
+        "paused-export": "name: paused-export\ndescription: Paused export.\n"
+        "schedule: cron(0 4 * * ? *)\nsize: {cpu: 256, memory: 512}\narchitecture: arm64\n"
+        "timeout_seconds: 60\noverlap: forbid\nenabled: false\n"
+        "reads:\n  secrets: [EXPORT_TOKEN]\n",
+    }
+    root = make_tree(tmp_path, extra)
+    secrets = {"DB_CREDENTIALS_JSON": DB_SECRET, "DLOCAL_API_KEY": f"{SECRET}:DLOCAL_API_KEY::"}
+    (root / "terraform" / "test.tfvars").write_text(module_tfvars(secrets))
+    model = tfparse.load_from_path(str(root / "terraform"), vars_paths=["test.tfvars"])
+    checks = task_preconditions(model)
+    failed = {k: p["error_message"] for k, p in checks.items() if p["condition"] is not True}
+    assert set(failed) == {"notifications", "sync-payments"}, failed
+    assert failed["notifications"].startswith("Job notifications declares reads.secrets")
+    assert "RESEND_API_KEY" in failed["notifications"] and "var.secrets" in failed["notifications"]
+    assert "DLOCAL_SECRET_KEY" in failed["sync-payments"] and "DLOCAL_API_KEY" not in failed["sync-payments"]
+    assert checks["paused-export"]["condition"] is True
+
+
+def output_preconditions(model, name):
+    found = [o for o in model["output"] if o["__tfmeta"]["path"] == f"module.run_job.output.{name}"]
+    (out,) = found or [o for o in model["output"] if o["__tfmeta"]["path"] == f"output.{name}"]
+    found = out.get("precondition", [])
+    return [p["error_message"] for p in (found if isinstance(found, list) else [found]) if p["condition"] is not True]
+
+
+def test_environment_is_filtered_to_what_each_job_and_the_runner_read(tmp_path):
+    environment = {
+        "DLOCAL_BASE_URL": "https://api.dlocalgo.com",  # sync-payments
+        "FEU_AUTH_URL": "https://feu.example/auth",  # invoices
+        "SCRAPER_PLATFORMS": "entraste",  # scraping
+        "APP_BASE_URL": "https://revendiste.com",  # several
+        "POSTGRES_HOST": "db.internal",  # the runner: every job
+        "RUST_LOG": "info",
+        "RUN_JOB_LOG_FORMAT": "text",  # the module's own wins
+    }
+    secrets = {"DB_CREDENTIALS_JSON": DB_SECRET, **{k: f"{SECRET}:{k}::" for k in ("DLOCAL_API_KEY", "DLOCAL_SECRET_KEY", "RESEND_API_KEY")}}
+    model = load_module(tmp_path, module_tfvars(secrets, environment))
+    jobs = declarations(ROOT / "jobs")
+    for name, d in jobs.items():
+        env = {e["name"]: e["value"] for e in container_of(model, name)["environment"]}
+        assert set(env) == expected_environment(d, environment), name
+        assert env["POSTGRES_HOST"] == "db.internal" and env["RUST_LOG"] == "info"
+        assert env["RUN_JOB_LOG_FORMAT"] == "json" and env["RUN_JOB_TRIGGER"] == "eventbridge"
+        assert env["RUN_JOB_TASK_MEMORY_MB"] == str(d["size"]["memory"])
+    assert "DLOCAL_BASE_URL" in {e["name"] for e in container_of(model, "sync-payments")["environment"]}
+    scraping = {e["name"] for e in container_of(model, "scraping")["environment"]}
+    assert "SCRAPER_PLATFORMS" in scraping and not {"DLOCAL_BASE_URL", "FEU_AUTH_URL"} & scraping
+    assert output_preconditions(model, "task_variables") == []
+    assert module_output(model, "task_variables")["sync-payments"]["secrets"] == ["DB_CREDENTIALS_JSON", "DLOCAL_API_KEY", "DLOCAL_SECRET_KEY"]
+
+
+def test_a_name_no_job_reads_is_refused_rather_than_dropped(tmp_path):
+    secrets = {
+        "DB_CREDENTIALS_JSON": DB_SECRET,
+        **{k: f"{SECRET}:{k}::" for k in ("DLOCAL_API_KEY", "DLOCAL_SECRET_KEY", "RESEND_API_KEY")},
+        "DLOCAL_SECRT_KEY": f"{SECRET}:typo::",
+        # A plain setting given as a secret: its declaration lists it under environment.
+        "R2_ACCOUNT_ID": f"{SECRET}:R2_ACCOUNT_ID::",
+    }
+    model = load_module(tmp_path, module_tfvars(secrets, {"SCRAPPER_PLATFORMS": "entraste"}))
+    messages = output_preconditions(model, "task_variables")
+    assert len(messages) == 2, messages
+    assert messages[0].startswith("var.secrets names") and messages[0].endswith(": DLOCAL_SECRT_KEY, R2_ACCOUNT_ID. Remove them, or list them in the declaration of the job that reads them.")
+    assert messages[1].startswith("var.environment names") and "SCRAPPER_PLATFORMS" in messages[1]
+    for name in declarations(ROOT / "jobs"):
+        names = {s["name"] for s in container_of(model, name)["secrets"]}
+        assert not {"DLOCAL_SECRT_KEY", "R2_ACCOUNT_ID"} & names
+
+
+def test_the_runners_variables_are_src_configs():
+    text = (ROOT / "terraform" / "main.tf").read_text()
+    for local, names in (("runner_secrets", RUNNER_SECRETS), ("runner_environment", RUNNER_ENVIRONMENT)):
+        body = re.search(rf"^  {local}\s*=\s*\[(.*?)\]", text, re.M | re.S).group(1)
+        assert re.findall(r'"([A-Z0-9_]+)"', body) == names, local
+    assert len(RUNNER_SECRETS) == 3 and "DATABASE_SSLROOTCERT" in RUNNER_ENVIRONMENT
+
+
+def test_the_fresh_account_example_supplies_every_required_secret(tmp_path):
+    root = make_tree(tmp_path)
+    example = root / "terraform" / "examples" / "fresh-account"
+    shutil.copytree(ROOT / "terraform" / "examples" / "fresh-account", example)
+    (example / "test.tfvars").write_text(
+        'image_tag = "abc123"\n'
+        f'db_credentials_secret_arn = "{DB_SECRET}"\nbackend_secrets_arn = "{BACKEND_SECRET}"\n'
+    )
+    model = tfparse.load_from_path(str(example), vars_paths=["test.tfvars"])
+    failed = [p["error_message"] for p in task_preconditions(model).values() if p["condition"] is not True]
+    assert failed == []
+    assert output_preconditions(model, "task_variables") == []
+    received = module_output(model, "task_variables")
+    for name, d in declarations(ROOT / "jobs").items():
+        required, _, _ = reads(d)
+        assert set(required) <= set(received[name]["secrets"]), name
+
+
+# ---------------------------------------------------------------------------------------
+# The browser's network and the containers' capabilities (issue 27)
+
+
+def test_the_browser_jobs_group_reaches_only_the_web_and_the_database(prod):
+    browser = browser_group(prod)
+    assert browser["description"].startswith("run-job tasks that run the browser")
+    # No inline rules: those below are all the group has (Terraform drops AWS's default
+    # allow-all egress from a group it creates).
+    assert "ingress" not in browser and "egress" not in browser
+    assert egress_rules(prod, browser) == {("tcp", 443, "0.0.0.0/0"), ("tcp", 80, "0.0.0.0/0"), ("tcp", 5432, DB_SG)}
+    assert browser["lifecycle"]["precondition"]["condition"] is True
+    # Which jobs carry it: those whose declaration runs the browser.
+    jobs = declarations(ROOT / "jobs")
+    browsing = {n for n, d in jobs.items() if d.get("image") == "chromium"}
+    assert browsing == {"scraping"}
+    groups = module_output(prod, "job_security_group_ids")
+    assert {n for n, g in groups.items() if g == [browser["id"]]} == browsing
+    assert {n for n, g in groups.items() if g == [jobs_group(prod)["id"]]} == set(jobs) - browsing
+
+
+def test_the_browser_group_needs_to_know_where_the_database_is(tmp_path):
+    secrets = {"DB_CREDENTIALS_JSON": DB_SECRET, **{k: f"{SECRET}:{k}::" for k in ("DLOCAL_API_KEY", "DLOCAL_SECRET_KEY", "RESEND_API_KEY")}}
+    given_vpc = f'{{ vpc_id = "{VPC}", subnet_ids = {json.dumps(SUBNETS)} }}'
+    model = load_module(tmp_path, module_tfvars(secrets, network=given_vpc))
+    precondition = browser_group(model)["lifecycle"]["precondition"]
+    assert precondition["condition"] is False
+    assert "scraping" in precondition["error_message"] and "network.database_cidr_blocks" in precondition["error_message"]
+    # Named CIDRs: the database port there, nothing else besides the web.
+    with_cidrs = f'{{ vpc_id = "{VPC}", subnet_ids = {json.dumps(SUBNETS)}, database_cidr_blocks = ["10.0.20.0/24", "10.0.21.0/24"], database_port = 6432 }}'
+    model = load_module(tmp_path, module_tfvars(secrets, network=with_cidrs))
+    assert browser_group(model)["lifecycle"]["precondition"]["condition"] is True
+    assert egress_rules(model, browser_group(model)) == {
+        ("tcp", 443, "0.0.0.0/0"), ("tcp", 80, "0.0.0.0/0"), ("tcp", 6432, "10.0.20.0/24"), ("tcp", 6432, "10.0.21.0/24"),
+    }
+    assert variable_validations(model, "network") == []
+    wrong = f'{{ vpc_id = "{VPC}", subnet_ids = {json.dumps(SUBNETS)}, database_cidr_blocks = ["db.internal"] }}'
+    assert variable_validations(load_module(tmp_path, module_tfvars(secrets, network=wrong)), "network") == [
+        "network.database_cidr_blocks must be IPv4 CIDRs (10.0.0.0/16)."
+    ]
+
+
+def test_every_container_drops_all_linux_capabilities(prod):
+    for name in declarations(ROOT / "jobs"):
+        container = container_of(prod, name)
+        # Fargate accepts any drop and only SYS_PTRACE as an add; nothing is added, and
+        # with drop ALL the container keeps exactly what add names (ECS's KernelCapabilities).
+        assert container["linuxParameters"] == {"capabilities": {"drop": ["ALL"]}}, name
+        assert container["command"] == [name]
+
+
+# ---------------------------------------------------------------------------------------
+# The image: the RDS CA bundle is checked against a SHA-256 given to the build (issue 27)
+
+
+def rds_bundle_check():
+    """The Dockerfile's RUN that follows the bundle's ADD, as /bin/sh would run it."""
+    docker = (ROOT / "Dockerfile").read_text()
+    slim = docker.split("AS slim", 1)[1].split("\nFROM ", 1)[0]
+    add = re.search(r"^ADD \$\{RDS_CA_BUNDLE_URL\} (\S+)$", slim, re.M)
+    assert add and add.group(1) == "/etc/ssl/certs/rds-global-bundle.pem"
+    run = re.search(r"^RUN ((?:.*\\\n)*.*)$", slim[add.end():], re.M).group(1)
+    return slim, run.replace("\\\n", "")
+
+
+def test_the_rds_ca_bundle_is_verified_by_its_sha256_at_build_time(tmp_path):
+    slim, run = rds_bundle_check()
+    # The digest is a build argument without a default: no build passes by leaving it out.
+    assert re.search(r"^ARG RDS_CA_BUNDLE_SHA256$", slim, re.M)
+    assert "sha256sum -c" in run
+    bundle = tmp_path / "rds-global-bundle.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\nstand-in\n-----END CERTIFICATE-----\n")
+    (tmp_path / "t").mkdir()
+    local = (
+        run.replace("/etc/ssl/certs/rds-global-bundle.pem", str(bundle))
+        .replace("/tmp/rds-global-bundle.sha256", str(tmp_path / "bundle.sha256"))
+        .replace("chmod 1777 /tmp", f"chmod 1777 {tmp_path / 't'}")
+    )
+    # Run here, it may touch nothing but what the replacements point into tmp_path.
+    assert set(re.findall(r"(?<![\w$}])/[\w./-]+", run)) == {
+        "/etc/ssl/certs/rds-global-bundle.pem", "/tmp/rds-global-bundle.sha256", "/tmp",
+    }, run
+
+    def build(digest):
+        env = {"PATH": os.environ["PATH"]}
+        if digest is not None:
+            env["RDS_CA_BUNDLE_SHA256"] = digest
+        return subprocess.run(["sh", "-c", local], env=env, capture_output=True, text=True)
+
+    good = hashlib.sha256(bundle.read_bytes()).hexdigest()
+    assert build(good).returncode == 0
+    for digest in (None, "", "abc", good.upper(), hashlib.sha256(b"another bundle").hexdigest()):
+        result = build(digest)
+        assert result.returncode != 0, digest
+    assert "RDS_CA_BUNDLE_SHA256" in build(None).stderr
+    # The offline build gives its stand-in certificate's digest.
+    offline = (ROOT / "scripts" / "build-images-offline").read_text()
+    assert '--build-arg RDS_CA_BUNDLE_SHA256="$rds_sha256"' in offline
+    assert 'rds_sha256=$(sha256sum "$rds/global-bundle.pem"' in offline

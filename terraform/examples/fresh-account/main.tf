@@ -28,6 +28,11 @@ variable "db_credentials_secret_arn" {
   type        = string
 }
 
+variable "backend_secrets_arn" {
+  description = "A Secrets Manager secret holding the providers' keys as JSON (at least those the jobs cannot run without)."
+  type        = string
+}
+
 module "run_job" {
   source = "../.."
 
@@ -43,8 +48,14 @@ module "run_job" {
     ipv6             = true
   }
 
+  # The secrets every enabled job's declaration requires (jobs/*.yaml, reads.secrets):
+  # without one the plan stops. Optional ones (R2, FEU, WhatsApp, push) can be added the
+  # same way; each task receives only those its declaration lists.
   secrets = {
     DB_CREDENTIALS_JSON = var.db_credentials_secret_arn
+    DLOCAL_API_KEY      = "${var.backend_secrets_arn}:DLOCAL_API_KEY::"
+    DLOCAL_SECRET_KEY   = "${var.backend_secrets_arn}:DLOCAL_SECRET_KEY::"
+    RESEND_API_KEY      = "${var.backend_secrets_arn}:RESEND_API_KEY::"
   }
 }
 

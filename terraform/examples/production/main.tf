@@ -48,6 +48,23 @@ variable "backend_secrets_arn" {
   type        = string
 }
 
+# Three identifiers the backend's secret also holds, which the jobs read as plain
+# settings (their declarations list them under reads.environment): none grants anything.
+variable "r2_account_id" {
+  description = "The Cloudflare account of the R2 buckets (it names the R2 endpoint's host)."
+  type        = string
+}
+
+variable "whatsapp_phone_number_id" {
+  description = "The WhatsApp Business phone number the notifications are sent from (Meta's id for it)."
+  type        = string
+}
+
+variable "vapid_public_key" {
+  description = "The web push public key (base64url), the one browsers subscribed with."
+  type        = string
+}
+
 variable "vpc_id" {
   description = "The marketplace's VPC (the one its RDS instance is in), e.g. the original's `revendiste-prod-vpc`. Null with create_vpc."
   type        = string
@@ -178,27 +195,32 @@ module "run_job" {
     R2_PUBLIC_BUCKET  = "prod-revendiste-public"
     R2_PRIVATE_BUCKET = "prod-revendiste-private"
     R2_CDN_DOMAIN     = "cdn.revendiste.com"
-    DATABASE_SSLMODE  = "verify-full"
+    R2_ACCOUNT_ID     = var.r2_account_id
+    # notifications: the WhatsApp sender and the web push public key (their secret
+    # halves are secrets below).
+    WHATSAPP_PHONE_NUMBER_ID = var.whatsapp_phone_number_id
+    VAPID_PUBLIC_KEY         = var.vapid_public_key
+    DATABASE_SSLMODE         = "verify-full"
     # The Amazon RDS CA bundle baked into the image: rustls trusts only public roots.
     DATABASE_SSLROOTCERT = "/etc/ssl/certs/rds-global-bundle.pem"
   }
+  # Each task receives only the ones its job's declaration lists (jobs/*.yaml, reads):
+  # scraping gets the database, R2, Google Places and IndexNow keys, not dLocal's, FEU's,
+  # Resend's, Meta's or the push key. A job's required secret missing here stops the plan.
   secrets = {
-    DB_CREDENTIALS_JSON      = var.db_credentials_secret_arn
-    DLOCAL_API_KEY           = "${var.backend_secrets_arn}:DLOCAL_API_KEY::"
-    DLOCAL_SECRET_KEY        = "${var.backend_secrets_arn}:DLOCAL_SECRET_KEY::"
-    RESEND_API_KEY           = "${var.backend_secrets_arn}:RESEND_API_KEY::"
-    WHATSAPP_ACCESS_TOKEN    = "${var.backend_secrets_arn}:WHATSAPP_ACCESS_TOKEN::"
-    WHATSAPP_PHONE_NUMBER_ID = "${var.backend_secrets_arn}:WHATSAPP_PHONE_NUMBER_ID::"
-    VAPID_PUBLIC_KEY         = "${var.backend_secrets_arn}:VAPID_PUBLIC_KEY::"
-    VAPID_PRIVATE_KEY        = "${var.backend_secrets_arn}:VAPID_PRIVATE_KEY::"
-    R2_ACCOUNT_ID            = "${var.backend_secrets_arn}:R2_ACCOUNT_ID::"
-    R2_ACCESS_KEY_ID         = "${var.backend_secrets_arn}:R2_ACCESS_KEY_ID::"
-    R2_SECRET_ACCESS_KEY     = "${var.backend_secrets_arn}:R2_SECRET_ACCESS_KEY::"
-    GOOGLE_PLACES_API_KEY    = "${var.backend_secrets_arn}:GOOGLE_PLACES_API_KEY::"
-    INDEXNOW_KEY             = "${var.backend_secrets_arn}:INDEXNOW_KEY::"
-    FEU_REFRESH_TOKEN        = "${var.backend_secrets_arn}:FEU_REFRESH_TOKEN::"
-    FEU_USERNAME             = "${var.backend_secrets_arn}:FEU_USERNAME::"
-    FEU_PASSWORD             = "${var.backend_secrets_arn}:FEU_PASSWORD::"
+    DB_CREDENTIALS_JSON   = var.db_credentials_secret_arn
+    DLOCAL_API_KEY        = "${var.backend_secrets_arn}:DLOCAL_API_KEY::"
+    DLOCAL_SECRET_KEY     = "${var.backend_secrets_arn}:DLOCAL_SECRET_KEY::"
+    RESEND_API_KEY        = "${var.backend_secrets_arn}:RESEND_API_KEY::"
+    WHATSAPP_ACCESS_TOKEN = "${var.backend_secrets_arn}:WHATSAPP_ACCESS_TOKEN::"
+    VAPID_PRIVATE_KEY     = "${var.backend_secrets_arn}:VAPID_PRIVATE_KEY::"
+    R2_ACCESS_KEY_ID      = "${var.backend_secrets_arn}:R2_ACCESS_KEY_ID::"
+    R2_SECRET_ACCESS_KEY  = "${var.backend_secrets_arn}:R2_SECRET_ACCESS_KEY::"
+    GOOGLE_PLACES_API_KEY = "${var.backend_secrets_arn}:GOOGLE_PLACES_API_KEY::"
+    INDEXNOW_KEY          = "${var.backend_secrets_arn}:INDEXNOW_KEY::"
+    FEU_REFRESH_TOKEN     = "${var.backend_secrets_arn}:FEU_REFRESH_TOKEN::"
+    FEU_USERNAME          = "${var.backend_secrets_arn}:FEU_USERNAME::"
+    FEU_PASSWORD          = "${var.backend_secrets_arn}:FEU_PASSWORD::"
   }
 
   use_fargate_spot = true
