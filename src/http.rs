@@ -40,6 +40,42 @@ pub fn builder(timeouts: Timeouts) -> reqwest::ClientBuilder {
         .user_agent(concat!("run-job/", env!("CARGO_PKG_VERSION")))
 }
 
+/// Why a provider's answer was not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    #[error("{provider}'s answer is larger than {limit} bytes; it is not read")]
+    TooLarge { provider: String, limit: usize },
+    #[error("{provider}'s answer was cut off")]
+    Cut { provider: String },
+}
+
+/// A provider's answer, read up to `limit` bytes: a `Content-Length` over it is refused
+/// before reading, a body that grows past it is dropped as soon as it does. A provider
+/// (or whoever answers in its place) cannot make a run hold more than that.
+pub async fn read_capped(
+    mut response: reqwest::Response,
+    provider: &str,
+    limit: usize,
+) -> Result<Vec<u8>, BodyError> {
+    let too_large = || BodyError::TooLarge {
+        provider: provider.to_string(),
+        limit,
+    };
+    if response.content_length().is_some_and(|l| l > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|_| BodyError::Cut {
+        provider: provider.to_string(),
+    })? {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// What the retry loop needs to know about a failed call.
 pub trait Transient {
     /// Worth another attempt: network error, timeout, 5xx, 429.
@@ -196,6 +232,55 @@ mod tests {
         assert!(
             started.elapsed() >= Duration::from_millis(300),
             "waited as asked"
+        );
+    }
+
+    /// One answer of `size` bytes on loopback, with or without its length declared.
+    async fn answer_of(size: usize, declared: bool) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let head = if declared {
+                format!("HTTP/1.1 200 OK\r\ncontent-length: {size}\r\nconnection: close\r\n\r\n")
+            } else {
+                "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n".to_string()
+            };
+            let _ = socket.write_all(head.as_bytes()).await;
+            let _ = socket.write_all(&vec![b'x'; size]).await;
+        });
+        format!("http://{address}/")
+    }
+
+    #[tokio::test]
+    async fn answers_over_the_cap_are_refused_naming_the_provider_and_the_limit() {
+        let client = client(Timeouts {
+            connect: Duration::from_secs(5),
+            request: Duration::from_secs(5),
+        })
+        .unwrap();
+        for declared in [true, false] {
+            let url = answer_of(3 * 1024 * 1024, declared).await;
+            let response = client.get(&url).send().await.unwrap();
+            let refused = read_capped(response, "dLocal Go", 1024 * 1024)
+                .await
+                .unwrap_err();
+            assert_eq!(
+                refused.to_string(),
+                "dLocal Go's answer is larger than 1048576 bytes; it is not read"
+            );
+        }
+        let url = answer_of(1000, false).await;
+        let response = client.get(&url).send().await.unwrap();
+        assert_eq!(
+            read_capped(response, "dLocal Go", 1024 * 1024)
+                .await
+                .unwrap()
+                .len(),
+            1000
         );
     }
 

@@ -592,7 +592,10 @@ async fn stuck_payments_back_off_and_do_not_starve_newer_ones(pool: PgPool) {
 async fn bad_provider_answers_fail_only_their_payment(pool: PgPool) {
     let w = world(&pool, 24 * 7).await;
     let (_, t) = w
-        .listing(w.seller_a, &["100", "100", "100", "100", "100", "100"])
+        .listing(
+            w.seller_a,
+            &["100", "100", "100", "100", "100", "100", "100"],
+        )
         .await;
     let ids = [
         "D-HTML",
@@ -601,6 +604,7 @@ async fn bad_provider_answers_fail_only_their_payment(pool: PgPool) {
         "D-WEIRD",
         "D-NUM",
         "D-USD",
+        "D-HUGE",
     ];
     let mut orders = Vec::new();
     for (i, id) in ids.iter().enumerate() {
@@ -643,8 +647,14 @@ async fn bad_provider_answers_fail_only_their_payment(pool: PgPool) {
         "payer": {"email": "ana@example.com", "first_name": "Ana", "last_name": "Pérez", "document_type": "CI", "document": "12345678"}
     })));
 
+    // A "payment" of 2 MiB: refused past 1 MiB, naming dLocal and the limit.
+    sb.set(
+        "D-HUGE",
+        raw(json!({"id": "D-HUGE", "status": "PAID", "amount": "100", "currency": "UYU", "padding": "x".repeat(2 << 20)})),
+    );
+
     let s = run(&pool, settings(&sb, &[("DLOCAL_TIMEOUT_SECONDS", "1")])).await;
-    assert_eq!(detail(&s, "payments_failed"), 3, "{:?}", s.details);
+    assert_eq!(detail(&s, "payments_failed"), 4, "{:?}", s.details);
     assert_eq!(detail(&s, "unknown_statuses"), 1);
     assert_eq!(
         detail(&s, "orders_confirmed"),
@@ -656,8 +666,14 @@ async fn bad_provider_answers_fail_only_their_payment(pool: PgPool) {
             .fetch_all(&pool)
             .await
             .unwrap();
-    assert_eq!(errors.len(), 3);
+    assert_eq!(errors.len(), 4);
     assert!(errors.iter().any(|e| e.contains("timed out")), "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("dLocal Go's answer is larger than 1048576 bytes")),
+        "{errors:?}"
+    );
     assert!(
         errors.iter().any(|e| e.contains("missing field `amount`")),
         "{errors:?}"

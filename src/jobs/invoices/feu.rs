@@ -314,12 +314,19 @@ impl Feu {
     }
 }
 
+/// The most of one FEU answer read: a document's PDF comes base64-encoded inside it,
+/// and an invoice's PDF is tens of kilobytes.
+pub const MAX_ANSWER: usize = 16 * 1024 * 1024;
+
 async fn read(response: reqwest::Response, what: &str) -> Result<Value, FeuError> {
     let status = response.status();
-    let bytes = response
-        .bytes()
+    let bytes = http::read_capped(response, "FEU", MAX_ANSWER)
         .await
-        .map_err(|_| FeuError::Transient(format!("{what}: answer cut off")))?;
+        .map_err(|e| match e {
+            // The same document would bring the same answer: that document's failure.
+            http::BodyError::TooLarge { .. } => FeuError::Rejected(format!("{what}: {e}")),
+            http::BodyError::Cut { .. } => FeuError::Transient(format!("{what}: answer cut off")),
+        })?;
     serde_json::from_slice(&bytes).map_err(|_| {
         if status.is_success() {
             FeuError::Transient(format!(

@@ -13,6 +13,9 @@ use serde_json::{Value, json};
 
 use crate::http::{self, RetryPolicy, Timeouts, Transient};
 
+/// The most of one Resend or WhatsApp answer read: theirs are a few hundred bytes.
+const MAX_ANSWER: usize = 1024 * 1024;
+
 /// Why a send did not succeed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SendError {
@@ -98,8 +101,14 @@ async fn post(
             .map_err(|e| no_answer(&e, provider, repeat))?;
         let status = response.status();
         let after = http::retry_after(response.headers());
-        match response.bytes().await {
+        match http::read_capped(response, provider, MAX_ANSWER).await {
             Ok(bytes) => classify(status, after, &bytes, provider, repeat),
+            Err(e @ http::BodyError::TooLarge { .. }) if status.is_success() => {
+                // Accepted: it was sent, whatever else the answer says.
+                tracing::warn!(error = %e, "provider's answer not read");
+                Ok(Value::Null)
+            }
+            Err(e @ http::BodyError::TooLarge { .. }) => Err(SendError::Permanent(e.to_string())),
             // Accepted, then the body was cut off: it was sent.
             Err(_) if status.is_success() => Ok(Value::Null),
             Err(_) => Err(SendError::Transient {

@@ -118,10 +118,9 @@ impl GooglePlaces {
         if !status.is_success() {
             return Err(format!("HTTP {status}"));
         }
-        let body = response
-            .bytes()
+        let body = crate::http::read_capped(response, "Google Places", 2 * 1024 * 1024)
             .await
-            .map_err(|e| e.without_url().to_string())?;
+            .map_err(|e| e.to_string())?;
         serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))
     }
 

@@ -158,6 +158,9 @@ impl DlocalPayment {
     }
 }
 
+/// The most of one dLocal Go answer read: a payment is a few kilobytes.
+pub const MAX_ANSWER: usize = 1024 * 1024;
+
 /// Why a call to dLocal failed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DlocalError {
@@ -260,10 +263,12 @@ impl DlocalClient {
             .map_err(|e| DlocalError::Network(without_url(e)))?;
         let status = response.status();
         let retry_after = http::retry_after(response.headers());
-        let body = response
-            .bytes()
+        let body = http::read_capped(response, "dLocal Go", MAX_ANSWER)
             .await
-            .map_err(|e| DlocalError::Network(without_url(e)))?;
+            .map_err(|e| match e {
+                http::BodyError::TooLarge { .. } => DlocalError::Decode(e.to_string()),
+                http::BodyError::Cut { .. } => DlocalError::Network(e.to_string()),
+            })?;
         match status {
             s if s.is_success() => DlocalPayment::from_body(&body),
             StatusCode::NOT_FOUND => Err(DlocalError::NotFound),
