@@ -1261,12 +1261,13 @@ async fn in_app_notifications_are_pushed_encrypted_and_gone_subscriptions_delete
 async fn invoice_emails_carry_their_pdf_and_mark_the_invoice_emailed(pool: PgPool) {
     let u = user(&pool, Some("inv@example.com"), None).await;
     let dir = std::env::temp_dir().join(format!("run-job-invoices-{}", Uuid::new_v4()));
-    std::fs::create_dir_all(dir.join("invoices/o1")).unwrap();
-    std::fs::write(
-        dir.join("invoices/o1/buyer-invoice.pdf"),
-        b"%PDF-1.7 invoice",
-    )
-    .unwrap();
+    let (o1, o2) = (Uuid::new_v4(), Uuid::new_v4());
+    for (order, file) in [(o1, "buyer-invoice.pdf"), (o2, "other-buyer-invoice.pdf")] {
+        let folder = dir.join(format!("private/invoices/{order}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join(file), b"%PDF-1.7 invoice").unwrap();
+    }
+    std::fs::write(dir.join("private/secret.pdf"), b"%PDF-1.7 secret").unwrap();
     let invoice: Uuid = sqlx::query_scalar(
         "INSERT INTO invoices (party, external_id, base_amount, vat_amount, total_amount, currency)
          VALUES ('buyer', 'revendiste:o1:buyer', 120, 26.4, 146.4, 'UYU') RETURNING id",
@@ -1274,8 +1275,8 @@ async fn invoice_emails_carry_their_pdf_and_mark_the_invoice_emailed(pool: PgPoo
     .fetch_one(&pool)
     .await
     .unwrap();
-    let metadata = |path: &str| {
-        json!({"type": "order_invoice", "orderId": Uuid::nil(), "party": "buyer", "eventName": "E",
+    let metadata = |order: Uuid, path: &str| {
+        json!({"type": "order_invoice", "orderId": order, "party": "buyer", "eventName": "E",
                "currency": "UYU", "totalAmount": "146.40",
                "attachmentRefs": [{"type": "storage", "storagePath": path, "filename": "factura-A-1.pdf"}],
                "postSendActions": [{"type": "markInvoiceEmailSent", "invoiceId": invoice}]})
@@ -1285,7 +1286,7 @@ async fn invoice_emails_carry_their_pdf_and_mark_the_invoice_emailed(pool: PgPoo
         u,
         "order_invoice",
         "{email}",
-        metadata("invoices/o1/buyer-invoice.pdf"),
+        metadata(o1, &format!("private/invoices/{o1}/buyer-invoice.pdf")),
     )
     .await;
     let not_yet = notification(
@@ -1293,9 +1294,29 @@ async fn invoice_emails_carry_their_pdf_and_mark_the_invoice_emailed(pool: PgPoo
         u,
         "order_invoice",
         "{email}",
-        metadata("invoices/o2/buyer-invoice.pdf"),
+        metadata(o2, &format!("private/invoices/{o2}/buyer-invoice.pdf")),
     )
     .await;
+    // Rows that name a key outside their own order's invoices, or attach to another kind.
+    let mut refused = Vec::new();
+    for (kind, order, path) in [
+        (
+            "order_invoice",
+            o1,
+            format!("private/invoices/{o2}/other-buyer-invoice.pdf"),
+        ),
+        ("order_invoice", o1, "private/secret.pdf".to_string()),
+        (
+            "order_invoice",
+            o1,
+            format!("private/invoices/{o1}/../../secret.pdf"),
+        ),
+    ] {
+        refused.push(notification(&pool, u, kind, "{email}", metadata(order, &path)).await);
+    }
+    let mut confirmation = confirmed();
+    confirmation["attachmentRefs"] = json!([{"type": "storage", "storagePath": format!("private/invoices/{o1}/buyer-invoice.pdf")}]);
+    refused.push(notification(&pool, u, "order_confirmed", "{email}", confirmation).await);
     let sb = sandbox().await;
     let root = dir.to_string_lossy().to_string();
     run(&pool, settings(&sb, &[("STORAGE_LOCAL_PATH", &root)])).await;
@@ -1322,8 +1343,18 @@ async fn invoice_emails_carry_their_pdf_and_mark_the_invoice_emailed(pool: PgPoo
     );
     assert_eq!(
         channels["email"]["error"],
-        "attachment invoices/o2/buyer-invoice.pdf: not found"
+        format!("attachment private/invoices/{o2}/buyer-invoice.pdf: not found")
     );
+    for id in refused {
+        let (status, channels) = state(&pool, id).await;
+        assert_eq!(status, "failed", "{channels}");
+        let error = channels["email"]["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("an attachment is not a PDF under private/invoices/")
+                || error == "attachments are sent with order_invoice notifications only",
+            "{error}"
+        );
+    }
     std::fs::remove_dir_all(dir).ok();
 }
 

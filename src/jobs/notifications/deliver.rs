@@ -281,7 +281,7 @@ impl Notifications {
             .content
             .email(&n.kind, to, a.metadata, n.actions.as_ref())
             .map_err(SendError::Permanent)?;
-        email.attachments = self.attachments(a.metadata).await?;
+        email.attachments = self.attachments(&n.kind, a.metadata).await?;
         self.email_rate.wait().await;
         let sent = self
             .resend
@@ -412,19 +412,52 @@ impl Notifications {
 
     /// The files an email carries (`metadata.attachmentRefs`, the invoice PDFs), read
     /// from storage. A file not there yet is worth retrying; a malformed reference is not.
-    async fn attachments(&self, metadata: &Value) -> Result<Vec<Attachment>, SendError> {
+    ///
+    /// Only an `order_invoice` notification carries files, and only its own order's
+    /// invoices (`private/invoices/<orderId>/…`, where the invoices job writes them): a
+    /// row naming another key cannot have this job mail out whatever the bucket holds.
+    async fn attachments(
+        &self,
+        kind: &str,
+        metadata: &Value,
+    ) -> Result<Vec<Attachment>, SendError> {
         use base64::Engine;
         let Some(refs) = metadata.get("attachmentRefs").and_then(Value::as_array) else {
             return Ok(Vec::new());
         };
+        if refs.is_empty() {
+            return Ok(Vec::new());
+        }
+        if kind != "order_invoice" {
+            return Err(SendError::Permanent(
+                "attachments are sent with order_invoice notifications only".into(),
+            ));
+        }
+        let Some(order) = metadata["orderId"]
+            .as_str()
+            .and_then(|o| o.parse::<uuid::Uuid>().ok())
+        else {
+            return Err(SendError::Permanent(
+                "an invoice email without its orderId carries no attachment".into(),
+            ));
+        };
+        let prefix = format!("private/invoices/{order}/");
         let mut files = Vec::new();
         for r in refs {
             let (Some("storage"), Some(path)) = (r["type"].as_str(), r["storagePath"].as_str())
             else {
-                return Err(SendError::Permanent(format!(
-                    "attachment reference {r} is not {{type: storage, storagePath}}"
-                )));
+                return Err(SendError::Permanent(
+                    "an attachment reference is not {type: storage, storagePath}".into(),
+                ));
             };
+            let own = path
+                .strip_prefix(&prefix)
+                .is_some_and(|file| !file.contains('/') && file.ends_with(".pdf"));
+            if !own {
+                return Err(SendError::Permanent(format!(
+                    "an attachment is not a PDF under {prefix}"
+                )));
+            }
             let bytes = self.storage.get(path).await.map_err(|e| match e {
                 StorageError::BadKey(_) => SendError::Permanent(format!("attachment {e}")),
                 other => SendError::Transient {
@@ -434,7 +467,13 @@ impl Notifications {
             })?;
             let filename = r["filename"]
                 .as_str()
-                .map(str::to_string)
+                .map(|f| {
+                    f.chars()
+                        .filter(|c| !c.is_control() && !matches!(c, '/' | '\\'))
+                        .take(100)
+                        .collect::<String>()
+                })
+                .filter(|f| !f.is_empty())
                 .unwrap_or_else(|| path.rsplit('/').next().unwrap_or(path).to_string());
             files.push(Attachment {
                 filename,
