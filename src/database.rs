@@ -187,3 +187,49 @@ fn describe_database(db: &dyn DatabaseError) -> String {
         code => format!("{message} (SQLSTATE {code})"),
     }
 }
+
+/// `text` as PostgreSQL stores it: without NUL, which neither `text` nor `jsonb`
+/// accepts. Error messages quote provider answers and page text, and one NUL in them
+/// would make the write that records the failure fail too.
+pub fn storable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', ""))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// `value` as a `jsonb` parameter, every string in it (keys included) made
+/// [`storable`]. The one way JSON built from outside data is bound.
+pub fn jsonb<T: serde::Serialize + ?Sized>(
+    value: &T,
+) -> Result<sqlx::types::Json<serde_json::Value>, sqlx::Error> {
+    let value = serde_json::to_value(value).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    Ok(sqlx::types::Json(storable_json(value)))
+}
+
+fn storable_json(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.contains('\0') => Value::String(s.replace('\0', "")),
+        Value::Array(items) => Value::Array(items.into_iter().map(storable_json).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (storable(&k).into_owned(), storable_json(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod storable_tests {
+    use super::*;
+
+    #[test]
+    fn nul_is_dropped_from_text_and_from_every_string_in_json() {
+        assert_eq!(storable("a\0b"), "ab");
+        let bound = jsonb(&serde_json::json!({"e\0": ["x\0y", {"z": "\0"}], "n": 1})).unwrap();
+        assert_eq!(bound.0, serde_json::json!({"e": ["xy", {"z": ""}], "n": 1}));
+    }
+}

@@ -5,7 +5,9 @@
 //! A URL passes when its origin (scheme, host, port) is exactly one the operator
 //! configured (a site's base URL; the tests' stand-ins on loopback are allowed this way
 //! and no other), or when it is `https`, carries no user name or password, names a host
-//! the caller accepts, and that host is not, and does not resolve to, an address inside
+//! the caller accepts (an address literal never passes a list of hosts, and a configured
+//! origin's host passes only at that origin), and that host is not, and does not resolve
+//! to, an address inside
 //! anything: loopback, RFC 1918, link-local (169.254/16 holds the ECS credentials and
 //! metadata endpoints), CGNAT, unique-local, IPv4-mapped and the like. Clients built by
 //! [`Guard::client`] resolve names through the same check and re-check every redirect
@@ -108,12 +110,24 @@ impl Guard {
         if url.scheme() != "https" {
             return Err(Refused::Scheme(url.scheme().chars().take(16).collect()));
         }
-        let host = match url.host() {
-            Some(url::Host::Domain(d)) => d.to_ascii_lowercase(),
-            Some(url::Host::Ipv4(a)) => return public(&a.to_string(), IpAddr::V4(a)),
-            Some(url::Host::Ipv6(a)) => return public(&a.to_string(), IpAddr::V6(a)),
-            None => return Err(Refused::Unparsable),
+        let host = match (url.host(), &self.hosts) {
+            (Some(url::Host::Domain(d)), _) => d.to_ascii_lowercase(),
+            // An allowlist names hosts; an address literal would skip it.
+            (Some(url::Host::Ipv4(a)), Hosts::Within(_)) => {
+                return Err(Refused::Host(a.to_string()));
+            }
+            (Some(url::Host::Ipv6(a)), Hosts::Within(_)) => {
+                return Err(Refused::Host(a.to_string()));
+            }
+            (Some(url::Host::Ipv4(a)), Hosts::Any) => return public(&a.to_string(), IpAddr::V4(a)),
+            (Some(url::Host::Ipv6(a)), Hosts::Any) => return public(&a.to_string(), IpAddr::V6(a)),
+            (None, _) => return Err(Refused::Unparsable),
         };
+        // A configured origin's host is trusted at that origin only (the resolver does
+        // not check its addresses): another port or scheme on it is refused.
+        if self.origins.iter().any(|o| o.host == host) {
+            return Err(Refused::Host(shorten(&host)));
+        }
         match &self.hosts {
             Hosts::Any => Ok(()),
             Hosts::Within(allowed) => {
@@ -333,15 +347,51 @@ mod tests {
             ),
             (
                 "https://169.254.169.254/latest/meta-data/",
+                "host `169.254.169.254` is not one this may reach",
+            ),
+            ("javascript:alert(1)", "scheme `javascript` is not https"),
+            (
+                "https://151.101.1.1/",
+                "host `151.101.1.1` is not one this may reach",
+            ),
+            (
+                "https://[2a04:4e42::1]/",
+                "host `2a04:4e42::1` is not one this may reach",
+            ),
+        ] {
+            assert_eq!(guard.check(url).unwrap_err().to_string(), refused, "{url}");
+        }
+        // Without a host list, an address literal passes only if public.
+        let any = Guard::new(Hosts::Any, []);
+        assert!(any.check("https://151.101.1.1/").is_ok());
+        for (url, refused) in [
+            (
+                "https://169.254.169.254/latest/meta-data/",
                 "host `169.254.169.254` is or resolves to a non-public address (169.254.169.254)",
             ),
             (
                 "https://[::ffff:7f00:1]/",
                 "host `::ffff:127.0.0.1` is or resolves to a non-public address (::ffff:127.0.0.1)",
             ),
-            ("javascript:alert(1)", "scheme `javascript` is not https"),
         ] {
-            assert_eq!(guard.check(url).unwrap_err().to_string(), refused, "{url}");
+            assert_eq!(any.check(url).unwrap_err().to_string(), refused, "{url}");
+        }
+    }
+
+    #[test]
+    fn a_configured_origins_host_is_trusted_at_that_origin_only() {
+        let guard = Guard::new(Hosts::Any, ["https://stand-in.test:8443"]);
+        assert!(guard.check("https://stand-in.test:8443/push").is_ok());
+        for url in [
+            "https://stand-in.test/",
+            "https://stand-in.test:9000/",
+            "https://STAND-IN.test:22/",
+        ] {
+            assert_eq!(
+                guard.check(url).unwrap_err(),
+                Refused::Host("stand-in.test".into()),
+                "{url}"
+            );
         }
     }
 

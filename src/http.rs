@@ -5,7 +5,7 @@
 //! jitter on network errors, timeouts, 5xx and 429, honouring `Retry-After`, and never
 //! on other 4xx. What counts as transient is the provider error's business
 //! ([`Transient`]); how long to wait is decided here only. Row-level backoff across runs
-//! (a payment that keeps failing) is a different concept and lives in `backoff`.
+//! (a payment that keeps failing) is a different concept and lives in `failure`.
 
 use std::future::Future;
 use std::time::Duration;

@@ -6,6 +6,7 @@
 //! packages/shared/src/schemas/notifications.ts): `metadata` carries `type` and the
 //! fields its template needs; `actions` is a list of `{type, label, url}`.
 
+use crate::database;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -98,7 +99,7 @@ pub async fn insert(
                 x.actions, x.metadata, 'pending', $2, $2
            FROM jsonb_to_recordset($1) AS x(user_id uuid, type text, channels jsonb, actions jsonb, metadata jsonb)",
     )
-    .bind(sqlx::types::Json(&rows))
+    .bind(database::jsonb(&rows)?)
     .bind(now)
     .execute(conn)
     .await?;

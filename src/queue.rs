@@ -23,6 +23,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::database;
 use crate::failure::{Backoff, Decision, Failure};
 
 /// A row to add to the queue, deduplicated by its idempotency key.
@@ -49,7 +50,7 @@ pub async fn enqueue(
            FROM jsonb_to_recordset($1) AS x(job_type text, payload jsonb, idempotency_key text)
          ON CONFLICT (idempotency_key) DO NOTHING",
     )
-    .bind(sqlx::types::Json(rows))
+    .bind(database::jsonb(&rows)?)
     .bind(now)
     .execute(conn)
     .await?;

@@ -58,7 +58,13 @@ pub struct Site {
 impl Site {
     /// Serves `root` (if any) on a free loopback port until the runtime ends.
     pub async fn start(root: Option<PathBuf>) -> std::io::Result<Site> {
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        Site::start_on([127, 0, 0, 1], root).await
+    }
+
+    /// [`Site::start`] on another loopback address (127.0.0.2: an address no site is
+    /// on, as a private service would be).
+    pub async fn start_on(address: [u8; 4], root: Option<PathBuf>) -> std::io::Result<Site> {
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from((address, 0))).await?;
         let base_url = format!("http://{}", listener.local_addr()?);
         let state = Arc::new(SiteState {
             root,

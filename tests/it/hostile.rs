@@ -47,10 +47,8 @@ fn crawl(pool: &PgPool, base_url: &str, uploads: &std::path::Path) -> tokio::pro
         .env("RUN_JOB_NOW", NOW)
         .env("SCRAPER_SAME_DOMAIN_DELAY_SECS", "0")
         .env("SCRAPER_NAVIGATION_TIMEOUT_SECS", "3")
-        .env(
-            "SCRAPER_HOST_RESOLVER_RULES",
-            "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-        )
+        // No resolver rules of the test's own: the job's (only the sites' hosts
+        // resolve) are what stands between a popup or a worker and 127.0.0.2.
         .env("STORAGE_LOCAL_PATH", uploads)
         .env("STORAGE_BASE_URL", "https://cdn.test");
     for (name, value) in SECRETS {
@@ -136,6 +134,11 @@ fn tree_pss_mib(root: u32) -> u64 {
 #[sqlx::test(migrations = "./migrations")]
 async fn a_hostile_site_reaches_nothing_inside_and_its_legitimate_event_is_stored(pool: PgPool) {
     let internal = Site::start(None).await.unwrap();
+    // A private service on an address the site is not on: what a popup, a worker or a
+    // WebSocket aims at, past the tab's request interception.
+    let private = Site::start_on([127, 0, 0, 2], None).await.unwrap();
+    let elsewhere = private.base_url.clone();
+    let elsewhere_ws = elsewhere.replace("http://", "ws://");
     let site = Site::start(Some(entraste_fixture())).await.unwrap();
     let site_authority = site.base_url.trim_start_matches("http://").to_string();
     let inside = internal.base_url.clone();
@@ -154,7 +157,14 @@ async fn a_hostile_site_reaches_nothing_inside_and_its_legitimate_event_is_store
 <a class="event-card" href="{s}/evento/redirige/">Redirección</a>
 <a class="event-card" href="{s}/evento/se-cuelga/">Cuelga</a>
 </div>
-<script>fetch('{inside}/desde-un-script').catch(() => {{}}); new Image().src = '{inside}/pixel.gif';</script>
+<script>fetch('{inside}/desde-un-script').catch(() => {{}}); new Image().src = '{inside}/pixel.gif';
+window.open('{elsewhere}/popup');
+try {{ new WebSocket('{elsewhere_ws}/socket'); }} catch (e) {{}}
+const work = "fetch('{elsewhere}/worker').catch(() => {{}})";
+new Worker(URL.createObjectURL(new Blob([work], {{ type: 'text/javascript' }})));
+try {{ new SharedWorker(URL.createObjectURL(new Blob([work], {{ type: 'text/javascript' }}))); }} catch (e) {{}}
+</script>
+<a href="{elsewhere}/nueva-ventana" target="_blank" id="blank">x</a><script>document.getElementById('blank').click();</script>
 </body></html>"#
         )),
     );
@@ -207,9 +217,20 @@ async fn a_hostile_site_reaches_nothing_inside_and_its_legitimate_event_is_store
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (browser, environ) = browser_environ.expect("no browser process seen during the crawl");
-    let run_job_environ =
-        String::from_utf8_lossy(&std::fs::read(format!("/proc/{run_job}/environ")).unwrap())
-            .into_owned();
+    // run-job made itself uninspectable before starting the browser: a process of its
+    // user (the browser's) cannot read its environment. Root still can, and the test
+    // then checks it holds the secrets the browser must not.
+    let run_job_environ = match std::fs::read(format!("/proc/{run_job}/environ")) {
+        Ok(environ) => String::from_utf8_lossy(&environ).into_owned(),
+        Err(e) => {
+            assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
+            SECRETS
+                .iter()
+                .map(|(_, v)| *v)
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+    };
     for (name, value) in SECRETS {
         assert!(
             run_job_environ.contains(value),
@@ -231,6 +252,11 @@ async fn a_hostile_site_reaches_nothing_inside_and_its_legitimate_event_is_store
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 
     assert_eq!(internal.total_hits(), 0, "the internal service was reached");
+    assert_eq!(
+        private.total_hits(),
+        0,
+        "a popup, worker or WebSocket reached the private service"
+    );
     let events = stored(&pool).await;
     let ids: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
     assert_eq!(ids, ["fiesta-de-verano", "imagen-interna"], "{events:?}");

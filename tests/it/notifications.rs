@@ -1168,8 +1168,9 @@ async fn push_endpoints_outside_the_push_services_are_never_contacted(pool: PgPo
     for reason in [
         "web push: 4 of 5 not delivered",
         "scheme `http` is not https",
-        "host `127.0.0.1` is or resolves to a non-public address (127.0.0.1)",
-        "host `169.254.169.254` is or resolves to a non-public address",
+        // Address literals never pass the list of push-service hosts.
+        "host `127.0.0.1` is not one this may reach",
+        "host `169.254.169.254` is not one this may reach",
         "the URL carries a user name or password",
     ] {
         assert!(note.contains(reason), "{reason} not in: {note}");
@@ -1259,10 +1260,19 @@ async fn in_app_notifications_are_pushed_encrypted_and_gone_subscriptions_delete
 
 #[sqlx::test(migrations = "./migrations")]
 async fn invoice_emails_carry_their_pdf_and_mark_the_invoice_emailed(pool: PgPool) {
-    let u = user(&pool, Some("inv@example.com"), None).await;
+    let w = crate::fixtures::world(&pool, 48).await;
+    let u = w.buyer;
+    let stranger = user(&pool, Some("stranger@example.com"), None).await;
     let dir = std::env::temp_dir().join(format!("run-job-invoices-{}", Uuid::new_v4()));
-    let (o1, o2) = (Uuid::new_v4(), Uuid::new_v4());
-    for (order, file) in [(o1, "buyer-invoice.pdf"), (o2, "other-buyer-invoice.pdf")] {
+    let (o1, o2) = (
+        w.order(&[], "100.00", 0, 30).await,
+        w.order(&[], "100.00", 0, 30).await,
+    );
+    for (order, file) in [
+        (o1, "buyer-invoice.pdf".to_string()),
+        (o1, format!("seller-{}-invoice.pdf", w.seller_a)),
+        (o2, "other-buyer-invoice.pdf".to_string()),
+    ] {
         let folder = dir.join(format!("private/invoices/{order}"));
         std::fs::create_dir_all(&folder).unwrap();
         std::fs::write(folder.join(file), b"%PDF-1.7 invoice").unwrap();
@@ -1314,6 +1324,15 @@ async fn invoice_emails_carry_their_pdf_and_mark_the_invoice_emailed(pool: PgPoo
     ] {
         refused.push(notification(&pool, u, kind, "{email}", metadata(order, &path)).await);
     }
+    // The order's own invoices, but someone else's: the buyer's to a stranger, a seller's
+    // to the buyer.
+    let buyers_pdf = format!("private/invoices/{o1}/buyer-invoice.pdf");
+    let sellers_pdf = format!("private/invoices/{o1}/seller-{}-invoice.pdf", w.seller_a);
+    let mut not_theirs = Vec::new();
+    for (to, path) in [(stranger, &buyers_pdf), (u, &sellers_pdf)] {
+        not_theirs
+            .push(notification(&pool, to, "order_invoice", "{email}", metadata(o1, path)).await);
+    }
     let mut confirmation = confirmed();
     confirmation["attachmentRefs"] = json!([{"type": "storage", "storagePath": format!("private/invoices/{o1}/buyer-invoice.pdf")}]);
     refused.push(notification(&pool, u, "order_confirmed", "{email}", confirmation).await);
@@ -1352,6 +1371,15 @@ async fn invoice_emails_carry_their_pdf_and_mark_the_invoice_emailed(pool: PgPoo
         assert!(
             error.starts_with("an attachment is not a PDF under private/invoices/")
                 || error == "attachments are sent with order_invoice notifications only",
+            "{error}"
+        );
+    }
+    for id in not_theirs {
+        let (status, channels) = state(&pool, id).await;
+        assert_eq!(status, "failed", "{channels}");
+        let error = channels["email"]["error"].as_str().unwrap();
+        assert!(
+            error.ends_with("-invoice.pdf is not the recipient's own invoice"),
             "{error}"
         );
     }

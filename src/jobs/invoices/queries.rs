@@ -2,6 +2,7 @@
 //! through its life (pending, then issued with FEU's answer and the PDF's path, in the
 //! transaction that also queues its email).
 
+use crate::database;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -180,7 +181,7 @@ pub async fn failed_attempt(pool: &PgPool, external_id: &str, error: &str) -> sq
         "UPDATE invoices SET last_error = $2 WHERE external_id = $1 AND status <> 'issued'",
     )
     .bind(external_id)
-    .bind(error)
+    .bind(database::storable(error))
     .execute(pool)
     .await?;
     Ok(())

@@ -281,7 +281,7 @@ impl Notifications {
             .content
             .email(&n.kind, to, a.metadata, n.actions.as_ref())
             .map_err(SendError::Permanent)?;
-        email.attachments = self.attachments(&n.kind, a.metadata).await?;
+        email.attachments = self.attachments(&n.kind, n.user_id, a.metadata).await?;
         self.email_rate.wait().await;
         let sent = self
             .resend
@@ -416,9 +416,12 @@ impl Notifications {
     /// Only an `order_invoice` notification carries files, and only its own order's
     /// invoices (`private/invoices/<orderId>/…`, where the invoices job writes them): a
     /// row naming another key cannot have this job mail out whatever the bucket holds.
+    /// And only the recipient's own invoice: `buyer-invoice.pdf` to the order's buyer,
+    /// `seller-<id>-invoice.pdf` to that seller.
     async fn attachments(
         &self,
         kind: &str,
+        recipient: uuid::Uuid,
         metadata: &Value,
     ) -> Result<Vec<Attachment>, SendError> {
         use base64::Engine;
@@ -456,6 +459,23 @@ impl Notifications {
             if !own {
                 return Err(SendError::Permanent(format!(
                     "an attachment is not a PDF under {prefix}"
+                )));
+            }
+            let file = &path[prefix.len()..];
+            let recipients = if file == "buyer-invoice.pdf" {
+                queries::order_buyer(&self.pool, order)
+                    .await
+                    .map_err(|e| SendError::Transient {
+                        message: format!("attachment: {}", crate::database::describe(&e)),
+                        after: None,
+                    })?
+                    == Some(recipient)
+            } else {
+                file == format!("seller-{recipient}-invoice.pdf")
+            };
+            if !recipients {
+                return Err(SendError::Permanent(format!(
+                    "attachment {file} is not the recipient's own invoice"
                 )));
             }
             let bytes = self.storage.get(path).await.map_err(|e| match e {

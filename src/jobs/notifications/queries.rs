@@ -4,6 +4,7 @@
 //! crashed run's rows come back when its lease ends; every later write is guarded by
 //! the lease, so a run whose lease was taken over writes nothing.
 
+use crate::database;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -66,6 +67,14 @@ pub async fn users(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<User>> {
     .await
 }
 
+/// The buyer of an order, if the order exists.
+pub async fn order_buyer(pool: &PgPool, order: Uuid) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar("SELECT user_id FROM orders WHERE id = $1")
+        .bind(order)
+        .fetch_optional(pool)
+        .await
+}
+
 /// Records one channel's state before a send that cannot be repeated safely, so a
 /// crash mid-send is known afterwards. False if the lease is no longer ours.
 pub async fn mark_channel(
@@ -83,7 +92,7 @@ pub async fn mark_channel(
     .bind(id)
     .bind(lease_until)
     .bind(channel)
-    .bind(state)
+    .bind(database::jsonb(state)?)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -157,7 +166,7 @@ pub async fn finish(
                                             next_attempt_at timestamptz, failed_once int)
           WHERE n.id = x.id AND n.lease_until = $2",
     )
-    .bind(sqlx::types::Json(outcomes))
+    .bind(database::jsonb(&outcomes)?)
     .bind(lease_until)
     .bind(now)
     .execute(pool)

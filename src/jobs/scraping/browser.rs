@@ -11,7 +11,10 @@
 //! XHR, passes through CDP's Fetch interception and goes out only if the site's
 //! [`Guard`] admits its URL (the configured site origin exactly, or https to the site's
 //! own hosts); the rest fails as blocked by the client and is counted. Where a page
-//! finally landed is checked again.
+//! finally landed is checked again. Behind that, Chromium's resolver knows only the
+//! sites' host names ([`resolver_rules`]), for what a tab's interception does not see:
+//! popups, workers, WebSockets. run-job's own scripts run in an isolated world, out of
+//! the page's JavaScript's reach, and are cut short when they outlast the timeout.
 //! The CDP handler is polled until the connection ends and never stops on an error:
 //! Chromium is newer than the crate's protocol snapshot and sends messages it cannot
 //! parse, and a handler that stopped would leave every later call hanging.
@@ -43,6 +46,7 @@ use chromiumoxide::cdp::browser_protocol::network::{
     ErrorReason, EventLoadingFailed, ResourceType,
 };
 use chromiumoxide::cdp::browser_protocol::page::AddScriptToEvaluateOnNewDocumentParams;
+use chromiumoxide::cdp::js_protocol::runtime::{CallFunctionOnParams, TerminateExecutionParams};
 use chromiumoxide::error::CdpError;
 use chromiumoxide::handler::HandlerConfig;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -102,6 +106,10 @@ pub struct BrowserSettings {
     pub navigation_timeout: Duration,
     /// Extra `--host-resolver-rules` (tests map every host but loopback to nothing).
     pub host_resolver_rules: Option<String>,
+    /// The only host names Chromium resolves (`*.` patterns allowed); every other name
+    /// and every address literal fails as not found, in any tab, popup, worker or
+    /// WebSocket (see [`arguments`]).
+    pub reachable_hosts: Vec<String>,
     /// More Chromium switches, `name` or `name=value`, without the dashes.
     pub extra_args: Vec<String>,
     /// One process for browser and pages (`--single-process`).
@@ -131,6 +139,7 @@ impl Browser {
         let profile =
             std::env::temp_dir().join(format!("run-job-chromium-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&profile)?;
+        forbid_inspection();
         let (child, ws) = match start(settings, &profile).await {
             Ok(started) => started,
             Err(e) => {
@@ -518,18 +527,48 @@ impl Tab {
     /// Runs a JavaScript function in the page and decodes what it returns, cut to
     /// [`BOUND`]'s limits in the page, before it crosses CDP: a page controls what its
     /// elements hold, and a 50-million-character description must not reach Rust whole.
+    ///
+    /// It runs in chromiumoxide's isolated world, not the page's: the page shares the
+    /// DOM with it but none of its JavaScript, so an overridden `String.prototype.slice`
+    /// or `JSON`, or a getter planted on `Object.prototype`, changes nothing here.
     pub async fn eval<T: DeserializeOwned>(&self, function: &str) -> Result<T, PageError> {
         let bounded = format!("() => {{ const value = ({function})(); {BOUND} }}");
-        let result = timeout(
-            self.navigation_timeout,
-            self.page.evaluate_function(bounded),
-        )
-        .await
-        .map_err(|_| PageError::Timeout("running a script"))?
-        .map_err(cdp)?;
-        result
+        let run = async {
+            let context = self
+                .page
+                .secondary_execution_context()
+                .await
+                .map_err(cdp)?
+                .ok_or_else(|| PageError::Navigation("the document is not ready yet".into()))?;
+            let call = CallFunctionOnParams::builder()
+                .function_declaration(bounded)
+                .execution_context_id(context)
+                .return_by_value(true)
+                .await_promise(true)
+                .build()
+                .map_err(PageError::Extraction)?;
+            self.page.evaluate_function(call).await.map_err(cdp)
+        };
+        let Ok(result) = timeout(self.navigation_timeout, run).await else {
+            self.stop_scripts().await;
+            return Err(PageError::Timeout("running a script"));
+        };
+        result?
             .into_value()
             .map_err(|e| PageError::Extraction(format!("unexpected script result: {e}")))
+    }
+
+    /// Ends whatever script the page is running. In one process a page that loops
+    /// forever holds the thread other tabs' pages may share; V8 is interrupted from
+    /// outside that thread, so this works while the page spins.
+    async fn stop_scripts(&self) {
+        if !self.gone.is_cancelled() {
+            let _ = timeout(
+                Duration::from_secs(2),
+                self.page.execute(TerminateExecutionParams::default()),
+            )
+            .await;
+        }
     }
 
     pub async fn url(&self) -> Result<String, PageError> {
@@ -592,9 +631,11 @@ async fn confine(
                 .await
                 .map(|_| ())
             };
-            if answered.is_err() {
-                // The tab is closing or the browser is gone.
-                break;
+            if let Err(e) = answered {
+                // A request the page aborted meanwhile, or a tab closing: either way
+                // this one needs no answer, and the next ones still do (the loop ends
+                // with the tab, which aborts it).
+                tracing::debug!(error = %e, "a paused request could not be answered");
             }
         }
     }))
@@ -635,6 +676,22 @@ const BOUND: &str = "let left = 2000000;
 /// `text` as a JavaScript string literal.
 pub fn js_string(text: &str) -> String {
     serde_json::Value::String(text.to_string()).to_string()
+}
+
+/// Makes run-job's own process uninspectable by processes of its user: Chromium runs
+/// as that user, so without this a compromised renderer could read
+/// `/proc/<run-job>/environ` (every secret the task was given) or its memory. The
+/// kernel then owns those files (root, mode 0400) and refuses ptrace to anyone without
+/// CAP_SYS_PTRACE, which the task does not have. run-job still reads its own.
+fn forbid_inspection() {
+    // SAFETY: prctl with PR_SET_DUMPABLE takes a plain integer and touches no memory.
+    let done = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    if done != 0 {
+        tracing::warn!(
+            error = %std::io::Error::last_os_error(),
+            "could not make run-job uninspectable by the browser"
+        );
+    }
 }
 
 /// Starts Chromium with [`arguments`] and an environment of its own, and reads the
@@ -770,7 +827,10 @@ fn arguments(settings: &BrowserSettings, profile: &Path) -> Vec<String> {
         // Compositing on each page's main thread instead of a thread of its own:
         // 10 MiB less at a crawl's peak, no slower (BENCHMARKS.md).
         "--disable-threaded-compositing",
-        "--js-flags=--jitless",
+        // No JIT, and a heap a page cannot grow past: a page that exhausts it
+        // crashes the renderer (in one process, the browser), which the run survives,
+        // instead of the task being killed for memory with nothing recorded.
+        "--js-flags=--jitless --max-old-space-size=256",
         "--disable-features=site-per-process,IsolateOrigins,OptimizationHints,MediaRouter,\
 BackForwardCache,AudioServiceOutOfProcess,CertificateTransparencyComponentUpdater,\
 AutofillServerCommunication,InterestFeedContentSuggestions,TranslateUI",
@@ -789,11 +849,30 @@ AutofillServerCommunication,InterestFeedContentSuggestions,TranslateUI",
     for arg in &settings.extra_args {
         args.push(format!("--{}", arg.trim_start_matches('-')));
     }
-    if let Some(rules) = &settings.host_resolver_rules {
-        args.push(format!("--host-resolver-rules={rules}"));
-    }
+    args.push(format!(
+        "--host-resolver-rules={}",
+        resolver_rules(settings)
+    ));
     args.push("about:blank".into());
     args
+}
+
+/// A second wall behind [`confine`], for what CDP interception of a tab does not see
+/// (a popup the page opens, a shared worker, a WebSocket): Chromium's own resolver
+/// answers "not found" for every name but the sites' and for every address literal
+/// (the rules apply to literals too), so nothing else can be reached at all. The
+/// configured rules come first; exclusions hold for all of them.
+fn resolver_rules(settings: &BrowserSettings) -> String {
+    let mut rules: Vec<String> = settings.host_resolver_rules.iter().cloned().collect();
+    rules.extend(
+        settings
+            .reachable_hosts
+            .iter()
+            .filter(|h| !h.is_empty() && !h.contains([',', ' ']))
+            .map(|h| format!("EXCLUDE {h}")),
+    );
+    rules.push("MAP * ~NOTFOUND".into());
+    rules.join(", ")
 }
 
 /// Runs the CDP connection until it breaks, then says the browser is gone. A message
@@ -820,6 +899,11 @@ mod tests {
 
     /// Answers every request on loopback with the same small page.
     async fn serve_page() -> String {
+        serve("<!doctype html><title>hog</title><p>hog</p>").await
+    }
+
+    /// Answers every request on loopback with `body`.
+    async fn serve(body: &'static str) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -827,7 +911,6 @@ mod tests {
                 tokio::spawn(async move {
                     let mut request = [0u8; 4096];
                     let _ = socket.read(&mut request).await;
-                    let body = "<!doctype html><title>hog</title><p>hog</p>";
                     let answer = format!(
                         "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                         body.len()
@@ -863,19 +946,68 @@ mod tests {
         kib / 1024
     }
 
+    fn settings(navigation_timeout: Duration) -> BrowserSettings {
+        BrowserSettings {
+            executable: std::env::var_os("SCRAPER_CHROMIUM_PATH")
+                .map_or_else(crate::jobs::scraping::default_chromium, PathBuf::from),
+            user_agent: "run-job test".into(),
+            navigation_timeout,
+            host_resolver_rules: None,
+            reachable_hosts: vec!["127.0.0.1".into()],
+            extra_args: Vec::new(),
+            single_process: true,
+        }
+    }
+
+    /// The page below replaces what a script in its world would use to cut or forge a
+    /// result, and then spins forever; what run-job runs in it sees none of that, and a
+    /// spinning page is stopped rather than holding the browser's one process.
+    const HOSTILE: &str = "<!doctype html><title>real</title><script>
+        String.prototype.slice = function () { return 'x'.repeat(10000000); };
+        Array.prototype.map = function () { return ['forged']; };
+        Object.defineProperty(document, 'title', { get: () => 'forged' });
+        setTimeout(() => { for (;;) {} }, 1500);
+        </script><p>page</p>";
+
+    #[tokio::test]
+    async fn page_scripts_reach_nothing_run_job_runs_and_a_spinning_page_is_stopped() {
+        let settings = settings(Duration::from_secs(3));
+        let (hostile, plain) = (serve(HOSTILE).await, serve_page().await);
+        let browser = Browser::launch(&settings).await.unwrap();
+        // SAFETY: PR_GET_DUMPABLE reads a flag of this process.
+        let dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
+        assert_eq!(dumpable, 0, "the browser could read run-job's /proc files");
+
+        let guard = Guard::new(
+            crate::egress::Hosts::Within(Vec::new()),
+            [hostile.as_str(), plain.as_str()],
+        );
+        let tab = browser.open(&hostile, &guard).await.unwrap();
+        let read: (String, usize, Vec<String>) = tab
+            .eval("() => [document.title, 'a'.repeat(50000).length, [1, 2].map(String)]")
+            .await
+            .unwrap();
+        assert_eq!(read, ("real".into(), 50000, vec!["1".into(), "2".into()]));
+        let long: String = tab.eval("() => 'a'.repeat(50000)").await.unwrap();
+        assert_eq!(long.len(), 20000, "cut in the page by BOUND");
+
+        sleep(Duration::from_secs(2)).await;
+        let spinning = tab.eval::<bool>("() => true").await.unwrap_err();
+        assert!(matches!(spinning, PageError::Timeout(_)), "{spinning}");
+        let other = browser.open(&plain, &guard).await.unwrap();
+        let title: String = other.eval("() => document.title").await.unwrap();
+        assert_eq!(
+            title, "hog",
+            "another tab works once the spinning script is stopped"
+        );
+        browser.shutdown().await;
+    }
+
     /// Without the relief task Chromium still holds the closed tab's memory 5 s later
     /// (checked by taking the notification out); with it, it is back within a second.
     #[tokio::test]
     async fn closing_a_tab_gives_its_memory_back() {
-        let settings = BrowserSettings {
-            executable: std::env::var_os("SCRAPER_CHROMIUM_PATH")
-                .map_or_else(crate::jobs::scraping::default_chromium, PathBuf::from),
-            user_agent: "run-job test".into(),
-            navigation_timeout: Duration::from_secs(15),
-            host_resolver_rules: None,
-            extra_args: Vec::new(),
-            single_process: true,
-        };
+        let settings = settings(Duration::from_secs(15));
         let url = serve_page().await;
         let browser = Browser::launch(&settings).await.unwrap();
         let guard = Guard::new(crate::egress::Hosts::Within(Vec::new()), [url.as_str()]);

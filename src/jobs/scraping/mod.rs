@@ -87,11 +87,14 @@ impl Settings {
     /// the scraping job reads its environment.
     pub fn from_env(env: &Env) -> Result<Settings, config::Error> {
         let images = ImageSettings::from_env(env)?;
+        let sites = chosen_sites(env)?;
+        let mut browser = browser_settings(env, &images.user_agent)?;
+        browser.reachable_hosts = reachable_hosts(&sites);
         Ok(Settings {
-            browser: browser_settings(env, &images.user_agent)?,
+            browser,
             crawl: crawl_settings(env)?,
             concurrency: config::parse(env, "SCRAPER_MAX_CONCURRENCY", 4usize, 1..=32)?,
-            sites: chosen_sites(env)?,
+            sites,
             cleanup_min_ratio: config::parse(env, "SCRAPER_CLEANUP_MIN_RATIO", 0.5f64, 0.0..=1.0)?,
             images,
             storage: Storage::from_env(env)?,
@@ -147,6 +150,27 @@ fn chosen_sites(env: &Env) -> Result<Vec<(&'static SiteEntry, String)>, config::
         .collect())
 }
 
+/// The host names the browser may resolve at all: each chosen site's configured host
+/// and the hosts its table entry names, with their subdomains.
+fn reachable_hosts(sites: &[(&'static SiteEntry, String)]) -> Vec<String> {
+    let mut hosts: Vec<String> = Vec::new();
+    for (entry, base) in sites {
+        if let Some(host) = reqwest::Url::parse(base)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        {
+            hosts.push(host);
+        }
+        for host in entry.hosts {
+            hosts.push(host.to_string());
+            hosts.push(format!("*.{host}"));
+        }
+    }
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
 fn browser_settings(env: &Env, user_agent: &str) -> Result<BrowserSettings, config::Error> {
     Ok(BrowserSettings {
         executable: env("SCRAPER_CHROMIUM_PATH").map_or_else(default_chromium, PathBuf::from),
@@ -154,6 +178,7 @@ fn browser_settings(env: &Env, user_agent: &str) -> Result<BrowserSettings, conf
         navigation_timeout: config::seconds(env, "SCRAPER_NAVIGATION_TIMEOUT_SECS", 45, 0..=600)?
             .max(Duration::from_secs(1)),
         host_resolver_rules: env("SCRAPER_HOST_RESOLVER_RULES"),
+        reachable_hosts: Vec::new(),
         single_process: config::parse(env, "SCRAPER_CHROMIUM_SINGLE_PROCESS", true, false..=true)?,
         extra_args: env("SCRAPER_CHROMIUM_ARGS")
             .map(|a| {

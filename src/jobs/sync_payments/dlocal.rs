@@ -14,6 +14,7 @@ use rust_decimal::Decimal;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
+use crate::egress::{Guard, Hosts};
 use crate::http::{self, RetryPolicy, Timeouts, Transient};
 
 /// Our status for a payment, from dLocal's.
@@ -211,6 +212,10 @@ impl Transient for DlocalError {
 #[derive(Clone)]
 pub struct DlocalClient {
     http: reqwest::Client,
+    /// For the checkout page, whose URL comes from dLocal's answer: checked by
+    /// [`CHECKOUT`]'s guard, its redirects too.
+    checkout: reqwest::Client,
+    checkout_guard: Guard,
     base_url: String,
     authorization: SecretString,
     retry: RetryPolicy,
@@ -218,6 +223,10 @@ pub struct DlocalClient {
 
 /// The nudge GETs a page, not the API: short timeout, any answer is fine.
 const NUDGE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where dLocal Go's hosted checkout pages live (`checkout.dlocalgo.com`); the
+/// configured base URL's origin is admitted too, for the stand-in.
+const CHECKOUT: &str = "dlocalgo.com";
 
 impl DlocalClient {
     pub fn new(
@@ -227,8 +236,11 @@ impl DlocalClient {
         timeouts: Timeouts,
         retry: RetryPolicy,
     ) -> reqwest::Result<DlocalClient> {
+        let checkout_guard = Guard::new(Hosts::Within(vec![CHECKOUT.into()]), [base_url]);
         Ok(DlocalClient {
             http: http::client(timeouts)?,
+            checkout: checkout_guard.client(http::builder(timeouts), 3)?,
+            checkout_guard,
             base_url: base_url.trim_end_matches('/').to_string(),
             authorization: SecretString::from(format!(
                 "Bearer {}:{}",
@@ -281,12 +293,14 @@ impl DlocalClient {
     /// emit the EXPIRED transition once that page is visited (the original's
     /// force-expiration check). Never fails: errors are logged.
     pub async fn nudge_checkout(&self, redirect_url: &str) {
-        let result = self
-            .http
-            .get(redirect_url)
-            .timeout(NUDGE_TIMEOUT)
-            .send()
-            .await;
+        let url = match self.checkout_guard.check(redirect_url) {
+            Ok(url) => url,
+            Err(refused) => {
+                tracing::warn!(%refused, "checkout nudge skipped: dLocal's redirect_url is refused");
+                return;
+            }
+        };
+        let result = self.checkout.get(url).timeout(NUDGE_TIMEOUT).send().await;
         if let Err(e) = result {
             tracing::warn!(error = %without_url(e), "checkout nudge failed");
         }
@@ -335,6 +349,41 @@ fn urlencode(segment: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_checkout_url_outside_dlocal_is_never_fetched() {
+        let internal = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = internal.local_addr().unwrap().port();
+        let timeouts = Timeouts {
+            connect: Duration::from_secs(1),
+            request: Duration::from_secs(1),
+        };
+        let key = SecretString::from("k");
+        let client = DlocalClient::new(
+            "http://127.0.0.1:1",
+            &key,
+            &key,
+            timeouts,
+            RetryPolicy::DEFAULT,
+        )
+        .unwrap();
+        for url in [
+            format!("http://127.0.0.1:{port}/checkout"),
+            format!("https://127.0.0.1:{port}/checkout"),
+            format!("https://checkout.dlocalgo.com@127.0.0.1:{port}/"),
+            "https://checkout.evil.test/".to_string(),
+        ] {
+            client.nudge_checkout(&url).await;
+        }
+        let accepted = tokio::time::timeout(Duration::from_millis(200), internal.accept()).await;
+        assert!(accepted.is_err(), "a refused checkout URL was contacted");
+        assert!(
+            client
+                .checkout_guard
+                .check("https://checkout.dlocalgo.com/validate/x")
+                .is_ok()
+        );
+    }
 
     #[test]
     fn amounts_are_read_from_numbers_and_strings() {

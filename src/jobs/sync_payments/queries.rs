@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 // Statements assembled from the constant fragments below only, never from data.
+use crate::database;
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -113,7 +114,7 @@ pub async fn refresh_payments(
           WHERE p.id = x.id AND p.status = x.expected_status::payment_status
       RETURNING p.id",
     )
-    .bind(sqlx::types::Json(rows))
+    .bind(database::jsonb(&rows)?)
     .bind(now)
     .fetch_all(conn)
     .await
@@ -144,7 +145,7 @@ pub async fn insert_events(
            FROM jsonb_to_recordset($1) AS x(payment_id uuid, event_type text, from_status text,
                                             to_status text, event_data jsonb)",
     )
-    .bind(sqlx::types::Json(events))
+    .bind(database::jsonb(&events)?)
     .bind(now)
     .execute(conn)
     .await?;
@@ -176,7 +177,7 @@ pub async fn record_failures(
                 failures = EXCLUDED.failures, next_attempt_at = EXCLUDED.next_attempt_at,
                 last_error = EXCLUDED.last_error, updated_at = EXCLUDED.updated_at",
     )
-    .bind(sqlx::types::Json(rows))
+    .bind(database::jsonb(&rows)?)
     .bind(now)
     .execute(pool)
     .await?;
@@ -358,7 +359,7 @@ pub async fn insert_earnings(
             WHERE status IN ('pending', 'available', 'retained', 'paid_out', 'payout_requested') AND deleted_at IS NULL
          DO NOTHING",
     )
-    .bind(sqlx::types::Json(rows))
+    .bind(database::jsonb(&rows)?)
     .bind(now)
     .execute(conn)
     .await?;

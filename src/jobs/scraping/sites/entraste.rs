@@ -143,6 +143,11 @@ impl Entraste {
         let date = raw.date.unwrap_or_default();
         let (start, end) = text::entraste_dates(&date, self.cx.now)
             .ok_or_else(|| PageError::Extraction(format!("unreadable date `{date}`")))?;
+        // Read from the page's own location (in run-job's isolated world), and stored
+        // as the event's link: it must be the site's.
+        if let Err(refused) = self.cx.guard.check(&raw.url) {
+            return Err(PageError::Refused(format!("the page's address: {refused}")));
+        }
         let external_id = path_of(&raw.url)
             .split('/')
             .rfind(|s| !s.is_empty())
