@@ -594,7 +594,7 @@ async fn bad_provider_answers_fail_only_their_payment(pool: PgPool) {
     let (_, t) = w
         .listing(
             w.seller_a,
-            &["100", "100", "100", "100", "100", "100", "100"],
+            &["100", "100", "100", "100", "100", "100", "100", "100"],
         )
         .await;
     let ids = [
@@ -605,6 +605,7 @@ async fn bad_provider_answers_fail_only_their_payment(pool: PgPool) {
         "D-NUM",
         "D-USD",
         "D-HUGE",
+        "D-NUL",
     ];
     let mut orders = Vec::new();
     for (i, id) in ids.iter().enumerate() {
@@ -653,8 +654,18 @@ async fn bad_provider_answers_fail_only_their_payment(pool: PgPool) {
         raw(json!({"id": "D-HUGE", "status": "PAID", "amount": "100", "currency": "UYU", "padding": "x".repeat(2 << 20)})),
     );
 
+    // An error whose message carries a NUL, which neither text nor jsonb accepts.
+    sb.set(
+        "D-NUL",
+        Scripted {
+            body: json!({"message": "bad\u{0}request"}),
+            status: 400,
+            delay: None,
+        },
+    );
+
     let s = run(&pool, settings(&sb, &[("DLOCAL_TIMEOUT_SECONDS", "1")])).await;
-    assert_eq!(detail(&s, "payments_failed"), 4, "{:?}", s.details);
+    assert_eq!(detail(&s, "payments_failed"), 5, "{:?}", s.details);
     assert_eq!(detail(&s, "unknown_statuses"), 1);
     assert_eq!(
         detail(&s, "orders_confirmed"),
@@ -666,7 +677,11 @@ async fn bad_provider_answers_fail_only_their_payment(pool: PgPool) {
             .fetch_all(&pool)
             .await
             .unwrap();
-    assert_eq!(errors.len(), 4);
+    assert_eq!(errors.len(), 5);
+    assert!(
+        errors.iter().any(|e| e.contains("badrequest")),
+        "the error is recorded without its NUL: {errors:?}"
+    );
     assert!(errors.iter().any(|e| e.contains("timed out")), "{errors:?}");
     assert!(
         errors
