@@ -105,6 +105,7 @@ pub async fn run(cli: Cli) -> Exit {
             };
             requeue_failed(&declarations, job, &filter, *dry_run).await
         }
+        Some(Command::Tick { group }) => tick(&cli, &declarations, group).await,
         Some(Command::Next { .. }) => unreachable!("handled above"),
         None if cli.schedule => schedule(&cli, declarations).await,
         None => match &cli.job {
@@ -124,7 +125,10 @@ pub async fn run(cli: Cli) -> Exit {
 pub fn load_declarations() -> Result<Vec<JobDeclaration>, Vec<String>> {
     let declarations = declarations::embedded()
         .map_err(|errors| errors.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
-    let problems = registry_mismatches(&declarations);
+    let mut problems = registry_mismatches(&declarations);
+    if let Err(mut refused) = crate::groups::derive(&declarations) {
+        problems.append(&mut refused);
+    }
     if problems.is_empty() {
         Ok(declarations)
     } else {
@@ -456,8 +460,8 @@ async fn show_cost(
         }
     };
     let history = cost_history(now - q.since).await;
-    let lines = cost::project(declarations, &history, &book, region, q, now);
-    cost::print(&lines, &book, region, q, now);
+    let projection = cost::project(declarations, &history, &book, region, q, now);
+    cost::print(&projection, &book, region, q, now);
     Exit::Success
 }
 
@@ -665,6 +669,157 @@ async fn run_declared(cli: &Cli, declaration: &JobDeclaration, run_id: Uuid) -> 
     };
     database::close(pool).await;
     exit
+}
+
+/// `run-job tick <group>`: see `tick` for the rule. Members are claimed, built and
+/// run here, each inside its own run span, all at once.
+async fn tick(cli: &Cli, declarations: &[JobDeclaration], name: &str) -> Exit {
+    let groups = crate::groups::derive(declarations).unwrap_or_default();
+    let Some(group) = groups.iter().find(|g| g.name == name) else {
+        let known: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+        eprintln!(
+            "run-job: no group `{name}` (shares_task in jobs/); groups: {}",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+        return Exit::Usage;
+    };
+    let shutdown = shutdown_on_signal();
+    let (pool, options) = match connect(&format!("run-job:tick-{name}"), &shutdown).await {
+        Ok(c) => c,
+        Err(exit) => return exit,
+    };
+    let deps = match deps(pool.clone()) {
+        Ok(d) => d,
+        Err(exit) => return exit,
+    };
+    let now = deps.clock.now();
+    let members = group.members.clone();
+    let claimed = match crate::tick::claimed(&pool, &members).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "run-job: cannot read the tick's claims: {} (has `run-job migrate` been applied to this database?)",
+                database::describe(&e)
+            );
+            return Exit::Runner;
+        }
+    };
+    let due = crate::tick::due(group, declarations, &claimed, now);
+    let mut outcomes: Vec<crate::tick::MemberOutcome> = Vec::new();
+    let mut runs = Vec::new();
+    for d in &due {
+        let run_id = Uuid::now_v7();
+        let job = d.job;
+        match crate::tick::claim(&pool, &job.name, d.fire, run_id).await {
+            Ok(true) => {}
+            Ok(false) => {
+                outcomes.push(member(
+                    job,
+                    Some(d.fire),
+                    "claimed_elsewhere",
+                    Exit::Success,
+                ));
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(job = %job.name, error = %database::describe(&e), "cannot claim the fire");
+                outcomes.push(member(job, Some(d.fire), "not_started", Exit::Runner));
+                continue;
+            }
+        }
+        let built = build_job(job, &deps);
+        runs.push((d.clone(), run_id, built));
+    }
+    let json_logs = telemetry::is_json(cli.log_format);
+    let host = config::process_env("HOSTNAME");
+    let ran = futures::future::join_all(runs.into_iter().map(|(d, run_id, built)| {
+        let (pool, options, shutdown, host) = (&pool, &options, &shutdown, host.clone());
+        async move {
+            let job = match built {
+                Ok(job) => job,
+                Err(exit) => return member(d.job, Some(d.fire), "not_started", exit),
+            };
+            let heartbeat = match heartbeat_for(d.job) {
+                HeartbeatSetting::Ready(h) => Some(h),
+                HeartbeatSetting::None => None,
+                HeartbeatSetting::Unset(why) | HeartbeatSetting::Invalid(why) => {
+                    tracing::warn!("{why}; this run sends no check-ins");
+                    None
+                }
+            };
+            let request = RunRequest {
+                declaration: d.job,
+                run_id,
+                trigger: crate::tick::TRIGGER,
+                pool,
+                connect_options: options,
+                shutdown,
+                grace: cli.grace(),
+                host,
+                json_logs,
+                logs_from: telemetry::logged(),
+                heartbeat: heartbeat.as_ref(),
+            };
+            match run::run_once(request, job).await {
+                Ok(report) => member(
+                    d.job,
+                    Some(d.fire),
+                    report.outcome.as_str(),
+                    report.outcome.exit(),
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "the run could not start or be recorded");
+                    member(d.job, Some(d.fire), "not_started", Exit::Runner)
+                }
+            }
+        }
+        .instrument(run::span(&d.job.name, run_id))
+    }))
+    .await;
+    outcomes.extend(ran);
+    for d in declarations
+        .iter()
+        .filter(|d| group.members.contains(&d.name))
+    {
+        if !outcomes.iter().any(|o| o.job == d.name) {
+            let why = if d.enabled { "not_due" } else { "disabled" };
+            outcomes.push(member(d, None, why, Exit::Success));
+        }
+    }
+    outcomes.sort_by(|a, b| a.job.cmp(&b.job));
+    if let Err(e) = crate::tick::prune(&pool, &members, now).await {
+        tracing::warn!(error = %database::describe(&e), "could not delete old tick claims");
+    }
+    let exit = crate::tick::worst(outcomes.iter().map(|o| o.exit));
+    tracing::info!(
+        tick = %name,
+        at = %now,
+        ran = outcomes.iter().filter(|o| o.fire.is_some() && o.outcome != "claimed_elsewhere").count(),
+        members = %serde_json::to_string(&outcomes).unwrap_or_default(),
+        exit_code = exit.code(),
+        "tick finished"
+    );
+    database::close(pool).await;
+    exit
+}
+
+fn member(
+    job: &JobDeclaration,
+    fire: Option<chrono::DateTime<Utc>>,
+    outcome: &str,
+    exit: Exit,
+) -> crate::tick::MemberOutcome {
+    crate::tick::MemberOutcome {
+        job: job.name.clone(),
+        fire,
+        outcome: outcome.to_string(),
+        exit_code: exit.code(),
+        exit,
+    }
 }
 
 async fn schedule(cli: &Cli, declarations: Vec<JobDeclaration>) -> Exit {

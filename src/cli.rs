@@ -39,6 +39,7 @@ Examples:
   run-job runs --since 7d                    what ran, success rates, p50/p95, late jobs
   run-job cost --compare original            next 30 days' cost per job, against the original
   run-job requeue invoices --since 24h --dry-run   failed invoice rows a requeue would take
+  run-job tick light                         the light jobs that are due, in one process
   run-job next 'cron(0/15 8-18 ? * MON-FRI *)' --count 5";
 
 /// Runs the marketplace's background jobs: once (as ECS RunTask does), or each on its
@@ -103,6 +104,13 @@ pub enum Command {
         /// schema the jobs use (by migration), and each configured provider's host.
         #[arg(long)]
         connect: bool,
+    },
+    /// Run, side by side, every member of a shared-task group whose schedule fired since
+    /// the previous tick (what EventBridge starts for a group; see `shares_task` in the
+    /// declarations). Each member is recorded as its own run; the exit code is the worst.
+    Tick {
+        /// The group (`shares_task` in jobs/).
+        group: String,
     },
     /// Apply the database migrations (development and tests; production never migrates
     /// implicitly).
@@ -231,7 +239,7 @@ impl Cli {
 
 /// Names that cannot be jobs because the command line gives them another meaning.
 pub const RESERVED_NAMES: &[&str] = &[
-    "list", "next", "check", "migrate", "runs", "cost", "requeue", "help",
+    "list", "next", "check", "migrate", "runs", "cost", "requeue", "tick", "help",
 ];
 
 #[cfg(test)]

@@ -46,6 +46,12 @@ pub struct JobDeclaration {
     /// the runner's own variables ([`crate::config::RUNNER_SECRETS`],
     /// [`crate::config::RUNNER_ENVIRONMENT`]).
     pub reads: Reads,
+    /// The group whose one task per tick runs this job (`run-job tick <group>`), if it
+    /// shares one ([`crate::groups`]).
+    pub shares_task: Option<String>,
+    /// The peak resident memory of one run, measured: what the job adds to a shared
+    /// task's size.
+    pub peak_memory_mib: Option<u32>,
     /// Where it was read from, for messages.
     pub source: String,
 }
@@ -150,6 +156,10 @@ struct RawDeclaration {
     heartbeat_url_env: Option<String>,
     #[serde(default)]
     reads: Reads,
+    #[serde(default)]
+    shares_task: Option<String>,
+    #[serde(default)]
+    peak_memory_mib: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -320,6 +330,18 @@ impl JobDeclaration {
             ));
         }
         raw.reads.validate().map_err(invalid)?;
+        if let Some(group) = &raw.shares_task
+            && !crate::groups::valid_group_name(group)
+        {
+            return Err(invalid(format!(
+                "shares_task `{group}` must be a-z, 0-9 and dashes, start with a letter and have at most 21 characters"
+            )));
+        }
+        if raw.peak_memory_mib == Some(0) {
+            return Err(invalid(
+                "peak_memory_mib must be a positive number of MiB".into(),
+            ));
+        }
         Ok(JobDeclaration {
             name: raw.name,
             description: raw.description.trim().to_string(),
@@ -333,6 +355,8 @@ impl JobDeclaration {
             read_only_root_filesystem: raw.read_only_root_filesystem,
             heartbeat_url_env: raw.heartbeat_url_env,
             reads: raw.reads,
+            shares_task: raw.shares_task,
+            peak_memory_mib: raw.peak_memory_mib,
             source: file.to_string(),
         })
     }

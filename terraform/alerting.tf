@@ -2,7 +2,9 @@
 # (failed 1, timed out 4, interrupted 5, runner 6; a skip exits 0) or never starts
 # (TaskFailedToStart: image pull errors, capacity, ENI limits) is published to the SNS
 # topic, and so is anything landing in the dead-letter queue (a RunTask EventBridge gave
-# up on).
+# up on). A shared task (tick.tf) is in task group run-job:tick-<group> and exits with
+# its worst member's code, so the same rules cover it; which member failed is in its
+# log group and in job_runs.
 
 # The topic is encrypted with a key of its own: the AWS-managed SNS key's policy cannot
 # let EventBridge and CloudWatch alarms publish, so with it the alerts would be dropped.

@@ -8,8 +8,9 @@
 #   register task definitions and pass the role could inject, which iam:PassRole decides.
 # - task: what a running job may do in AWS (only the buckets and prefixes given; S3
 #   ARNs are written for the commercial partition, where sa-east-1 is);
-# - events: what EventBridge needs to start tasks (RunTask on these task definitions in
-#   this cluster, and PassRole on the two roles above, to ECS tasks only).
+# - events: what EventBridge needs to start tasks (RunTask on these task definitions, the
+#   jobs' and the shared tasks', in this cluster, and PassRole on the two roles above,
+#   to ECS tasks only).
 
 locals {
   # A Secrets Manager reference may carry a JSON key (`arn:...:secret:name:key::`):
@@ -55,7 +56,7 @@ data "aws_iam_policy_document" "execution" {
     sid     = "WriteLogs"
     actions = ["logs:CreateLogStream", "logs:PutLogEvents"]
     # The streams of these log groups (`<group ARN>:*`, written from known values).
-    resources = [for g in aws_cloudwatch_log_group.job : "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${g.name}:*"]
+    resources = [for g in concat(values(aws_cloudwatch_log_group.job), values(aws_cloudwatch_log_group.tick)) : "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${g.name}:*"]
   }
   dynamic "statement" {
     for_each = length(local.secret_arns) > 0 ? [1] : []
@@ -159,9 +160,10 @@ data "aws_iam_policy_document" "events" {
   statement {
     sid     = "RunTheseTaskDefinitions"
     actions = ["ecs:RunTask"]
-    # Every revision of each job's family (what arn_without_revision + ":*" is, written
-    # from known values so that a plan, and the tests, can read it).
-    resources = [for t in aws_ecs_task_definition.job : "arn:${local.partition}:ecs:${local.region}:${local.account_id}:task-definition/${t.family}:*"]
+    # Every revision of each job's and each shared task's family (what
+    # arn_without_revision + ":*" is, written from known values so that a plan, and the
+    # tests, can read it).
+    resources = [for t in concat(values(aws_ecs_task_definition.job), values(aws_ecs_task_definition.tick)) : "arn:${local.partition}:ecs:${local.region}:${local.account_id}:task-definition/${t.family}:*"]
     condition {
       test     = "ArnEquals"
       variable = "ecs:cluster"

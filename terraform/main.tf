@@ -1,5 +1,6 @@
-# One task definition, log group and schedule per job declaration in jobs/.
-# Adding a job is adding a declaration: nothing here names a job.
+# One task definition and log group per job declaration in jobs/, and a schedule per
+# job that does not share a task (tick.tf schedules the others, and gives each group a
+# task of its own). Adding a job is adding a declaration: nothing here names a job.
 
 locals {
   jobs_dir = coalesce(var.jobs_dir, "${path.module}/../jobs")
@@ -22,6 +23,11 @@ locals {
       secrets           = try([for v in d.reads.secrets : v], [])
       optional_secrets  = try([for v in d.reads.optional_secrets : v], [])
       environment_reads = try([for v in d.reads.environment : v], [])
+      # The shared task the job runs in (tick.tf), "" for none, and what one run of it
+      # holds at its peak, from which that task is sized, 0 when not declared (absent or
+      # null; no null here: these objects are for_each values).
+      shares_task     = try(coalesce(tostring(d.shares_task), ""), "")
+      peak_memory_mib = try(coalesce(tonumber(d.peak_memory_mib), 0), 0)
     }
   }
 
@@ -163,7 +169,8 @@ resource "aws_ecs_cluster_capacity_providers" "this" {
 }
 
 # ---------------------------------------------------------------------------------------
-# Per job: log group, task definition
+# Per job: log group, task definition (a job that shares a task keeps its own, for runs
+# by hand)
 
 #trivy:ignore:AVD-AWS-0017 Encrypted with CloudWatch's default key unless log_kms_key_arn is set.
 resource "aws_cloudwatch_log_group" "job" {
@@ -265,7 +272,7 @@ resource "aws_sqs_queue_policy" "dead_letter" {
 }
 
 resource "aws_cloudwatch_event_rule" "job" {
-  for_each            = var.use_scheduler ? {} : local.jobs
+  for_each            = var.use_scheduler ? {} : local.scheduled_jobs
   name                = "${var.name_prefix}-${each.key}"
   description         = each.value.description
   schedule_expression = each.value.schedule
@@ -274,7 +281,7 @@ resource "aws_cloudwatch_event_rule" "job" {
 }
 
 resource "aws_cloudwatch_event_target" "job" {
-  for_each  = var.use_scheduler ? {} : local.jobs
+  for_each  = var.use_scheduler ? {} : local.scheduled_jobs
   rule      = aws_cloudwatch_event_rule.job[each.key].name
   target_id = "run-job"
   arn       = local.cluster_arn
@@ -310,7 +317,7 @@ resource "aws_cloudwatch_event_target" "job" {
 
 resource "aws_scheduler_schedule" "job" {
   #checkov:skip=CKV_AWS_297:A schedule holds the task definition, subnets and groups to start, no secret; AWS-owned encryption is enough and a CMK would cost $1 a month.
-  for_each                     = var.use_scheduler ? local.jobs : {}
+  for_each                     = var.use_scheduler ? local.scheduled_jobs : {}
   name                         = "${var.name_prefix}-${each.key}"
   description                  = each.value.description
   schedule_expression          = each.value.schedule

@@ -3,7 +3,8 @@
 # has one Duration datapoint per run, skipped runs included. The dashboard graphs them
 # per job; the missed-run alarms fire when a job's datapoints stop, which the task-state
 # alerts (alerting.tf) cannot see: no task, no event. Both are generated from the
-# declarations: a new job appears here without a .tf edit.
+# declarations: a new job appears here without a .tf edit. Both stay per job when jobs
+# share a task (tick.tf): the tick ends each member's run with that job's own line.
 
 locals {
   metric_namespace = "RunJob"
@@ -47,7 +48,7 @@ locals {
         width  = 24
         height = 1
         properties = {
-          markdown = "### ${name} · `${local.jobs[name].schedule}`${local.jobs[name].enabled ? "" : " · disabled"} · ${local.jobs[name].description}"
+          markdown = "### ${name} · `${local.jobs[name].schedule}`${local.jobs[name].shares_task == "" ? "" : " · shares task ${local.jobs[name].shares_task}"}${local.jobs[name].enabled ? "" : " · disabled"} · ${local.jobs[name].description}"
         }
       }],
       [for k, g in local.dashboard_graphs[name] : {
@@ -97,7 +98,7 @@ resource "aws_cloudwatch_metric_alarm" "missed_run" {
   for_each = local.missed_run_alarms
 
   alarm_name        = "${var.name_prefix}-run-job-missed-${each.key}"
-  alarm_description = "No run of ${each.key} has finished for ${each.value.period * each.value.evaluation_periods} s; its schedule ${local.jobs[each.key].schedule} leaves at most ${each.value.gap} s between fires. Check that the schedule is enabled, the dead-letter queue, stopped tasks in group run-job:${each.key}, and the log group ${local.log_group[each.key]}."
+  alarm_description = "No run of ${each.key} has finished for ${each.value.period * each.value.evaluation_periods} s; its schedule ${local.jobs[each.key].schedule} leaves at most ${each.value.gap} s between fires. Check that the schedule ${local.runs_in[each.key].schedule} is enabled, the dead-letter queue, stopped tasks in group ${local.runs_in[each.key].task_group}, and the log group ${local.runs_in[each.key].log_group}."
   namespace         = local.metric_namespace
   metric_name       = "Duration"
   dimensions        = { job = each.key }

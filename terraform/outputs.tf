@@ -14,7 +14,7 @@ output "task_definition_arns" {
 }
 
 output "schedule_names" {
-  description = "Job name => EventBridge rule (or Scheduler schedule) name."
+  description = "Job name => EventBridge rule (or Scheduler schedule) name, for jobs that do not share a task (shared_tasks has the others')."
   value = merge(
     { for k, r in aws_cloudwatch_event_rule.job : k => r.name },
     { for k, s in aws_scheduler_schedule.job : k => s.name },
@@ -109,5 +109,23 @@ output "task_variables" {
   precondition {
     condition     = length(local.unread_environment) == 0
     error_message = "var.environment names variables that no job's declaration (reads.environment) and not the runner reads, so no task would receive them: ${join(", ", local.unread_environment)}. Remove them, or list them in the declaration of the job that reads them (a secret goes in var.secrets and reads.secrets)."
+  }
+}
+
+output "shared_tasks" {
+  description = "Group => its members, the shared task's derived cpu and memory, its tick period in minutes and schedule expression, each member's most minutes of delay behind its own schedule, and the task definition, schedule and log group (tick.tf)."
+  value = {
+    for g, s in local.groups : g => {
+      members             = s.members
+      cpu                 = s.cpu
+      memory              = local.group_memory[g]
+      period_minutes      = local.group_period[g]
+      schedule_expression = local.group_schedule[g]
+      max_delay_minutes   = local.group_delay[g]
+      enabled             = s.enabled
+      task_definition_arn = aws_ecs_task_definition.tick[g].arn
+      schedule_name       = "${var.name_prefix}-tick-${g}"
+      log_group           = aws_cloudwatch_log_group.tick[g].name
+    }
   }
 }

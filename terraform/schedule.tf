@@ -135,6 +135,24 @@ locals {
     { for name, g in local.cron_gap_minutes : name => g * 60 },
   )
 
+  # The shortest gap in minutes, from the same parsed fields and the same three kinds of
+  # gap (the least of each instead of the largest): the tick period of a shared task
+  # (tick.tf) is the least of its members'. A rate's gap is its interval.
+  cron_day_gap_least = {
+    for name, c in local.cron_readable : name => min([for i, d in c.days : (c.days[(i + 1) % length(c.days)] - d + 6) % 7 + 1]...)
+  }
+  cron_least_gap_minutes = {
+    for name, c in local.cron_readable : name => min(concat(
+      [for i in range(1, length(c.minutes)) : c.minutes[i] - c.minutes[i - 1]],
+      [for i in range(1, length(c.hours)) : (c.hours[i] - c.hours[i - 1]) * 60 - c.minutes[length(c.minutes) - 1] + c.minutes[0]],
+      [local.cron_day_gap_least[name] * 1440 - (c.hours[length(c.hours) - 1] * 60 + c.minutes[length(c.minutes) - 1]) + c.hours[0] * 60 + c.minutes[0]],
+    )...)
+  }
+  schedule_least_gap_minutes = merge(
+    { for name, r in local.schedule_rate : name => tonumber(r[0][0]) * local.rate_unit_seconds[r[0][1]] / 60 if length(r) > 0 },
+    local.cron_least_gap_minutes,
+  )
+
   missed_run_window = { for name, gap in local.schedule_gap_seconds : name => max(2 * gap, 600) }
 
   # Enabled jobs whose window CloudWatch can evaluate: period and evaluation periods.

@@ -21,6 +21,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use crate::declarations::{Image, JobDeclaration};
+use crate::groups::Group;
 use bill::{Capacity, Fixed, FixedItem, InsightsHours, Month, Task};
 use prices::{PriceBook, Region};
 
@@ -171,7 +172,9 @@ pub async fn history(
     Ok(rows.into_iter().map(|h| (h.job.clone(), h)).collect())
 }
 
-/// One job's projection.
+/// One job's projection. A member of a shared task ([`crate::groups`]) is not billed a
+/// task of its own: its `at_*` carry only what its runs log, and its group's
+/// [`GroupLine`] the task.
 #[derive(Debug)]
 pub struct Line<'a> {
     pub declaration: &'a JobDeclaration,
@@ -183,10 +186,77 @@ pub struct Line<'a> {
     pub log_bytes: f64,
     pub at_p50: Month,
     pub at_p95: Month,
-    pub original: Option<Month>,
+    /// The shared task that runs it, if any.
+    pub group: Option<String>,
 }
 
-/// Projects every declared job over the 30 days from `now`.
+/// One shared task's projection: a tick is a task, billed start-up plus the longest
+/// member's run (p50 or p95), at least a minute, at the group's derived size.
+#[derive(Debug)]
+pub struct GroupLine {
+    pub group: Group,
+    /// Ticks in the 30 days at which at least one member is due.
+    pub ticks: u64,
+    /// The clock hours (Unix hours) those ticks fall in, for Container Insights.
+    pub tick_hours: BTreeSet<i64>,
+    pub p50_s: f64,
+    pub p95_s: f64,
+    /// Whether every member's run time was measured.
+    pub measured: bool,
+    pub at_p50: Month,
+    pub at_p95: Month,
+}
+
+/// One of the original's own scheduled jobs (`--compare original`).
+#[derive(Debug)]
+pub struct OriginalLine {
+    pub name: String,
+    pub schedule: String,
+    pub runs_like: String,
+    pub size: crate::declarations::Size,
+    pub architecture: crate::declarations::Architecture,
+    pub fires: u64,
+    pub run_s: f64,
+    pub month: Month,
+}
+
+/// Everything `cost` prints.
+#[derive(Debug)]
+pub struct Projection<'a> {
+    pub lines: Vec<Line<'a>>,
+    pub groups: Vec<GroupLine>,
+    /// The original at its own schedules, when asked for.
+    pub original: Option<Vec<OriginalLine>>,
+}
+
+impl Projection<'_> {
+    /// The month's job bill (tasks and logs) at p50 and at p95.
+    pub fn jobs_total(&self) -> (f64, f64) {
+        let p50 = self.lines.iter().map(|l| l.at_p50.total).sum::<f64>()
+            + self.groups.iter().map(|g| g.at_p50.total).sum::<f64>();
+        let p95 = self.lines.iter().map(|l| l.at_p95.total).sum::<f64>()
+            + self.groups.iter().map(|g| g.at_p95.total).sum::<f64>();
+        (p50, p95)
+    }
+
+    /// Tasks started in the 30 days: a job's fires, or a group's ticks.
+    pub fn tasks(&self) -> u64 {
+        self.lines
+            .iter()
+            .filter(|l| l.group.is_none())
+            .map(|l| l.fires)
+            .sum::<u64>()
+            + self.groups.iter().map(|g| g.ticks).sum::<u64>()
+    }
+
+    pub fn original_total(&self) -> Option<f64> {
+        self.original
+            .as_ref()
+            .map(|o| o.iter().map(|l| l.month.total).sum())
+    }
+}
+
+/// Projects every declared job, and every shared task, over the 30 days from `now`.
 pub fn project<'a>(
     declarations: &'a [JobDeclaration],
     history: &BTreeMap<String, History>,
@@ -194,9 +264,32 @@ pub fn project<'a>(
     region: &Region,
     q: &Query<'_>,
     now: DateTime<Utc>,
-) -> Vec<Line<'a>> {
+) -> Projection<'a> {
+    // Whole seconds, as fires and ticks are.
+    let now = now.with_nanosecond(0).unwrap_or(now);
     let until = now + TimeDelta::days(30);
-    declarations
+    let groups = crate::groups::derive(declarations).unwrap_or_default();
+    let no_address = q.infra.nat || q.infra.no_public_ip;
+    let at = |task: &Task, fires: u64, secs: f64, log_bytes: f64| {
+        let m = bill::month(task, fires, secs, log_bytes, region, q.capacity);
+        if no_address {
+            // No public IP: the address is not billed (a NAT gateway's is, among the
+            // fixed items).
+            Month {
+                public_ipv4: 0.0,
+                total: m.compute + m.logs,
+                ..m
+            }
+        } else {
+            m
+        }
+    };
+    let run_times = |name: &str, timeout: f64| {
+        history
+            .get(name)
+            .map_or((timeout, timeout), |h| (h.p50_s, h.p95_s))
+    };
+    let lines: Vec<Line<'a>> = declarations
         .iter()
         .map(|d| {
             let fires = if d.enabled {
@@ -205,38 +298,21 @@ pub fn project<'a>(
                 0
             };
             let h = history.get(&d.name);
-            let timeout = d.timeout.as_secs_f64();
-            let (p50_s, p95_s) = h.map_or((timeout, timeout), |h| (h.p50_s, h.p95_s));
+            let (p50_s, p95_s) = run_times(&d.name, d.timeout.as_secs_f64());
             let log_bytes = h.and_then(|h| h.log_bytes).unwrap_or(DEFAULT_LOG_BYTES);
+            let group = d
+                .shares_task
+                .clone()
+                .filter(|g| groups.iter().any(|x| &x.name == g));
             let ours = Task {
                 size: d.size,
                 architecture: d.architecture,
                 startup_seconds: q.startup.of(d.image),
             };
-            let no_address = q.infra.nat || q.infra.no_public_ip;
-            let at = |task: &Task, secs: f64| {
-                let m = bill::month(task, fires, secs, log_bytes, region, q.capacity);
-                if no_address {
-                    // No public IP: the address is not billed (a NAT gateway's is,
-                    // among the fixed items).
-                    Month {
-                        public_ipv4: 0.0,
-                        total: m.compute + m.logs,
-                        ..m
-                    }
-                } else {
-                    m
-                }
+            let month = |secs| {
+                let m = at(&ours, fires, secs, log_bytes);
+                if group.is_some() { logs_only(m) } else { m }
             };
-            let original = q.compare_original.then(|| {
-                let (size, architecture) = book.original.task(&d.name);
-                let task = Task {
-                    size,
-                    architecture,
-                    startup_seconds: q.startup.original,
-                };
-                at(&task, p50_s)
-            });
             Line {
                 declaration: d,
                 fires,
@@ -244,12 +320,125 @@ pub fn project<'a>(
                 p50_s,
                 p95_s,
                 log_bytes,
-                at_p50: at(&ours, p50_s),
-                at_p95: at(&ours, p95_s),
-                original,
+                at_p50: month(p50_s),
+                at_p95: month(p95_s),
+                group,
             }
         })
-        .collect()
+        .collect();
+    let groups = groups
+        .into_iter()
+        .map(|g| {
+            let members: Vec<&JobDeclaration> = declarations
+                .iter()
+                .filter(|d| d.enabled && g.members.contains(&d.name))
+                .collect();
+            let instants = tick_instants(&g, &members, now, until);
+            let ticks = instants.len() as u64;
+            let tick_hours = instants.iter().map(|t| t.div_euclid(3600)).collect();
+            let longest = |pick: fn((f64, f64)) -> f64| {
+                members
+                    .iter()
+                    .map(|d| pick(run_times(&d.name, d.timeout.as_secs_f64())))
+                    .fold(0.0, f64::max)
+            };
+            let (p50_s, p95_s) = (longest(|t| t.0), longest(|t| t.1));
+            let task = Task {
+                size: g.size,
+                architecture: g.architecture,
+                startup_seconds: q.startup.of(g.image),
+            };
+            GroupLine {
+                tick_hours,
+                measured: members.iter().all(|d| history.contains_key(&d.name)),
+                ticks,
+                p50_s,
+                p95_s,
+                at_p50: at(&task, ticks, p50_s, 0.0),
+                at_p95: at(&task, ticks, p95_s, 0.0),
+                group: g,
+            }
+        })
+        .collect();
+    let original = q.compare_original.then(|| {
+        book.original
+            .jobs
+            .iter()
+            .filter_map(|(name, o)| {
+                let schedule = crate::schedule::Schedule::parse(&o.schedule).ok()?;
+                let fires = bill::fires_between(&schedule, now, until);
+                let timeout = declarations
+                    .iter()
+                    .find(|d| d.name == o.runs_like)
+                    .map_or(600.0, |d| d.timeout.as_secs_f64());
+                let (run_s, _) = run_times(&o.runs_like, timeout);
+                let log_bytes = history
+                    .get(&o.runs_like)
+                    .and_then(|h| h.log_bytes)
+                    .unwrap_or(DEFAULT_LOG_BYTES);
+                let (size, architecture) = book.original.task(o);
+                let task = Task {
+                    size,
+                    architecture,
+                    startup_seconds: q.startup.original,
+                };
+                Some(OriginalLine {
+                    name: name.clone(),
+                    schedule: o.schedule.clone(),
+                    runs_like: o.runs_like.clone(),
+                    size,
+                    architecture,
+                    fires,
+                    run_s,
+                    month: at(&task, fires, run_s, log_bytes),
+                })
+            })
+            .collect()
+    });
+    Projection {
+        lines,
+        groups,
+        original,
+    }
+}
+
+/// A member's month: its logs; its group's line carries the task.
+fn logs_only(m: Month) -> Month {
+    Month {
+        billed_seconds_per_run: 0.0,
+        task_hours: 0.0,
+        compute: 0.0,
+        public_ipv4: 0.0,
+        total: m.logs,
+        ..m
+    }
+}
+
+/// The tick instants in `[from, until)` at which at least one of `members` is due: each
+/// member fire is served by the first tick at or after it.
+pub fn tick_instants(
+    group: &Group,
+    members: &[&JobDeclaration],
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> BTreeSet<i64> {
+    let period = i64::from(group.period_minutes) * 60;
+    let mut ticks = BTreeSet::new();
+    for d in members {
+        for fire in d
+            .schedule
+            .iter_after(from - TimeDelta::seconds(1))
+            .skip_while(|t| *t < from)
+            .take_while(|t| *t < until)
+        {
+            let t = fire.timestamp();
+            let tick = t.div_euclid(period) * period + if t % period == 0 { 0 } else { period };
+            if tick < until.timestamp() {
+                ticks.insert(tick);
+            }
+        }
+    }
+    ticks
 }
 
 /// Whether the Terraform gives a job a missed-run alarm (schedule.tf, monitoring.tf):
@@ -286,12 +475,15 @@ pub fn has_missed_run_alarm(d: &JobDeclaration, now: DateTime<Utc>) -> bool {
 
 /// The fixed items' inputs: the flags, and what the declarations imply over the 30 days
 /// from `now` (alarms, the hours tasks run for Container Insights, log bytes, image
-/// layers through a NAT gateway).
-pub fn fixed_inputs(lines: &[Line<'_>], infra: &Infra, now: DateTime<Utc>) -> Fixed {
+/// layers through a NAT gateway). A shared task is one task family and pulls its image
+/// once a tick; its members' alarms and logs stay theirs.
+pub fn fixed_inputs(p: &Projection<'_>, infra: &Infra, now: DateTime<Utc>) -> Fixed {
     // Whole seconds, as fires are: a window from 00:00:00.004 would touch 721 clock hours.
     let now = now.with_nanosecond(0).unwrap_or(now);
     let until = now + TimeDelta::days(30);
-    let alarms = lines
+    let solo = || p.lines.iter().filter(|l| l.group.is_none());
+    let alarms = p
+        .lines
         .iter()
         .filter(|l| has_missed_run_alarm(l.declaration, now))
         .count() as u32
@@ -301,7 +493,7 @@ pub fn fixed_inputs(lines: &[Line<'_>], infra: &Infra, now: DateTime<Utc>) -> Fi
         // are those a run of it starts in; the cluster's, those any run starts in.
         let mut cluster = BTreeSet::new();
         let mut family_hours = 0u64;
-        for l in lines.iter().filter(|l| l.fires > 0) {
+        for l in solo().filter(|l| l.fires > 0) {
             let hours: BTreeSet<i64> = l
                 .declaration
                 .schedule
@@ -313,23 +505,28 @@ pub fn fixed_inputs(lines: &[Line<'_>], infra: &Infra, now: DateTime<Utc>) -> Fi
             family_hours += hours.len() as u64;
             cluster.extend(hours);
         }
+        for g in &p.groups {
+            family_hours += g.tick_hours.len() as u64;
+            cluster.extend(g.tick_hours.iter().copied());
+        }
         InsightsHours {
             cluster_hours: cluster.len() as u64,
             family_hours,
         }
     });
     let gib = f64::from(1u32 << 30);
-    let logged: f64 = lines.iter().map(|l| l.fires as f64 * l.log_bytes).sum();
-    let pulled: f64 = lines
-        .iter()
-        .map(|l| {
-            l.fires as f64
-                * match l.declaration.image {
-                    Image::Slim => PULL_BYTES_SLIM,
-                    Image::Chromium => PULL_BYTES_CHROMIUM,
-                }
-        })
-        .sum();
+    let logged: f64 = p.lines.iter().map(|l| l.fires as f64 * l.log_bytes).sum();
+    let layers = |image| match image {
+        Image::Slim => PULL_BYTES_SLIM,
+        Image::Chromium => PULL_BYTES_CHROMIUM,
+    };
+    let pulled: f64 = solo()
+        .map(|l| l.fires as f64 * layers(l.declaration.image))
+        .sum::<f64>()
+        + p.groups
+            .iter()
+            .map(|g| g.ticks as f64 * layers(g.group.image))
+            .sum::<f64>();
     Fixed {
         alarms,
         free_alarms: infra.free_alarms,
@@ -349,40 +546,77 @@ pub fn fixed_inputs(lines: &[Line<'_>], infra: &Infra, now: DateTime<Utc>) -> Fi
     }
 }
 
-/// Prints the projection: a table, or one JSON object per job, one per fixed item and
-/// one for the total.
+/// Prints the projection: a table, or one JSON object per job, group, original job and
+/// fixed item, and one for the total.
 pub fn print(
-    lines: &[Line<'_>],
+    p: &Projection<'_>,
     book: &PriceBook,
     region: &Region,
     q: &Query<'_>,
     now: DateTime<Utc>,
 ) {
     let fixed = bill::fixed_items(
-        &fixed_inputs(lines, &q.infra, now),
+        &fixed_inputs(p, &q.infra, now),
         region,
         &book.container_insights,
     );
     let fixed = &fixed[..];
     if q.json {
-        for l in lines {
+        for l in &p.lines {
             println!("{}", line_json(l));
+        }
+        for g in &p.groups {
+            println!("{}", group_json(g));
+        }
+        for o in p.original.iter().flatten() {
+            println!("{}", original_json(o));
         }
         for f in fixed {
             println!("{}", json!({ "kind": "fixed", "item": f }));
         }
-        println!("{}", total_json(lines, fixed, q));
+        println!("{}", total_json(p, fixed, q));
         return;
     }
     print_header(region, q, now);
-    let w = lines
+    print_jobs(p);
+    let (p50, p95) = p.jobs_total();
+    print_fixed(fixed, p50, p95);
+    if let Some(original) = &p.original {
+        print_original(original, p50, fixed_sum(fixed), p.tasks());
+    }
+}
+
+fn fixed_sum(fixed: &[FixedItem]) -> f64 {
+    fixed.iter().map(|f| f.month).sum()
+}
+
+/// The table of jobs and shared tasks, and their total.
+fn print_jobs(p: &Projection<'_>) {
+    let w = p
+        .lines
         .iter()
         .map(|l| l.declaration.name.len())
+        .chain(p.groups.iter().map(|g| g.group.name.len() + 5))
         .max()
         .unwrap_or(0)
         .max(5);
-    println!(
-        "{:<w$} {:<22} {:>6} {:>9} {:>9} {:>7} {:>9} {:>7} {:>6} {:>10} {:>10}{}",
+    let row = |cells: [&str; 11]| {
+        println!(
+            "{:<w$} {:<22} {:>6} {:>9} {:>9} {:>7} {:>9} {:>7} {:>6} {:>10} {:>10}",
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            cells[4],
+            cells[5],
+            cells[6],
+            cells[7],
+            cells[8],
+            cells[9],
+            cells[10]
+        );
+    };
+    row([
         "JOB",
         "TASK",
         "FIRES",
@@ -394,68 +628,117 @@ pub fn print(
         "LOGS",
         "MONTH P50",
         "MONTH P95",
-        if q.compare_original {
-            "   ORIGINAL"
-        } else {
-            ""
-        },
-    );
-    for l in lines {
+    ]);
+    for l in &p.lines {
         let d = l.declaration;
         let bound = if l.measured_runs.is_none() { "≤" } else { "" };
         let m = &l.at_p50;
-        println!(
-            "{:<w$} {:<22} {:>6} {:>9} {:>9} {:>6}s {:>9} {:>7} {:>6} {:>10} {:>10}{}",
-            d.name,
-            task_label(d),
-            if d.enabled {
+        let shared = l.group.as_ref().map(|g| format!("in tick {g}"));
+        row([
+            &d.name,
+            &shared
+                .clone()
+                .unwrap_or_else(|| size_label(d.size, d.architecture)),
+            &if d.enabled {
                 l.fires.to_string()
             } else {
                 "off".into()
             },
-            format!("{bound}{}", seconds(l.p50_s)),
-            format!("{bound}{}", seconds(l.p95_s)),
-            m.billed_seconds_per_run,
-            dollars(m.compute),
-            dollars(m.public_ipv4),
-            dollars(m.logs),
-            dollars(m.total),
-            dollars(l.at_p95.total),
-            l.original
-                .map(|o| format!(" {:>10}", dollars(o.total)))
-                .unwrap_or_default(),
+            &format!("{bound}{}", seconds(l.p50_s)),
+            &format!("{bound}{}", seconds(l.p95_s)),
+            &if shared.is_some() {
+                "-".into()
+            } else {
+                format!("{}s", m.billed_seconds_per_run)
+            },
+            &dollars(m.compute),
+            &dollars(m.public_ipv4),
+            &dollars(m.logs),
+            &dollars(m.total),
+            &dollars(l.at_p95.total),
+        ]);
+    }
+    for g in &p.groups {
+        let bound = if g.measured { "" } else { "≤" };
+        let m = &g.at_p50;
+        row([
+            &format!("tick {}", g.group.name),
+            &size_label(g.group.size, g.group.architecture),
+            &g.ticks.to_string(),
+            &format!("{bound}{}", seconds(g.p50_s)),
+            &format!("{bound}{}", seconds(g.p95_s)),
+            &format!("{}s", m.billed_seconds_per_run),
+            &dollars(m.compute),
+            &dollars(m.public_ipv4),
+            &dollars(m.logs),
+            &dollars(m.total),
+            &dollars(g.at_p95.total),
+        ]);
+    }
+    let sum = |f: &dyn Fn(&Month) -> f64| {
+        p.lines.iter().map(|l| f(&l.at_p50)).sum::<f64>()
+            + p.groups.iter().map(|g| f(&g.at_p50)).sum::<f64>()
+    };
+    let (p50, p95) = p.jobs_total();
+    row([
+        "TOTAL",
+        &format!("{} tasks", p.tasks()),
+        &p.lines.iter().map(|l| l.fires).sum::<u64>().to_string(),
+        "",
+        "",
+        "",
+        &dollars(sum(&|m| m.compute)),
+        &dollars(sum(&|m| m.public_ipv4)),
+        &dollars(sum(&|m| m.logs)),
+        &dollars(p50),
+        &dollars(p95),
+    ]);
+    if !p.groups.is_empty() {
+        println!(
+            "tick <group>: one task per tick runs the group's due members (shares_task); a tick is billed start-up + its longest member's run, at least 60 s."
         );
     }
-    let sum = |f: &dyn Fn(&Line<'_>) -> f64| lines.iter().map(f).sum::<f64>();
-    let fires: u64 = lines.iter().map(|l| l.fires).sum();
-    println!(
-        "{:<w$} {:<22} {:>6} {:>9} {:>9} {:>7} {:>9} {:>7} {:>6} {:>10} {:>10}{}",
-        "TOTAL",
-        "",
-        fires,
-        "",
-        "",
-        "",
-        dollars(sum(&|l| l.at_p50.compute)),
-        dollars(sum(&|l| l.at_p50.public_ipv4)),
-        dollars(sum(&|l| l.at_p50.logs)),
-        dollars(sum(&|l| l.at_p50.total)),
-        dollars(sum(&|l| l.at_p95.total)),
-        if q.compare_original {
-            format!(
-                " {:>10}",
-                dollars(sum(&|l| l.original.map_or(0.0, |o| o.total)))
-            )
-        } else {
-            String::new()
-        },
-    );
-    if lines.iter().any(|l| l.measured_runs.is_none()) {
+    if p.lines.iter().any(|l| l.measured_runs.is_none()) {
         println!(
             "≤: no finished run in the window; the declared timeout is used, so that job's figures are an upper bound."
         );
     }
-    print_fixed(fixed, sum(&|l| l.at_p50.total), sum(&|l| l.at_p95.total));
+}
+
+/// The original at its own schedules, and the ratio of what the tasks cost on each side
+/// (compute, public IPv4, log ingestion). The fixed items are monitoring the original
+/// did not have (its alarms and dashboard are not counted here), so they stay outside
+/// the ratio and are said beside it.
+fn print_original(original: &[OriginalLine], ours: f64, fixed: f64, our_tasks: u64) {
+    println!();
+    println!(
+        "ORIGINAL at its own schedules (its six EventBridge rules, each a task; run times of the run-job job doing the work):"
+    );
+    let w = original.iter().map(|o| o.name.len()).max().unwrap_or(0);
+    for o in original {
+        println!(
+            "  {:<w$}  {:<22} {:<22} {:>6} fires  {:>7}s billed  {:>8}  (runs like {})",
+            o.name,
+            o.schedule,
+            size_label(o.size, o.architecture),
+            o.fires,
+            o.month.billed_seconds_per_run,
+            dollars(o.month.total),
+            o.runs_like,
+        );
+    }
+    let theirs: f64 = original.iter().map(|o| o.month.total).sum();
+    let tasks: u64 = original.iter().map(|o| o.fires).sum();
+    println!("  {:<w$}  {tasks} tasks, {}", "ORIGINAL", dollars(theirs));
+    if theirs > 0.0 {
+        println!(
+            "run-job / original: {} / {} = {:.2}× at p50 ({our_tasks} tasks against {tasks}); run-job's fixed items, {} more, are monitoring the original did not have.",
+            dollars(ours),
+            dollars(theirs),
+            ours / theirs,
+            dollars(fixed),
+        );
+    }
 }
 
 /// The fixed items, their sum, and the month's whole bill.
@@ -524,18 +807,21 @@ fn print_header(region: &Region, q: &Query<'_>, now: DateTime<Utc>) {
     );
     if q.compare_original {
         println!(
-            "ORIGINAL: the same fires and run times at the original's sizes (0.25 vCPU / 0.5 GB arm64; scraping 2 vCPU / 4 GB x86_64) and image."
+            "ORIGINAL: its own six scheduled jobs at their production schedules and sizes (0.25 vCPU / 0.5 GB arm64; scraping 2 vCPU / 4 GB x86_64), one image, each fire a task."
         );
     }
     println!();
 }
 
-fn task_label(d: &JobDeclaration) -> String {
+fn size_label(
+    size: crate::declarations::Size,
+    architecture: crate::declarations::Architecture,
+) -> String {
     format!(
         "{} vCPU {} GB {}",
-        f64::from(d.size.cpu) / 1024.0,
-        f64::from(d.size.memory) / 1024.0,
-        match d.architecture {
+        f64::from(size.cpu) / 1024.0,
+        f64::from(size.memory) / 1024.0,
+        match architecture {
             crate::declarations::Architecture::Arm64 => "arm",
             crate::declarations::Architecture::X86_64 => "x86",
         }
@@ -560,24 +846,49 @@ fn line_json(l: &Line<'_>) -> serde_json::Value {
     json!({
         "kind": "job", "job": d.name, "enabled": d.enabled,
         "cpu": d.size.cpu, "memory": d.size.memory, "architecture": d.architecture.to_string(),
+        "shares_task": l.group,
         "fires": l.fires, "runs_measured": l.measured_runs,
         "run_time_source": if l.measured_runs.is_some() { "job_runs" } else { "timeout (upper bound)" },
         "p50_s": l.p50_s, "p95_s": l.p95_s, "log_bytes_per_run": l.log_bytes,
-        "at_p50": l.at_p50, "at_p95": l.at_p95, "original": l.original,
+        "at_p50": l.at_p50, "at_p95": l.at_p95,
     })
 }
 
-fn total_json(lines: &[Line<'_>], fixed: &[FixedItem], q: &Query<'_>) -> serde_json::Value {
-    let sum = |f: &dyn Fn(&Line<'_>) -> f64| lines.iter().map(f).sum::<f64>();
-    let fixed_sum: f64 = fixed.iter().map(|f| f.month).sum();
+fn group_json(g: &GroupLine) -> serde_json::Value {
+    json!({
+        "kind": "group", "group": g.group.name, "members": g.group.members,
+        "cpu": g.group.size.cpu, "memory": g.group.size.memory,
+        "architecture": g.group.architecture.to_string(),
+        "period_minutes": g.group.period_minutes, "schedule": g.group.schedule_expression(),
+        "ticks": g.ticks, "p50_s": g.p50_s, "p95_s": g.p95_s,
+        "run_time_source": if g.measured { "job_runs" } else { "timeout (upper bound)" },
+        "at_p50": g.at_p50, "at_p95": g.at_p95,
+    })
+}
+
+fn original_json(o: &OriginalLine) -> serde_json::Value {
+    json!({
+        "kind": "original", "job": o.name, "schedule": o.schedule, "runs_like": o.runs_like,
+        "cpu": o.size.cpu, "memory": o.size.memory, "architecture": o.architecture.to_string(),
+        "fires": o.fires, "run_s": o.run_s, "month": o.month,
+    })
+}
+
+fn total_json(p: &Projection<'_>, fixed: &[FixedItem], q: &Query<'_>) -> serde_json::Value {
+    let fixed_sum = fixed_sum(fixed);
+    let (p50, p95) = p.jobs_total();
+    let original = p.original_total();
     json!({
         "kind": "total", "region": q.region, "capacity": q.capacity.name(),
-        "fires": lines.iter().map(|l| l.fires).sum::<u64>(),
-        "total_p50": sum(&|l| l.at_p50.total), "total_p95": sum(&|l| l.at_p95.total),
+        "fires": p.lines.iter().map(|l| l.fires).sum::<u64>(),
+        "tasks": p.tasks(),
+        "total_p50": p50, "total_p95": p95,
         "fixed": fixed_sum,
-        "month_p50": sum(&|l| l.at_p50.total) + fixed_sum,
-        "month_p95": sum(&|l| l.at_p95.total) + fixed_sum,
-        "original": q.compare_original.then(|| sum(&|l| l.original.map_or(0.0, |o| o.total))),
+        "month_p50": p50 + fixed_sum,
+        "month_p95": p95 + fixed_sum,
+        "original": original,
+        "original_tasks": p.original.as_ref().map(|o| o.iter().map(|l| l.fires).sum::<u64>()),
+        "ratio_p50": original.filter(|o| *o > 0.0).map(|o| p50 / o),
     })
 }
 
@@ -625,5 +936,35 @@ mod tests {
         assert_eq!(super::seconds(4.7), "4.7 s");
         assert_eq!(super::seconds(119.6), "2m00s");
         assert_eq!(super::seconds(600.0), "10m00s");
+    }
+}
+
+#[cfg(test)]
+mod tick_tests {
+    use super::*;
+
+    fn job(name: &str, schedule: &str) -> JobDeclaration {
+        let text = format!(
+            "name: {name}\ndescription: Fixture.\nschedule: {schedule}\nsize: {{cpu: 256, memory: 512}}\narchitecture: arm64\ntimeout_seconds: 60\noverlap: forbid\nenabled: true\nshares_task: light\npeak_memory_mib: 32\n"
+        );
+        JobDeclaration::parse(&format!("{name}.yaml"), &text).unwrap()
+    }
+
+    #[test]
+    fn a_tick_happens_when_any_member_is_due() {
+        let jobs = [
+            job("two", "cron(0/2 * * * ? *)"),
+            job("five", "cron(0/5 * * * ? *)"),
+        ];
+        let g = crate::groups::derive(&jobs).unwrap().remove(0);
+        let members: Vec<&JobDeclaration> = jobs.iter().collect();
+        let now: DateTime<Utc> = "2026-12-01T00:00:00Z".parse().unwrap();
+        let day = tick_instants(&g, &members, now, now + TimeDelta::days(1));
+        // Every even minute: 720 ticks; the 5-minute fires at odd minutes wait for the
+        // next even one, which is a tick anyway.
+        assert_eq!(day.len(), 720);
+        let only_five = tick_instants(&g, &members[1..], now, now + TimeDelta::hours(1));
+        // :00 :06 :10 :16 :20 :26 ... : 12 ticks in the hour.
+        assert_eq!(only_five.len(), 12);
     }
 }

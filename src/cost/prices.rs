@@ -72,20 +72,25 @@ pub struct Figure {
     pub source: String,
 }
 
-/// What the original ran each job on (`--compare original`).
+/// What the original ran (`--compare original`): its own scheduled jobs, each on a
+/// task of the default size unless it names its own.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Original {
     pub size: Size,
     pub architecture: Architecture,
     pub image: String,
-    #[serde(default)]
     pub jobs: BTreeMap<String, OriginalJob>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// One of the original's scheduled jobs.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OriginalJob {
+    /// Its EventBridge schedule expression.
+    pub schedule: String,
+    /// The run-job job doing its work, whose measured run time it is costed at.
+    pub runs_like: String,
     pub size: Option<Size>,
     pub architecture: Option<Architecture>,
 }
@@ -100,12 +105,11 @@ impl Fargate {
 }
 
 impl Original {
-    /// The original's task for a job: its size and architecture.
-    pub fn task(&self, job: &str) -> (Size, Architecture) {
-        let o = self.jobs.get(job);
+    /// The original's task for one of its jobs: its size and architecture.
+    pub fn task(&self, job: &OriginalJob) -> (Size, Architecture) {
         (
-            o.and_then(|o| o.size).unwrap_or(self.size),
-            o.and_then(|o| o.architecture).unwrap_or(self.architecture),
+            job.size.unwrap_or(self.size),
+            job.architecture.unwrap_or(self.architecture),
         )
     }
 }
@@ -144,6 +148,10 @@ impl PriceBook {
                 ));
             }
         }
+        for (name, job) in &book.original.jobs {
+            crate::schedule::Schedule::parse(&job.schedule)
+                .map_err(|e| format!("{origin}: original.jobs.{name}.schedule: {e}"))?;
+        }
         Ok(book)
     }
 
@@ -169,7 +177,7 @@ mod tests {
         let sa = book.region("sa-east-1").unwrap();
         assert!(sa.fargate.arm64.vcpu_hour < sa.fargate.x86_64.vcpu_hour);
         assert_eq!(
-            book.original.task("scraping"),
+            book.original.task(&book.original.jobs["scrape-events"]),
             (
                 Size {
                     cpu: 2048,
@@ -178,7 +186,13 @@ mod tests {
                 Architecture::X86_64
             )
         );
-        assert_eq!(book.original.task("notifications").1, Architecture::Arm64);
+        let light = &book.original.jobs["process-pending-jobs"];
+        assert_eq!(book.original.task(light).1, Architecture::Arm64);
+        assert_eq!(
+            (light.schedule.as_str(), light.runs_like.as_str()),
+            ("cron(0/2 * * * ? *)", "invoices")
+        );
+        assert_eq!(book.original.jobs.len(), 6, "the original's six rules");
         let err = book.region("mars-north-1").unwrap_err();
         assert!(
             err.contains("mars-north-1") && err.contains("sa-east-1"),

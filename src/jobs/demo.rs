@@ -27,6 +27,23 @@ pub const PARALLEL: Registration = Registration {
     build: |deps| Ok(Arc::new(Sleep::new(deps, false))),
     requeue: None,
 };
+/// Members of the demo shared task (`run-job tick demo`), with demo-parallel and
+/// demo-fail: they sleep like demo-sleep.
+pub const TWO: Registration = Registration {
+    name: "demo-two",
+    build: |deps| Ok(Arc::new(Sleep::new(deps, false))),
+    requeue: None,
+};
+pub const HOURLY: Registration = Registration {
+    name: "demo-hourly",
+    build: |deps| Ok(Arc::new(Sleep::new(deps, false))),
+    requeue: None,
+};
+pub const OFF: Registration = Registration {
+    name: "demo-off",
+    build: |deps| Ok(Arc::new(Sleep::new(deps, false))),
+    requeue: None,
+};
 pub const FAIL: Registration = Registration {
     name: "demo-fail",
     build: |_| Ok(Arc::new(Fail)),

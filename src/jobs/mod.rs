@@ -187,6 +187,12 @@ pub const REGISTRY: &[Registration] = &[
     demo::STUBBORN,
     #[cfg(feature = "test-jobs")]
     demo::PARALLEL,
+    #[cfg(feature = "test-jobs")]
+    demo::TWO,
+    #[cfg(feature = "test-jobs")]
+    demo::HOURLY,
+    #[cfg(feature = "test-jobs")]
+    demo::OFF,
 ];
 
 pub fn find(name: &str) -> Option<&'static Registration> {

@@ -9,6 +9,7 @@ edit. Run by scripts/check-infra.
 
 import hashlib
 import json
+import math
 import os
 import pathlib
 import re
@@ -108,10 +109,13 @@ def load_module(tmp_path, text):
     return tfparse.load_from_path(str(module), vars_paths=["test.tfvars"])
 
 
-def by_key(model, kind):
-    """Resources of a kind, by their for_each key (module.run_job.kind.name["key"])."""
+def by_key(model, kind, name=None):
+    """Resources of a kind, by their for_each key (module.run_job.kind.name["key"]); only
+    those of that resource name when given (`job`: a job's, `tick`: a shared task's)."""
     out = {}
     for r in model.get(kind, []):
+        if name is not None and f"{kind}.{name}[" not in r["__tfmeta"]["path"]:
+            continue
         m = re.search(r'\["([^"]+)"\]$', r["__tfmeta"]["path"])
         out[m.group(1) if m else r["__tfmeta"]["path"]] = r
     return out
@@ -169,13 +173,17 @@ def expected_environment(d, given):
     return {n for n in given if n in environment or n in RUNNER_ENVIRONMENT} | MODULE_ENVIRONMENT
 
 
-def container_of(model, name):
-    (container,) = json.loads(by_key(model, "aws_ecs_task_definition")[name]["container_definitions"])
+def container_of(model, name, kind="job"):
+    (container,) = json.loads(by_key(model, "aws_ecs_task_definition", kind)[name]["container_definitions"])
     return container
 
 
+def shares(d):
+    return d.get("shares_task")
+
+
 def check_job(model, name, d, scheduler=False):
-    task = by_key(model, "aws_ecs_task_definition")[name]
+    task = by_key(model, "aws_ecs_task_definition", "job")[name]
     assert task["family"] == f"{PREFIX}-{name}"
     assert task["cpu"] == str(d["size"]["cpu"]) and task["memory"] == str(d["size"]["memory"])
     assert task["runtime_platform"]["cpu_architecture"] == {"arm64": "ARM64", "x86_64": "X86_64"}[d["architecture"]]
@@ -193,7 +201,7 @@ def check_job(model, name, d, scheduler=False):
     group = f"/ecs/{PREFIX}/run-job/{name}"
     assert log["options"]["awslogs-group"] == group
     assert log["options"]["awslogs-stream-prefix"] == name
-    logs = by_key(model, "aws_cloudwatch_log_group")[name]
+    logs = by_key(model, "aws_cloudwatch_log_group", "job")[name]
     assert logs["name"] == group and logs["retention_in_days"] == 7
     assert {"name": "RUN_JOB_LOG_FORMAT", "value": "json"} in container["environment"]
     secrets = {s["name"]: s["valueFrom"] for s in container["secrets"]}
@@ -210,18 +218,27 @@ def check_job(model, name, d, scheduler=False):
         assert env["DATABASE_SSLROOTCERT"] in docker
     assert not any("PASSWORD" in e["name"] or "SECRET" in e["name"] for e in container["environment"])
 
+    assert {"name": "RUN_JOB_TASK_MEMORY_MB", "value": str(d["size"]["memory"])} in container["environment"]
+    assert {"name": "RUN_JOB_TRIGGER", "value": "eventbridge"} in container["environment"]
+
+    if shares(d):
+        # Its group's schedule starts it: no rule or schedule of its own, only the task
+        # definition, for runs by hand.
+        for kind in ("aws_scheduler_schedule", "aws_cloudwatch_event_rule", "aws_cloudwatch_event_target"):
+            assert name not in by_key(model, kind, "job"), (kind, name)
+        return
     state = "ENABLED" if d["enabled"] else "DISABLED"
     if scheduler:
-        s = by_key(model, "aws_scheduler_schedule")[name]
+        s = by_key(model, "aws_scheduler_schedule", "job")[name]
         assert s["schedule_expression"] == d["schedule"] and s["state"] == state
         assert s["schedule_expression_timezone"] == "UTC"
         ecs = s["target"]["ecs_parameters"]
         target = s["target"]
     else:
-        rule = by_key(model, "aws_cloudwatch_event_rule")[name]
+        rule = by_key(model, "aws_cloudwatch_event_rule", "job")[name]
         assert rule["name"] == f"{PREFIX}-{name}"
         assert rule["schedule_expression"] == d["schedule"] and rule["state"] == state
-        target = by_key(model, "aws_cloudwatch_event_target")[name]
+        target = by_key(model, "aws_cloudwatch_event_target", "job")[name]
         assert target["rule"] == rule["name"]
         ecs = target["ecs_target"]
     assert ecs["task_count"] == 1
@@ -230,17 +247,17 @@ def check_job(model, name, d, scheduler=False):
     assert ecs["capacity_provider_strategy"]["capacity_provider"] == "FARGATE_SPOT"
     assert target["retry_policy"]["maximum_retry_attempts"] == 3
     assert target["dead_letter_config"]["arn"] == single(model, "aws_sqs_queue")["id"]
-    assert {"name": "RUN_JOB_TRIGGER", "value": "eventbridge"} in container["environment"]
-    assert {"name": "RUN_JOB_TASK_MEMORY_MB", "value": str(d["size"]["memory"])} in container["environment"]
 
 
-def test_every_declaration_gets_its_task_definition_log_group_and_rule(prod):
+def test_every_declaration_gets_its_task_definition_log_group_and_rule_unless_it_shares(prod):
     jobs = declarations(ROOT / "jobs")
     assert jobs, "jobs/ has declarations"
-    assert set(by_key(prod, "aws_ecs_task_definition")) == set(jobs)
-    assert set(by_key(prod, "aws_cloudwatch_log_group")) == set(jobs)
+    assert set(by_key(prod, "aws_ecs_task_definition", "job")) == set(jobs)
+    assert set(by_key(prod, "aws_cloudwatch_log_group", "job")) == set(jobs)
     for name, d in jobs.items():
         check_job(prod, name, d)
+    assert set(by_key(prod, "aws_cloudwatch_event_rule", "job")) == {n for n, d in jobs.items() if not shares(d)}
+    assert "scraping" in by_key(prod, "aws_cloudwatch_event_rule", "job"), "scraping does not share"
     assert "aws_scheduler_schedule" not in prod
 
 
@@ -270,10 +287,13 @@ def test_a_new_declaration_needs_no_tf_edit(tmp_path):
 def test_the_scheduler_variant_schedules_every_job_with_a_time_zone(tmp_path):
     model = load(tmp_path, use_scheduler=True)
     jobs = declarations(ROOT / "jobs")
-    assert set(by_key(model, "aws_scheduler_schedule")) == set(jobs)
+    assert set(by_key(model, "aws_scheduler_schedule", "job")) == {n for n, d in jobs.items() if not shares(d)}
+    assert set(by_key(model, "aws_scheduler_schedule", "tick")) == {d["shares_task"] for d in jobs.values() if shares(d)}
     assert "aws_cloudwatch_event_target" not in model or set(by_key(model, "aws_cloudwatch_event_target")) <= {"failed", "not_started"}
     for name, d in jobs.items():
         check_job(model, name, d, scheduler=True)
+    for group in by_key(model, "aws_scheduler_schedule", "tick"):
+        check_group(model, group, declarations(ROOT / "jobs"), scheduler=True)
 
 
 def statements_all(model):
@@ -300,10 +320,12 @@ def test_iam_is_least_privilege(prod):
     assert run["actions"] == ["ecs:RunTask"]
     assert run["condition"]["test"] == "ArnEquals" and run["condition"]["variable"] == "ecs:cluster"
     assert run["condition"]["values"] == [cluster]
-    # Every revision of each job's family, in this account and region, and nothing else.
+    # Every revision of each job's and each shared task's family, in this account and
+    # region, and nothing else.
     jobs = declarations(ROOT / "jobs")
+    families = [f"{PREFIX}-{name}" for name in jobs] + [f"{PREFIX}-tick-light"]
     assert sorted(run["resources"]) == sorted(
-        f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{PREFIX}-{name}:*" for name in jobs
+        f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{family}:*" for family in families
     )
 
     passrole = statements(prod, "PassTheTwoTaskRoles")
@@ -318,7 +340,7 @@ def test_iam_is_least_privilege(prod):
     logs = statements(prod, "WriteLogs")
     assert logs["actions"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
     assert sorted(logs["resources"]) == sorted(
-        f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/ecs/{PREFIX}/run-job/{name}:*" for name in jobs
+        f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/ecs/{PREFIX}/run-job/{name}:*" for name in list(jobs) + ["tick-light"]
     )
     pull = statements(prod, "PullImage")
     assert "ecr:BatchGetImage" in pull["actions"]
@@ -558,14 +580,23 @@ def targets(model):
 
 
 def task_groups(model):
-    """Job => its schedule's network configuration (rules or Scheduler)."""
+    """Job, or tick-<group> for a shared task => its schedule's network configuration
+    (rules or Scheduler)."""
     out = {}
-    for k, t in by_key(model, "aws_cloudwatch_event_target").items() if "aws_cloudwatch_event_target" in model else []:
-        if t.get("ecs_target"):
-            out[k] = t["ecs_target"]["network_configuration"]
-    for k, s in by_key(model, "aws_scheduler_schedule").items() if "aws_scheduler_schedule" in model else []:
-        out[k] = s["target"]["ecs_parameters"]["network_configuration"]
+    for kind, prefix in (("job", ""), ("tick", "tick-")):
+        for k, t in by_key(model, "aws_cloudwatch_event_target", kind).items():
+            out[prefix + k] = t["ecs_target"]["network_configuration"]
+        for k, s in by_key(model, "aws_scheduler_schedule", kind).items():
+            out[prefix + k] = s["target"]["ecs_parameters"]["network_configuration"]
     return out
+
+
+def scheduled_image(jobs, key):
+    """The image of what a schedule starts: a job, or tick-<group> (its members')."""
+    if key in jobs:
+        return jobs[key].get("image", "slim")
+    (image,) = {d.get("image", "slim") for d in jobs.values() if "tick-" + str(shares(d)) == key}
+    return image
 
 
 def jobs_group(model):
@@ -609,10 +640,10 @@ def test_next_to_the_marketplace_the_tasks_use_its_vpc_subnets_and_database_rule
     assert group["vpc_id"] == VPC and "ingress" not in group
     assert browser["vpc_id"] == VPC and "ingress" not in browser
     configs = task_groups(prod)
-    assert set(configs) == set(jobs)
+    assert set(configs) == {n for n, d in jobs.items() if not shares(d)} | {"tick-light"}
     for name, c in configs.items():
         assert c["subnets"] == SUBNETS
-        want = browser["id"] if jobs[name].get("image") == "chromium" else group["id"]
+        want = browser["id"] if scheduled_image(jobs, name) == "chromium" else group["id"]
         assert c["security_groups"] == [want], name
         assert c["assign_public_ip"] is True
     # The database's group admits both groups on its port, and nothing else.
@@ -630,7 +661,7 @@ def test_extra_groups_and_a_private_subnet_without_a_public_ip(tmp_path):
     group, browser = jobs_group(model)["id"], browser_group(model)["id"]
     jobs = declarations(ROOT / "jobs")
     for name, c in task_groups(model).items():
-        own = browser if jobs[name].get("image") == "chromium" else group
+        own = browser if scheduled_image(jobs, name) == "chromium" else group
         assert c["security_groups"] == [own, "sg-0eeeeeeeeeeeeeee2"], name
         assert c["assign_public_ip"] is False and c["subnets"] == SUBNETS
 
@@ -1078,3 +1109,301 @@ def test_the_rds_ca_bundle_is_verified_by_its_sha256_at_build_time(tmp_path):
     offline = (ROOT / "scripts" / "build-images-offline").read_text()
     assert '--build-arg RDS_CA_BUNDLE_SHA256="$rds_sha256"' in offline
     assert 'rds_sha256=$(sha256sum "$rds/global-bundle.pem"' in offline
+
+
+# ---------------------------------------------------------------------------------------
+# Shared tasks (issue 24): jobs declaring `shares_task: <group>` run in one task per tick.
+# The derivation is computed here from the YAML by brute force (every fire of a week),
+# independently of the HCL.
+
+FARGATE_MEMORY = {256: [512, 1024, 2048], 512: [1024, 2048, 3072, 4096], 1024: list(range(2048, 8193, 1024))}
+DAYS = {"SUN": 1, "MON": 2, "TUE": 3, "WED": 4, "THU": 5, "FRI": 6, "SAT": 7}
+
+
+def cron_field(text, lo, size):
+    """The values of a cron field: lists of `*`, `a`, `a-b` (wrapping), with `/n`."""
+    out = set()
+    for element in text.upper().split(","):
+        for name, number in DAYS.items():
+            element = element.replace(name, str(number))
+        base, _, step = element.partition("/")
+        if base in ("*", "?"):
+            start, span = lo, size
+        elif "-" in base:
+            a, b = map(int, base.split("-"))
+            start, span = a, (b - a) % size + 1
+        else:
+            start, span = int(base), (lo + size - int(base) if step else 1)
+        out |= {lo + (start - lo + k) % size for k in range(0, span, int(step or 1))}
+    return out
+
+
+def week_fires(schedule):
+    """Minutes of the week (0 = Sunday 00:00) a cron() fires at; None for a rate()."""
+    m = re.fullmatch(r"cron\((\S+) (\S+) (\S+) (\S+) (\S+) (\S+)\)", schedule)
+    if not m:
+        return None
+    minutes, hours, _, _, days, _ = m.groups()
+    return sorted(
+        (d - 1) * 1440 + h * 60 + mi
+        for d in cron_field(days, 1, 7) for h in cron_field(hours, 0, 24) for mi in cron_field(minutes, 0, 60)
+    )
+
+
+def least_gap(schedule):
+    fires = week_fires(schedule)
+    if fires is None:
+        n, unit = re.fullmatch(r"rate\((\d+) (minute|hour|day)s?\)", schedule).groups()
+        return int(n) * {"minute": 1, "hour": 60, "day": 1440}[unit]
+    return min((b - a) % 10080 or 10080 for a, b in zip(fires, fires[1:] + fires[:1]))
+
+
+def derive(jobs, group):
+    """What the module must derive for a group, from the declarations."""
+    members = sorted(n for n, d in jobs.items() if d.get("shares_task") == group)
+    cpu = max(jobs[m]["size"]["cpu"] for m in members)
+    need = max(max(jobs[m]["size"]["memory"] for m in members), math.ceil(1.5 * sum(jobs[m]["peak_memory_mib"] for m in members)))
+    memory = next(v for v in FARGATE_MEMORY[cpu] if v >= need)
+    period = min(least_gap(jobs[m]["schedule"]) for m in members)
+    assert 60 % period == 0
+    delay = {}
+    for m in members:
+        fires = week_fires(jobs[m]["schedule"])
+        delay[m] = period - 1 if fires is None else max((period - f % period) % period for f in fires)
+    return {
+        "members": members, "cpu": cpu, "memory": memory, "period_minutes": period,
+        "schedule_expression": "cron(0 * * * ? *)" if period == 60 else f"cron(0/{period} * * * ? *)",
+        "max_delay_minutes": delay, "enabled": any(jobs[m]["enabled"] for m in members),
+    }
+
+
+def shared(model, group):
+    return module_output(model, "shared_tasks")[group]
+
+
+def check_group(model, group, jobs, scheduler=False):
+    want = derive(jobs, group)
+    out = shared(model, group)
+    assert {k: out[k] for k in want} == want, group
+    task = by_key(model, "aws_ecs_task_definition", "tick")[group]
+    assert task["lifecycle"]["precondition"]["condition"] is True, task["lifecycle"]["precondition"]["error_message"]
+    assert task["family"] == f"{PREFIX}-tick-{group}" and out["task_definition_arn"] == task["id"]
+    assert (task["cpu"], task["memory"]) == (str(want["cpu"]), str(want["memory"]))
+    members = [jobs[m] for m in want["members"]]
+    (arch,) = {d["architecture"] for d in members}
+    assert task["runtime_platform"]["cpu_architecture"] == {"arm64": "ARM64", "x86_64": "X86_64"}[arch]
+    assert task["requires_compatibilities"] == ["FARGATE"] and task["network_mode"] == "awsvpc"
+    container = container_of(model, group, "tick")
+    assert container["command"] == ["tick", group], "ENTRYPOINT run-job + command = `run-job tick <group>`"
+    (image,) = {d.get("image", "slim") for d in members}
+    assert container["image"] == f"{REPO}:abc123" + ("-chromium" if image == "chromium" else "")
+    assert container["readonlyRootFilesystem"] == all(d.get("read_only_root_filesystem", True) for d in members)
+    assert container["linuxParameters"] == {"capabilities": {"drop": ["ALL"]}}
+    assert container["mountPoints"] == [{"containerPath": "/tmp", "readOnly": False, "sourceVolume": "tmp"}]
+    assert container["stopTimeout"] == 30
+    log = f"/ecs/{PREFIX}/run-job/tick-{group}"
+    assert container["logConfiguration"]["options"]["awslogs-group"] == log == out["log_group"]
+    assert container["logConfiguration"]["options"]["awslogs-stream-prefix"] == f"tick-{group}"
+    assert by_key(model, "aws_cloudwatch_log_group", "tick")[group]["name"] == log
+    # The members' secrets and settings, each as its own task definition receives it;
+    # the memory the runner budgets from is the shared task's.
+    secrets, environment = {}, {}
+    for m in want["members"]:
+        own = container_of(model, m)
+        secrets.update({s["name"]: s["valueFrom"] for s in own["secrets"]})
+        environment.update({e["name"]: e["value"] for e in own["environment"]})
+    environment["RUN_JOB_TASK_MEMORY_MB"] = str(want["memory"])
+    assert {s["name"]: s["valueFrom"] for s in container["secrets"]} == secrets
+    assert {e["name"]: e["value"] for e in container["environment"]} == environment
+    assert environment["RUN_JOB_TRIGGER"] == "eventbridge"
+
+    state = "ENABLED" if want["enabled"] else "DISABLED"
+    if scheduler:
+        s = by_key(model, "aws_scheduler_schedule", "tick")[group]
+        assert s["schedule_expression_timezone"] == "UTC"
+        target, ecs = s["target"], s["target"]["ecs_parameters"]
+    else:
+        s = by_key(model, "aws_cloudwatch_event_rule", "tick")[group]
+        target = by_key(model, "aws_cloudwatch_event_target", "tick")[group]
+        assert target["rule"] == s["name"]
+        ecs = target["ecs_target"]
+    assert s["name"] == out["schedule_name"] == f"{PREFIX}-tick-{group}"
+    assert (s["schedule_expression"], s["state"]) == (want["schedule_expression"], state)
+    assert ecs["task_definition_arn"] == task["id"] and ecs["task_count"] == 1
+    # Under the task-state alerts' prefix (alerting.tf), so a failing tick is reported.
+    assert ecs["group"] == f"run-job:tick-{group}"
+    assert ecs["capacity_provider_strategy"]["capacity_provider"] == "FARGATE_SPOT"
+    assert ecs["network_configuration"]["security_groups"] == module_output(model, "job_security_group_ids")[want["members"][0]]
+    assert target["retry_policy"]["maximum_retry_attempts"] == 3
+    assert target["dead_letter_config"]["arn"] == single(model, "aws_sqs_queue")["id"]
+    return want
+
+
+LIGHT = ["check-payout-hold-periods", "invoices", "notifications", "notify-upload-availability", "sync-payments"]
+
+
+def test_the_light_jobs_share_one_task_of_the_derived_size_and_one_schedule(prod):
+    jobs = declarations(ROOT / "jobs")
+    assert sorted(n for n, d in jobs.items() if shares(d)) == LIGHT
+    assert set(module_output(prod, "shared_tasks")) == {"light"}
+    assert set(by_key(prod, "aws_ecs_task_definition", "tick")) == {"light"}
+    assert set(by_key(prod, "aws_cloudwatch_event_rule", "tick")) == {"light"}
+    want = check_group(prod, "light", jobs)
+    # Every 2 minutes, notifications' and invoices' own cadence: they wait for nothing;
+    # sync-payments (every 5) waits a minute at odd minutes; the hourly ones, none.
+    assert (want["cpu"], want["period_minutes"], want["schedule_expression"]) == (256, 2, "cron(0/2 * * * ? *)")
+    assert want["max_delay_minutes"] == {
+        "check-payout-hold-periods": 0, "invoices": 0, "notifications": 0, "notify-upload-availability": 0, "sync-payments": 1,
+    }
+    # scraping keeps its own rule and task, and none of the light jobs' keys reach it.
+    assert set(by_key(prod, "aws_cloudwatch_event_rule", "job")) == {"scraping"}
+    assert not {s["name"] for s in container_of(prod, "light", "tick")["secrets"]} & {"GOOGLE_PLACES_API_KEY", "INDEXNOW_KEY"}
+    # Missed-run alarms and the dashboard stay per job, and point at the shared task.
+    alarms = by_key(prod, "aws_cloudwatch_metric_alarm")
+    for name in LIGHT:
+        assert alarms[name]["dimensions"] == {"job": name}
+        assert f"the schedule {PREFIX}-tick-light is enabled" in alarms[name]["alarm_description"]
+        assert f"group run-job:tick-light, and the log group /ecs/{PREFIX}/run-job/tick-light." in alarms[name]["alarm_description"]
+    assert f"group run-job:scraping, and the log group /ecs/{PREFIX}/run-job/scraping." in alarms["scraping"]["alarm_description"]
+    headers = [w["properties"]["markdown"] for w in json.loads(single(prod, "aws_cloudwatch_dashboard")["dashboard_body"])["widgets"] if w["type"] == "text"]
+    assert sum("· shares task light ·" in h for h in headers) == len(LIGHT)
+
+
+def declaration(name, schedule="cron(0/2 * * * ? *)", cpu=256, memory=512, extra=""):
+    return (
+        f"name: {name}\ndescription: Fixture {name}.\nschedule: {schedule}\n"
+        f"size: {{cpu: {cpu}, memory: {memory}}}\narchitecture: arm64\n"
+        f"timeout_seconds: 60\noverlap: forbid\nenabled: true\n{extra}"
+    )
+
+
+def with_peaks(peaks):
+    """The real declarations of these jobs with their peak_memory_mib replaced."""
+    out = {}
+    for name, peak in peaks.items():
+        text = (ROOT / "jobs" / f"{name}.yaml").read_text()
+        out[name] = re.sub(r"^peak_memory_mib: .*$", f"peak_memory_mib: {peak}", text, flags=re.M)
+    return out
+
+
+@pytest.mark.parametrize("peaks, extra_peak, memory", [
+    # Five members at 64 MiB: 1.5 × 320 = 480, under the smallest size for cpu 256.
+    ([64] * 5, None, 512),
+    # 1.5 × 341 = 511.5, rounded up to 512: still fits.
+    ([64] * 5, 21, 512),
+    # 1.5 × 342 = 513: the next valid size.
+    ([64] * 5, 22, 1024),
+    # 1.5 × 467 = 700.5: 1024.
+    ([64] * 5, 147, 1024),
+    # 1.5 × 1365 = 2047.5: 2048, the most cpu 256 can have.
+    ([273] * 5, None, 2048),
+])
+def test_a_groups_memory_is_the_next_valid_size_above_what_its_members_need(tmp_path, peaks, extra_peak, memory):
+    files = with_peaks(dict(zip(LIGHT, peaks)))
+    if extra_peak is not None:
+        files["render-receipts"] = declaration("render-receipts", extra=f"shares_task: light\npeak_memory_mib: {extra_peak}\n")
+    model = load(tmp_path, extra_jobs=files)
+    want = check_group(model, "light", declarations(model["__jobs_dir"]))
+    assert (want["cpu"], want["memory"]) == (256, memory)
+
+
+def test_a_groups_cpu_is_its_largest_members_and_its_memory_a_size_for_that_cpu(tmp_path):
+    extra = {
+        "export-a": declaration("export-a", "cron(0/10 * * * ? *)", 512, 1024, "shares_task: exports\npeak_memory_mib: 500\n"),
+        "export-b": declaration("export-b", "cron(0/15 * * * ? *)", 256, 512, "shares_task: exports\npeak_memory_mib: 300\n"),
+    }
+    model = load(tmp_path, extra_jobs=extra)
+    jobs = declarations(model["__jobs_dir"])
+    want = check_group(model, "exports", jobs)
+    # cpu 512; 1.5 × 800 = 1,200 MiB: 2048 (cpu 512 has 1024 to 4096 by 1024). The
+    # period is the shorter of the members' own gaps, 10 minutes: export-b's :15 and :45
+    # wait 5 minutes for the ticks at :20 and :50.
+    assert (want["cpu"], want["memory"], want["period_minutes"]) == (512, 2048, 10)
+    assert want["max_delay_minutes"] == {"export-a": 0, "export-b": 5}
+    check_group(model, "light", jobs)
+    assert set(by_key(model, "aws_cloudwatch_event_rule", "tick")) == {"light", "exports"}
+
+
+def test_the_tick_period_is_the_shortest_gap_and_each_member_states_its_delay(tmp_path):
+    extra = {
+        # Minutes 0, 7, ..., 56: the shortest gap is 56 to the next hour's 0, 4 minutes.
+        "every-seven": declaration("every-seven", "cron(0/7 * * * ? *)", extra="shares_task: mixed\npeak_memory_mib: 10\n"),
+        "half-past": declaration("half-past", "cron(30 * * * ? *)", extra="shares_task: mixed\npeak_memory_mib: 10\n"),
+        "office": declaration("office", "cron(0/20 8-18 ? * MON-FRI *)", extra="shares_task: mixed\npeak_memory_mib: 10\n"),
+        "twenty": declaration("twenty", "rate(20 minutes)", extra="shares_task: mixed\npeak_memory_mib: 10\n"),
+        # Hourly and a rate of an hour: one tick an hour.
+        "hourly-a": declaration("hourly-a", "cron(0 * * * ? *)", extra="shares_task: hourly\npeak_memory_mib: 10\n"),
+        "hourly-b": declaration("hourly-b", "rate(1 hour)", extra="shares_task: hourly\npeak_memory_mib: 10\n"),
+        # Written out as null: no group, a rule of its own.
+        "loner": declaration("loner", extra="shares_task: null\npeak_memory_mib: null\n"),
+        # A group all of whose members are disabled has its schedule disabled.
+        "paused": declaration("paused", extra="shares_task: paused\npeak_memory_mib: 10\n").replace("enabled: true", "enabled: false"),
+    }
+    model = load(tmp_path, extra_jobs=extra)
+    jobs = declarations(model["__jobs_dir"])
+    mixed = check_group(model, "mixed", jobs)
+    assert (mixed["period_minutes"], mixed["schedule_expression"]) == (4, "cron(0/4 * * * ? *)")
+    # :07 waits 1, :14 2, :21 3; :30 waits 2; a rate's phase is not fixed: P − 1.
+    assert mixed["max_delay_minutes"] == {"every-seven": 3, "half-past": 2, "office": 0, "twenty": 3}
+    hourly = check_group(model, "hourly", jobs)
+    assert (hourly["period_minutes"], hourly["schedule_expression"]) == (60, "cron(0 * * * ? *)")
+    assert by_key(model, "aws_cloudwatch_event_rule", "job")["loner"]["schedule_expression"] == "cron(0/2 * * * ? *)"
+    assert set(module_output(model, "shared_tasks")) == {"light", "mixed", "hourly", "paused"}
+    paused = check_group(model, "paused", jobs)
+    assert paused["enabled"] is False and by_key(model, "aws_cloudwatch_event_rule", "tick")["paused"]["state"] == "DISABLED"
+    # Each member keeps its own missed-run alarm on its own window.
+    alarms = by_key(model, "aws_cloudwatch_metric_alarm")
+    assert {"every-seven", "half-past", "office", "twenty", "hourly-a", "hourly-b"} <= set(alarms) and "paused" not in alarms
+
+
+def refusal(model, group):
+    check = by_key(model, "aws_ecs_task_definition", "tick")[group]["lifecycle"]["precondition"]
+    assert check["condition"] is False, f"{group} was not refused"
+    return check["error_message"]
+
+
+def light_member(name, extra="", **size):
+    return {name: declaration(name, extra="shares_task: light\n" + extra, **size)}
+
+
+@pytest.mark.parametrize("extra, group, says", [
+    (light_member("render-tickets", "peak_memory_mib: 64\nimage: chromium\n"), "light",
+     ["its members differ in image", "render-tickets: chromium", "invoices: slim", "one task runs one image"]),
+    (light_member("big-export", "peak_memory_mib: 64\n", cpu=2048, memory=4096), "light",
+     ["job big-export is too large to share (cpu 2048, memory 4096; at most 1024 and 2048): a shared task costs every tick its size"]),
+    (light_member("roomy", "peak_memory_mib: 64\n", cpu=256, memory=4096), "light", ["job roomy is too large to share"]),
+    (light_member("unmeasured"), "light", ["job unmeasured lacks peak_memory_mib"]),
+    (light_member("zero", "peak_memory_mib: 0\n"), "light", ["job zero lacks peak_memory_mib"]),
+    ({"amd": declaration("amd", extra="shares_task: light\npeak_memory_mib: 64\n").replace("arm64", "x86_64")}, "light",
+     ["its members differ in architecture", "amd: X86_64", "invoices: ARM64"]),
+    ({"odd": declaration("odd", "rate(7 minutes)", extra="shares_task: odd\npeak_memory_mib: 10\n")}, "odd",
+     ["its tick period, 7 minutes (the shortest gap between fires, of odd), does not divide 60"]),
+    ({"daily": declaration("daily", "cron(0 3 * * ? *)", extra="shares_task: nightly\npeak_memory_mib: 10\n")}, "nightly",
+     ["its tick period, 1440 minutes", "does not divide 60"]),
+    ({"monthly": declaration("monthly", "cron(0 3 1 * ? *)", extra="shares_task: light\npeak_memory_mib: 10\n")}, "light",
+     ["job monthly's schedule cron(0 3 1 * ? *) gives no tick period"]),
+    ({n: declaration(n, extra=f"shares_task: heavy\npeak_memory_mib: 800\n") for n in ("heavy-a", "heavy-b")}, "heavy",
+     ["no Fargate memory size for cpu 256 holds the 2400 MiB its members need"]),
+    ({"bad-name": declaration("bad-name", extra="shares_task: Light_1\npeak_memory_mib: 10\n")}, "Light_1",
+     ["its name must be a lowercase letter"]),
+    ({"tick-solo": declaration("tick-solo"), "solo": declaration("solo", extra="shares_task: solo\npeak_memory_mib: 10\n")}, "solo",
+     ["job tick-solo would have the same task family and log group"]),
+])
+def test_a_declaration_that_cannot_share_is_refused_naming_the_group_and_the_job(tmp_path, extra, group, says):
+    model = load(tmp_path, extra_jobs=extra)
+    message = refusal(model, group)
+    members = sorted(n for n, d in declarations(model["__jobs_dir"]).items() if d.get("shares_task") == group)
+    assert message.startswith(f"Shared task {group} (shares_task: {group} in {', '.join(members)}) is refused: "), message
+    for part in says:
+        assert part in message, message
+    # Only that group is refused.
+    for other, task in by_key(model, "aws_ecs_task_definition", "tick").items():
+        if other != group:
+            assert task["lifecycle"]["precondition"]["condition"] is True, task["lifecycle"]["precondition"]["error_message"]
+
+
+def test_with_the_scheduler_a_shared_task_needs_utc(tmp_path):
+    secrets = {"DB_CREDENTIALS_JSON": DB_SECRET, **{k: f"{SECRET}:{k}::" for k in ("DLOCAL_API_KEY", "DLOCAL_SECRET_KEY", "RESEND_API_KEY")}}
+    text = module_tfvars(secrets) + 'use_scheduler = true\nschedule_timezone = "America/Montevideo"\n'
+    model = load_module(tmp_path, text)
+    assert "the tick reads its members' schedules in UTC, and schedule_timezone is America/Montevideo" in refusal(model, "light")

@@ -224,7 +224,7 @@ async fn check_validates_configuration_and_names_a_bad_variable() {
     let r = output(c).await;
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(
-        r.stdout.contains("ok: 10 job declaration(s) valid"),
+        r.stdout.contains("ok: 13 job declaration(s) valid"),
         "{}",
         r.stdout
     );

@@ -83,39 +83,59 @@ async fn cost_projects_each_job_from_its_runs_its_size_and_its_exact_fires(pool:
     seed(&pool, "scraping", 1800.0, 300.0, "succeeded", Some(50_000)).await;
     seed(&pool, "scraping", 3600.0, 500.0, "succeeded", Some(70_000)).await;
 
+    // The other light jobs: short runs, so every member of the shared task is measured.
+    for (job, secs) in [
+        ("notifications", 2.0),
+        ("invoices", 1.0),
+        ("notify-upload-availability", 0.5),
+        ("check-payout-hold-periods", 0.5),
+    ] {
+        seed(&pool, job, 600.0, secs, "succeeded", Some(2000)).await;
+    }
+
     let all = cost_json(&pool, &["--compare", "original"]).await;
     let (spot, ipv4, logs_gb) = (1.0 - 0.664, 0.005, 0.90);
     let gib = 1_073_741_824.0;
+    let light_rate = 0.25 * 0.0557 + 0.5 * 0.00612;
 
-    // sync-payments: every 5 minutes, 8,640 fires in 30 days; 5 s + 5 s of start-up is
-    // billed as the one-minute minimum: 144 task-hours of 0.25 vCPU / 0.5 GB arm64.
+    // sync-payments: every 5 minutes, 8,640 fires in 30 days, run by the light shared
+    // task: its own line carries only what its runs log.
     let s = job(&all, "sync-payments");
     assert_eq!(s["fires"], 8640);
+    assert_eq!(s["shares_task"], "light");
     assert_eq!(s["runs_measured"], 4);
     assert!(close(&s["p50_s"], 5.0) && close(&s["p95_s"], 7.7), "{s}");
     assert!(close(&s["log_bytes_per_run"], 4000.0));
     let p50 = &s["at_p50"];
-    assert_eq!(p50["billed_seconds_per_run"], 60.0);
-    assert!(close(&p50["task_hours"], 144.0));
-    assert!(
-        close(
-            &p50["compute"],
-            144.0 * (0.25 * 0.0557 + 0.5 * 0.00612) * spot
-        ),
-        "{p50}"
-    );
-    assert!(close(&p50["public_ipv4"], 144.0 * ipv4));
+    assert!(close(&p50["compute"], 0.0) && close(&p50["public_ipv4"], 0.0));
     assert!(close(&p50["logs"], 8640.0 * 4000.0 / gib * logs_gb));
-    // The original ran it on the same size and architecture; only its image's start-up
-    // differs, and 20 s + 5 s is still inside the minimum: the same cost.
-    assert!(close(
-        &s["original"]["total"],
-        p50["total"].as_f64().unwrap()
-    ));
+    assert!(close(&p50["total"], p50["logs"].as_f64().unwrap()));
 
-    // scraping: every 30 minutes, 1,440 fires; 15 s of start-up + 400 s = 415 s.
+    // The light shared task: a tick every 2 minutes (notifications and invoices are due
+    // at each), 21,600 in 30 days; its longest member's p95 (7.7 s) + 5 s of start-up
+    // is billed as the one-minute minimum: 360 task-hours of 0.25 vCPU / 0.5 GB arm64.
+    let light = all
+        .iter()
+        .find(|o| o["kind"] == "group" && o["group"] == "light")
+        .unwrap();
+    assert_eq!(light["ticks"], 21600);
+    assert_eq!(light["schedule"], "cron(0/2 * * * ? *)");
+    assert_eq!(
+        (light["cpu"].as_u64(), light["memory"].as_u64()),
+        (Some(256), Some(512))
+    );
+    assert_eq!(light["run_time_source"], "job_runs");
+    assert!(close(&light["p95_s"], 7.7), "{light}");
+    let t = &light["at_p95"];
+    assert_eq!(t["billed_seconds_per_run"], 60.0);
+    assert!(close(&t["task_hours"], 360.0));
+    assert!(close(&t["compute"], 360.0 * light_rate * spot), "{t}");
+    assert!(close(&t["public_ipv4"], 360.0 * ipv4));
+
+    // scraping does not share: every 30 minutes, 1,440 fires; 15 s of start-up + 400 s.
     let sc = job(&all, "scraping");
     assert_eq!(sc["fires"], 1440);
+    assert_eq!(sc["shares_task"], Value::Null);
     assert!(
         close(&sc["p50_s"], 400.0) && close(&sc["p95_s"], 490.0),
         "{sc}"
@@ -127,45 +147,74 @@ async fn cost_projects_each_job_from_its_runs_its_size_and_its_exact_fires(pool:
     ));
     let hours95 = 1440.0 * 505.0 / 3600.0;
     assert!(close(&sc["at_p95"]["task_hours"], hours95));
-    // The original: 2 vCPU / 4 GB on x86_64, 20 s of start-up: 420 s a run.
-    let o = &sc["original"];
+
+    // The original at its own six schedules, at the run time of the run-job job doing
+    // the work. scrape-events: 2 vCPU / 4 GB on x86_64, 20 s of start-up + 400 s.
+    let original = |name: &str| {
+        all.iter()
+            .find(|o| o["kind"] == "original" && o["job"] == name)
+            .unwrap_or_else(|| panic!("no original {name}"))
+    };
+    let o = &original("scrape-events")["month"];
     let ohours = 1440.0 * 420.0 / 3600.0;
     assert!(
         close(&o["compute"], ohours * (2.0 * 0.0696 + 4.0 * 0.0076) * spot),
         "{o}"
     );
     assert!(close(&o["public_ipv4"], ohours * ipv4));
+    // process-pending-jobs: every 2 minutes, each a task of its own, billed a minute.
+    let jobs = original("process-pending-jobs");
+    assert_eq!(
+        (jobs["fires"].as_u64(), jobs["runs_like"].as_str()),
+        (Some(21600), Some("invoices"))
+    );
+    assert!(close(&jobs["month"]["compute"], 360.0 * light_rate * spot));
+    assert_eq!(original("process-pending-notifications")["fires"], 8640);
+    assert_eq!(all.iter().filter(|o| o["kind"] == "original").count(), 6);
 
-    // A job without history is costed at its timeout, and says so.
-    let n = job(&all, "notify-upload-availability");
+    // A job without history is costed at its timeout, and says so; so is its shared
+    // task (the demo group of the test build: demo-hourly has no run).
+    let n = job(&all, "demo-hourly");
     assert_eq!(n["fires"], 720);
     assert_eq!(n["runs_measured"], Value::Null);
     assert_eq!(n["run_time_source"], "timeout (upper bound)");
-    assert!(close(&n["p50_s"], 600.0));
-    assert_eq!(n["at_p50"]["billed_seconds_per_run"], 605.0);
+    assert!(close(&n["p50_s"], 30.0));
+    let demo = all
+        .iter()
+        .find(|o| o["kind"] == "group" && o["group"] == "demo")
+        .unwrap();
+    assert_eq!(demo["run_time_source"], "timeout (upper bound)");
 
     let total = all.iter().find(|o| o["kind"] == "total").unwrap();
-    let jobs: Vec<&Value> = all.iter().filter(|o| o["kind"] == "job").collect();
-    let sum: f64 = jobs
+    let billed = |o: &&Value| o["kind"] == "job" || o["kind"] == "group";
+    let sum: f64 = all
         .iter()
+        .filter(billed)
         .map(|j| j["at_p50"]["total"].as_f64().unwrap())
         .sum();
     assert!(close(&total["total_p50"], sum));
-    let original: f64 = jobs
+    let theirs: f64 = all
         .iter()
-        .map(|j| j["original"]["total"].as_f64().unwrap())
+        .filter(|o| o["kind"] == "original")
+        .map(|o| o["month"]["total"].as_f64().unwrap())
         .sum();
-    assert!(close(&total["original"], original));
+    assert!(close(&total["original"], theirs));
+    assert!(close(&total["ratio_p50"], sum / theirs));
+    assert_eq!(total["original_tasks"], 41_760);
 
     // On demand in us-east-1: the other region's prices, no discount.
     let us = cost_json(&pool, &["--region", "us-east-1", "--capacity", "on-demand"]).await;
     let s = job(&us, "sync-payments");
-    assert!(close(
-        &s["at_p50"]["compute"],
-        144.0 * (0.25 * 0.03238 + 0.5 * 0.00356)
-    ));
     assert!(close(&s["at_p50"]["logs"], 8640.0 * 4000.0 / gib * 0.50));
-    assert_eq!(s["original"], Value::Null, "no comparison unless asked");
+    let light = us.iter().find(|o| o["kind"] == "group").unwrap();
+    assert!(close(
+        &light["at_p95"]["compute"],
+        360.0 * (0.25 * 0.03238 + 0.5 * 0.00356)
+    ));
+    assert!(
+        !us.iter().any(|o| o["kind"] == "original"),
+        "no comparison unless asked"
+    );
 
     // The table: the bound marked, a total, what was assumed.
     let mut c = run_job_on(&pool);
@@ -188,15 +237,18 @@ async fn cost_projects_each_job_from_its_runs_its_size_and_its_exact_fires(pool:
     };
     assert!(row("sync-payments").contains("5.0 s") && !row("sync-payments").contains('≤'));
     assert!(
-        row("notify-upload-availability").contains("≤10m00s"),
+        row("sync-payments").contains("in tick light"),
         "{}",
         r.stdout
     );
+    assert!(row("demo-hourly").contains("≤30.0 s"), "{}", r.stdout);
+    assert!(row("tick light").contains("21600"), "{}", r.stdout);
     assert!(
-        row("TOTAL").contains('$') && r.stdout.contains("ORIGINAL"),
+        row("TOTAL").contains('$') && r.stdout.contains("ORIGINAL at its own schedules"),
         "{}",
         r.stdout
     );
+    assert!(row("run-job / original:").contains('×'), "{}", r.stdout);
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -305,8 +357,11 @@ fn check_sums(all: &[Value]) {
 async fn cost_adds_the_fixed_items_the_terraform_creates(pool: PgPool) {
     // No history: every run logs the assumed 3,000 bytes. The six production jobs fire
     // 54,720 times in the 30 days, scraping 1,440 of them from the Chromium image; the
-    // test build adds four slim demo jobs (tests/jobs/): three every 5 minutes (3 ×
-    // 8,640) and one every minute (43,200): 123,840 fires, 122,400 of them slim.
+    // test build adds the demo jobs (tests/jobs/): three every 5 minutes (3 × 8,640),
+    // one every minute (43,200), one every 2 minutes (21,600), one hourly (720) and one
+    // disabled: 146,160 fires. Tasks: the five light jobs share one, ticking every 2
+    // minutes (21,600), and so do the demo group's (21,600); demo-sleep and
+    // demo-stubborn each start their own (51,840); scraping 1,440.
     let gib = 1_073_741_824.0;
     let off = cost_json(&pool, &[]).await;
     let fires: f64 = off
@@ -314,13 +369,14 @@ async fn cost_adds_the_fixed_items_the_terraform_creates(pool: PgPool) {
         .filter(|o| o["kind"] == "job")
         .map(|o| o["fires"].as_f64().unwrap())
         .sum();
-    assert_eq!(fires, 123_840.0);
-    // Every job is enabled with a window within 7 days: 10 missed-run alarms and the
-    // dead-letter alarm, at $0.10; the dashboard at $3 (no free ones assumed).
-    assert!((fixed(&off, "CloudWatch alarms") - 1.10).abs() < 1e-9);
+    assert_eq!(fires, 146_160.0);
+    assert_eq!(total(&off)["tasks"], 21_600 + 21_600 + 51_840 + 1_440);
+    // Alarms stay per job, shared task or not: 12 enabled jobs with a window within 7
+    // days and the dead-letter alarm, at $0.10; the dashboard at $3 (no free ones).
+    assert!((fixed(&off, "CloudWatch alarms") - 1.30).abs() < 1e-9);
     assert!((fixed(&off, "CloudWatch dashboard") - 3.00).abs() < 1e-9);
-    // Logs kept 7 days: 123,840 × 3,000 B a month = 0.01153 GB a day, × 7 × $0.03.
-    let stored = 123_840.0 * 3_000.0 / gib / 30.0 * 7.0;
+    // Logs kept 7 days: 146,160 × 3,000 B a month, × 7 days × $0.03.
+    let stored = 146_160.0 * 3_000.0 / gib / 30.0 * 7.0;
     assert!((fixed(&off, "Log storage") - stored * 0.03).abs() < 1e-9);
     assert_eq!(fixed(&off, "Container Insights"), 0.0);
     assert_eq!(fixed(&off, "NAT gateway"), 0.0);
@@ -328,17 +384,17 @@ async fn cost_adds_the_fixed_items_the_terraform_creates(pool: PgPool) {
     assert_eq!(fixed(&off, "VPC interface endpoints"), 0.0);
     check_sums(&off);
     assert!(
-        (total(&off)["fixed"].as_f64().unwrap() - (4.10 + stored * 0.03)).abs() < 1e-9,
+        (total(&off)["fixed"].as_f64().unwrap() - (4.30 + stored * 0.03)).abs() < 1e-9,
         "{}",
         total(&off)
     );
 
-    // Container Insights on: each of the ten families runs in every one of the 720
-    // hours (every job fires at least hourly), so 10 cluster metrics × 720 h + 8 per
-    // family × 7,200 family-hours = 64,800 metric-hours = 88.77 metric-months × $0.30
-    // = $26.63.
+    // Container Insights on: five task families (scraping, demo-sleep, demo-stubborn
+    // and the two shared tasks) each run in every one of the 720 hours, so 10 cluster
+    // metrics × 720 h + 8 per family × 3,600 family-hours = 36,000 metric-hours =
+    // 49.32 metric-months × $0.30 = $14.79.
     let on = cost_json(&pool, &["--container-insights"]).await;
-    let insights = 64_800.0 / 730.0 * 0.30;
+    let insights = 36_000.0 / 730.0 * 0.30;
     assert!(
         (fixed(&on, "Container Insights") - insights).abs() < 1e-9,
         "{}",
@@ -351,18 +407,20 @@ async fn cost_adds_the_fixed_items_the_terraform_creates(pool: PgPool) {
     );
     check_sums(&on);
 
-    // A NAT gateway: 720 h × ($0.093 + $0.005 for its address) = $70.56, and every run's
-    // image layers through it: 122,400 slim pulls of 47 MB and 1,440 Chromium pulls of
-    // 269 MB = 5,718.4 GB × $0.093. The tasks hold no public IP any more.
+    // A NAT gateway: 720 h × ($0.093 + $0.005 for its address) = $70.56, and every
+    // task's image layers through it: 95,040 slim pulls of 47 MB (a shared task pulls
+    // once a tick) and 1,440 Chromium pulls of 269 MB, × $0.093. The tasks hold no
+    // public IP any more.
     let nat = cost_json(&pool, &["--nat"]).await;
-    let layers = (122_400.0 * 47e6 + 1_440.0 * 269e6) / gib;
+    let layers = (95_040.0 * 47e6 + 1_440.0 * 269e6) / gib;
     assert!((fixed(&nat, "NAT gateway") - 720.0 * 0.098).abs() < 1e-9);
     assert!((fixed(&nat, "NAT data processed") - layers * 0.093).abs() < 1e-6);
-    let jobs = nat.iter().filter(|o| o["kind"] == "job");
+    let billed = |o: &&Value| o["kind"] == "job" || o["kind"] == "group";
+    let jobs = nat.iter().filter(billed);
     assert!(jobs.clone().all(|j| j["at_p50"]["public_ipv4"] == 0.0));
     let ipv4_before: f64 = off
         .iter()
-        .filter(|o| o["kind"] == "job")
+        .filter(billed)
         .map(|j| j["at_p50"]["public_ipv4"].as_f64().unwrap())
         .sum();
     assert!(
@@ -395,8 +453,8 @@ async fn cost_adds_the_fixed_items_the_terraform_creates(pool: PgPool) {
     )
     .await;
     assert!((fixed(&kept, "Log storage") - stored / 7.0 * 30.0 * 0.03).abs() < 1e-9);
-    // 11 alarms, 10 of them free: one billed.
-    assert!((fixed(&kept, "CloudWatch alarms") - 0.10).abs() < 1e-9);
+    // 13 alarms, 10 of them free: three billed.
+    assert!((fixed(&kept, "CloudWatch alarms") - 0.30).abs() < 1e-9);
     assert_eq!(fixed(&kept, "CloudWatch dashboard"), 0.0);
 
     // The table lists each item with its price and source, then the whole month.
@@ -413,7 +471,7 @@ async fn cost_adds_the_fixed_items_the_terraform_creates(pool: PgPool) {
             .to_string()
     };
     assert!(
-        line("Container Insights").contains("$26.63"),
+        line("Container Insights").contains("$14.79"),
         "{}",
         r.stdout
     );

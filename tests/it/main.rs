@@ -20,4 +20,5 @@ mod scheduler;
 mod scraping;
 mod storage;
 mod sync_payments;
+mod tick;
 mod upload_reminders;

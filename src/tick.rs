@@ -1,0 +1,226 @@
+//! `run-job tick <group>`: one task runs, side by side, every member of a shared-task
+//! group ([`crate::groups`]) whose schedule fired since the previous tick. Each member
+//! runs as `run-job <name>` would (`run::run_once`): its own lock, its own `job_runs`
+//! row (trigger `tick`), timeout, cancellation, heartbeat and summary line, so metrics,
+//! alarms and `run-job runs` see jobs, not ticks. The process exits with the worst
+//! member's code and writes one line for the tick.
+//!
+//! Which members are due (the catch-up rule): a member's fires in (since, now], where
+//! `since` is the latest fire a tick claimed for that job, or, for a job no tick has
+//! claimed, now − one tick period; never further back than [`CATCH_UP`]. The latest of
+//! those fires is claimed (`schedule_fires`, one row per job and fire, insert or
+//! nothing) and the job runs once, however many fires missed ticks left behind. A fire
+//! another tick claimed is not run again, whether that tick runs at the same moment or
+//! repeats later. The claim comes before the run: a tick killed between the two loses
+//! that fire (the member's next fire runs it) rather than running it twice.
+//!
+//! Disabled members are never due. SIGTERM cancels every running member, each of which
+//! gets the grace as a single run does.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::declarations::JobDeclaration;
+use crate::exit::Exit;
+use crate::groups::Group;
+use crate::schedule::Schedule;
+
+/// How far back a tick looks for a member's missed fire: a job whose tick has not run
+/// for longer starts again from its next fire within this window.
+pub const CATCH_UP: TimeDelta = TimeDelta::days(1);
+
+/// How long a claim is kept; older ones are deleted by the ticks.
+const KEEP_CLAIMS: TimeDelta = TimeDelta::days(7);
+
+/// The trigger recorded in `job_runs` for a member's run.
+pub const TRIGGER: &str = "tick";
+
+/// A member due at this tick, for this fire.
+#[derive(Debug, Clone)]
+pub struct Due<'a> {
+    pub job: &'a JobDeclaration,
+    pub fire: DateTime<Utc>,
+}
+
+/// The latest fire of `schedule` in (since, now].
+pub fn latest_fire(
+    schedule: &Schedule,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    schedule.iter_after(since).take_while(|t| *t <= now).last()
+}
+
+/// The members due at `now`, given each job's latest claimed fire.
+pub fn due<'a>(
+    group: &Group,
+    members: &'a [JobDeclaration],
+    claimed: &BTreeMap<String, DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Vec<Due<'a>> {
+    let oldest = now - CATCH_UP;
+    members
+        .iter()
+        .filter(|d| d.enabled && d.shares_task.as_deref() == Some(group.name.as_str()))
+        .filter_map(|d| {
+            let since = claimed
+                .get(&d.name)
+                .map_or(now - group.period(), |last| *last)
+                .max(oldest);
+            latest_fire(&d.schedule, since, now).map(|fire| Due { job: d, fire })
+        })
+        .collect()
+}
+
+/// The latest claimed fire of each of `jobs`.
+pub async fn claimed(
+    pool: &PgPool,
+    jobs: &[String],
+) -> sqlx::Result<BTreeMap<String, DateTime<Utc>>> {
+    let rows: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT job, max(fire_at) FROM schedule_fires WHERE job = ANY($1) GROUP BY job",
+    )
+    .bind(jobs)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Claims `fire` of `job` for the run `run_id`; false when another tick has it.
+pub async fn claim(
+    pool: &PgPool,
+    job: &str,
+    fire: DateTime<Utc>,
+    run_id: Uuid,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO schedule_fires (job, fire_at, run_id) VALUES ($1, $2, $3)
+         ON CONFLICT (job, fire_at) DO NOTHING",
+    )
+    .bind(job)
+    .bind(fire)
+    .bind(run_id)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Deletes the group's claims older than a week (the catch-up never looks that far).
+pub async fn prune(pool: &PgPool, jobs: &[String], now: DateTime<Utc>) -> sqlx::Result<u64> {
+    let done = sqlx::query("DELETE FROM schedule_fires WHERE job = ANY($1) AND fire_at < $2")
+        .bind(jobs)
+        .bind(now - KEEP_CLAIMS)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// The code a tick exits with: its worst member's. A runner that could not do its part
+/// ranks above a configuration error, which ranks above a lost lock, a timeout, a
+/// failure and an interruption, in that order; success and a skip are 0.
+pub fn worst(exits: impl IntoIterator<Item = Exit>) -> Exit {
+    let rank = |e: &Exit| match e {
+        Exit::Success => 0,
+        Exit::Interrupted => 1,
+        Exit::Failed => 2,
+        Exit::TimedOut => 3,
+        Exit::LockLost => 4,
+        Exit::Usage => 5,
+        Exit::Config => 6,
+        Exit::Runner => 7,
+    };
+    exits.into_iter().max_by_key(rank).unwrap_or(Exit::Success)
+}
+
+/// What the tick line reports for one member.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MemberOutcome {
+    pub job: String,
+    /// The fire it ran for (RFC 3339), if due.
+    pub fire: Option<DateTime<Utc>>,
+    /// `succeeded`, `failed`... as in `job_runs`; `not_due`, `disabled`,
+    /// `claimed_elsewhere`, or `not_started` (it could not be set up).
+    pub outcome: String,
+    pub exit_code: u8,
+    #[serde(skip)]
+    pub exit: Exit,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::declarations::JobDeclaration;
+
+    fn job(name: &str, schedule: &str, enabled: bool) -> JobDeclaration {
+        let text = format!(
+            "name: {name}\ndescription: Fixture.\nschedule: {schedule}\nsize: {{cpu: 256, memory: 512}}\narchitecture: arm64\ntimeout_seconds: 60\noverlap: forbid\nenabled: {enabled}\nshares_task: light\npeak_memory_mib: 32\n"
+        );
+        JobDeclaration::parse(&format!("{name}.yaml"), &text).unwrap()
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn names(due: &[Due<'_>]) -> Vec<(String, String)> {
+        due.iter()
+            .map(|d| (d.job.name.clone(), d.fire.format("%H:%M").to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_tick_runs_what_fired_since_each_jobs_last_claim_once() {
+        let members = [
+            job("every-2", "cron(0/2 * * * ? *)", true),
+            job("every-5", "cron(0/5 * * * ? *)", true),
+            job("hourly", "cron(0 * * * ? *)", true),
+            job("off", "cron(0/2 * * * ? *)", false),
+        ];
+        let group = crate::groups::derive(&members).unwrap().remove(0);
+        let none = BTreeMap::new();
+        // First tick, 10 s late: the fires of the last period.
+        let first = due(&group, &members, &none, at("2026-12-05T12:06:10Z"));
+        assert_eq!(
+            names(&first),
+            [
+                ("every-2".into(), "12:06".into()),
+                ("every-5".into(), "12:05".into())
+            ]
+        );
+        // Two ticks missed: each late job once, for its latest fire.
+        let claimed: BTreeMap<String, DateTime<Utc>> = first
+            .iter()
+            .map(|d| (d.job.name.clone(), d.fire))
+            .chain([("hourly".to_string(), at("2026-12-05T12:00:00Z"))])
+            .collect();
+        let later = due(&group, &members, &claimed, at("2026-12-05T12:12:04Z"));
+        assert_eq!(
+            names(&later),
+            [
+                ("every-2".into(), "12:12".into()),
+                ("every-5".into(), "12:10".into())
+            ]
+        );
+        // The hour: the hourly job too.
+        let hour = due(&group, &members, &claimed, at("2026-12-05T13:00:30Z"));
+        assert_eq!(hour.len(), 3, "{:?}", names(&hour));
+        // After a day without ticks, each job's latest fire only.
+        let stale: BTreeMap<String, DateTime<Utc>> =
+            [("hourly".to_string(), at("2026-12-01T00:00:00Z"))].into();
+        let back = due(&group, &members, &stale, at("2026-12-05T12:01:00Z"));
+        assert_eq!(names(&back)[2], ("hourly".into(), "12:00".into()));
+    }
+
+    #[test]
+    fn the_worst_member_decides_the_exit() {
+        assert_eq!(
+            worst([Exit::Success, Exit::Failed, Exit::Interrupted]),
+            Exit::Failed
+        );
+        assert_eq!(worst([Exit::TimedOut, Exit::Runner]), Exit::Runner);
+        assert_eq!(worst([]), Exit::Success);
+    }
+}
