@@ -56,7 +56,7 @@ data "aws_iam_policy_document" "execution" {
     sid     = "WriteLogs"
     actions = ["logs:CreateLogStream", "logs:PutLogEvents"]
     # The streams of these log groups (`<group ARN>:*`, written from known values).
-    resources = [for g in concat(values(aws_cloudwatch_log_group.job), values(aws_cloudwatch_log_group.tick)) : "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${g.name}:*"]
+    resources = [for g in values(aws_cloudwatch_log_group.job) : "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${g.name}:*"]
   }
   dynamic "statement" {
     for_each = length(local.secret_arns) > 0 ? [1] : []
@@ -163,7 +163,7 @@ data "aws_iam_policy_document" "events" {
     # Every revision of each job's and each shared task's family (what
     # arn_without_revision + ":*" is, written from known values so that a plan, and the
     # tests, can read it).
-    resources = [for t in concat(values(aws_ecs_task_definition.job), values(aws_ecs_task_definition.tick)) : "arn:${local.partition}:ecs:${local.region}:${local.account_id}:task-definition/${t.family}:*"]
+    resources = [for t in values(aws_ecs_task_definition.job) : "arn:${local.partition}:ecs:${local.region}:${local.account_id}:task-definition/${t.family}:*"]
     condition {
       test     = "ArnEquals"
       variable = "ecs:cluster"

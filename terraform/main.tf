@@ -1,6 +1,7 @@
-# One task definition and log group per job declaration in jobs/, and a schedule per
-# job that does not share a task (tick.tf schedules the others, and gives each group a
-# task of its own). Adding a job is adding a declaration: nothing here names a job.
+# One task definition and log group per job declaration in jobs/ and per group of jobs
+# that share a task (tick.tf derives the groups), and a schedule for each group and each
+# job that does not share one. Adding a job is adding a declaration: nothing here names a
+# job.
 
 locals {
   jobs_dir = coalesce(var.jobs_dir, "${path.module}/../jobs")
@@ -81,11 +82,6 @@ locals {
 
   repository_url = coalesce(var.image_repository_url, try(aws_ecr_repository.this[0].repository_url, null))
   cluster_arn    = coalesce(var.cluster_arn, try(aws_ecs_cluster.this[0].arn, null))
-
-  log_group = { for name, _ in local.jobs : name => "/ecs/${var.name_prefix}/run-job/${name}" }
-
-  # The task group names the job, so the failure alerts can say which one.
-  task_group = { for name, _ in local.jobs : name => "run-job:${name}" }
 
   capacity_provider = var.use_fargate_spot ? "FARGATE_SPOT" : "FARGATE"
 }
@@ -169,22 +165,92 @@ resource "aws_ecs_cluster_capacity_providers" "this" {
 }
 
 # ---------------------------------------------------------------------------------------
-# Per job: log group, task definition (a job that shares a task keeps its own, for runs
-# by hand)
+# Per task: log group and task definition, for each job (a job that shares a task keeps
+# its own, for runs by hand) and each group's shared task, under tick-<group>
+
+locals {
+  # Task key (a job's name, or tick-<group>) => what its task definition is made of. The
+  # key is in every name the task carries: family, log group and stream prefix, task
+  # group and schedule.
+  tasks = {
+    for key, t in merge(local.job_tasks, local.group_tasks) : key => merge(t, {
+      family    = "${var.name_prefix}-${key}"
+      log_group = "/ecs/${var.name_prefix}/run-job/${key}"
+      # Under run-job:, so the task-state alerts (alerting.tf) cover every task and name
+      # its job or group.
+      task_group = "run-job:${key}"
+    })
+  }
+  job_tasks = {
+    for name, j in local.jobs : name => {
+      cpu                       = j.cpu
+      memory                    = j.memory
+      architecture              = j.architecture
+      image                     = j.image
+      read_only_root_filesystem = j.read_only_root_filesystem
+      # The image's ENTRYPOINT is run-job, so ECS runs `run-job <name>`.
+      command     = [name]
+      secrets     = local.task_secrets[name]
+      environment = local.task_environment[name]
+      tags        = { Job = name }
+      # A secret the job cannot run without: refused here rather than by every run. A
+      # disabled job may lack it until it is enabled.
+      refused = j.enabled && length(local.missing_secrets[name]) > 0
+      refusal = "Job ${name} declares reads.secrets that var.secrets does not supply: ${join(", ", local.missing_secrets[name])} (each a Secrets Manager or SSM ARN in var.secrets, under that name)."
+    }
+  }
+  group_tasks = {
+    for g, s in local.groups : "tick-${g}" => {
+      cpu                       = s.cpu
+      memory                    = s.memory
+      architecture              = s.architecture
+      image                     = s.image
+      read_only_root_filesystem = s.read_only_root_filesystem
+      command                   = ["tick", g]
+      secrets                   = s.secrets
+      environment               = s.environment
+      tags                      = { SharedTask = g }
+      refused                   = length(local.group_problems[g]) > 0
+      refusal                   = "Shared task ${g} (shares_task: ${g} in ${join(", ", s.members)}) is refused: ${join("; ", local.group_problems[g])}."
+    }
+  }
+
+  # Task key => its schedule: the groups' and those of the jobs that do not share a task.
+  # security_groups_of: the job whose security groups the task carries, the group's first
+  # member for a shared task (its members have one image, which decides the groups).
+  schedules = merge(
+    {
+      for name, j in local.jobs : name => {
+        description        = j.description
+        schedule           = j.schedule
+        enabled            = j.enabled
+        security_groups_of = name
+      } if j.shares_task == ""
+    },
+    {
+      for g, s in local.groups : "tick-${g}" => {
+        description        = "Runs the jobs due among ${join(", ", s.members)} (run-job tick ${g})"
+        schedule           = s.schedule
+        enabled            = s.enabled
+        security_groups_of = s.members[0]
+      }
+    },
+  )
+}
 
 #trivy:ignore:AVD-AWS-0017 Encrypted with CloudWatch's default key unless log_kms_key_arn is set.
 resource "aws_cloudwatch_log_group" "job" {
   #checkov:skip=CKV_AWS_338:Retention is a priced choice (var.log_retention_days, 7 as the original's task logs; stored GB-months in `run-job cost`); each run's record lives in job_runs, not in the logs.
-  for_each          = local.jobs
-  name              = local.log_group[each.key]
+  for_each          = local.tasks
+  name              = each.value.log_group
   retention_in_days = var.log_retention_days
   kms_key_id        = var.log_kms_key_arn
   tags              = var.tags
 }
 
 resource "aws_ecs_task_definition" "job" {
-  for_each                 = local.jobs
-  family                   = "${var.name_prefix}-${each.key}"
+  for_each                 = local.tasks
+  family                   = each.value.family
   requires_compatibilities = ["FARGATE"]
   network_mode             = "awsvpc"
   cpu                      = tostring(each.value.cpu)
@@ -198,7 +264,7 @@ resource "aws_ecs_task_definition" "job" {
   }
 
   # A writable /tmp on the task's ephemeral storage; the root filesystem stays read-only
-  # unless the declaration says otherwise.
+  # unless the declaration (for a shared task, any member's) says otherwise.
   volume {
     name = "tmp"
   }
@@ -207,11 +273,10 @@ resource "aws_ecs_task_definition" "job" {
   depends_on = [aws_cloudwatch_log_group.job]
 
   container_definitions = jsonencode([{
-    name      = "run-job"
-    image     = each.value.image == "chromium" ? "${local.repository_url}:${var.image_tag}-chromium" : "${local.repository_url}:${var.image_tag}"
-    essential = true
-    # The image's ENTRYPOINT is run-job, so ECS runs `run-job <name>`.
-    command                = [each.key]
+    name                   = "run-job"
+    image                  = each.value.image == "chromium" ? "${local.repository_url}:${var.image_tag}-chromium" : "${local.repository_url}:${var.image_tag}"
+    essential              = true
+    command                = each.value.command
     readonlyRootFilesystem = each.value.read_only_root_filesystem
     stopTimeout            = var.stop_timeout_seconds
     mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
@@ -222,26 +287,24 @@ resource "aws_ecs_task_definition" "job" {
     # image's ENTRYPOINT, reaps the children: no initProcessEnabled. No `add`, not even
     # an empty one, which ECS would not echo back (a plan that never settles).
     linuxParameters = { capabilities = { drop = ["ALL"] } }
-    environment     = [for k, v in local.task_environment[each.key] : { name = k, value = v }]
-    secrets         = [for k in local.task_secrets[each.key] : { name = k, valueFrom = var.secrets[k] }]
+    environment     = [for k, v in each.value.environment : { name = k, value = v }]
+    secrets         = [for k in each.value.secrets : { name = k, valueFrom = var.secrets[k] }]
     logConfiguration = {
       logDriver = "awslogs"
       options = {
-        awslogs-group         = local.log_group[each.key]
+        awslogs-group         = each.value.log_group
         awslogs-region        = local.region
         awslogs-stream-prefix = each.key
       }
     }
   }])
 
-  tags = merge(var.tags, { Job = each.key })
+  tags = merge(var.tags, each.value.tags)
 
   lifecycle {
-    # A secret the job cannot run without: refused here rather than by every run. A
-    # disabled job may lack it until it is enabled.
     precondition {
-      condition     = !each.value.enabled || length(local.missing_secrets[each.key]) == 0
-      error_message = "Job ${each.key} declares reads.secrets that var.secrets does not supply: ${join(", ", local.missing_secrets[each.key])} (each a Secrets Manager or SSM ARN in var.secrets, under that name)."
+      condition     = !each.value.refused
+      error_message = each.value.refusal
     }
   }
 }
@@ -272,7 +335,7 @@ resource "aws_sqs_queue_policy" "dead_letter" {
 }
 
 resource "aws_cloudwatch_event_rule" "job" {
-  for_each            = var.use_scheduler ? {} : local.scheduled_jobs
+  for_each            = var.use_scheduler ? {} : local.schedules
   name                = "${var.name_prefix}-${each.key}"
   description         = each.value.description
   schedule_expression = each.value.schedule
@@ -281,7 +344,7 @@ resource "aws_cloudwatch_event_rule" "job" {
 }
 
 resource "aws_cloudwatch_event_target" "job" {
-  for_each  = var.use_scheduler ? {} : local.scheduled_jobs
+  for_each  = var.use_scheduler ? {} : local.schedules
   rule      = aws_cloudwatch_event_rule.job[each.key].name
   target_id = "run-job"
   arn       = local.cluster_arn
@@ -290,7 +353,7 @@ resource "aws_cloudwatch_event_target" "job" {
   ecs_target {
     task_definition_arn = aws_ecs_task_definition.job[each.key].arn
     task_count          = 1
-    group               = local.task_group[each.key]
+    group               = local.tasks[each.key].task_group
     platform_version    = "LATEST"
 
     capacity_provider_strategy {
@@ -300,7 +363,7 @@ resource "aws_cloudwatch_event_target" "job" {
 
     network_configuration {
       subnets          = local.subnet_ids
-      security_groups  = local.job_security_groups[each.key]
+      security_groups  = local.job_security_groups[each.value.security_groups_of]
       assign_public_ip = var.network.assign_public_ip
     }
   }
@@ -317,7 +380,7 @@ resource "aws_cloudwatch_event_target" "job" {
 
 resource "aws_scheduler_schedule" "job" {
   #checkov:skip=CKV_AWS_297:A schedule holds the task definition, subnets and groups to start, no secret; AWS-owned encryption is enough and a CMK would cost $1 a month.
-  for_each                     = var.use_scheduler ? local.scheduled_jobs : {}
+  for_each                     = var.use_scheduler ? local.schedules : {}
   name                         = "${var.name_prefix}-${each.key}"
   description                  = each.value.description
   schedule_expression          = each.value.schedule
@@ -335,7 +398,7 @@ resource "aws_scheduler_schedule" "job" {
     ecs_parameters {
       task_definition_arn = aws_ecs_task_definition.job[each.key].arn
       task_count          = 1
-      group               = local.task_group[each.key]
+      group               = local.tasks[each.key].task_group
       platform_version    = "LATEST"
 
       capacity_provider_strategy {
@@ -345,7 +408,7 @@ resource "aws_scheduler_schedule" "job" {
 
       network_configuration {
         subnets          = local.subnet_ids
-        security_groups  = local.job_security_groups[each.key]
+        security_groups  = local.job_security_groups[each.value.security_groups_of]
         assign_public_ip = var.network.assign_public_ip
       }
     }

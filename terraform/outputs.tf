@@ -10,20 +10,20 @@ output "cluster_arn" {
 
 output "task_definition_arns" {
   description = "Job name => task definition ARN (for `aws ecs run-task`)."
-  value       = { for k, t in aws_ecs_task_definition.job : k => t.arn }
+  value       = { for name, _ in local.jobs : name => aws_ecs_task_definition.job[name].arn }
 }
 
 output "schedule_names" {
   description = "Job name => EventBridge rule (or Scheduler schedule) name, for jobs that do not share a task (shared_tasks has the others')."
   value = merge(
-    { for k, r in aws_cloudwatch_event_rule.job : k => r.name },
-    { for k, s in aws_scheduler_schedule.job : k => s.name },
+    { for k, r in aws_cloudwatch_event_rule.job : k => r.name if contains(keys(local.job_tasks), k) },
+    { for k, s in aws_scheduler_schedule.job : k => s.name if contains(keys(local.job_tasks), k) },
   )
 }
 
 output "log_groups" {
   description = "Job name => CloudWatch log group."
-  value       = { for k, g in aws_cloudwatch_log_group.job : k => g.name }
+  value       = { for name, _ in local.jobs : name => aws_cloudwatch_log_group.job[name].name }
 }
 
 output "alerts_topic_arn" {
@@ -123,9 +123,9 @@ output "shared_tasks" {
       schedule_expression = local.group_schedule[g]
       max_delay_minutes   = local.group_delay[g]
       enabled             = s.enabled
-      task_definition_arn = aws_ecs_task_definition.tick[g].arn
+      task_definition_arn = aws_ecs_task_definition.job["tick-${g}"].arn
       schedule_name       = "${var.name_prefix}-tick-${g}"
-      log_group           = aws_cloudwatch_log_group.tick[g].name
+      log_group           = aws_cloudwatch_log_group.job["tick-${g}"].name
     }
   }
 }

@@ -29,6 +29,9 @@
 #
 # A shared task holds the union of its members' secrets and settings: only jobs of
 # similar trust should share one (docs/deploying.md, "Shared tasks").
+#
+# This file derives the groups; main.tf makes each group's log group, task definition
+# and schedule with the same resources as a job's, under the key tick-<group>.
 
 locals {
   # Fargate's memory sizes (MiB) for each cpu a shared task may have.
@@ -147,185 +150,45 @@ locals {
       environment = merge(merge({}, [for m in members : local.task_environment[m]]...), {
         RUN_JOB_TASK_MEMORY_MB = tostring(coalesce(local.group_memory[g], local.group_memory_need[g]))
       })
-      # Same image: the members' security groups are the same.
-      security_groups = local.job_security_groups[members[0]]
-      family          = "${var.name_prefix}-tick-${g}"
-      log_group       = "/ecs/${var.name_prefix}/run-job/tick-${g}"
-      # Under run-job:, so the task-state alerts (alerting.tf) cover the ticks too.
-      task_group = "run-job:tick-${g}"
-      schedule   = coalesce(local.group_schedule[g], "cron(0 * * * ? *)")
+      schedule = coalesce(local.group_schedule[g], "cron(0 * * * ? *)")
     }
   }
-
-  # Jobs with a schedule of their own.
-  scheduled_jobs = { for name, j in local.jobs : name => j if j.shares_task == "" }
 
   # Where a job's scheduled runs start and log: its own task, or its group's.
   runs_in = {
-    for name, j in local.jobs : name => j.shares_task == "" ? {
-      schedule   = "${var.name_prefix}-${name}"
-      task_group = local.task_group[name]
-      log_group  = local.log_group[name]
-      } : {
-      schedule   = "${var.name_prefix}-tick-${j.shares_task}"
-      task_group = "run-job:tick-${j.shares_task}"
-      log_group  = "/ecs/${var.name_prefix}/run-job/tick-${j.shares_task}"
+    for name, key in { for name, j in local.jobs : name => j.shares_task == "" ? name : "tick-${j.shares_task}" } : name => {
+      schedule   = "${var.name_prefix}-${key}"
+      task_group = local.tasks[key].task_group
+      log_group  = local.tasks[key].log_group
     }
   }
 }
 
-#trivy:ignore:AVD-AWS-0017 Encrypted with CloudWatch's default key unless log_kms_key_arn is set.
-resource "aws_cloudwatch_log_group" "tick" {
-  #checkov:skip=CKV_AWS_338:Retention is a priced choice (var.log_retention_days, 7 as the original's task logs); each member's run is recorded in job_runs, not in the logs.
-  for_each          = local.groups
-  name              = each.value.log_group
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.log_kms_key_arn
-  tags              = var.tags
+# A state holding a group's resources at aws_*.tick["<group>"] has them moved to
+# aws_*.job["tick-<group>"] rather than destroyed and created again: here for the group
+# in jobs/; for groups of its own, a deployment adds the same moved blocks beside its
+# module block (from module.<name>.aws_*.tick["<group>"]) or runs `terraform state mv`.
+moved {
+  from = aws_cloudwatch_log_group.tick["light"]
+  to   = aws_cloudwatch_log_group.job["tick-light"]
 }
 
-resource "aws_ecs_task_definition" "tick" {
-  for_each                 = local.groups
-  family                   = each.value.family
-  requires_compatibilities = ["FARGATE"]
-  network_mode             = "awsvpc"
-  cpu                      = tostring(each.value.cpu)
-  memory                   = tostring(each.value.memory)
-  execution_role_arn       = aws_iam_role.execution.arn
-  task_role_arn            = aws_iam_role.task.arn
-
-  runtime_platform {
-    operating_system_family = "LINUX"
-    cpu_architecture        = each.value.architecture
-  }
-
-  volume {
-    name = "tmp"
-  }
-
-  depends_on = [aws_cloudwatch_log_group.tick]
-
-  # As a job's task definition (main.tf): no capability, /tmp writable, the root
-  # read-only unless a member needs it writable.
-  container_definitions = jsonencode([{
-    name                   = "run-job"
-    image                  = each.value.image == "chromium" ? "${local.repository_url}:${var.image_tag}-chromium" : "${local.repository_url}:${var.image_tag}"
-    essential              = true
-    command                = ["tick", each.key]
-    readonlyRootFilesystem = each.value.read_only_root_filesystem
-    stopTimeout            = var.stop_timeout_seconds
-    mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
-    linuxParameters        = { capabilities = { drop = ["ALL"] } }
-    environment            = [for k, v in each.value.environment : { name = k, value = v }]
-    secrets                = [for k in each.value.secrets : { name = k, valueFrom = var.secrets[k] }]
-    logConfiguration = {
-      logDriver = "awslogs"
-      options = {
-        awslogs-group         = each.value.log_group
-        awslogs-region        = local.region
-        awslogs-stream-prefix = "tick-${each.key}"
-      }
-    }
-  }])
-
-  tags = merge(var.tags, { SharedTask = each.key })
-
-  lifecycle {
-    precondition {
-      condition     = length(local.group_problems[each.key]) == 0
-      error_message = "Shared task ${each.key} (shares_task: ${each.key} in ${join(", ", each.value.members)}) is refused: ${join("; ", local.group_problems[each.key])}."
-    }
-  }
+moved {
+  from = aws_ecs_task_definition.tick["light"]
+  to   = aws_ecs_task_definition.job["tick-light"]
 }
 
-# One schedule per group, started as a job's is (main.tf): same network, capacity,
-# retries, dead-letter queue and role.
-resource "aws_cloudwatch_event_rule" "tick" {
-  for_each            = var.use_scheduler ? {} : local.groups
-  name                = "${var.name_prefix}-tick-${each.key}"
-  description         = "Runs the jobs due among ${join(", ", each.value.members)} (run-job tick ${each.key})"
-  schedule_expression = each.value.schedule
-  state               = each.value.enabled ? "ENABLED" : "DISABLED"
-  tags                = var.tags
+moved {
+  from = aws_cloudwatch_event_rule.tick["light"]
+  to   = aws_cloudwatch_event_rule.job["tick-light"]
 }
 
-resource "aws_cloudwatch_event_target" "tick" {
-  for_each  = var.use_scheduler ? {} : local.groups
-  rule      = aws_cloudwatch_event_rule.tick[each.key].name
-  target_id = "run-job"
-  arn       = local.cluster_arn
-  role_arn  = aws_iam_role.events.arn
-
-  ecs_target {
-    task_definition_arn = aws_ecs_task_definition.tick[each.key].arn
-    task_count          = 1
-    group               = each.value.task_group
-    platform_version    = "LATEST"
-
-    capacity_provider_strategy {
-      capacity_provider = local.capacity_provider
-      weight            = 1
-    }
-
-    network_configuration {
-      subnets          = local.subnet_ids
-      security_groups  = each.value.security_groups
-      assign_public_ip = var.network.assign_public_ip
-    }
-  }
-
-  retry_policy {
-    maximum_retry_attempts       = var.retry_attempts
-    maximum_event_age_in_seconds = var.retry_max_event_age_seconds
-  }
-
-  dead_letter_config {
-    arn = aws_sqs_queue.dead_letter.arn
-  }
+moved {
+  from = aws_cloudwatch_event_target.tick["light"]
+  to   = aws_cloudwatch_event_target.job["tick-light"]
 }
 
-resource "aws_scheduler_schedule" "tick" {
-  #checkov:skip=CKV_AWS_297:A schedule holds the task definition, subnets and groups to start, no secret; AWS-owned encryption is enough and a CMK would cost $1 a month.
-  for_each                     = var.use_scheduler ? local.groups : {}
-  name                         = "${var.name_prefix}-tick-${each.key}"
-  description                  = "Runs the jobs due among ${join(", ", each.value.members)} (run-job tick ${each.key})"
-  schedule_expression          = each.value.schedule
-  schedule_expression_timezone = var.schedule_timezone
-  state                        = each.value.enabled ? "ENABLED" : "DISABLED"
-
-  flexible_time_window {
-    mode = "OFF"
-  }
-
-  target {
-    arn      = local.cluster_arn
-    role_arn = aws_iam_role.events.arn
-
-    ecs_parameters {
-      task_definition_arn = aws_ecs_task_definition.tick[each.key].arn
-      task_count          = 1
-      group               = each.value.task_group
-      platform_version    = "LATEST"
-
-      capacity_provider_strategy {
-        capacity_provider = local.capacity_provider
-        weight            = 1
-      }
-
-      network_configuration {
-        subnets          = local.subnet_ids
-        security_groups  = each.value.security_groups
-        assign_public_ip = var.network.assign_public_ip
-      }
-    }
-
-    retry_policy {
-      maximum_retry_attempts       = var.retry_attempts
-      maximum_event_age_in_seconds = var.retry_max_event_age_seconds
-    }
-
-    dead_letter_config {
-      arn = aws_sqs_queue.dead_letter.arn
-    }
-  }
+moved {
+  from = aws_scheduler_schedule.tick["light"]
+  to   = aws_scheduler_schedule.job["tick-light"]
 }

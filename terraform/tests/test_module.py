@@ -110,14 +110,24 @@ def load_module(tmp_path, text):
 
 
 def by_key(model, kind, name=None):
-    """Resources of a kind, by their for_each key (module.run_job.kind.name["key"]); only
-    those of that resource name when given (`job`: a job's, `tick`: a shared task's)."""
+    """Resources of a kind, by their for_each key (module.run_job.kind.name["key"]). With
+    `job`: a job's, by job; with `tick`: a shared task's, by group. Both are kind.job,
+    a shared task's under tick-<group>, the group its task definition's SharedTask tag."""
+    groups = {
+        f"tick-{t['tags']['SharedTask']}": t["tags"]["SharedTask"]
+        for t in model.get("aws_ecs_task_definition", [])
+        if isinstance(t.get("tags"), dict) and "SharedTask" in t["tags"]
+    }
     out = {}
     for r in model.get(kind, []):
-        if name is not None and f"{kind}.{name}[" not in r["__tfmeta"]["path"]:
+        if name is not None and f"{kind}.job[" not in r["__tfmeta"]["path"]:
             continue
         m = re.search(r'\["([^"]+)"\]$', r["__tfmeta"]["path"])
-        out[m.group(1) if m else r["__tfmeta"]["path"]] = r
+        key = m.group(1) if m else r["__tfmeta"]["path"]
+        if name == "tick" and key in groups:
+            out[groups[key]] = r
+        elif name != "tick" and (name is None or key not in groups):
+            out[key] = r
     return out
 
 
