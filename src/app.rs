@@ -798,7 +798,10 @@ async fn tick(cli: &Cli, declarations: &[JobDeclaration], name: &str) -> Exit {
     tracing::info!(
         tick = %name,
         at = %now,
-        ran = outcomes.iter().filter(|o| o.fire.is_some() && o.outcome != "claimed_elsewhere").count(),
+        ran = outcomes
+            .iter()
+            .filter(|o| o.fire.is_some() && !matches!(o.outcome.as_str(), "claimed_elsewhere" | "not_started"))
+            .count(),
         members = %serde_json::to_string(&outcomes).unwrap_or_default(),
         exit_code = exit.code(),
         "tick finished"

@@ -163,32 +163,3 @@ locals {
     }
   }
 }
-
-# A state holding a group's resources at aws_*.tick["<group>"] has them moved to
-# aws_*.job["tick-<group>"] rather than destroyed and created again: here for the group
-# in jobs/; for groups of its own, a deployment adds the same moved blocks beside its
-# module block (from module.<name>.aws_*.tick["<group>"]) or runs `terraform state mv`.
-moved {
-  from = aws_cloudwatch_log_group.tick["light"]
-  to   = aws_cloudwatch_log_group.job["tick-light"]
-}
-
-moved {
-  from = aws_ecs_task_definition.tick["light"]
-  to   = aws_ecs_task_definition.job["tick-light"]
-}
-
-moved {
-  from = aws_cloudwatch_event_rule.tick["light"]
-  to   = aws_cloudwatch_event_rule.job["tick-light"]
-}
-
-moved {
-  from = aws_cloudwatch_event_target.tick["light"]
-  to   = aws_cloudwatch_event_target.job["tick-light"]
-}
-
-moved {
-  from = aws_scheduler_schedule.tick["light"]
-  to   = aws_scheduler_schedule.job["tick-light"]
-}
