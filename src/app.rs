@@ -656,7 +656,7 @@ async fn run_declared(cli: &Cli, declaration: &JobDeclaration, run_id: Uuid) -> 
         grace: cli.grace(),
         host: config::process_env("HOSTNAME"),
         json_logs: telemetry::is_json(cli.log_format),
-        logs_from: 0,
+        logs: run::LogScope::Process,
         heartbeat: heartbeat.as_ref(),
     };
     let exit = match run::run_once(request, job).await {
@@ -697,6 +697,14 @@ async fn tick(cli: &Cli, declarations: &[JobDeclaration], name: &str) -> Exit {
         Err(exit) => return exit,
     };
     let now = deps.clock.now();
+    // A tick claims the fires it runs: one dated ahead of the real clock would make the
+    // real tick at that instant skip it.
+    if now > clock::wall() + chrono::TimeDelta::minutes(1) {
+        eprintln!(
+            "run-job: RUN_JOB_NOW ({now}) is ahead of the clock; a tick would claim fires that have not happened"
+        );
+        return Exit::Config;
+    }
     let members = group.members.clone();
     let claimed = match crate::tick::claimed(&pool, &members).await {
         Ok(c) => c,
@@ -714,6 +722,25 @@ async fn tick(cli: &Cli, declarations: &[JobDeclaration], name: &str) -> Exit {
     for d in &due {
         let run_id = Uuid::now_v7();
         let job = d.job;
+        // Set up first: a member that cannot be built keeps its fire for a tick that can.
+        let built = match build_job(job, &deps) {
+            Ok(built) => built,
+            Err(exit) => {
+                member_not_started(
+                    job,
+                    run_id,
+                    exit,
+                    "the job could not be set up (see stderr)",
+                )
+                .await;
+                outcomes.push(member(job, Some(d.fire), "not_started", exit));
+                continue;
+            }
+        };
+        if shutdown.is_cancelled() {
+            outcomes.push(member(job, Some(d.fire), "not_started", Exit::Interrupted));
+            continue;
+        }
         match crate::tick::claim(&pool, &job.name, d.fire, run_id).await {
             Ok(true) => {}
             Ok(false) => {
@@ -727,11 +754,12 @@ async fn tick(cli: &Cli, declarations: &[JobDeclaration], name: &str) -> Exit {
             }
             Err(e) => {
                 tracing::error!(job = %job.name, error = %database::describe(&e), "cannot claim the fire");
+                member_not_started(job, run_id, Exit::Runner, "its fire could not be claimed")
+                    .await;
                 outcomes.push(member(job, Some(d.fire), "not_started", Exit::Runner));
                 continue;
             }
         }
-        let built = build_job(job, &deps);
         runs.push((d.clone(), run_id, built));
     }
     let json_logs = telemetry::is_json(cli.log_format);
@@ -739,10 +767,6 @@ async fn tick(cli: &Cli, declarations: &[JobDeclaration], name: &str) -> Exit {
     let ran = futures::future::join_all(runs.into_iter().map(|(d, run_id, built)| {
         let (pool, options, shutdown, host) = (&pool, &options, &shutdown, host.clone());
         async move {
-            let job = match built {
-                Ok(job) => job,
-                Err(exit) => return member(d.job, Some(d.fire), "not_started", exit),
-            };
             let heartbeat = match heartbeat_for(d.job) {
                 HeartbeatSetting::Ready(h) => Some(h),
                 HeartbeatSetting::None => None,
@@ -761,10 +785,10 @@ async fn tick(cli: &Cli, declarations: &[JobDeclaration], name: &str) -> Exit {
                 grace: cli.grace(),
                 host,
                 json_logs,
-                logs_from: telemetry::logged(),
+                logs: run::LogScope::Run,
                 heartbeat: heartbeat.as_ref(),
             };
-            match run::run_once(request, job).await {
+            match run::run_once(request, built).await {
                 Ok(report) => member(
                     d.job,
                     Some(d.fire),
@@ -808,6 +832,14 @@ async fn tick(cli: &Cli, declarations: &[JobDeclaration], name: &str) -> Exit {
     );
     database::close(pool).await;
     exit
+}
+
+/// A member that will not run this tick says so where a run of its own would: its
+/// heartbeat's failure ping, if it declares one.
+async fn member_not_started(job: &JobDeclaration, run_id: Uuid, exit: Exit, why: &str) {
+    if let HeartbeatSetting::Ready(h) = heartbeat_for(job) {
+        h.runner_failed(None, &job.name, run_id, exit, why).await;
+    }
 }
 
 fn member(

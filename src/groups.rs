@@ -17,8 +17,9 @@
 //!   divide the hour (the tick is `cron(0/P * * * ? *)`); each fire is served by the
 //!   first tick at or after it, so a member waits at most P − 1 minutes more than it
 //!   would alone ([`Group::max_delay_minutes`]);
-//! - a member's schedule is a rate or a cron firing every day or on weekdays (what the
-//!   Terraform can read), and no job is named `tick-<group>` (the group's task family).
+//! - a member's schedule is a rate or a cron firing every day or on weekdays, every
+//!   year (what the Terraform can read), and no job is named `tick-<group>` (the
+//!   group's task family).
 //!
 //! It knows nothing about running: `tick` does that.
 
@@ -160,7 +161,7 @@ fn derive_one(
         }
         if !readable_schedule(&m.schedule) {
             problems.push(format!(
-                "group `{name}`: job `{job}`'s schedule {} has no steady period (day-of-month, month, L, W or #)",
+                "group `{name}`: job `{job}`'s schedule {} has no steady period (day-of-month, month, year, L, W or #)",
                 m.schedule
             ));
         }
@@ -204,7 +205,7 @@ fn derive_one(
     })
 }
 
-/// A rate, or a cron that fires every day or on weekdays, with month `*`.
+/// A rate, or a cron that fires every day or on weekdays, with month and year `*`.
 fn readable_schedule(schedule: &Schedule) -> bool {
     let text = schedule.to_string();
     let Some(inner) = text.strip_prefix("cron(").and_then(|t| t.strip_suffix(')')) else {
@@ -214,6 +215,7 @@ fn readable_schedule(schedule: &Schedule) -> bool {
     let any = |s: &str| s == "*" || s == "?";
     f.len() == 6
         && f[3] == "*"
+        && f[5] == "*"
         && ((any(f[2]) && any(f[4]))
             || (f[2] == "?" && !f[4].to_uppercase().contains(['L', '#', 'W'])))
 }
@@ -325,6 +327,9 @@ mod tests {
 
         let e = derive(&[job("f", "cron(0 12 1 * ? *)", ""), slim.clone()]).unwrap_err();
         assert!(e[0].contains("job `f`'s schedule"), "{e:?}");
+        // A year field would make the period depend on when it is computed.
+        let e = derive(&[job("g", "cron(0/2 * * * ? 2027-2099)", ""), slim.clone()]).unwrap_err();
+        assert!(e[0].contains("job `g`'s schedule"), "{e:?}");
 
         let e = derive(&[job("tick-light", "cron(0/2 * * * ? *)", "")]).unwrap_err();
         assert!(e[0].contains("has the name of the group's task"), "{e:?}");

@@ -145,7 +145,7 @@ fn fire_fn(
                     grace: shared.grace,
                     host: shared.host.clone(),
                     json_logs: shared.json_logs,
-                    logs_from: crate::telemetry::logged(),
+                    logs: crate::run::LogScope::Run,
                     // Local runs do not check in: the URLs belong to production's monitors.
                     heartbeat: None,
                 };

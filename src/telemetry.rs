@@ -7,14 +7,18 @@
 //! settings with a password exists (see `config`).
 //!
 //! Every byte written to stderr through [`stderr`] is counted, as CloudWatch Logs bills
-//! ingestion: the line's bytes plus 26 per line. The runner records the count with each
-//! run, and `run-job cost` projects the log bill from it.
+//! ingestion: the line's bytes plus 26 per line, for the process and for the run whose
+//! span the line is in. The runner records the count with each run (a run alone in its
+//! task: everything the task logged; a member of a tick or of `--schedule`: its own
+//! lines), and `run-job cost` projects the log bill from it.
 
 use std::io::{IsTerminal, Write};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
+use tracing_subscriber::registry::{LookupSpan, Registry};
 
 use crate::cli::LogFormat;
 
@@ -70,14 +74,15 @@ pub fn billable(len: usize) -> u64 {
     len as u64 + EVENT_OVERHEAD_BYTES
 }
 
-/// Standard error, counting what passes through it.
+/// Standard error, counting what passes through it: for the process, and for the run
+/// whose span the line is logged in.
 pub fn stderr() -> Counted<std::io::Stderr> {
-    Counted(std::io::stderr())
+    Counted(std::io::stderr(), run_counter())
 }
 
-/// A writer that adds what it writes to the process's logged bytes. awslogs makes one
-/// event of each line, so each newline is an event.
-pub struct Counted<W>(W);
+/// A writer that adds what it writes to the process's logged bytes, and to its run's.
+/// awslogs makes one event of each line, so each newline is an event.
+pub struct Counted<W>(W, Option<Arc<AtomicU64>>);
 
 impl<W: Write> Write for Counted<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -86,12 +91,48 @@ impl<W: Write> Write for Counted<W> {
         // The newline itself is not part of the event; the overhead is.
         let bytes = n as u64 - lines + lines * EVENT_OVERHEAD_BYTES;
         LOGGED.fetch_add(bytes, Ordering::Relaxed);
+        if let Some(run) = &self.1 {
+            run.fetch_add(bytes, Ordering::Relaxed);
+        }
         Ok(n)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.0.flush()
     }
+}
+
+/// The bytes logged inside one run's span, kept in the span itself: a process running
+/// several jobs at once (a tick, `--schedule`) bills each its own lines.
+struct RunLogs(Arc<AtomicU64>);
+
+/// Gives `span` (a run's, see `run::span`) its own count of logged bytes.
+pub fn count_run_logs(span: &tracing::Span) {
+    span.with_subscriber(|(id, dispatch)| {
+        if let Some(span) = dispatch
+            .downcast_ref::<Registry>()
+            .and_then(|registry| registry.span(id))
+        {
+            span.extensions_mut()
+                .insert(RunLogs(Arc::new(AtomicU64::new(0))));
+        }
+    });
+}
+
+/// Bytes logged so far inside the run whose span is current (0 outside one).
+pub fn run_logged() -> u64 {
+    run_counter().map_or(0, |c| c.load(Ordering::Relaxed))
+}
+
+/// The counter of the innermost run span around the current one, if any.
+fn run_counter() -> Option<Arc<AtomicU64>> {
+    tracing::dispatcher::get_default(|dispatch| {
+        let registry = dispatch.downcast_ref::<Registry>()?;
+        let id = dispatch.current_span().id()?.clone();
+        let span = registry.span(&id)?;
+        span.scope()
+            .find_map(|s| s.extensions().get::<RunLogs>().map(|r| r.0.clone()))
+    })
 }
 
 #[cfg(test)]
@@ -101,7 +142,7 @@ mod tests {
     #[test]
     fn lines_count_as_cloudwatch_bills_them() {
         let before = logged();
-        let mut w = Counted(Vec::new());
+        let mut w = Counted(Vec::new(), None);
         w.write_all(b"{\"a\":1}\n{\"b\":22}\n").unwrap();
         // 7 + 8 bytes of events, two events of 26 bytes' overhead.
         assert!(logged() - before >= 15 + 52);

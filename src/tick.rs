@@ -81,7 +81,10 @@ pub async fn claimed(
     jobs: &[String],
 ) -> sqlx::Result<BTreeMap<String, DateTime<Utc>>> {
     let rows: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT job, max(fire_at) FROM schedule_fires WHERE job = ANY($1) GROUP BY job",
+        // A claim dated ahead of the database's clock (a replay that went wrong) would
+        // hold the window shut until then: it does not count.
+        "SELECT job, max(fire_at) FROM schedule_fires
+          WHERE job = ANY($1) AND fire_at <= now() GROUP BY job",
     )
     .bind(jobs)
     .fetch_all(pool)
@@ -207,11 +210,29 @@ mod tests {
         // The hour: the hourly job too.
         let hour = due(&group, &members, &claimed, at("2026-12-05T13:00:30Z"));
         assert_eq!(hour.len(), 3, "{:?}", names(&hour));
-        // After a day without ticks, each job's latest fire only.
+        // After days without ticks, each job's latest fire only.
         let stale: BTreeMap<String, DateTime<Utc>> =
             [("hourly".to_string(), at("2026-12-01T00:00:00Z"))].into();
         let back = due(&group, &members, &stale, at("2026-12-05T12:01:00Z"));
         assert_eq!(names(&back)[2], ("hourly".into(), "12:00".into()));
+    }
+
+    #[test]
+    fn a_fire_older_than_the_catch_up_window_is_not_run() {
+        let members = [
+            job("every-2", "cron(0/2 * * * ? *)", true),
+            job("weekdays", "cron(0 9 ? * MON-FRI *)", true),
+        ];
+        let group = crate::groups::derive(&members).unwrap().remove(0);
+        // Last run Thursday 09:00; Friday's fire was missed and it is now Sunday noon:
+        // Friday is more than a day back, so the job waits for Monday.
+        let claimed: BTreeMap<String, DateTime<Utc>> =
+            [("weekdays".to_string(), at("2026-12-03T09:00:00Z"))].into();
+        let sunday = due(&group, &members, &claimed, at("2026-12-06T12:00:00Z"));
+        assert_eq!(names(&sunday), [("every-2".into(), "12:00".into())]);
+        // Saturday morning, within the day: Friday's fire runs.
+        let saturday = due(&group, &members, &claimed, at("2026-12-05T08:00:00Z"));
+        assert!(names(&saturday).contains(&("weekdays".into(), "09:00".into())));
     }
 
     #[test]

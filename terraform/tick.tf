@@ -13,9 +13,9 @@
 # - tick period P: the shortest gap between two consecutive fires of any member, which
 #   must divide 60 so that the ticks fall on the same minutes of every hour
 #   (cron(0/P * * * ? *)). A member's fire at minute m is served by the first tick at or
-#   after it, (P − m mod P) mod P minutes late; a fire is never skipped, and since P is at
-#   most the member's own shortest gap, two of its fires never meet in one tick unless
-#   a tick was missed (the runner then runs it once). Shown per member in the output
+#   after it, (P − m mod P) mod P minutes late; since P is at most the member's own
+#   shortest gap, two of its fires never meet in one tick unless a tick was missed (the
+#   runner then runs it once, for its latest fire within a day). Shown per member in the output
 #   shared_tasks; for a rate() member, whose phase the expression does not fix, P − 1.
 # A member's missed-run alarm keeps its own window, at least twice its longest gap,
 # which absorbs that delay (less than P, P at most its shortest gap).
@@ -119,6 +119,10 @@ locals {
       [
         for m in members : "job ${m}'s schedule ${local.jobs[m].schedule} gives no tick period (a sharing job needs rate() or a cron() of minutes, hours and weekdays)"
         if !contains(keys(local.schedule_least_gap_minutes), m)
+      ],
+      [
+        for m in members : "job ${m}'s schedule ${local.jobs[m].schedule} names years: the tick needs a schedule that fires every year (year field *)"
+        if try(local.schedule_cron[m][0][5] != "*", false)
       ],
       local.group_period[g] == null || local.group_period_fits[g] ? [] : [
         "its tick period, ${local.group_period[g]} minutes (the shortest gap between fires, of ${join(", ", [for m in members : m if try(local.schedule_least_gap_minutes[m] == local.group_period[g], false)])}), does not divide 60"

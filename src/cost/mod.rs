@@ -333,7 +333,13 @@ pub fn project<'a>(
                 .iter()
                 .filter(|d| d.enabled && g.members.contains(&d.name))
                 .collect();
-            let instants = tick_instants(&g, &members, now, until);
+            // EventBridge starts the group's task at every tick of its schedule while
+            // any member is enabled, whether or not a member is due at it.
+            let instants = if g.enabled {
+                tick_instants(&g, now, until)
+            } else {
+                BTreeSet::new()
+            };
             let ticks = instants.len() as u64;
             let tick_hours = instants.iter().map(|t| t.div_euclid(3600)).collect();
             let longest = |pick: fn((f64, f64)) -> f64| {
@@ -414,31 +420,15 @@ fn logs_only(m: Month) -> Month {
     }
 }
 
-/// The tick instants in `[from, until)` at which at least one of `members` is due: each
-/// member fire is served by the first tick at or after it.
-pub fn tick_instants(
-    group: &Group,
-    members: &[&JobDeclaration],
-    from: DateTime<Utc>,
-    until: DateTime<Utc>,
-) -> BTreeSet<i64> {
-    let period = i64::from(group.period_minutes) * 60;
-    let mut ticks = BTreeSet::new();
-    for d in members {
-        for fire in d
-            .schedule
-            .iter_after(from - TimeDelta::seconds(1))
-            .skip_while(|t| *t < from)
-            .take_while(|t| *t < until)
-        {
-            let t = fire.timestamp();
-            let tick = t.div_euclid(period) * period + if t % period == 0 { 0 } else { period };
-            if tick < until.timestamp() {
-                ticks.insert(tick);
-            }
-        }
-    }
-    ticks
+/// The instants in `[from, until)` at which the group's schedule starts its task.
+pub fn tick_instants(group: &Group, from: DateTime<Utc>, until: DateTime<Utc>) -> BTreeSet<i64> {
+    group
+        .schedule()
+        .iter_after(from - TimeDelta::seconds(1))
+        .skip_while(|t| *t < from)
+        .take_while(|t| *t < until)
+        .map(|t| t.timestamp())
+        .collect()
 }
 
 /// Whether the Terraform gives a job a missed-run alarm (schedule.tf, monitoring.tf):
@@ -951,20 +941,19 @@ mod tick_tests {
     }
 
     #[test]
-    fn a_tick_happens_when_any_member_is_due() {
+    fn the_group_is_billed_every_tick_of_its_schedule() {
         let jobs = [
             job("two", "cron(0/2 * * * ? *)"),
             job("five", "cron(0/5 * * * ? *)"),
         ];
         let g = crate::groups::derive(&jobs).unwrap().remove(0);
-        let members: Vec<&JobDeclaration> = jobs.iter().collect();
         let now: DateTime<Utc> = "2026-12-01T00:00:00Z".parse().unwrap();
-        let day = tick_instants(&g, &members, now, now + TimeDelta::days(1));
-        // Every even minute: 720 ticks; the 5-minute fires at odd minutes wait for the
-        // next even one, which is a tick anyway.
-        assert_eq!(day.len(), 720);
-        let only_five = tick_instants(&g, &members[1..], now, now + TimeDelta::hours(1));
-        // :00 :06 :10 :16 :20 :26 ... : 12 ticks in the hour.
-        assert_eq!(only_five.len(), 12);
+        assert_eq!(tick_instants(&g, now, now + TimeDelta::days(1)).len(), 720);
+        // With only the 5-minute job left the tick still comes every 2 minutes: the
+        // period is the members' (disabled ones too), and each tick is a task.
+        let mut off = jobs.clone();
+        off[0].enabled = false;
+        let g = crate::groups::derive(&off).unwrap().remove(0);
+        assert_eq!(tick_instants(&g, now, now + TimeDelta::hours(1)).len(), 30);
     }
 }

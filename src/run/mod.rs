@@ -61,9 +61,9 @@ pub struct RunRequest<'a> {
     /// The summary line as a JSON object with CloudWatch's metric block (logs off a
     /// terminal), or as a readable line.
     pub json_logs: bool,
-    /// The process's logged bytes when this run began (`telemetry::logged`): 0 for a
-    /// process that runs one job, so the task's every line counts.
-    pub logs_from: u64,
+    /// Which lines the run is billed: the whole process's (a task that runs one job),
+    /// or only those logged inside its span (one of several jobs in one process).
+    pub logs: LogScope,
     /// Where the run checks in, if its declaration names a URL and the environment
     /// holds one.
     pub heartbeat: Option<&'a Heartbeat>,
@@ -88,7 +88,10 @@ impl RunRequest<'_> {
             summary,
             error,
             host: self.host.clone(),
-            log_bytes: telemetry::logged().saturating_sub(self.logs_from),
+            log_bytes: match self.logs {
+                LogScope::Process => telemetry::logged(),
+                LogScope::Run => telemetry::run_logged(),
+            },
         };
         report.log_bytes += summary::billable_bytes(&report, self.json_logs);
         report
@@ -97,9 +100,20 @@ impl RunRequest<'_> {
 
 /// The span every line of a run is logged in. Callers run [`run_once`] inside it, with
 /// whatever else belongs to the run (connecting, building the job), so that every line
-/// carries the job and the run id.
+/// carries the job and the run id, and counts in the run's logged bytes.
 pub fn span(job: &str, run_id: Uuid) -> tracing::Span {
-    tracing::info_span!("run", job = %job, run_id = %run_id)
+    let span = tracing::info_span!("run", job = %job, run_id = %run_id);
+    telemetry::count_run_logs(&span);
+    span
+}
+
+/// Which logged lines a run's `log_bytes` counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogScope {
+    /// Everything the process logged: the task runs this job alone.
+    Process,
+    /// The lines logged inside the run's span: other jobs share the process.
+    Run,
 }
 
 /// Runs the job once and writes its summary line. See the module docs for the

@@ -1392,6 +1392,8 @@ def light_member(name, extra="", **size):
      ["its tick period, 1440 minutes", "does not divide 60"]),
     ({"monthly": declaration("monthly", "cron(0 3 1 * ? *)", extra="shares_task: light\npeak_memory_mib: 10\n")}, "light",
      ["job monthly's schedule cron(0 3 1 * ? *) gives no tick period"]),
+    ({"yearly": declaration("yearly", "cron(0/5 * * * ? 2027-2099)", extra="shares_task: light\npeak_memory_mib: 10\n")}, "light",
+     ["job yearly's schedule cron(0/5 * * * ? 2027-2099) names years"]),
     ({n: declaration(n, extra=f"shares_task: heavy\npeak_memory_mib: 800\n") for n in ("heavy-a", "heavy-b")}, "heavy",
      ["no Fargate memory size for cpu 256 holds the 2400 MiB its members need"]),
     ({"bad-name": declaration("bad-name", extra="shares_task: Light_1\npeak_memory_mib: 10\n")}, "Light_1",

@@ -191,3 +191,44 @@ async fn an_unknown_group_is_a_usage_error_naming_the_groups(pool: PgPool) {
         r.stderr
     );
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn each_member_is_billed_the_log_lines_of_its_own_run(pool: PgPool) {
+    let r = output(tick(&pool, "2026-12-05T12:06:10Z", 300)).await;
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    let lines: Vec<(String, serde_json::Value)> = r
+        .stderr
+        .lines()
+        .map(|l| (l.to_string(), serde_json::from_str(l).unwrap()))
+        .collect();
+    let rows: Vec<(uuid::Uuid, String, i64)> =
+        sqlx::query_as("SELECT id, job, log_bytes FROM job_runs ORDER BY job")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 3);
+    for (id, job, logged) in rows {
+        let id = id.to_string();
+        // Its lines: those in its span, and its summary line; each an event of its
+        // bytes plus 26. Not the other members' lines, logged at the same time.
+        let own: usize = lines
+            .iter()
+            .filter(|(_, v)| v["span"]["run_id"] == id.as_str() || v["run_id"] == id.as_str())
+            .map(|(l, _)| l.len() + 26)
+            .sum();
+        assert_eq!(logged, own as i64, "{job}");
+    }
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_tick_dated_ahead_of_the_clock_claims_and_runs_nothing(pool: PgPool) {
+    let r = output(tick(&pool, "2099-01-01T00:00:00Z", 10)).await;
+    assert_eq!(r.code, Some(3), "{}", r.stderr);
+    assert!(r.stderr.contains("RUN_JOB_NOW"), "{}", r.stderr);
+    assert!(ran(&pool).await.is_empty());
+    let claims: i64 = sqlx::query_scalar("SELECT count(*) FROM schedule_fires")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(claims, 0);
+}
