@@ -235,6 +235,28 @@ fn list(declarations: &[JobDeclaration]) -> Exit {
             }
         );
     }
+    let groups = crate::groups::derive(declarations).unwrap_or_default();
+    if !groups.is_empty() {
+        println!();
+        println!("Shared tasks (one task per tick runs the members that are due):");
+    }
+    for g in &groups {
+        let delays: Vec<String> = declarations
+            .iter()
+            .filter(|d| g.members.contains(&d.name))
+            .map(|d| format!("{} +{} min", d.name, g.max_delay_minutes(d)))
+            .collect();
+        println!(
+            "  tick {}: {}, {}/{} MiB {}{}; members at most this late: {}",
+            g.name,
+            g.schedule_expression(),
+            g.size.cpu,
+            g.size.memory,
+            g.architecture,
+            if g.enabled { "" } else { ", disabled" },
+            delays.join(", ")
+        );
+    }
     Exit::Success
 }
 

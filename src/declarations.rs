@@ -416,6 +416,16 @@ pub fn from_files<'a>(
     }
 }
 
+/// A member of the `light` shared task (0.25 vCPU / 0.5 GB, 64 MiB measured) for other
+/// modules' tests: `name`, `schedule`, and in `extra` any keys this does not set.
+#[cfg(test)]
+pub(crate) fn sharing_fixture(name: &str, schedule: &str, extra: &str) -> JobDeclaration {
+    let text = format!(
+        "name: {name}\ndescription: Fixture.\nschedule: {schedule}\nsize: {{cpu: 256, memory: 512}}\narchitecture: arm64\ntimeout_seconds: 60\noverlap: forbid\nenabled: true\nshares_task: light\npeak_memory_mib: 64\n{extra}"
+    );
+    JobDeclaration::parse(&format!("{name}.yaml"), &text).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -247,10 +247,7 @@ mod tests {
     use super::*;
 
     fn job(name: &str, schedule: &str, extra: &str) -> JobDeclaration {
-        let text = format!(
-            "name: {name}\ndescription: Fixture.\nschedule: {schedule}\nsize: {{cpu: 256, memory: 512}}\narchitecture: arm64\ntimeout_seconds: 60\noverlap: forbid\nenabled: true\nshares_task: light\npeak_memory_mib: 64\n{extra}"
-        );
-        JobDeclaration::parse(&format!("{name}.yaml"), &text).unwrap()
+        crate::declarations::sharing_fixture(name, schedule, extra)
     }
 
     #[test]

@@ -158,10 +158,9 @@ mod tests {
     use crate::declarations::JobDeclaration;
 
     fn job(name: &str, schedule: &str, enabled: bool) -> JobDeclaration {
-        let text = format!(
-            "name: {name}\ndescription: Fixture.\nschedule: {schedule}\nsize: {{cpu: 256, memory: 512}}\narchitecture: arm64\ntimeout_seconds: 60\noverlap: forbid\nenabled: {enabled}\nshares_task: light\npeak_memory_mib: 32\n"
-        );
-        JobDeclaration::parse(&format!("{name}.yaml"), &text).unwrap()
+        let mut d = crate::declarations::sharing_fixture(name, schedule, "");
+        d.enabled = enabled;
+        d
     }
 
     fn at(s: &str) -> DateTime<Utc> {

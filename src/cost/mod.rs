@@ -934,10 +934,7 @@ mod tick_tests {
     use super::*;
 
     fn job(name: &str, schedule: &str) -> JobDeclaration {
-        let text = format!(
-            "name: {name}\ndescription: Fixture.\nschedule: {schedule}\nsize: {{cpu: 256, memory: 512}}\narchitecture: arm64\ntimeout_seconds: 60\noverlap: forbid\nenabled: true\nshares_task: light\npeak_memory_mib: 32\n"
-        );
-        JobDeclaration::parse(&format!("{name}.yaml"), &text).unwrap()
+        crate::declarations::sharing_fixture(name, schedule, "")
     }
 
     #[test]

@@ -114,6 +114,17 @@ async fn list_shows_every_job_with_schedule_size_timeout_and_three_fires() {
     for job in ["demo-fail", "demo-parallel", "demo-stubborn"] {
         assert!(r.stdout.contains(job));
     }
+    // The shared tasks, with the size, tick and delays derived from the declarations.
+    let light = r
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("tick light:"))
+        .unwrap_or_else(|| panic!("no tick light line: {}", r.stdout));
+    assert!(
+        light.contains("cron(0/2 * * * ? *), 256/512 MiB arm64")
+            && light.contains("sync-payments +1 min"),
+        "{light}"
+    );
     // The six production jobs, the schedule column aligned under its heading whatever
     // the length of a job's name.
     let column = r.stdout.lines().next().unwrap().find("SCHEDULE").unwrap();
