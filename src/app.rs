@@ -728,7 +728,7 @@ async fn tick(cli: &Cli, declarations: &[JobDeclaration], name: &str) -> Exit {
         return Exit::Config;
     }
     let members = group.members.clone();
-    let claimed = match crate::tick::claimed(&pool, &members).await {
+    let claimed = match crate::tick::claimed(&pool, &members, now).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!(

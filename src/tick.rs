@@ -6,8 +6,9 @@
 //! member's code and writes one line for the tick.
 //!
 //! Which members are due (the catch-up rule): a member's fires in (since, now], where
-//! `since` is the latest fire a tick claimed for that job, or, for a job no tick has
-//! claimed, now − one tick period; never further back than [`CATCH_UP`]. The latest of
+//! `since` is what ran last: the latest fire a tick claimed for that job or its latest
+//! run's start in `job_runs`, whichever is later ([`claimed`]); for a job with neither,
+//! now − one tick period; never further back than [`CATCH_UP`]. The latest of
 //! those fires is claimed (`schedule_fires`, one row per job and fire, insert or
 //! nothing) and the job runs once, however many fires missed ticks left behind. A fire
 //! another tick claimed is not run again, whether that tick runs at the same moment or
@@ -75,18 +76,28 @@ pub fn due<'a>(
         .collect()
 }
 
-/// The latest claimed fire of each of `jobs`.
+/// What ran last, for each of `jobs` that has run: the later of its latest claimed
+/// fire and its latest run's start (`job_runs`, any trigger: a job that ran on its own
+/// rule, or by hand, before joining the group is not run again for a fire it already
+/// served). Neither may be later than `now`: a claim dated ahead (a replay that went
+/// wrong) would hold the window shut, and a replayed tick (`RUN_JOB_NOW` in the past)
+/// must not see runs from after its instant.
 pub async fn claimed(
     pool: &PgPool,
     jobs: &[String],
+    now: DateTime<Utc>,
 ) -> sqlx::Result<BTreeMap<String, DateTime<Utc>>> {
     let rows: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
-        // A claim dated ahead of the database's clock (a replay that went wrong) would
-        // hold the window shut until then: it does not count.
-        "SELECT job, max(fire_at) FROM schedule_fires
-          WHERE job = ANY($1) AND fire_at <= now() GROUP BY job",
+        "SELECT job, max(at) FROM (
+             SELECT job, fire_at AS at FROM schedule_fires
+              WHERE job = ANY($1) AND fire_at <= now() AND fire_at <= $2
+             UNION ALL
+             SELECT job, started_at FROM job_runs
+              WHERE job = ANY($1) AND started_at <= $2 AND started_at > $2 - interval '1 day'
+         ) last GROUP BY job",
     )
     .bind(jobs)
+    .bind(now)
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().collect())

@@ -232,3 +232,21 @@ async fn a_tick_dated_ahead_of_the_clock_claims_and_runs_nothing(pool: PgPool) {
         .unwrap();
     assert_eq!(claims, 0);
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_member_that_already_ran_for_a_fire_is_not_run_again(pool: PgPool) {
+    // demo-two ran on its own (its rule, or by hand) just after its 12:06 fire.
+    sqlx::query(
+        "INSERT INTO job_runs (id, job, trigger, started_at, finished_at, outcome, exit_code)
+         VALUES (gen_random_uuid(), 'demo-two', 'eventbridge', '2026-12-05T12:06:03Z',
+                 '2026-12-05T12:06:04Z', 'succeeded', 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let r = output(tick(&pool, "2026-12-05T12:06:10Z", 50)).await;
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    let members = tick_line(&r.stderr);
+    assert_eq!(outcome_of(&members, "demo-two"), "not_due");
+    assert_eq!(outcome_of(&members, "demo-parallel"), "succeeded");
+}
