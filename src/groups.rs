@@ -159,7 +159,7 @@ fn derive_one(
                 "group `{name}`: job `{job}` has no peak_memory_mib (its measured peak sizes the shared task)"
             ));
         }
-        if !readable_schedule(&m.schedule) {
+        if !m.schedule.repeats_weekly() || m.schedule.names_years() {
             problems.push(format!(
                 "group `{name}`: job `{job}`'s schedule {} has no steady period (day-of-month, month, year, L, W or #)",
                 m.schedule
@@ -203,21 +203,6 @@ fn derive_one(
         period_minutes: gap,
         enabled: members.iter().any(|m| m.enabled),
     })
-}
-
-/// A rate, or a cron that fires every day or on weekdays, with month and year `*`.
-fn readable_schedule(schedule: &Schedule) -> bool {
-    let text = schedule.to_string();
-    let Some(inner) = text.strip_prefix("cron(").and_then(|t| t.strip_suffix(')')) else {
-        return true;
-    };
-    let f: Vec<&str> = inner.split_whitespace().collect();
-    let any = |s: &str| s == "*" || s == "?";
-    f.len() == 6
-        && f[3] == "*"
-        && f[5] == "*"
-        && ((any(f[2]) && any(f[4]))
-            || (f[2] == "?" && !f[4].to_uppercase().contains(['L', '#', 'W'])))
 }
 
 /// A week of fires from a fixed Monday: every gap of a daily or weekday cycle.
@@ -324,6 +309,9 @@ mod tests {
 
         let e = derive(&[job("f", "cron(0 12 1 * ? *)", ""), slim.clone()]).unwrap_err();
         assert!(e[0].contains("job `f`'s schedule"), "{e:?}");
+        // Weekdays by name are a steady week (the W of WED is no day-of-month W).
+        let g = derive(&[job("h", "cron(0 9 ? * MON-WED *)", ""), slim.clone()]).unwrap();
+        assert_eq!(g[0].period_minutes, 2);
         // A year field would make the period depend on when it is computed.
         let e = derive(&[job("g", "cron(0/2 * * * ? 2027-2099)", ""), slim.clone()]).unwrap_err();
         assert!(e[0].contains("job `g`'s schedule"), "{e:?}");

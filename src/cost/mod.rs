@@ -439,17 +439,8 @@ pub fn has_missed_run_alarm(d: &JobDeclaration, now: DateTime<Utc>) -> bool {
     if !d.enabled {
         return false;
     }
-    let text = d.schedule.to_string();
-    if let Some(inner) = text.strip_prefix("cron(").and_then(|t| t.strip_suffix(')')) {
-        let f: Vec<&str> = inner.split_whitespace().collect();
-        let any = |s: &str| s == "*" || s == "?";
-        let readable = f.len() == 6
-            && f[3] == "*"
-            && ((any(f[2]) && any(f[4]))
-                || (f[2] == "?" && !f[4].to_uppercase().contains(['L', '#'])));
-        if !readable {
-            return false;
-        }
+    if !d.schedule.repeats_weekly() {
+        return false;
     }
     // Two weeks of fires hold every gap of a daily or weekday cycle.
     let fires: Vec<_> = d

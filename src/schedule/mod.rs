@@ -231,6 +231,35 @@ impl Schedule {
         })
     }
 
+    /// Whether the schedule repeats the same way every day or every week, as the
+    /// Terraform can read it (schedule.tf): a rate, or a cron with month `*` firing
+    /// every day or on weekdays (day-of-month `?`, no `L` or `#`). Its year field is not
+    /// looked at ([`Schedule::names_years`]).
+    pub fn repeats_weekly(&self) -> bool {
+        let Some(f) = self.cron_fields() else {
+            return true;
+        };
+        let any = |s: &str| s == "*" || s == "?";
+        f[3] == "*"
+            && ((any(f[2]) && any(f[4]))
+                || (f[2] == "?" && !f[4].to_uppercase().contains(['L', '#'])))
+    }
+
+    /// Whether a cron's year field restricts the years it fires in.
+    pub fn names_years(&self) -> bool {
+        self.cron_fields().is_some_and(|f| f[5] != "*")
+    }
+
+    /// A cron's six fields as written.
+    fn cron_fields(&self) -> Option<Vec<&str>> {
+        let Schedule::Cron(c) = self else {
+            return None;
+        };
+        let inner = c.source().trim().strip_prefix("cron(")?.strip_suffix(')')?;
+        let fields: Vec<&str> = inner.split_whitespace().collect();
+        (fields.len() == 6).then_some(fields)
+    }
+
     /// The shortest gap between two fires within the next `horizon` fires, used to
     /// warn when a timeout is longer than the period.
     pub fn shortest_gap(&self, after: DateTime<Utc>, horizon: usize) -> Option<TimeDelta> {
