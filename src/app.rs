@@ -630,18 +630,24 @@ fn heartbeat_for(d: &JobDeclaration) -> HeartbeatSetting {
     }
 }
 
-/// Runs a known job once, inside its `run` span so every line carries job and run id.
-async fn run_declared(cli: &Cli, declaration: &JobDeclaration, run_id: Uuid) -> Exit {
-    let name = declaration.name.as_str();
-    let shutdown = shutdown_on_signal();
-    let heartbeat = match heartbeat_for(declaration) {
+/// The heartbeat a run checks in with; a run goes on without one when its variable is
+/// unset or not a URL, and says so.
+fn run_heartbeat(d: &JobDeclaration) -> Option<Heartbeat> {
+    match heartbeat_for(d) {
         HeartbeatSetting::Ready(h) => Some(h),
         HeartbeatSetting::None => None,
         HeartbeatSetting::Unset(why) | HeartbeatSetting::Invalid(why) => {
             tracing::warn!("{why}; this run sends no check-ins");
             None
         }
-    };
+    }
+}
+
+/// Runs a known job once, inside its `run` span so every line carries job and run id.
+async fn run_declared(cli: &Cli, declaration: &JobDeclaration, run_id: Uuid) -> Exit {
+    let name = declaration.name.as_str();
+    let shutdown = shutdown_on_signal();
+    let heartbeat = run_heartbeat(declaration);
     let (pool, options) = match connect(&format!("run-job:{name}"), &shutdown).await {
         Ok(c) => c,
         Err(exit) => {
@@ -727,8 +733,8 @@ async fn tick(cli: &Cli, declarations: &[JobDeclaration], name: &str) -> Exit {
         );
         return Exit::Config;
     }
-    let members = group.members.clone();
-    let claimed = match crate::tick::claimed(&pool, &members, now).await {
+    let members = &group.members;
+    let claimed = match crate::tick::claimed(&pool, members, now).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!(
@@ -789,14 +795,7 @@ async fn tick(cli: &Cli, declarations: &[JobDeclaration], name: &str) -> Exit {
     let ran = futures::future::join_all(runs.into_iter().map(|(d, run_id, built)| {
         let (pool, options, shutdown, host) = (&pool, &options, &shutdown, host.clone());
         async move {
-            let heartbeat = match heartbeat_for(d.job) {
-                HeartbeatSetting::Ready(h) => Some(h),
-                HeartbeatSetting::None => None,
-                HeartbeatSetting::Unset(why) | HeartbeatSetting::Invalid(why) => {
-                    tracing::warn!("{why}; this run sends no check-ins");
-                    None
-                }
-            };
+            let heartbeat = run_heartbeat(d.job);
             let request = RunRequest {
                 declaration: d.job,
                 run_id,
@@ -837,7 +836,7 @@ async fn tick(cli: &Cli, declarations: &[JobDeclaration], name: &str) -> Exit {
         }
     }
     outcomes.sort_by(|a, b| a.job.cmp(&b.job));
-    if let Err(e) = crate::tick::prune(&pool, &members, now).await {
+    if let Err(e) = crate::tick::prune(&pool, members, now).await {
         tracing::warn!(error = %database::describe(&e), "could not delete old tick claims");
     }
     let exit = crate::tick::worst(outcomes.iter().map(|o| o.exit));
@@ -874,7 +873,6 @@ fn member(
         job: job.name.clone(),
         fire,
         outcome: outcome.to_string(),
-        exit_code: exit.code(),
         exit,
     }
 }

@@ -110,18 +110,11 @@ impl Guard {
         if url.scheme() != "https" {
             return Err(Refused::Scheme(url.scheme().chars().take(16).collect()));
         }
-        let host = match (url.host(), &self.hosts) {
-            (Some(url::Host::Domain(d)), _) => d.to_ascii_lowercase(),
-            // An allowlist names hosts; an address literal would skip it.
-            (Some(url::Host::Ipv4(a)), Hosts::Within(_)) => {
-                return Err(Refused::Host(a.to_string()));
-            }
-            (Some(url::Host::Ipv6(a)), Hosts::Within(_)) => {
-                return Err(Refused::Host(a.to_string()));
-            }
-            (Some(url::Host::Ipv4(a)), Hosts::Any) => return public(&a.to_string(), IpAddr::V4(a)),
-            (Some(url::Host::Ipv6(a)), Hosts::Any) => return public(&a.to_string(), IpAddr::V6(a)),
-            (None, _) => return Err(Refused::Unparsable),
+        let host = match url.host() {
+            Some(url::Host::Domain(d)) => d.to_ascii_lowercase(),
+            Some(url::Host::Ipv4(a)) => return self.check_literal(IpAddr::V4(a)),
+            Some(url::Host::Ipv6(a)) => return self.check_literal(IpAddr::V6(a)),
+            None => return Err(Refused::Unparsable),
         };
         // A configured origin's host is trusted at that origin only (the resolver does
         // not check its addresses): another port or scheme on it is refused.
@@ -140,6 +133,15 @@ impl Guard {
                     Err(Refused::Host(shorten(&host)))
                 }
             }
+        }
+    }
+
+    /// An address literal as a host: refused under a list of hosts (it would skip the
+    /// list), otherwise admitted only if public.
+    fn check_literal(&self, address: IpAddr) -> Result<(), Refused> {
+        match self.hosts {
+            Hosts::Within(_) => Err(Refused::Host(address.to_string())),
+            Hosts::Any => public(&address.to_string(), address),
         }
     }
 

@@ -158,9 +158,12 @@ pub struct MemberOutcome {
     /// `succeeded`, `failed`... as in `job_runs`; `not_due`, `disabled`,
     /// `claimed_elsewhere`, or `not_started` (it could not be set up).
     pub outcome: String,
-    pub exit_code: u8,
-    #[serde(skip)]
+    #[serde(rename = "exit_code", serialize_with = "exit_code")]
     pub exit: Exit,
+}
+
+fn exit_code<S: serde::Serializer>(exit: &Exit, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u8(exit.code())
 }
 
 #[cfg(test)]

@@ -195,7 +195,7 @@ pub struct Line<'a> {
 #[derive(Debug)]
 pub struct GroupLine {
     pub group: Group,
-    /// Ticks in the 30 days at which at least one member is due.
+    /// Ticks of its schedule in the 30 days (each starts a task, due members or not).
     pub ticks: u64,
     /// The clock hours (Unix hours) those ticks fall in, for Container Insights.
     pub tick_hours: BTreeSet<i64>,
@@ -249,10 +249,14 @@ impl Projection<'_> {
             + self.groups.iter().map(|g| g.ticks).sum::<u64>()
     }
 
-    pub fn original_total(&self) -> Option<f64> {
-        self.original
-            .as_ref()
-            .map(|o| o.iter().map(|l| l.month.total).sum())
+    /// The original's month and its tasks, when compared.
+    pub fn original_total(&self) -> Option<(f64, u64)> {
+        self.original.as_ref().map(|o| {
+            (
+                o.iter().map(|l| l.month.total).sum(),
+                o.iter().map(|l| l.fires).sum(),
+            )
+        })
     }
 }
 
@@ -562,8 +566,8 @@ pub fn print(
     print_jobs(p);
     let (p50, p95) = p.jobs_total();
     print_fixed(fixed, p50, p95);
-    if let Some(original) = &p.original {
-        print_original(original, p50, fixed_sum(fixed), p.tasks());
+    if let (Some(original), Some(theirs)) = (&p.original, p.original_total()) {
+        print_original(original, theirs, (p50, p.tasks()), fixed_sum(fixed));
     }
 }
 
@@ -690,7 +694,12 @@ fn print_jobs(p: &Projection<'_>) {
 /// (compute, public IPv4, log ingestion). The fixed items are monitoring the original
 /// did not have (its alarms and dashboard are not counted here), so they stay outside
 /// the ratio and are said beside it.
-fn print_original(original: &[OriginalLine], ours: f64, fixed: f64, our_tasks: u64) {
+fn print_original(
+    original: &[OriginalLine],
+    (theirs, tasks): (f64, u64),
+    (ours, our_tasks): (f64, u64),
+    fixed: f64,
+) {
     println!();
     println!(
         "ORIGINAL at its own schedules (its six EventBridge rules, each a task; run times of the run-job job doing the work):"
@@ -708,8 +717,6 @@ fn print_original(original: &[OriginalLine], ours: f64, fixed: f64, our_tasks: u
             o.runs_like,
         );
     }
-    let theirs: f64 = original.iter().map(|o| o.month.total).sum();
-    let tasks: u64 = original.iter().map(|o| o.fires).sum();
     println!("  {:<w$}  {tasks} tasks, {}", "ORIGINAL", dollars(theirs));
     if theirs > 0.0 {
         println!(
@@ -858,7 +865,7 @@ fn original_json(o: &OriginalLine) -> serde_json::Value {
 fn total_json(p: &Projection<'_>, fixed: &[FixedItem], q: &Query<'_>) -> serde_json::Value {
     let fixed_sum = fixed_sum(fixed);
     let (p50, p95) = p.jobs_total();
-    let original = p.original_total();
+    let (original, original_tasks) = p.original_total().unzip();
     json!({
         "kind": "total", "region": q.region, "capacity": q.capacity.name(),
         "fires": p.lines.iter().map(|l| l.fires).sum::<u64>(),
@@ -868,7 +875,7 @@ fn total_json(p: &Projection<'_>, fixed: &[FixedItem], q: &Query<'_>) -> serde_j
         "month_p50": p50 + fixed_sum,
         "month_p95": p95 + fixed_sum,
         "original": original,
-        "original_tasks": p.original.as_ref().map(|o| o.iter().map(|l| l.fires).sum::<u64>()),
+        "original_tasks": original_tasks,
         "ratio_p50": original.filter(|o| *o > 0.0).map(|o| p50 / o),
     })
 }
