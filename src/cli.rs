@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::cost::Startup;
 use crate::cost::bill::Capacity;
+use crate::telemetry::LogFormat;
 
 const AFTER_HELP: &str = "\
 Exit codes:
@@ -222,13 +223,6 @@ impl Trigger {
             Trigger::Schedule => "schedule",
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Auto,
-    Json,
-    Pretty,
 }
 
 impl Cli {

@@ -6,35 +6,41 @@
 //!
 //! # Layout
 //! Modules the binary, the tests and the benchmarks use are public; the rest are the
-//! crate's own.
+//! crate's own. Dependencies point one way: runner → jobs → shared services.
 //!
+//! The runner:
 //! - [`cli`]: the command line (clap), no I/O.
-//! - [`app`]: each command, from parsed arguments to an exit code; signals; wiring.
-//! - [`clock`]: the time jobs decide by (system, replayed, or a test's).
-//! - [`check`]: `check --connect`, reaching the database, schema and providers.
-//! - [`config`]: settings from the environment, secret-safe.
-//! - [`database`]: reaching the database, failing fast with the cause.
+//! - [`app`]: checks the declarations and hands the command to its file.
+//! - [`commands`]: one file per command; `wiring` builds what they share (pool, deps,
+//!   signals).
 //! - [`declarations`]: `jobs/*.yaml`, the one place a job's name, schedule and size live.
+//! - [`groups`]: jobs that share one task per tick, derived from the declarations.
 //! - [`schedule`]: EventBridge `cron()`/`rate()` parsing, evaluation, local translation.
 //! - [`run`]: one run of one job: lock, history, timeout, cancellation, summary line.
-//! - [`runs`]: `runs`, what ran, from `job_runs`.
-//! - [`scheduler`]: `--schedule`, driving tokio-cron-scheduler.
+//! - [`clock`]: the time jobs decide by (system, replayed, or a test's).
+//! - [`config`]: settings from the environment, secret-safe.
+//! - [`database`]: reaching the database, failing fast with the cause.
 //! - [`schema`]: what the jobs need from the database, read from migrations/.
 //! - [`telemetry`]: the log subscriber (JSON lines off a terminal).
 //! - [`exit`]: the exit codes.
+//! - [`cost`]: the fleet's bill, from declarations, history and the price book.
+//!
+//! The jobs: [`jobs`], the `Job` trait, the registry, and one module per job.
+//!
+//! The services jobs share:
 //! - [`http`]: the one HTTP client setup and retry policy for providers.
+//! - [`egress`]: where outside data may send a request.
 //! - [`storage`]: objects in a local directory or an S3-compatible service (R2).
 //! - [`failure`]: what becomes of a failed item: given up, or retried when (one ladder).
 //! - [`money`]: the commission, its VAT and the seller's amount, in exact decimals.
 //! - [`notify`]: notification rows jobs leave for the notifications job.
 //! - [`queue`]: the `jobs` table as a work queue: claim, reclaim, finish.
-//! - [`jobs`]: the `Job` trait, the registry, and one module per job.
 
 pub mod allocator;
 pub mod app;
-mod check;
 pub mod cli;
 pub mod clock;
+mod commands;
 mod config;
 pub mod cost;
 mod database;
@@ -48,14 +54,10 @@ pub mod jobs;
 mod money;
 mod notify;
 mod queue;
-mod requeue;
 pub mod run;
-mod runs;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod schedule;
-mod scheduler;
 mod schema;
 pub mod storage;
 pub mod telemetry;
-pub mod tick;

@@ -20,7 +20,13 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::registry::{LookupSpan, Registry};
 
-use crate::cli::LogFormat;
+/// How log lines are written: `auto` is JSON lines unless stderr is a terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Pretty,
+}
 
 /// Whether logs are JSON for this format and this stderr.
 pub fn is_json(format: LogFormat) -> bool {

@@ -128,6 +128,17 @@ pub struct Deps {
 }
 
 impl Deps {
+    /// The one wiring: the pool, the environment for the jobs' own settings and the clock
+    /// it names (`RUN_JOB_NOW` replays a run at another instant). The binary builds its
+    /// dependencies here with the process environment, the tests with their own.
+    pub fn from_env(
+        pool: PgPool,
+        env: Arc<crate::config::Env>,
+    ) -> Result<Deps, crate::config::Error> {
+        let clock = crate::clock::Clock::from_env(&*env)?;
+        Ok(Deps { pool, env, clock })
+    }
+
     /// These dependencies as one job sees them: its environment holds the variables
     /// `reads` lists and nothing else, which is also all its task receives in production
     /// (terraform/main.tf passes each task its declaration's list). A read of anything
@@ -162,7 +173,7 @@ pub struct Registration {
     pub requeue: Option<Requeue>,
 }
 
-/// The failed rows a job leaves, for [`crate::requeue`].
+/// The failed rows a job leaves, for `run-job requeue` (`commands::requeue`).
 #[derive(Debug, Clone, Copy)]
 pub struct Requeue {
     /// Types of the `jobs` queue rows it consumes.

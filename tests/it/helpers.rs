@@ -210,3 +210,60 @@ pub fn context(
         progress: Default::default(),
     }
 }
+
+/// The notifications and debounced batch items in the test's database as PostgreSQL
+/// prints them (jsonb's own text, so key order and number formats are what the API
+/// reads), ids masked as `<uuid>`, invoice numbers as `<number>`, and every digit of an instant as `9` (the format is
+/// kept, the values are the fixture's), one row a line, sorted; compared with
+/// tests/golden/<name>.jsonl. `RUN_JOB_GOLDEN=write` writes the file instead.
+pub async fn assert_notifications_match_golden(pool: &PgPool, name: &str) {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT jsonb_build_object('table', 'notifications', 'type', type, 'channels', channels,
+                                   'actions', actions, 'metadata', metadata)::text
+           FROM notifications
+         UNION ALL
+         SELECT jsonb_build_object('table', 'notification_batch_items', 'type', b.notification_type,
+                                   'channels', b.channels, 'key', b.debounce_key,
+                                   'actions', i.actions, 'metadata', i.metadata)::text
+           FROM notification_batch_items i JOIN notification_batches b ON b.id = i.batch_id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let uuid =
+        regex::Regex::new("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").unwrap();
+    let instant =
+        regex::Regex::new(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
+            .unwrap();
+    // FEU numbers documents in the order they are issued, which rows issued side by side
+    // make vary.
+    let invoice_number = regex::Regex::new(r"factura-([A-Z]+)-[0-9]+").unwrap();
+    let mut masked: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let r = uuid.replace_all(r, "<uuid>");
+            let r = invoice_number.replace_all(&r, "factura-$1-<number>");
+            instant
+                .replace_all(&r, |c: &regex::Captures| {
+                    c[0].chars()
+                        .map(|ch| if ch.is_ascii_digit() { '9' } else { ch })
+                        .collect::<String>()
+                })
+                .into_owned()
+        })
+        .collect();
+    masked.sort();
+    let text = masked.join("\n") + "\n";
+    let path = format!("{}/tests/golden/{name}.jsonl", env!("CARGO_MANIFEST_DIR"));
+    if std::env::var("RUN_JOB_GOLDEN").as_deref() == Ok("write") {
+        std::fs::create_dir_all(format!("{}/tests/golden", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        std::fs::write(&path, &text).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e} (RUN_JOB_GOLDEN=write creates it)"));
+    assert_eq!(
+        text, expected,
+        "the notifications written differ from {path}"
+    );
+}

@@ -226,6 +226,7 @@ async fn buyer_and_seller_invoices_are_issued_stored_and_emailed(pool: PgPool) {
         .unwrap_or_else(|e| panic!("{:#}", e.error));
     assert_eq!(again.processed, 0);
     assert_eq!(s.sb.feu_documents().len(), 3);
+    assert_notifications_match_golden(&pool, "invoices").await;
 }
 
 #[sqlx::test(migrations = "./migrations")]

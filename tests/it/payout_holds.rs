@@ -132,6 +132,7 @@ async fn earnings_are_released_after_the_hold_and_only_without_an_open_report(po
         metadata_of(&pool, "seller_earnings_available").await.len(),
         2
     );
+    assert_notifications_match_golden(&pool, "payout_holds_released").await;
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -247,6 +248,7 @@ async fn a_ticket_never_uploaded_is_retained_and_its_case_opened_once(pool: PgPo
         count(&pool, "SELECT count(*) FROM notification_batch_items").await,
         1
     );
+    assert_notifications_match_golden(&pool, "payout_holds_retained").await;
 }
 
 #[sqlx::test(migrations = "./migrations")]

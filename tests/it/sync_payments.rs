@@ -236,6 +236,7 @@ async fn a_paid_payment_confirms_its_order_with_every_write_of_the_original(pool
         assert_eq!(m["allDocumentsUploaded"], json!(false), "{m}");
         assert_eq!(m["eventTimezone"], "America/Montevideo", "{m}");
     }
+    assert_notifications_match_golden(&pool, "sync_payments_paid").await;
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -359,6 +360,7 @@ async fn failed_cancelled_and_expired_payments_cancel_their_orders_and_release_t
         .await,
         0
     );
+    assert_notifications_match_golden(&pool, "sync_payments_failed").await;
 }
 
 #[sqlx::test(migrations = "./migrations")]

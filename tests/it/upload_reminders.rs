@@ -107,6 +107,7 @@ async fn inside_the_qr_window_the_largest_milestone_ahead_is_caught_up(pool: PgP
         .map(|m| m["hoursUntilEvent"].clone())
         .collect();
     assert_eq!(hours, [json!(12), json!(6)]);
+    assert_notifications_match_golden(&pool, "upload_reminders").await;
 }
 
 #[sqlx::test(migrations = "./migrations")]

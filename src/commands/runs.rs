@@ -11,7 +11,35 @@ use nu_ansi_term::Color;
 use serde_json::json;
 use sqlx::PgPool;
 
+use super::wiring::{connect, eprint_jobs, shutdown_on_signal};
 use crate::declarations::JobDeclaration;
+use crate::exit::Exit;
+use crate::{clock, database};
+
+/// `run-job runs`.
+pub(crate) async fn run(declarations: &[JobDeclaration], q: &Query<'_>) -> Exit {
+    if let Some(job) = q.job
+        && !declarations.iter().any(|d| d.name == job)
+    {
+        eprintln!("run-job: unknown job `{job}`.");
+        eprint_jobs(declarations);
+        return Exit::Usage;
+    }
+    let shutdown = shutdown_on_signal();
+    let (pool, _) = match connect("run-job:runs", &shutdown).await {
+        Ok(c) => c,
+        Err(exit) => return exit,
+    };
+    let shown = show(&pool, declarations, q, clock::wall()).await;
+    database::close(pool).await;
+    match shown {
+        Ok(()) => Exit::Success,
+        Err(e) => {
+            eprintln!("run-job: cannot read job_runs: {e}");
+            Exit::Runner
+        }
+    }
+}
 
 /// One row of the table.
 #[derive(Debug, sqlx::FromRow)]
@@ -46,7 +74,7 @@ pub struct Query<'a> {
     pub json: bool,
 }
 
-pub async fn show(
+async fn show(
     pool: &PgPool,
     declarations: &[JobDeclaration],
     q: &Query<'_>,

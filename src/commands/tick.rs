@@ -24,10 +24,21 @@ use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use sqlx::postgres::PgConnectOptions;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::once::{HeartbeatSetting, heartbeat_for, run_heartbeat};
+use super::wiring::{build_job, connect, deps, shutdown_on_signal};
+use crate::cli::Cli;
 use crate::declarations::JobDeclaration;
 use crate::exit::Exit;
 use crate::groups::Group;
+use crate::jobs::{Deps, Job};
+use crate::run::{self, RunRequest};
 use crate::schedule::Schedule;
+use crate::{clock, config, database, telemetry};
 
 /// How far back a tick looks for a member's missed fire: a job whose tick has not run
 /// for longer starts again from its next fire within this window.
@@ -164,6 +175,207 @@ pub struct MemberOutcome {
 
 fn exit_code<S: serde::Serializer>(exit: &Exit, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u8(exit.code())
+}
+
+/// `run-job tick <group>`: the rule is this module's. Members are claimed, built and
+/// run here, each inside its own run span, all at once.
+pub(crate) async fn run(cli: &Cli, declarations: &[JobDeclaration], name: &str) -> Exit {
+    let groups = crate::groups::derive(declarations).unwrap_or_default();
+    let Some(group) = groups.iter().find(|g| g.name == name) else {
+        let known: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+        eprintln!(
+            "run-job: no group `{name}` (shares_task in jobs/); groups: {}",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+        return Exit::Usage;
+    };
+    let shutdown = shutdown_on_signal();
+    let (pool, options) = match connect(&format!("run-job:tick-{name}"), &shutdown).await {
+        Ok(c) => c,
+        Err(exit) => return exit,
+    };
+    let exit = match deps(pool.clone()) {
+        Ok(deps) => {
+            let tick = Tick {
+                cli,
+                pool: &pool,
+                options: &options,
+                shutdown: &shutdown,
+            };
+            tick.run(group, declarations, &deps).await
+        }
+        Err(exit) => exit,
+    };
+    database::close(pool).await;
+    exit
+}
+
+/// What a tick's members share: the command line, the pool and the shutdown token.
+struct Tick<'a> {
+    cli: &'a Cli,
+    pool: &'a PgPool,
+    options: &'a PgConnectOptions,
+    shutdown: &'a CancellationToken,
+}
+
+impl Tick<'_> {
+    async fn run(&self, group: &Group, declarations: &[JobDeclaration], deps: &Deps) -> Exit {
+        let now = deps.clock.now();
+        // A tick claims the fires it runs: one dated ahead of the real clock would make
+        // the real tick at that instant skip it.
+        if now > clock::wall() + chrono::TimeDelta::minutes(1) {
+            eprintln!(
+                "run-job: RUN_JOB_NOW ({now}) is ahead of the clock; a tick would claim fires that have not happened"
+            );
+            return Exit::Config;
+        }
+        let claimed = match claimed(self.pool, &group.members, now).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!(
+                    "run-job: cannot read the tick's claims: {} (has `run-job migrate` been applied to this database?)",
+                    database::describe(&e)
+                );
+                return Exit::Runner;
+            }
+        };
+        let due = due(group, declarations, &claimed, now);
+        let (mut outcomes, runs) = self.start(&due, deps).await;
+        let ran = futures::future::join_all(
+            runs.into_iter()
+                .map(|(d, run_id, built)| self.member_run(d, run_id, built)),
+        )
+        .await;
+        outcomes.extend(ran);
+        for d in declarations
+            .iter()
+            .filter(|d| group.members.contains(&d.name))
+        {
+            if !outcomes.iter().any(|o| o.job == d.name) {
+                let why = if d.enabled { "not_due" } else { "disabled" };
+                outcomes.push(member(d, None, why, Exit::Success));
+            }
+        }
+        outcomes.sort_by(|a, b| a.job.cmp(&b.job));
+        if let Err(e) = prune(self.pool, &group.members, now).await {
+            tracing::warn!(error = %database::describe(&e), "could not delete old tick claims");
+        }
+        let exit = worst(outcomes.iter().map(|o| o.exit));
+        tracing::info!(
+            tick = %group.name,
+            at = %now,
+            ran = outcomes
+                .iter()
+                .filter(|o| o.fire.is_some() && !matches!(o.outcome.as_str(), "claimed_elsewhere" | "not_started"))
+                .count(),
+            members = %serde_json::to_string(&outcomes).unwrap_or_default(),
+            exit_code = exit.code(),
+            "tick finished"
+        );
+        exit
+    }
+
+    /// Builds and claims each due member: the ones to run, and the outcomes of those
+    /// that will not. A member is set up before its fire is claimed, so one that cannot
+    /// be built keeps its fire for a tick that can; nothing is claimed after SIGTERM.
+    async fn start<'d>(
+        &self,
+        due: &[Due<'d>],
+        deps: &Deps,
+    ) -> (Vec<MemberOutcome>, Vec<(Due<'d>, Uuid, Arc<dyn Job>)>) {
+        let mut outcomes = Vec::new();
+        let mut runs = Vec::new();
+        for d in due {
+            let run_id = Uuid::now_v7();
+            let job = d.job;
+            let built = match build_job(job, deps) {
+                Ok(built) => built,
+                Err(exit) => {
+                    let why = "the job could not be set up (see stderr)";
+                    member_not_started(job, run_id, exit, why).await;
+                    outcomes.push(member(job, Some(d.fire), "not_started", exit));
+                    continue;
+                }
+            };
+            if self.shutdown.is_cancelled() {
+                outcomes.push(member(job, Some(d.fire), "not_started", Exit::Interrupted));
+                continue;
+            }
+            match claim(self.pool, &job.name, d.fire, run_id).await {
+                Ok(true) => runs.push((d.clone(), run_id, built)),
+                Ok(false) => {
+                    let outcome = member(job, Some(d.fire), "claimed_elsewhere", Exit::Success);
+                    outcomes.push(outcome);
+                }
+                Err(e) => {
+                    tracing::error!(job = %job.name, error = %database::describe(&e), "cannot claim the fire");
+                    let why = "its fire could not be claimed";
+                    member_not_started(job, run_id, Exit::Runner, why).await;
+                    outcomes.push(member(job, Some(d.fire), "not_started", Exit::Runner));
+                }
+            }
+        }
+        (outcomes, runs)
+    }
+
+    /// One member's run, as `run-job <name>` would run it, in its own span.
+    async fn member_run(&self, d: Due<'_>, run_id: Uuid, built: Arc<dyn Job>) -> MemberOutcome {
+        let span = run::span(&d.job.name, run_id);
+        async move {
+            let heartbeat = run_heartbeat(d.job);
+            let request = RunRequest {
+                declaration: d.job,
+                run_id,
+                trigger: TRIGGER,
+                pool: self.pool,
+                connect_options: self.options,
+                shutdown: self.shutdown,
+                grace: self.cli.grace(),
+                host: config::process_env("HOSTNAME"),
+                json_logs: telemetry::is_json(self.cli.log_format),
+                logs: run::LogScope::Run,
+                heartbeat: heartbeat.as_ref(),
+            };
+            match run::run_once(request, built).await {
+                Ok(report) => {
+                    let (outcome, exit) = (report.outcome.as_str(), report.outcome.exit());
+                    member(d.job, Some(d.fire), outcome, exit)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the run could not start or be recorded");
+                    member(d.job, Some(d.fire), "not_started", Exit::Runner)
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// A member that will not run this tick says so where a run of its own would: its
+/// heartbeat's failure ping, if it declares one.
+async fn member_not_started(job: &JobDeclaration, run_id: Uuid, exit: Exit, why: &str) {
+    if let HeartbeatSetting::Ready(h) = heartbeat_for(job) {
+        h.runner_failed(None, &job.name, run_id, exit, why).await;
+    }
+}
+
+fn member(
+    job: &JobDeclaration,
+    fire: Option<chrono::DateTime<Utc>>,
+    outcome: &str,
+    exit: Exit,
+) -> MemberOutcome {
+    MemberOutcome {
+        job: job.name.clone(),
+        fire,
+        outcome: outcome.to_string(),
+        exit,
+    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,65 @@ use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::jobs::Requeue;
+use super::wiring::{connect, eprint_jobs, shutdown_on_signal};
+use crate::declarations::JobDeclaration;
+use crate::exit::Exit;
+use crate::jobs::{self, Requeue};
+use crate::{clock, database};
+
+/// `run-job requeue`: the rows first, then what was done.
+pub(crate) async fn run(
+    declarations: &[JobDeclaration],
+    job: &str,
+    filter: &Filter,
+    dry_run: bool,
+) -> Exit {
+    let Some(registration) = jobs::find(job).filter(|_| declarations.iter().any(|d| d.name == job))
+    else {
+        eprintln!("run-job: unknown job `{job}`.");
+        eprint_jobs(declarations);
+        return Exit::Usage;
+    };
+    let Some(what) = registration.requeue else {
+        eprintln!(
+            "run-job: `{job}` leaves no failed rows to requeue: its next run tries again by itself."
+        );
+        return Exit::Usage;
+    };
+    let shutdown = shutdown_on_signal();
+    let (pool, _) = match connect("run-job:requeue", &shutdown).await {
+        Ok(c) => c,
+        Err(exit) => return exit,
+    };
+    let done = requeue(&pool, &what, filter, clock::wall(), dry_run).await;
+    database::close(pool).await;
+    match done {
+        Ok(outcome) if outcome.rows.is_empty() => {
+            println!("No failed rows of `{job}` match.");
+            Exit::Success
+        }
+        Ok(outcome) => {
+            print!("{}", render(&outcome.rows));
+            if dry_run {
+                println!(
+                    "Dry run: {} row(s) would be requeued; nothing changed.",
+                    outcome.rows.len()
+                );
+            } else {
+                println!(
+                    "Requeued {} of {} row(s); the next `{job}` run takes them.",
+                    outcome.requeued,
+                    outcome.rows.len()
+                );
+            }
+            Exit::Success
+        }
+        Err(e) => {
+            eprintln!("run-job: cannot requeue `{job}`'s rows: {e}");
+            Exit::Runner
+        }
+    }
+}
 
 /// Which failed rows to requeue.
 #[derive(Debug, Clone, Default)]

@@ -1,3 +1,6 @@
+//! `run-job check`: the declarations, each job's settings and secrets, and the
+//! heartbeat URLs, checked without side effects.
+//!
 //! `run-job check --connect`: what an operator runs after a deploy, with the task's own
 //! settings, to learn whether production can work before the next schedule fires.
 //!
@@ -13,16 +16,129 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Settings;
+use sqlx::postgres::PgPoolOptions;
+
+use super::once::{HeartbeatSetting, heartbeat_for};
+use super::wiring::shutdown_on_signal;
+use crate::clock;
+use crate::config::{self, Settings};
+use crate::declarations::{self, JobDeclaration};
 use crate::exit::Exit;
-use crate::jobs::Job;
+use crate::jobs::{self, Deps, Job};
 use crate::{database, http, schema};
 
 /// How long one provider may take to answer the check.
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// `run-job check [--connect]`.
+pub(crate) async fn run(declarations: &[JobDeclaration], connect: bool) -> Exit {
+    let mut errors = schedule_problems(declarations);
+    for d in declarations {
+        match heartbeat_for(d) {
+            HeartbeatSetting::Unset(why) => println!("warning: {why}: no check-ins"),
+            HeartbeatSetting::Invalid(why) => errors.push(format!("configuration: {why}")),
+            HeartbeatSetting::None | HeartbeatSetting::Ready(_) => {}
+        }
+    }
+    let settings = match Settings::from_env(&config::process_env) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            errors.push(format!("configuration: {e}"));
+            None
+        }
+    };
+    let jobs = match &settings {
+        Some(s) => {
+            println!("database: {}", s.database);
+            build_all(declarations, s, &mut errors)
+        }
+        None => Vec::new(),
+    };
+    if !errors.is_empty() {
+        for e in &errors {
+            eprintln!("run-job: {e}");
+        }
+        return Exit::Config;
+    }
+    println!(
+        "ok: {} job declaration(s) valid, each with an implementation",
+        declarations.len()
+    );
+    match settings {
+        Some(settings) if connect => reach(&settings, &jobs, &shutdown_on_signal()).await,
+        _ => Exit::Success,
+    }
+}
+
+/// Schedules that never fire again (errors); timeouts longer than the gap between
+/// fires are printed as warnings.
+fn schedule_problems(declarations: &[JobDeclaration]) -> Vec<String> {
+    let mut errors = Vec::new();
+    let now = clock::wall();
+    for d in declarations {
+        if d.schedule.next_after(now).is_none() {
+            errors.push(format!(
+                "{}: schedule `{}` never fires again",
+                d.source, d.schedule
+            ));
+        }
+        if let Some(gap) = d.schedule.shortest_gap(now, 500)
+            && gap.to_std().is_ok_and(|gap| d.timeout > gap)
+        {
+            println!(
+                "warning: {}: timeout {} s is longer than the shortest gap between fires ({} s); a long run makes the next fire {}",
+                d.source,
+                d.timeout.as_secs(),
+                gap.num_seconds(),
+                if d.overlap == declarations::Overlap::Forbid {
+                    "skip"
+                } else {
+                    "overlap"
+                }
+            );
+        }
+    }
+    errors
+}
+
+/// Every job built from these settings (each checks its own as it is built) against a
+/// pool that never connects; unset secrets and set-up failures go to `errors`.
+fn build_all<'d>(
+    declarations: &'d [JobDeclaration],
+    settings: &Settings,
+    errors: &mut Vec<String>,
+) -> Vec<(&'d str, Arc<dyn Job>)> {
+    let pool =
+        PgPoolOptions::new().connect_lazy_with(settings.database.connect_options("run-job:check"));
+    let deps = Deps::from_env(pool.clone(), Arc::new(config::process_env)).unwrap_or_else(|e| {
+        errors.push(format!("configuration: {e}"));
+        Deps {
+            pool,
+            env: Arc::new(config::process_env),
+            clock: clock::Clock::system(),
+        }
+    });
+    let mut jobs = Vec::new();
+    for d in declarations {
+        for secret in &d.reads.secrets {
+            if config::process_env(secret).is_none() {
+                errors.push(format!(
+                    "job `{}`: {secret}: is declared as a secret the job needs ({}) but is not set",
+                    d.name, d.source
+                ));
+            }
+        }
+        match jobs::find(&d.name).map(|r| (r.build)(&deps.scoped(&d.name, &d.reads))) {
+            Some(Ok(job)) => jobs.push((d.name.as_str(), job)),
+            Some(Err(e)) => errors.push(format!("job `{}`: {e:#}", d.name)),
+            None => {}
+        }
+    }
+    jobs
+}
+
 /// Runs every check, prints a line for each, and says how the process should exit.
-pub async fn reach(
+async fn reach(
     settings: &Settings,
     jobs: &[(&str, Arc<dyn Job>)],
     shutdown: &CancellationToken,

@@ -18,10 +18,85 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use super::wiring::{build_job, connect, deps, eprint_jobs, shutdown_on_signal};
+use crate::cli::Cli;
 use crate::declarations::JobDeclaration;
+use crate::exit::Exit;
 use crate::jobs::Job;
 use crate::run::{self, RunRequest};
 use crate::schedule::local::LocalTrigger;
+use crate::{config, database, telemetry};
+
+/// `run-job --schedule [--only <job>...]`.
+pub(crate) async fn run(cli: &Cli, declarations: Vec<JobDeclaration>) -> Exit {
+    let unknown: Vec<&String> = cli
+        .only
+        .iter()
+        .filter(|n| !declarations.iter().any(|d| &d.name == *n))
+        .collect();
+    if !unknown.is_empty() {
+        eprintln!(
+            "run-job: --only names unknown job(s): {}",
+            unknown
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        eprint_jobs(&declarations);
+        return Exit::Usage;
+    }
+    let selected: Vec<JobDeclaration> = declarations
+        .into_iter()
+        .filter(|d| {
+            if cli.only.is_empty() {
+                d.enabled
+            } else {
+                cli.only.contains(&d.name)
+            }
+        })
+        .collect();
+    if selected.is_empty() {
+        eprintln!("run-job: no enabled jobs to schedule");
+        return Exit::Usage;
+    }
+    let shutdown = shutdown_on_signal();
+    let (pool, options) = match connect("run-job:scheduler", &shutdown).await {
+        Ok(c) => c,
+        Err(exit) => return exit,
+    };
+    let deps = match deps(pool.clone()) {
+        Ok(deps) => deps,
+        Err(exit) => return exit,
+    };
+    let mut jobs = Vec::new();
+    for d in selected {
+        match build_job(&d, &deps) {
+            Ok(job) => jobs.push(Scheduled {
+                declaration: Arc::new(d),
+                job,
+            }),
+            Err(exit) => return exit,
+        }
+    }
+    let shared = Shared {
+        pool: pool.clone(),
+        connect_options: Arc::new(options),
+        shutdown,
+        grace: cli.grace(),
+        json_logs: telemetry::is_json(cli.log_format),
+        host: config::process_env("HOSTNAME"),
+    };
+    let exit = match drive(jobs, shared).await {
+        Ok(()) => Exit::Success,
+        Err(e) => {
+            tracing::error!(error = %e, "scheduler failed");
+            Exit::Runner
+        }
+    };
+    database::close(pool).await;
+    exit
+}
 
 /// One job as the scheduler holds it.
 pub struct Scheduled {
@@ -46,7 +121,7 @@ pub struct Shared {
 pub struct Error(String);
 
 /// Runs until `shared.shutdown` is cancelled, then drains.
-pub async fn run(jobs: Vec<Scheduled>, shared: Shared) -> Result<(), Error> {
+async fn drive(jobs: Vec<Scheduled>, shared: Shared) -> Result<(), Error> {
     let scheduler = JobScheduler::new()
         .await
         .map_err(|e| Error(format!("{e:?}")))?;
