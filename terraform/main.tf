@@ -57,7 +57,7 @@ locals {
       { for k, v in var.environment : k => v if contains(concat(j.environment_reads, local.runner_environment), k) },
       {
         # Scheduled runs record trigger `eventbridge`; a hand-started task overrides it
-        # (README: "Run a job by hand").
+        # (docs/deploying.md: "Run a job by hand").
         RUN_JOB_LOG_FORMAT = "json"
         RUN_JOB_TRIGGER    = "eventbridge"
         # What the declaration gave the task, from which the scraping job sizes its
@@ -146,7 +146,7 @@ resource "aws_ecs_cluster" "this" {
   name  = "${var.name_prefix}-jobs"
 
   # Off unless asked for (var.container_insights): its metrics are billed as custom
-  # metrics per cluster and per task family, about what the six jobs cost (README,
+  # metrics per cluster and per task family, about what the six jobs cost (docs/cost.md,
   # "What the fleet costs"); the RunJob metrics and the dashboard cover the runs.
   #checkov:skip=CKV_AWS_65:Container Insights is a priced choice (var.container_insights, default disabled, as the original's cluster); the jobs publish their own metrics (monitoring.tf).
   #trivy:ignore:AVD-AWS-0034 Container Insights is a priced choice (var.container_insights, default disabled, as the original's cluster); the jobs publish their own metrics.

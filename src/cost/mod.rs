@@ -89,8 +89,8 @@ impl Startup {
     }
 }
 
-/// Bytes of image a task pulls, compressed, per image (README, "The images"): what a
-/// NAT gateway processes per run when no S3 gateway endpoint carries ECR's layers.
+/// Bytes of image a task pulls, compressed, per image (docs/deploying.md, "The images"):
+/// what a NAT gateway processes per run when no S3 gateway endpoint carries ECR's layers.
 pub const PULL_BYTES_SLIM: f64 = 47e6;
 pub const PULL_BYTES_CHROMIUM: f64 = 269e6;
 

@@ -1,8 +1,9 @@
 //! Stands in for the marketplace API's WhatsApp webhook route, the other half of the
-//! delivery-receipt contract the notifications job relies on (README, "WhatsApp delivery
-//! receipts"): it checks Meta's `X-Hub-Signature-256` over the raw body and records every
-//! entry of `statuses` in `whatsapp_message_statuses`. In production that route belongs to
-//! the marketplace (TypeScript); this is the reference the tests run against.
+//! delivery-receipt contract the notifications job relies on (docs/jobs/notifications.md,
+//! "WhatsApp delivery receipts"): it checks Meta's `X-Hub-Signature-256` over the raw
+//! body and records every entry of `statuses` in `whatsapp_message_statuses`. In
+//! production that route belongs to the marketplace (TypeScript); this is the reference
+//! the tests run against.
 
 use std::net::SocketAddr;
 

@@ -821,7 +821,7 @@ def test_container_insights_is_off_unless_asked_for(prod, tmp_path):
 
 def test_the_example_tfvars_sets_every_variable_a_plan_would_ask_for(tmp_path):
     """`terraform plan` asks for each root variable without a default: the example file
-    the README copies to terraform.tfvars must set them all, and evaluate cleanly."""
+    docs/deploying.md copies to terraform.tfvars must set them all, and evaluate cleanly."""
     example = tfparse.load_from_path(str(EXAMPLE))
     required = {v["__tfmeta"]["label"] for v in example["variable"] if v["__tfmeta"]["path"].startswith("variable.") and "default" not in v}
     text = (EXAMPLE / "terraform.tfvars.example").read_text()
