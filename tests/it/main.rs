@@ -6,6 +6,7 @@ mod helpers;
 mod cli;
 mod cost;
 mod database;
+mod docs;
 mod feu;
 mod fixtures;
 mod heartbeat;
