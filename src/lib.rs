@@ -35,6 +35,7 @@
 //! - [`money`]: the commission, its VAT and the seller's amount, in exact decimals.
 //! - [`notify`]: notification rows jobs leave for the notifications job.
 //! - [`queue`]: the `jobs` table as a work queue: claim, reclaim, finish.
+//! - [`statuses`]: the marketplace's order and invoice statuses, typed.
 
 pub mod allocator;
 pub mod app;
@@ -59,5 +60,6 @@ pub mod run;
 pub mod sandbox;
 pub mod schedule;
 mod schema;
+mod statuses;
 pub mod storage;
 pub mod telemetry;

@@ -211,7 +211,8 @@ pub fn context(
     }
 }
 
-/// The notifications and debounced batch items in the test's database as PostgreSQL
+/// The notifications, debounced batch items and queued jobs (the invoice jobs a
+/// confirmation leaves, or the test's own) in the test's database as PostgreSQL
 /// prints them (jsonb's own text, so key order and number formats are what the API
 /// reads), ids masked as `<uuid>`, invoice numbers as `<number>`, and every digit of an instant as `9` (the format is
 /// kept, the values are the fixture's), one row a line, sorted; compared with
@@ -225,7 +226,11 @@ pub async fn assert_notifications_match_golden(pool: &PgPool, name: &str) {
          SELECT jsonb_build_object('table', 'notification_batch_items', 'type', b.notification_type,
                                    'channels', b.channels, 'key', b.debounce_key,
                                    'actions', i.actions, 'metadata', i.metadata)::text
-           FROM notification_batch_items i JOIN notification_batches b ON b.id = i.batch_id",
+           FROM notification_batch_items i JOIN notification_batches b ON b.id = i.batch_id
+         UNION ALL
+         SELECT jsonb_build_object('table', 'jobs', 'type', job_type, 'key', idempotency_key,
+                                   'payload', payload)::text
+           FROM jobs",
     )
     .fetch_all(pool)
     .await

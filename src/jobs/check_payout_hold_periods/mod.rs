@@ -37,7 +37,11 @@ use uuid::Uuid;
 use crate::clock::Clock;
 use crate::config::{self, Env};
 use crate::jobs::{Job, JobError, Registration, RunContext, Summary};
-use crate::notify::{self, Debounced, Notification, action, label};
+use crate::notify::metadata::{
+    BuyerTicketCancelled, CancelReason, CaseType, Count, Currency, EarningsAvailable, EarningsLine,
+    EarningsRetained, EntityType, ReportCreated, RetainedReason,
+};
+use crate::notify::{self, Debounced, IN_APP_AND_EMAIL, Metadata, Notification, action, label};
 use queries::{Released, Undelivered};
 
 pub const REGISTRATION: Registration = Registration {
@@ -184,36 +188,37 @@ impl PayoutHolds {
             .take(255)
             .collect(),
             user_id: u.seller_user_id,
-            kind: "seller_earnings_retained",
-            channels: vec!["in_app", "email"],
+            channels: IN_APP_AND_EMAIL.to_vec(),
             window: RETAINED_WINDOW,
-            metadata: json!({
-                "type": "seller_earnings_retained", "eventName": u.event_name,
-                "ticketCount": 1, "reason": "missing_document",
+            metadata: Metadata::SellerEarningsRetained(EarningsRetained {
+                event_name: u.event_name.clone(),
+                ticket_count: Count(1),
+                reason: RetainedReason::MissingDocument,
+                total_amount: None,
+                currency: None,
             }),
             actions: Some(earnings),
         };
         notify::debounce(&mut tx, &seller, now).await?;
         let mut told = vec![Notification {
             user_id: u.buyer_user_id,
-            kind: "buyer_ticket_cancelled",
-            channels: vec!["in_app", "email"],
+            channels: IN_APP_AND_EMAIL.to_vec(),
             actions: Some(self.link(
                 "view_order",
                 label::VIEW_MY_TICKETS,
                 "/cuenta/entradas".into(),
             )),
-            metadata: json!({
-                "type": "buyer_ticket_cancelled", "eventName": u.event_name,
-                "ticketCount": 1, "reason": "seller_failed_to_upload",
+            metadata: Metadata::BuyerTicketCancelled(BuyerTicketCancelled {
+                event_name: u.event_name.clone(),
+                ticket_count: Count(1),
+                reason: CancelReason::SellerFailedToUpload,
             }),
         }];
         let case = queries::open_case(&mut tx, u, now).await?;
         if let Some(report) = case {
             told.push(Notification {
                 user_id: u.buyer_user_id,
-                kind: "ticket_report_created",
-                channels: vec!["in_app", "email"],
+                channels: IN_APP_AND_EMAIL.to_vec(),
                 actions: Some(self.link(
                     "view_report",
                     label::VIEW_MY_CASE,
@@ -221,11 +226,14 @@ impl PayoutHolds {
                 )),
                 // `isAutoCase` makes the email tell the buyer we opened the case for
                 // them (packages/transactional/emails/ticket-report-created-email.tsx).
-                metadata: json!({
-                    "type": "ticket_report_created", "ticketReportId": report,
-                    "caseType": "ticket_not_received", "reportedByUserId": u.buyer_user_id,
-                    "entityType": "order_ticket_reservation", "entityId": u.reservation_id,
-                    "isAutoCase": true, "eventName": u.event_name,
+                metadata: Metadata::TicketReportCreated(ReportCreated {
+                    ticket_report_id: report,
+                    case_type: CaseType::TicketNotReceived,
+                    reported_by_user_id: u.buyer_user_id,
+                    entity_type: EntityType::OrderTicketReservation,
+                    entity_id: u.reservation_id,
+                    is_auto_case: Some(true),
+                    event_name: Some(u.event_name.clone()),
                 }),
             });
         }
@@ -268,21 +276,20 @@ impl PayoutHolds {
 
     /// One batch in one transaction: the earnings released and each seller told their
     /// totals per currency. (released, sellers told)
-    async fn release(&self, ids: &[Uuid], now: DateTime<Utc>) -> sqlx::Result<(u64, u64)> {
+    async fn release(&self, ids: &[Uuid], now: DateTime<Utc>) -> anyhow::Result<(u64, u64)> {
         let mut tx = self.pool.begin().await?;
         let released = queries::release(&mut tx, ids, now, self.settings.hold_hours).await?;
-        let notifications: Vec<Notification> = totals(&released)
+        let notifications: Vec<Notification> = totals(&released)?
             .into_iter()
             .map(|(seller, lines)| Notification {
                 user_id: seller,
-                kind: "seller_earnings_available",
-                channels: vec!["in_app", "email"],
+                channels: IN_APP_AND_EMAIL.to_vec(),
                 actions: Some(self.link(
                     "view_earnings",
                     label::REQUEST_WITHDRAWAL,
                     "/cuenta/retiro".into(),
                 )),
-                metadata: json!({ "type": "seller_earnings_available", "lines": lines }),
+                metadata: Metadata::SellerEarningsAvailable(EarningsAvailable { lines }),
             })
             .collect();
         notify::insert(&mut tx, &notifications, now).await?;
@@ -297,8 +304,8 @@ impl PayoutHolds {
 
 /// Per seller, per currency: the amount released (two decimals, exact) and how many
 /// earnings make it.
-fn totals(released: &[Released]) -> BTreeMap<Uuid, Vec<serde_json::Value>> {
-    let mut sums: BTreeMap<Uuid, BTreeMap<&str, (Decimal, u32)>> = BTreeMap::new();
+fn totals(released: &[Released]) -> anyhow::Result<BTreeMap<Uuid, Vec<EarningsLine>>> {
+    let mut sums: BTreeMap<Uuid, BTreeMap<&str, (Decimal, i64)>> = BTreeMap::new();
     for r in released {
         let line = sums
             .entry(r.seller_user_id)
@@ -308,21 +315,27 @@ fn totals(released: &[Released]) -> BTreeMap<Uuid, Vec<serde_json::Value>> {
         line.0 += r.seller_amount;
         line.1 += 1;
     }
-    sums.into_iter()
-        .map(|(seller, lines)| {
-            let lines = lines
-                .into_iter()
-                .map(|(currency, (amount, count))| {
-                    json!({
-                        "currency": currency,
-                        "amount": format!("{:.2}", amount.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)),
-                        "earningCount": count,
-                    })
-                })
-                .collect();
-            (seller, lines)
-        })
-        .collect()
+    let mut by_seller = BTreeMap::new();
+    for (seller, lines) in sums {
+        let mut out = Vec::new();
+        for (currency, (amount, count)) in lines {
+            // The column's enum (event_ticket_currency) is the schemas' list; this fires
+            // only if the database learns a currency before this code does.
+            let Some(currency) = Currency::parse(currency) else {
+                anyhow::bail!(
+                    "seller {seller}'s earnings are in currency `{currency}`, which the notification schemas do not know"
+                );
+            };
+            let amount = amount.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+            out.push(EarningsLine {
+                currency,
+                amount: format!("{amount:.2}"),
+                earning_count: Count(count),
+            });
+        }
+        by_seller.insert(seller, out);
+    }
+    Ok(by_seller)
 }
 
 impl Counts {
@@ -369,13 +382,14 @@ mod tests {
             r(a, "926.8", "UYU"),
             r(a, "50", "USD"),
             r(b, "1", "UYU"),
-        ]);
+        ])
+        .unwrap();
         assert_eq!(
-            t[&a],
-            [
-                json!({"currency": "USD", "amount": "50.00", "earningCount": 1}),
-                json!({"currency": "UYU", "amount": "927.10", "earningCount": 3}),
-            ]
+            serde_json::to_value(&t[&a]).unwrap(),
+            json!([
+                {"currency": "USD", "amount": "50.00", "earningCount": 1},
+                {"currency": "UYU", "amount": "927.10", "earningCount": 3},
+            ])
         );
         assert_eq!(t[&b].len(), 1);
     }

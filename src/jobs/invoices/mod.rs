@@ -28,7 +28,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use rust_decimal::Decimal;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -37,8 +37,12 @@ use crate::config::{self, Env};
 use crate::failure::{Decision, Failure};
 use crate::jobs::{Endpoint, Job, JobError, Registration, Requeue, RunContext, Summary};
 use crate::money::{self, Rates};
-use crate::notify::{self, Notification};
+use crate::notify::metadata::{
+    self, AttachmentRef, Count, InvoiceItem, OrderInvoice, PostSendAction,
+};
+use crate::notify::{self, Channel, Metadata, Notification};
 use crate::queue::{self, QueuedJob};
+use crate::statuses::{InvoiceStatus, OrderStatus};
 use crate::storage::Storage;
 use feu::{Comprobante, Feu, FeuError, FeuSettings};
 use queries::{Amounts, Order};
@@ -297,7 +301,7 @@ impl Invoices {
         let order = queries::order(&self.pool, order_id)
             .await?
             .ok_or_else(|| Failed::Invalid(format!("order {order_id} not found")))?;
-        if order.status != "confirmed" {
+        if order.status != OrderStatus::Confirmed {
             return Err(Failed::Invalid(format!(
                 "order {order_id} is {}, not confirmed",
                 order.status
@@ -323,7 +327,7 @@ impl Invoices {
         party: Party,
         external_id: &str,
         amounts: &Amounts,
-        email: Value,
+        mut email: OrderInvoice,
         now: DateTime<Utc>,
     ) -> Result<bool, Failed> {
         let path = party.pdf_path(order.id);
@@ -337,7 +341,7 @@ impl Invoices {
             now,
         )
         .await?;
-        if invoice.status == "issued" && invoice.pdf_storage_path.is_some() {
+        if invoice.status == InvoiceStatus::Issued && invoice.pdf_storage_path.is_some() {
             return Ok(false);
         }
         let short: String = order.id.to_string().chars().take(8).collect();
@@ -362,21 +366,22 @@ impl Invoices {
             .await
             .map_err(|e| Failed::Retry(format!("storing the PDF: {e}")))?;
         let recipient = party.seller().unwrap_or(order.buyer_user_id);
-        let mut metadata = email;
-        metadata["attachmentRefs"] = json!([{
-            "type": "storage", "storagePath": path,
-            "filename": format!("factura-{}-{}.pdf", created.serie, created.numero),
+        email.attachment_refs = Some(vec![AttachmentRef {
+            r#type: "storage".into(),
+            storage_path: path.clone(),
+            filename: format!("factura-{}-{}.pdf", created.serie, created.numero),
         }]);
-        metadata["postSendActions"] =
-            json!([{ "type": "markInvoiceEmailSent", "invoiceId": invoice.id }]);
+        email.post_send_actions = Some(vec![PostSendAction {
+            r#type: "markInvoiceEmailSent".into(),
+            invoice_id: invoice.id,
+        }]);
         let mut tx = self.pool.begin().await?;
         if queries::issued(&mut tx, invoice.id, &created.raw, &path, now).await? {
             let email = Notification {
                 user_id: recipient,
-                kind: "order_invoice",
-                channels: vec!["email"],
+                channels: vec![Channel::Email],
                 actions: None,
-                metadata,
+                metadata: Metadata::OrderInvoice(email),
             };
             notify::insert(&mut tx, &[email], now).await?;
         }
@@ -386,28 +391,28 @@ impl Invoices {
 
     /// What the invoice bills, and its email's fields: the buyer pays the platform's
     /// commission and its VAT on the whole order; a seller, on their tickets in it.
-    async fn bill(&self, order: &Order, party: Party) -> Result<(Amounts, Value), Failed> {
+    async fn bill(&self, order: &Order, party: Party) -> Result<(Amounts, OrderInvoice), Failed> {
         let money = |d: Decimal| d.to_string();
         match party {
             Party::Buyer => {
-                let items: Vec<Value> = queries::items(&self.pool, order.id)
+                let items = queries::items(&self.pool, order.id)
                     .await?
                     .into_iter()
-                    .map(|i| {
-                        json!({
-                            "ticketWaveName": i.ticket_wave_name, "quantity": i.quantity,
-                            "pricePerTicket": money(i.price_per_ticket), "subtotal": money(i.subtotal),
-                        })
+                    .map(|i| InvoiceItem {
+                        ticket_wave_name: i.ticket_wave_name,
+                        quantity: Count(i64::from(i.quantity)),
+                        price_per_ticket: money(i.price_per_ticket),
+                        subtotal: money(i.subtotal),
                     })
                     .collect();
-                let email = json!({
-                    "type": "order_invoice", "orderId": order.id, "party": "buyer",
-                    "eventName": order.event_name, "currency": order.currency,
-                    "subtotalAmount": money(order.subtotal_amount),
-                    "platformCommission": money(order.platform_commission),
-                    "vatOnCommission": money(order.vat_on_commission),
-                    "totalAmount": money(order.total_amount), "items": items,
-                });
+                let email = OrderInvoice {
+                    subtotal_amount: Some(money(order.subtotal_amount)),
+                    platform_commission: Some(money(order.platform_commission)),
+                    vat_on_commission: Some(money(order.vat_on_commission)),
+                    total_amount: Some(money(order.total_amount)),
+                    items: Some(items),
+                    ..invoice_email(order, metadata::Party::Buyer)
+                };
                 let amounts = Amounts {
                     base: order.platform_commission,
                     vat: order.vat_on_commission,
@@ -426,12 +431,13 @@ impl Invoices {
                 let sale = SellerSale::of(&tickets, self.settings.rates);
                 // The API writes these with JavaScript's `String(n)`: "92.7", not "92.70".
                 let text = |d: Decimal| d.normalize().to_string();
-                let email = json!({
-                    "type": "order_invoice", "orderId": order.id, "party": "seller",
-                    "eventName": order.event_name, "currency": order.currency,
-                    "sellerSubtotal": text(sale.subtotal), "sellerCommission": text(sale.commission),
-                    "sellerVat": text(sale.vat), "sellerAmount": text(sale.earned),
-                });
+                let email = OrderInvoice {
+                    seller_subtotal: Some(text(sale.subtotal)),
+                    seller_commission: Some(text(sale.commission)),
+                    seller_vat: Some(text(sale.vat)),
+                    seller_amount: Some(text(sale.earned)),
+                    ..invoice_email(order, metadata::Party::Seller)
+                };
                 let amounts = Amounts {
                     base: sale.commission,
                     vat: sale.vat,
@@ -440,6 +446,27 @@ impl Invoices {
                 Ok((amounts, email))
             }
         }
+    }
+}
+
+/// The invoice email's fields every party's carries; the rest are the party's own.
+fn invoice_email(order: &Order, party: metadata::Party) -> OrderInvoice {
+    OrderInvoice {
+        order_id: order.id,
+        party,
+        event_name: Some(order.event_name.clone()),
+        currency: Some(order.currency.clone()),
+        subtotal_amount: None,
+        platform_commission: None,
+        vat_on_commission: None,
+        total_amount: None,
+        items: None,
+        seller_subtotal: None,
+        seller_commission: None,
+        seller_vat: None,
+        seller_amount: None,
+        attachment_refs: None,
+        post_send_actions: None,
     }
 }
 

@@ -9,11 +9,13 @@ use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::statuses::{InvoiceStatus, OrderStatus};
+
 /// The order an invoice bills.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Order {
     pub id: Uuid,
-    pub status: String,
+    pub status: OrderStatus,
     pub buyer_user_id: Uuid,
     pub currency: String,
     pub total_amount: Decimal,
@@ -25,7 +27,7 @@ pub struct Order {
 
 pub async fn order(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Order>> {
     sqlx::query_as(
-        "SELECT o.id, o.status::text AS status, o.user_id AS buyer_user_id, o.currency::text AS currency,
+        "SELECT o.id, o.status, o.user_id AS buyer_user_id, o.currency::text AS currency,
                 o.total_amount, o.subtotal_amount, o.platform_commission, o.vat_on_commission,
                 COALESCE(NULLIF(e.name, ''), 'el evento') AS event_name
            FROM orders o JOIN events e ON e.id = o.event_id
@@ -96,7 +98,7 @@ pub async fn seller_tickets(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Invoice {
     pub id: Uuid,
-    pub status: String,
+    pub status: InvoiceStatus,
     pub pdf_storage_path: Option<String>,
 }
 
@@ -133,12 +135,10 @@ pub async fn pending(
     .bind(now)
     .execute(pool)
     .await?;
-    sqlx::query_as(
-        "SELECT id, status::text AS status, pdf_storage_path FROM invoices WHERE external_id = $1",
-    )
-    .bind(external_id)
-    .fetch_one(pool)
-    .await
+    sqlx::query_as("SELECT id, status, pdf_storage_path FROM invoices WHERE external_id = $1")
+        .bind(external_id)
+        .fetch_one(pool)
+        .await
 }
 
 /// Whether the invoice for `external_id` is issued with its PDF stored.

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::metadata;
+use crate::notify::metadata;
 
 #[derive(sqlx::FromRow)]
 struct Batch {

@@ -44,7 +44,7 @@ impl Content {
 
     /// Checks `metadata` against the notification's type (see `metadata`).
     pub fn validate(&self, kind: &str, metadata: &Value) -> Result<(), String> {
-        super::metadata::validate(kind, metadata)
+        crate::notify::metadata::validate(kind, metadata)
     }
 
     /// Subject, HTML and text of the email for this notification.

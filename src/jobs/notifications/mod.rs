@@ -15,7 +15,6 @@
 mod batches;
 mod content;
 mod deliver;
-mod metadata;
 mod outcomes;
 pub mod providers;
 mod queries;
@@ -41,6 +40,7 @@ use crate::clock::Clock;
 use crate::config::{self, Env};
 use crate::failure::Backoff;
 use crate::http::Timeouts;
+use crate::notify::Channel;
 use deliver::RateLimit;
 use queries::Outcome;
 use state::Delivery;
@@ -432,7 +432,7 @@ impl Notifications {
             .collect();
         let in_app: Vec<_> = claimed
             .iter()
-            .filter(|n| n.channels.iter().any(|c| c == "in_app"))
+            .filter(|n| n.channels.iter().any(|c| c == Channel::InApp.as_str()))
             .map(|n| n.user_id)
             .collect();
         let mut subscriptions: HashMap<_, Vec<_>> = HashMap::new();

@@ -13,39 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// A delivery channel (the `notification_channel` type).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Channel {
-    InApp,
-    Email,
-    /// In the schema, never sent (the original had no SMS provider either): failed
-    /// as not supported, while the notification's other channels go out.
-    Sms,
-    Whatsapp,
-}
-
-impl Channel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::InApp => "in_app",
-            Channel::Email => "email",
-            Channel::Sms => "sms",
-            Channel::Whatsapp => "whatsapp",
-        }
-    }
-
-    fn parse(name: &str) -> Option<Channel> {
-        [
-            Channel::InApp,
-            Channel::Email,
-            Channel::Sms,
-            Channel::Whatsapp,
-        ]
-        .into_iter()
-        .find(|c| c.as_str() == name)
-    }
-}
+pub use crate::notify::Channel;
 
 /// One channel's state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -220,14 +188,17 @@ mod tests {
     #[test]
     fn the_stored_json_reads_and_writes_back_unchanged() {
         let stored = json!({
-            "email": {"status": "sent", "attempts": 2, "sentAt": "2026-11-30T12:00:00.123Z",
+            (Channel::Email.as_str()): {"status": "sent", "attempts": 2, "sentAt": "2026-11-30T12:00:00.123Z",
                       "providerId": "re_1"},
-            "whatsapp": {"status": "sending", "attempts": 1, "since": "2026-11-30T12:00:00.000Z",
+            (Channel::Whatsapp.as_str()): {"status": "sending", "attempts": 1, "since": "2026-11-30T12:00:00.000Z",
                          "retryAt": "2026-11-30T12:05:16.000Z", "error": "timed out"},
-            "in_app": {"status": "retry", "attempts": 1, "error": "x",
+            (Channel::InApp.as_str()): {"status": "retry", "attempts": 1, "error": "x",
                        "retryAt": "2026-11-30T12:01:00.000Z"},
         });
-        let channels = vec!["email".into(), "whatsapp".into(), "in_app".into()];
+        let channels: Vec<String> = [Channel::Email, Channel::Whatsapp, Channel::InApp]
+            .iter()
+            .map(|c| c.as_str().to_string())
+            .collect();
         let (listed, states) = decode(uuid::Uuid::nil(), &channels, Some(&stored)).unwrap();
         assert_eq!(listed, [Channel::Email, Channel::Whatsapp, Channel::InApp]);
         assert_eq!(encode(&states), stored);
@@ -235,8 +206,8 @@ mod tests {
 
     #[test]
     fn the_originals_entries_without_attempts_are_read() {
-        let stored = json!({"email": {"status": "sent", "sentAt": "2026-01-01T00:00:00.000Z"},
-                            "whatsapp": {"status": "failed", "error": "no phone"}});
+        let stored = json!({(Channel::Email.as_str()): {"status": "sent", "sentAt": "2026-01-01T00:00:00.000Z"},
+                            (Channel::Whatsapp.as_str()): {"status": "failed", "error": "no phone"}});
         let (_, states) = decode(uuid::Uuid::nil(), &[], Some(&stored)).unwrap();
         assert!(states[&Channel::Email].is_final());
         assert_eq!(states[&Channel::Whatsapp].attempts(), 0);
@@ -245,7 +216,12 @@ mod tests {
     #[test]
     fn an_unknown_status_or_channel_is_an_error_naming_the_row() {
         let id = uuid::Uuid::from_u128(7);
-        let e = decode(id, &[], Some(&json!({"email": {"status": "queued"}}))).unwrap_err();
+        let e = decode(
+            id,
+            &[],
+            Some(&json!({(Channel::Email.as_str()): {"status": "queued"}})),
+        )
+        .unwrap_err();
         assert!(
             e.starts_with(&format!("notification {id}: channel_status unreadable")),
             "{e}"

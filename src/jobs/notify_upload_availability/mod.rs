@@ -30,7 +30,8 @@ use sqlx::PgPool;
 use crate::clock::Clock;
 use crate::config::{self, Env};
 use crate::jobs::{Job, JobError, Registration, RunContext, Summary};
-use crate::notify::{Notification, action, iso, label, time_zone};
+use crate::notify::metadata::{Count, DocumentReminder};
+use crate::notify::{Channel, Metadata, Notification, action, iso, label, time_zone};
 use queries::{Listing, Reminded};
 
 pub use milestones::{MILESTONES, due};
@@ -142,8 +143,7 @@ impl UploadReminders {
     fn reminder(&self, listing: &Listing, milestone: u32) -> Notification {
         Notification {
             user_id: listing.seller_user_id,
-            kind: "document_reminder",
-            channels: vec!["in_app", "email", "whatsapp"],
+            channels: vec![Channel::InApp, Channel::Email, Channel::Whatsapp],
             actions: Some(action(
                 "upload_documents",
                 label::UPLOAD_DOCUMENTS,
@@ -152,14 +152,13 @@ impl UploadReminders {
                     self.settings.app_base_url, listing.listing_id
                 ),
             )),
-            metadata: json!({
-                "type": "document_reminder",
-                "listingId": listing.listing_id,
-                "eventName": listing.event_name,
-                "eventStartDate": iso(listing.event_start_date),
-                "eventTimezone": time_zone(listing.venue_country.as_deref()),
-                "ticketCount": listing.tickets_without_document,
-                "hoursUntilEvent": milestone,
+            metadata: Metadata::DocumentReminder(DocumentReminder {
+                listing_id: listing.listing_id,
+                event_name: listing.event_name.clone(),
+                event_start_date: iso(listing.event_start_date),
+                event_timezone: Some(time_zone(listing.venue_country.as_deref()).to_string()),
+                ticket_count: Count(listing.tickets_without_document),
+                hours_until_event: milestone,
             }),
         }
     }

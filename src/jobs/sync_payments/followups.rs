@@ -16,7 +16,10 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::queries::{LockedOrder, OrderItem, SoldTicket};
-use crate::notify::{Notification, action, iso, label, time_zone};
+use crate::notify::metadata::{self, Count};
+use crate::notify::{
+    Channel, IN_APP_AND_EMAIL, Metadata, Notification, action, iso, label, time_zone,
+};
 use crate::queue::NewJob;
 
 /// `order_expired` emails are dropped for orders older than this: offline payments can
@@ -93,44 +96,51 @@ fn buyer_confirmed(
     app_base_url: &str,
 ) -> (Notification, NewJob) {
     let money = |d: rust_decimal::Decimal| d.to_string();
-    // What the buyer's notification and the invoice job both carry.
-    let summary = json!({
-        "orderId": order.id,
-        "eventName": order.event_name,
-        "eventStartDate": iso(order.event_start_date),
-        "eventEndDate": iso(order.event_end_date),
-        "venueName": order.venue_name,
-        "venueAddress": order.venue_address,
-        "totalAmount": money(order.total_amount),
-        "subtotalAmount": money(order.subtotal_amount),
-        "platformCommission": money(order.platform_commission),
-        "vatOnCommission": money(order.vat_on_commission),
-        "currency": order.currency,
-        "items": items,
-    });
+    let confirmed = metadata::OrderConfirmed {
+        order_id: order.id,
+        event_name: order.event_name.clone(),
+        event_start_date: Some(iso(order.event_start_date)),
+        event_end_date: Some(iso(order.event_end_date)),
+        event_timezone: Some(time_zone(order.venue_country.as_deref()).to_string()),
+        venue_name: order.venue_name.clone(),
+        venue_address: order.venue_address.clone(),
+        total_amount: money(order.total_amount),
+        subtotal_amount: money(order.subtotal_amount),
+        platform_commission: money(order.platform_commission),
+        vat_on_commission: money(order.vat_on_commission),
+        currency: order.currency.clone(),
+        items: items
+            .iter()
+            .map(|i| metadata::OrderItem {
+                id: i.id,
+                ticket_wave_name: i.ticket_wave_name.clone(),
+                quantity: Count(i64::from(i.quantity)),
+                price_per_ticket: money(i.price_per_ticket),
+                subtotal: money(i.subtotal),
+                currency: Some(i.currency.clone()),
+            })
+            .collect(),
+    };
+    let metadata = Metadata::OrderConfirmed(confirmed);
+    // The invoice job carries the order's summary as the notification does, without the
+    // notification's own fields. Unknown values are left out, not null: the job schema
+    // says optional string (a gap in the original, which sent null and failed its own
+    // validation).
+    let payload = summary(
+        &metadata,
+        &["eventTimezone"],
+        ("buyerUserId", order.user_id),
+    );
     let notification = Notification {
         user_id: order.user_id,
-        kind: "order_confirmed",
-        channels: vec!["in_app", "email"],
+        channels: IN_APP_AND_EMAIL.to_vec(),
         actions: Some(action(
             "view_order",
             label::VIEW_MY_TICKETS,
             format!("{app_base_url}/cuenta/entradas?orden={}", order.id),
         )),
-        metadata: with(
-            &summary,
-            json!({
-                "type": "order_confirmed",
-                "eventTimezone": time_zone(order.venue_country.as_deref()),
-            }),
-        ),
+        metadata,
     };
-    // Omitted, not null, when unknown: the job schema says optional string (a gap in the
-    // original, which sent null and failed its own validation).
-    let mut payload = with(&summary, json!({ "buyerUserId": order.user_id }));
-    if let Value::Object(map) = &mut payload {
-        map.retain(|_, v| !v.is_null());
-    }
     let job = NewJob {
         job_type: "notify-order-confirmed",
         idempotency_key: format!("notify-order-confirmed:{}", order.id),
@@ -157,30 +167,30 @@ fn seller_sold(
             ),
         )
     });
-    // What the seller's notification and the invoice job both carry.
-    let sold = json!({
-        "orderId": order.id,
-        "listingId": sale.listing_id,
-        "eventName": order.event_name,
-        "eventStartDate": iso(order.event_start_date),
-        "eventEndDate": iso(order.event_end_date),
-        "platform": order.platform,
-        "qrAvailabilityTiming": order.qr_timing,
-        "ticketCount": sale.ticket_count,
+    let metadata = Metadata::TicketSoldSeller(metadata::TicketSoldSeller {
+        order_id: Some(order.id),
+        listing_id: sale.listing_id,
+        event_name: order.event_name.clone(),
+        event_start_date: iso(order.event_start_date),
+        event_end_date: Some(iso(order.event_end_date)),
+        event_timezone: Some(time_zone(order.venue_country.as_deref()).to_string()),
+        platform: order.platform.clone(),
+        qr_availability_timing: order.qr_timing.clone(),
+        ticket_count: Count(i64::try_from(sale.ticket_count).unwrap_or(i64::MAX)),
+        should_prompt_upload: prompt,
+        all_documents_uploaded: Some(sale.all_documents_uploaded),
     });
+    let own = [
+        "shouldPromptUpload",
+        "allDocumentsUploaded",
+        "eventTimezone",
+    ];
+    let payload = summary(&metadata, &own, ("sellerUserId", sale.seller_user_id));
     let notification = Notification {
         user_id: sale.seller_user_id,
-        kind: "ticket_sold_seller",
-        channels: vec!["in_app", "email"],
+        channels: IN_APP_AND_EMAIL.to_vec(),
         actions,
-        metadata: with(
-            &sold,
-            json!({
-                "type": "ticket_sold_seller", "shouldPromptUpload": prompt,
-                "allDocumentsUploaded": sale.all_documents_uploaded,
-                "eventTimezone": time_zone(order.venue_country.as_deref()),
-            }),
-        ),
+        metadata,
     };
     let job = NewJob {
         job_type: "notify-seller-ticket-sold",
@@ -188,9 +198,23 @@ fn seller_sold(
             "notify-seller-ticket-sold:{}:{}",
             order.id, sale.seller_user_id
         ),
-        payload: with(&sold, json!({ "sellerUserId": sale.seller_user_id })),
+        payload,
     };
     (notification, job)
+}
+
+/// What an invoice job carries: the notification's metadata without its `type` and the
+/// notification's own fields (`own`), plus the user it is for.
+fn summary(metadata: &Metadata, own: &[&str], user: (&str, Uuid)) -> Value {
+    let mut payload = metadata.to_json();
+    if let Value::Object(fields) = &mut payload {
+        fields.remove("type");
+        for key in own {
+            fields.remove(*key);
+        }
+        fields.insert(user.0.to_string(), json!(user.1));
+    }
+    payload
 }
 
 /// `payment_failed` for a cancelled order, unless its event is over.
@@ -205,18 +229,16 @@ pub fn on_payment_failed(
     }
     Some(Notification {
         user_id: order.user_id,
-        kind: "payment_failed",
-        channels: vec!["in_app", "email"],
+        channels: IN_APP_AND_EMAIL.to_vec(),
         actions: Some(action(
             "retry_payment",
             label::RETRY_PAYMENT,
             format!("{app_base_url}/checkout/{}", order.id),
         )),
-        metadata: json!({
-            "type": "payment_failed",
-            "orderId": order.id,
-            "eventName": order.event_name,
-            "errorMessage": reason,
+        metadata: Metadata::PaymentFailed(metadata::PaymentFailed {
+            order_id: order.id,
+            event_name: order.event_name.clone(),
+            error_message: reason.map(str::to_string),
         }),
     })
 }
@@ -229,27 +251,15 @@ pub fn on_order_expired(order: &LockedOrder, now: DateTime<Utc>) -> Option<Notif
     let fresh = now - order.created_at <= TimeDelta::minutes(EXPIRED_EMAIL_MAX_AGE_MINUTES);
     Some(Notification {
         user_id: order.user_id,
-        kind: "order_expired",
         channels: if fresh {
-            vec!["in_app", "email"]
+            IN_APP_AND_EMAIL.to_vec()
         } else {
-            vec!["in_app"]
+            vec![Channel::InApp]
         },
         actions: None,
-        metadata: json!({
-            "type": "order_expired",
-            "orderId": order.id,
-            "eventName": order.event_name,
+        metadata: Metadata::OrderExpired(metadata::OrderEvent {
+            order_id: order.id,
+            event_name: order.event_name.clone(),
         }),
     })
-}
-
-/// A notification's single action, as the app renders it.
-/// `base`'s fields plus `extra`'s.
-fn with(base: &Value, extra: Value) -> Value {
-    let mut merged = base.clone();
-    if let (Value::Object(m), Value::Object(e)) = (&mut merged, extra) {
-        m.extend(e);
-    }
-    merged
 }

@@ -10,6 +10,8 @@ use crate::database;
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::statuses::OrderStatus;
+
 /// A payment to sync, with what the sync needs of its order.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Candidate {
@@ -200,7 +202,7 @@ pub async fn clear_failures(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Resu
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LockedOrder {
     pub id: Uuid,
-    pub status: String,
+    pub status: OrderStatus,
     pub user_id: Uuid,
     pub created_at: DateTime<Utc>,
     pub total_amount: Decimal,
@@ -218,7 +220,7 @@ pub struct LockedOrder {
     pub venue_country: Option<String>,
 }
 
-const LOCK_ORDERS: &str = "SELECT o.id, o.status::text AS status, o.user_id, o.created_at, o.total_amount,
+const LOCK_ORDERS: &str = "SELECT o.id, o.status, o.user_id, o.created_at, o.total_amount,
             o.subtotal_amount, o.platform_commission, o.vat_on_commission, o.currency::text AS currency,
             COALESCE(NULLIF(e.name, ''), 'el evento') AS event_name, e.event_start_date, e.event_end_date, e.platform,
             e.qr_availability_timing::text AS qr_timing, v.name AS venue_name, v.address AS venue_address,
@@ -264,7 +266,7 @@ pub async fn lock_payment(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Opt
 pub async fn set_order_status(
     conn: &mut PgConnection,
     ids: &[Uuid],
-    status: &str,
+    status: OrderStatus,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     sqlx::query(
@@ -274,7 +276,7 @@ pub async fn set_order_status(
           WHERE id = ANY($1)",
     )
     .bind(ids)
-    .bind(status)
+    .bind(status.as_str())
     .bind(now)
     .execute(conn)
     .await?;

@@ -19,6 +19,7 @@ use super::queries::{self, Candidate, Event, LockedOrder, Refresh};
 use super::{Counts, SyncPayments, followups};
 use crate::jobs::Progress;
 use crate::money;
+use crate::statuses::OrderStatus;
 
 /// Answers are written in chunks of up to this many, or whatever arrived within
 /// `WRITE_EVERY`: big enough that one statement serves many payments (at 25 calls in
@@ -327,19 +328,19 @@ impl SyncPayments {
             synced_event(c.id, p),
         ];
         match status {
-            PaymentStatus::Paid => match order.status.as_str() {
-                "pending" => {
+            PaymentStatus::Paid => match order.status {
+                OrderStatus::Pending => {
                     self.confirm(&mut tx, &order, now).await?;
                     applied.confirmed = true;
                 }
-                "confirmed" => {} // already done, by a webhook or an earlier run
-                closed => {
+                OrderStatus::Confirmed => {} // already done, by a webhook or an earlier run
+                closed @ (OrderStatus::Cancelled | OrderStatus::Expired) => {
                     applied.anomaly = true;
-                    events.push(paid_after_close(c, &order, closed));
+                    events.push(paid_after_close(c, &order, closed.as_str()));
                 }
             },
             PaymentStatus::Failed | PaymentStatus::Cancelled | PaymentStatus::Expired
-                if order.status == "pending" =>
+                if order.status == OrderStatus::Pending =>
             {
                 self.cancel(&mut tx, &order, p, status, now).await?;
                 applied.cancelled = true;
@@ -364,7 +365,7 @@ impl SyncPayments {
         status: PaymentStatus,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        queries::set_order_status(tx, &[order.id], "cancelled", now).await?;
+        queries::set_order_status(tx, &[order.id], OrderStatus::Cancelled, now).await?;
         queries::release_reservations(tx, &[order.id], now).await?;
         let notification = if status == PaymentStatus::Expired {
             followups::on_order_expired(order, now)
@@ -388,7 +389,7 @@ impl SyncPayments {
         order: &LockedOrder,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        queries::set_order_status(tx, &[order.id], "confirmed", now).await?;
+        queries::set_order_status(tx, &[order.id], OrderStatus::Confirmed, now).await?;
         let tickets = queries::sell_reserved_tickets(tx, order.id, now).await?;
         let earnings: Vec<queries::Earning> = tickets
             .iter()

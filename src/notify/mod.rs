@@ -1,10 +1,14 @@
-//! Notification rows, as jobs leave them for the notifications job to deliver.
+//! Notification rows, as jobs leave them for the notifications job to deliver, in one
+//! vocabulary: [`Channel`] and the kinds with their metadata ([`metadata`]).
 //!
 //! A job with something to tell a user builds a [`Notification`] and inserts it in the
 //! same transaction as the change it is about: a crash after the commit loses nothing,
 //! a rollback sends nothing. Shapes follow the original (mathfalcon/revendiste,
 //! packages/shared/src/schemas/notifications.ts): `metadata` carries `type` and the
 //! fields its template needs; `actions` is a list of `{type, label, url}`.
+
+mod channel;
+pub mod metadata;
 
 use crate::database;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -13,15 +17,30 @@ use serde_json::{Value, json};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-/// A notification row to deliver later.
-#[derive(Debug, Clone, Serialize)]
+pub use channel::Channel;
+pub use metadata::Metadata;
+
+/// A notification row to deliver later; its kind is its metadata's.
+#[derive(Debug, Clone)]
 pub struct Notification {
     pub user_id: Uuid,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub channels: Vec<&'static str>,
+    pub channels: Vec<Channel>,
     pub actions: Option<Value>,
-    pub metadata: Value,
+    pub metadata: Metadata,
+}
+
+/// In-app and email: what most notifications go out on.
+pub const IN_APP_AND_EMAIL: [Channel; 2] = [Channel::InApp, Channel::Email];
+
+/// A row as `insert` hands it to PostgreSQL.
+#[derive(Serialize)]
+struct Row<'a> {
+    user_id: Uuid,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    channels: &'a [Channel],
+    actions: &'a Option<Value>,
+    metadata: Value,
 }
 
 /// The buttons' labels, as the original names them
@@ -85,11 +104,14 @@ pub async fn insert(
     if rows.is_empty() {
         return Ok(());
     }
-    let rows: Vec<Notification> = rows
+    let rows: Vec<Row> = rows
         .iter()
-        .map(|n| Notification {
-            metadata: without_absent(&n.metadata),
-            ..n.clone()
+        .map(|n| Row {
+            user_id: n.user_id,
+            kind: n.metadata.kind(),
+            channels: &n.channels,
+            actions: &n.actions,
+            metadata: without_absent(&n.metadata.to_json()),
         })
         .collect();
     sqlx::query(
@@ -111,11 +133,10 @@ pub async fn insert(
 pub struct Debounced {
     pub key: String,
     pub user_id: Uuid,
-    pub kind: &'static str,
-    pub channels: Vec<&'static str>,
+    pub channels: Vec<Channel>,
     /// How long a new batch stays open (not extended by later items, as in the original).
     pub window: chrono::TimeDelta,
-    pub metadata: Value,
+    pub metadata: Metadata,
     pub actions: Option<Value>,
 }
 
@@ -151,8 +172,8 @@ pub async fn debounce(
             )
             .bind(&d.key)
             .bind(d.user_id)
-            .bind(d.kind)
-            .bind(&d.channels)
+            .bind(d.metadata.kind())
+            .bind(d.channels.iter().map(|c| c.as_str()).collect::<Vec<_>>())
             .bind(now + d.window)
             .bind(now)
             .fetch_one(&mut *conn)
@@ -164,7 +185,7 @@ pub async fn debounce(
          VALUES ($1, $2, $3, $4)",
     )
     .bind(batch)
-    .bind(without_absent(&d.metadata))
+    .bind(without_absent(&d.metadata.to_json()))
     .bind(&d.actions)
     .bind(now)
     .execute(&mut *conn)

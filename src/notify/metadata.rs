@@ -1,0 +1,607 @@
+//! The notification kinds and the metadata each carries: one type per kind, written by
+//! every job that creates a notification and read back by the notifications job, which
+//! checks a stored row by deserializing it before anything is sent.
+//!
+//! Field names, optional fields, positive counts and enum values mirror the original's
+//! shared schemas (mathfalcon/revendiste packages/shared/src/schemas/notifications.ts);
+//! extra fields are allowed on reading, as there. Fields the original's writers add
+//! beyond the schema (an order's end date, `isAutoCase`, an invoice's attachments) are
+//! optional here, so rows the API wrote still pass. An optional field that is unset is
+//! left out, never written as null, except the one key the schemas declare nullable.
+//! Counts are written as the jobs computed them and must be positive when read back, so
+//! a job never fails to record a change over a count it did not choose.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// A count the schemas declare positive: written as is, refused at zero or below when
+/// read back (serde names the field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Count(pub i64);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Count, D::Error> {
+        let n = i64::deserialize(d)?;
+        if n > 0 {
+            Ok(Count(n))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "invalid value: {n}, expected a nonzero positive count"
+            )))
+        }
+    }
+}
+
+macro_rules! values {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident),* $(,)? }) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        $(#[$meta])*
+        pub enum $name { $($variant),* }
+    };
+}
+
+values!(
+    #[serde(rename_all = "UPPERCASE")]
+    PayoutCurrency { Uyu, Usd }
+);
+values!(
+    #[serde(rename_all = "UPPERCASE")]
+    Currency { Ars, Uyu, Usd }
+);
+values!(
+    #[serde(rename_all = "snake_case")]
+    RetainedReason {
+        MissingDocument,
+        Dispute,
+        Fraud,
+        Other
+    }
+);
+values!(
+    #[serde(rename_all = "snake_case")]
+    CancelReason {
+        SellerFailedToUpload,
+        SellerFraud,
+        Other
+    }
+);
+values!(
+    #[serde(rename_all = "snake_case")]
+    Party { Buyer, Seller }
+);
+values!(
+    #[serde(rename_all = "snake_case")]
+    CaseType {
+        InvalidTicket,
+        TicketNotReceived,
+        ProblemWithSeller,
+        Other
+    }
+);
+values!(
+    #[serde(rename_all = "snake_case")]
+    EntityType {
+        Order,
+        OrderTicketReservation,
+        Listing,
+        ListingTicket
+    }
+);
+values!(
+    #[serde(rename_all = "snake_case")]
+    ReportStatus {
+        AwaitingSupport,
+        AwaitingCustomer,
+        Closed
+    }
+);
+values!(
+    #[serde(rename_all = "snake_case")]
+    ActionType {
+        RefundPartial,
+        RefundFull,
+        Reject,
+        Close,
+        Comment
+    }
+);
+values!(
+    #[serde(rename_all = "snake_case")]
+    Role { Admin, User }
+);
+
+impl Currency {
+    /// A currency as the database names it (`UYU`), if the schemas know it.
+    pub fn parse(code: &str) -> Option<Currency> {
+        serde_json::from_value(Value::String(code.to_string())).ok()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TicketSoldSeller {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<Uuid>,
+    pub listing_id: Uuid,
+    pub event_name: String,
+    pub event_start_date: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_end_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_timezone: Option<String>,
+    pub platform: String,
+    /// Written as null when unset: the schemas declare it nullable.
+    pub qr_availability_timing: Option<String>,
+    pub ticket_count: Count,
+    pub should_prompt_upload: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub all_documents_uploaded: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DocumentReminder {
+    pub listing_id: Uuid,
+    pub event_name: String,
+    pub event_start_date: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_timezone: Option<String>,
+    pub ticket_count: Count,
+    pub hours_until_event: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderItem {
+    pub id: Uuid,
+    pub ticket_wave_name: String,
+    pub quantity: Count,
+    pub price_per_ticket: String,
+    pub subtotal: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderConfirmed {
+    pub order_id: Uuid,
+    pub event_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_start_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_end_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_timezone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub venue_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub venue_address: Option<String>,
+    pub total_amount: String,
+    pub subtotal_amount: String,
+    pub platform_commission: String,
+    pub vat_on_commission: String,
+    pub currency: String,
+    pub items: Vec<OrderItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderEvent {
+    pub order_id: Uuid,
+    pub event_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentFailed {
+    pub order_id: Uuid,
+    pub event_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentSucceeded {
+    pub order_id: Uuid,
+    pub event_name: String,
+    pub total_amount: String,
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DocumentUploaded {
+    pub order_id: Uuid,
+    pub event_name: String,
+    pub ticket_count: Count,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadedTicket {
+    pub ticket_number: String,
+    pub event_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DocumentUploadedBatch {
+    pub order_id: Uuid,
+    pub event_name: String,
+    pub uploaded_count: Count,
+    pub tickets: Vec<UploadedTicket>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PayoutProcessing {
+    pub payout_id: Uuid,
+    pub amount: String,
+    pub currency: PayoutCurrency,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PayoutCompleted {
+    pub payout_id: Uuid,
+    pub amount: String,
+    pub currency: PayoutCurrency,
+    pub completed_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PayoutFailed {
+    pub payout_id: Uuid,
+    pub amount: String,
+    pub currency: PayoutCurrency,
+    pub failure_reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PayoutCancelled {
+    pub payout_id: Uuid,
+    pub amount: String,
+    pub currency: PayoutCurrency,
+    pub cancellation_reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OtpCode {
+    pub otp_code: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthInvitation {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inviter_name: Option<String>,
+    pub expires_in_days: f64,
+    pub action_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordChange {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub greeting_name: Option<String>,
+    pub primary_email_address: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrimaryEmailChanged {
+    pub new_email_address: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewDeviceSignIn {
+    pub session_created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Nothing {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationRejected {
+    pub rejection_reason: String,
+    pub can_retry: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationFailed {
+    pub failure_reason: String,
+    pub attempts_remaining: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EarningsRetained {
+    pub event_name: String,
+    pub ticket_count: Count,
+    pub reason: RetainedReason,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_amount: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<PayoutCurrency>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EarningsLine {
+    pub currency: Currency,
+    pub amount: String,
+    pub earning_count: Count,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EarningsAvailable {
+    pub lines: Vec<EarningsLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuyerTicketCancelled {
+    pub event_name: String,
+    pub ticket_count: Count,
+    pub reason: CancelReason,
+}
+/// A file the email attaches, from the private bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentRef {
+    pub r#type: String,
+    pub storage_path: String,
+    pub filename: String,
+}
+/// What the notifications job does once the email is sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PostSendAction {
+    pub r#type: String,
+    pub invoice_id: Uuid,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderInvoice {
+    pub order_id: Uuid,
+    pub party: Party,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subtotal_amount: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform_commission: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vat_on_commission: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_amount: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<InvoiceItem>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seller_subtotal: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seller_commission: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seller_vat: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seller_amount: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachment_refs: Option<Vec<AttachmentRef>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub post_send_actions: Option<Vec<PostSendAction>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvoiceItem {
+    pub ticket_wave_name: String,
+    pub quantity: Count,
+    pub price_per_ticket: String,
+    pub subtotal: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportCreated {
+    pub ticket_report_id: Uuid,
+    pub case_type: CaseType,
+    pub reported_by_user_id: Uuid,
+    pub entity_type: EntityType,
+    pub entity_id: Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_auto_case: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportStatusChanged {
+    pub ticket_report_id: Uuid,
+    pub old_status: ReportStatus,
+    pub new_status: ReportStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportActionAdded {
+    pub ticket_report_id: Uuid,
+    pub action_type: ActionType,
+    pub performed_by_role: Role,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportClosed {
+    pub ticket_report_id: Uuid,
+    pub closed_by_role: Role,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action_type: Option<ActionType>,
+}
+
+/// Declares [`Metadata`], one variant a kind, tagged by `type` as stored, and the list of
+/// kinds, from one table.
+macro_rules! kinds {
+    ($($variant:ident($ty:ty) = $name:literal),* $(,)?) => {
+        /// A notification's metadata: its kind (`type`, the `notification_type` value)
+        /// and the fields that kind carries.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "type")]
+        pub enum Metadata {
+            $(#[serde(rename = $name)] $variant($ty)),*
+        }
+
+        impl Metadata {
+            /// The kind, as the `notification_type` enum and `type` name it.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(Metadata::$variant(_) => $name),*
+                }
+            }
+        }
+
+        /// Every kind the schemas know.
+        pub const KINDS: &[&str] = &[$($name),*];
+    };
+}
+
+kinds! {
+    TicketSoldSeller(TicketSoldSeller) = "ticket_sold_seller",
+    DocumentReminder(DocumentReminder) = "document_reminder",
+    OrderConfirmed(OrderConfirmed) = "order_confirmed",
+    OrderExpired(OrderEvent) = "order_expired",
+    PaymentFailed(PaymentFailed) = "payment_failed",
+    PaymentSucceeded(PaymentSucceeded) = "payment_succeeded",
+    DocumentUploaded(DocumentUploaded) = "document_uploaded",
+    DocumentUploadedBatch(DocumentUploadedBatch) = "document_uploaded_batch",
+    PayoutProcessing(PayoutProcessing) = "payout_processing",
+    PayoutCompleted(PayoutCompleted) = "payout_completed",
+    PayoutFailed(PayoutFailed) = "payout_failed",
+    PayoutCancelled(PayoutCancelled) = "payout_cancelled",
+    AuthVerificationCode(OtpCode) = "auth_verification_code",
+    AuthResetPasswordCode(OtpCode) = "auth_reset_password_code",
+    AuthInvitation(AuthInvitation) = "auth_invitation",
+    AuthPasswordChanged(PasswordChange) = "auth_password_changed",
+    AuthPasswordRemoved(PasswordChange) = "auth_password_removed",
+    AuthPrimaryEmailChanged(PrimaryEmailChanged) = "auth_primary_email_changed",
+    AuthNewDeviceSignIn(NewDeviceSignIn) = "auth_new_device_sign_in",
+    IdentityVerificationCompleted(Nothing) = "identity_verification_completed",
+    IdentityVerificationManualReview(Nothing) = "identity_verification_manual_review",
+    IdentityVerificationRejected(VerificationRejected) = "identity_verification_rejected",
+    IdentityVerificationFailed(VerificationFailed) = "identity_verification_failed",
+    SellerEarningsRetained(EarningsRetained) = "seller_earnings_retained",
+    SellerEarningsAvailable(EarningsAvailable) = "seller_earnings_available",
+    BuyerTicketCancelled(BuyerTicketCancelled) = "buyer_ticket_cancelled",
+    OrderInvoice(OrderInvoice) = "order_invoice",
+    TicketReportCreated(ReportCreated) = "ticket_report_created",
+    TicketReportStatusChanged(ReportStatusChanged) = "ticket_report_status_changed",
+    TicketReportActionAdded(ReportActionAdded) = "ticket_report_action_added",
+    TicketReportClosed(ReportClosed) = "ticket_report_closed",
+}
+
+impl Metadata {
+    /// As stored: the tagged object, with every unset optional field left out.
+    pub fn to_json(&self) -> Value {
+        // Serializing these types cannot fail: no maps with non-string keys, no
+        // non-finite floats a job computes.
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// Checks stored `metadata` for the notification type `kind`; the error names what is
+/// wrong (serde names the missing or mistyped field).
+pub fn validate(kind: &str, metadata: &Value) -> Result<(), String> {
+    if !metadata.is_object() {
+        return Err(format!("metadata of {kind} is not an object"));
+    }
+    match metadata.get("type").and_then(Value::as_str) {
+        Some(t) if t == kind => {}
+        Some(t) => {
+            return Err(format!(
+                "metadata says type {t}, the notification is {kind}"
+            ));
+        }
+        None => return Err(format!("metadata of {kind} has no `type`")),
+    }
+    if !KINDS.contains(&kind) {
+        return Err(format!("unknown notification type {kind}"));
+    }
+    let checked = Metadata::deserialize(metadata).map_err(|e| e.to_string());
+    let checked = checked.and_then(|m| match m {
+        Metadata::SellerEarningsAvailable(e) if e.lines.is_empty() => {
+            Err("`lines` must have at least one line".to_string())
+        }
+        _ => Ok(()),
+    });
+    checked.map_err(|e| format!("metadata does not fit type {kind}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn each_rule_of_the_schemas_is_enforced() {
+        let ok = |k: &str, m: Value| validate(k, &m).unwrap_or_else(|e| panic!("{k}: {e}"));
+        let bad = |k: &str, m: Value, needle: &str| {
+            let e = validate(k, &m).unwrap_err();
+            assert!(e.contains(needle), "{k}: `{e}` lacks `{needle}`");
+        };
+        ok(
+            "payout_completed",
+            json!({"type": "payout_completed", "payoutId": Uuid::nil(), "amount": "10", "currency": "UYU", "completedAt": "x", "extra": 1}),
+        );
+        bad(
+            "payout_completed",
+            json!({"type": "payout_completed", "payoutId": Uuid::nil(), "amount": "10", "currency": "ARS", "completedAt": "x"}),
+            "unknown variant `ARS`",
+        );
+        bad(
+            "document_uploaded",
+            json!({"type": "document_uploaded", "orderId": Uuid::nil(), "eventName": "x", "ticketCount": 0}),
+            "nonzero",
+        );
+        bad(
+            "ticket_sold_seller",
+            json!({"type": "ticket_sold_seller", "listingId": "not-a-uuid"}),
+            "UUID",
+        );
+        bad(
+            "seller_earnings_available",
+            json!({"type": "seller_earnings_available", "lines": []}),
+            "at least one line",
+        );
+        bad(
+            "order_expired",
+            json!({"type": "payment_failed"}),
+            "metadata says type payment_failed",
+        );
+        bad("order_expired", json!("x"), "not an object");
+        bad(
+            "party_time",
+            json!({"type": "party_time"}),
+            "unknown notification type party_time",
+        );
+        ok(
+            "identity_verification_completed",
+            json!({"type": "identity_verification_completed"}),
+        );
+    }
+}
