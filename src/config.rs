@@ -31,11 +31,12 @@ use sqlx::postgres::{PgConnectOptions, PgSslMode};
 /// whichever form the operator gives them). A task receives these, those of the
 /// operator's that exist, besides its job's declared `reads`.
 #[allow(dead_code)] // read by terraform/tests (test_the_runners_variables_are_src_configs)
-pub const RUNNER_SECRETS: &[&str] = &["DATABASE_URL", "DB_CREDENTIALS_JSON", "POSTGRES_PASSWORD"];
+pub(crate) const RUNNER_SECRETS: &[&str] =
+    &["DATABASE_URL", "DB_CREDENTIALS_JSON", "POSTGRES_PASSWORD"];
 
 /// The plain variables the runner itself reads for every job.
 #[allow(dead_code)] // read by terraform/tests (test_the_runners_variables_are_src_configs)
-pub const RUNNER_ENVIRONMENT: &[&str] = &[
+pub(crate) const RUNNER_ENVIRONMENT: &[&str] = &[
     "POSTGRES_HOST",
     "POSTGRES_PORT",
     "POSTGRES_USER",
@@ -52,7 +53,7 @@ pub const RUNNER_ENVIRONMENT: &[&str] = &[
 ];
 
 /// How settings read the environment: the process's (`process_env`) or a test's map.
-pub type Env = dyn Fn(&str) -> Option<String> + Send + Sync;
+pub(crate) type Env = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 /// A setting that is missing or malformed, naming the variable.
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +72,7 @@ fn error(variable: &'static str, message: impl Into<String>) -> Error {
 
 /// Everything the runner needs from the environment.
 #[derive(Debug)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub database: DatabaseSettings,
     /// How long connecting to the database may take before a host that never answers
     /// counts as unreachable (`DATABASE_CONNECT_TIMEOUT_SECONDS`). A refused connection,
@@ -80,7 +81,7 @@ pub struct Settings {
 }
 
 /// Where the database is and how to reach it.
-pub struct DatabaseSettings {
+pub(crate) struct DatabaseSettings {
     host: String,
     port: u16,
     user: String,
@@ -94,7 +95,7 @@ pub struct DatabaseSettings {
 
 impl Settings {
     /// Reads the settings through `env` (normally `std::env::var`).
-    pub fn from_env(env: &Env) -> Result<Settings, Error> {
+    pub(crate) fn from_env(env: &Env) -> Result<Settings, Error> {
         Ok(Settings {
             database: DatabaseSettings::from_env(env)?,
             connect_timeout: seconds(env, "DATABASE_CONNECT_TIMEOUT_SECONDS", 10, 1..=300)?,
@@ -103,12 +104,12 @@ impl Settings {
 }
 
 /// A setting that must be there, with `why` saying who needs it ("is required by ...").
-pub fn required(env: &Env, variable: &'static str, why: &str) -> Result<String, Error> {
+pub(crate) fn required(env: &Env, variable: &'static str, why: &str) -> Result<String, Error> {
     env(variable).ok_or_else(|| error(variable, format!("is required {why}")))
 }
 
 /// A typed optional setting within `range`, or `default` when unset.
-pub fn parse<T>(
+pub(crate) fn parse<T>(
     env: &Env,
     variable: &'static str,
     default: T,
@@ -135,7 +136,7 @@ where
 
 /// A duration setting given in whole seconds within `range`, or `default` seconds when
 /// unset.
-pub fn seconds(
+pub(crate) fn seconds(
     env: &Env,
     variable: &'static str,
     default: u64,
@@ -145,7 +146,7 @@ pub fn seconds(
 }
 
 /// A base URL setting without its trailing slash, or `default` when unset.
-pub fn base_url(env: &Env, variable: &str, default: &str) -> String {
+pub(crate) fn base_url(env: &Env, variable: &str, default: &str) -> String {
     env(variable)
         .unwrap_or_else(|| default.to_string())
         .trim_end_matches('/')
@@ -154,12 +155,12 @@ pub fn base_url(env: &Env, variable: &str, default: &str) -> String {
 
 /// `APP_BASE_URL`: where the marketplace's pages live, for links in notifications and
 /// pings. Defaults to `https://revendiste.com`.
-pub fn app_base_url(env: &Env) -> String {
+pub(crate) fn app_base_url(env: &Env) -> String {
     base_url(env, "APP_BASE_URL", "https://revendiste.com")
 }
 
 /// The real environment; empty values count as unset.
-pub fn process_env(name: &str) -> Option<String> {
+pub(crate) fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
@@ -342,7 +343,7 @@ impl DatabaseSettings {
 
     /// Connection options for sqlx, tagged with an application name so a DBA can see
     /// which job holds a connection.
-    pub fn connect_options(&self, application_name: &str) -> PgConnectOptions {
+    pub(crate) fn connect_options(&self, application_name: &str) -> PgConnectOptions {
         let mut options = PgConnectOptions::new_without_pgpass()
             .host(&self.host)
             .port(self.port)
@@ -359,7 +360,7 @@ impl DatabaseSettings {
         options
     }
 
-    pub fn ssl_mode(&self) -> &'static str {
+    pub(crate) fn ssl_mode(&self) -> &'static str {
         match self.ssl_mode {
             PgSslMode::Disable => "disable",
             PgSslMode::Allow => "allow",

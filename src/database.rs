@@ -20,7 +20,7 @@ use crate::config::Settings;
 
 /// Why the database could not be reached.
 #[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
+pub(crate) enum ConnectError {
     #[error("interrupted by a signal while connecting to the database")]
     Interrupted,
     #[error("cannot connect to {target}: {cause}")]
@@ -29,7 +29,7 @@ pub enum ConnectError {
 
 /// Connects once (to learn, quickly, whether the database is there), then returns the
 /// pool and the options the run lock uses for its own connection.
-pub async fn connect(
+pub(crate) async fn connect(
     settings: &Settings,
     application_name: &str,
     shutdown: &CancellationToken,
@@ -78,7 +78,7 @@ pub async fn connect(
 /// batched write paid 40 ms. sqlx has no hook into its socket, so each new connection
 /// finds the sockets by their peer's port. Setting the option twice, or on a socket
 /// closed meanwhile, is harmless. Remove once sqlx sets it again.
-pub fn disable_nagle(port: u16) {
+pub(crate) fn disable_nagle(port: u16) {
     #[cfg(target_os = "linux")]
     {
         let Ok(fds) = std::fs::read_dir("/proc/self/fd") else {
@@ -135,7 +135,7 @@ fn peer_port(fd: libc::c_int) -> Option<u16> {
 
 /// Closes the pool politely if the server answers soon: an aborted job may have left a
 /// connection to a server that no longer answers, and an exit must not wait for TCP.
-pub async fn close(pool: PgPool) {
+pub(crate) async fn close(pool: PgPool) {
     let _ = tokio::time::timeout(Duration::from_secs(5), pool.close()).await;
 }
 
@@ -162,7 +162,7 @@ fn is_transient_refusal(db: &dyn DatabaseError) -> bool {
 
 /// One line for a database error, without PostgreSQL's source-file position and
 /// without anything from the connection string.
-pub fn describe(e: &sqlx::Error) -> String {
+pub(crate) fn describe(e: &sqlx::Error) -> String {
     match e {
         sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
             "connection refused (nothing listens on that host and port)".to_string()
@@ -191,7 +191,7 @@ fn describe_database(db: &dyn DatabaseError) -> String {
 /// `text` as PostgreSQL stores it: without NUL, which neither `text` nor `jsonb`
 /// accepts. Error messages quote provider answers and page text, and one NUL in them
 /// would make the write that records the failure fail too.
-pub fn storable(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn storable(text: &str) -> std::borrow::Cow<'_, str> {
     if text.contains('\0') {
         std::borrow::Cow::Owned(text.replace('\0', ""))
     } else {
@@ -201,7 +201,7 @@ pub fn storable(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// `value` as a `jsonb` parameter, every string in it (keys included) made
 /// [`storable`]. The one way JSON built from outside data is bound.
-pub fn jsonb<T: serde::Serialize + ?Sized>(
+pub(crate) fn jsonb<T: serde::Serialize + ?Sized>(
     value: &T,
 ) -> Result<sqlx::types::Json<serde_json::Value>, sqlx::Error> {
     let value = serde_json::to_value(value).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;

@@ -247,7 +247,7 @@ fn shorten(host: &str) -> String {
 
 /// Whether `address` is on the public internet (not any of the special-purpose ranges
 /// of RFC 6890 and its successors that a request from inside the VPC could reach).
-pub fn is_public(address: IpAddr) -> bool {
+pub(crate) fn is_public(address: IpAddr) -> bool {
     match address {
         IpAddr::V4(a) => is_public_v4(a),
         IpAddr::V6(a) => is_public_v6(a),

@@ -16,7 +16,7 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 /// The longest `Retry-After` we honour; a provider asking for more gets this, so one
 /// call cannot stall a run past its timeout.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// Timeouts of one client.
 #[derive(Debug, Clone, Copy)]
@@ -26,13 +26,13 @@ pub struct Timeouts {
 }
 
 /// A client with the given timeouts, no redirects, and our User-Agent.
-pub fn client(timeouts: Timeouts) -> reqwest::Result<reqwest::Client> {
+pub(crate) fn client(timeouts: Timeouts) -> reqwest::Result<reqwest::Client> {
     builder(timeouts).build()
 }
 
 /// The settings every client starts from; a caller that must differ (the image
 /// downloader follows a few redirects and names itself differently) changes only that.
-pub fn builder(timeouts: Timeouts) -> reqwest::ClientBuilder {
+pub(crate) fn builder(timeouts: Timeouts) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
         .timeout(timeouts.request)
@@ -42,7 +42,7 @@ pub fn builder(timeouts: Timeouts) -> reqwest::ClientBuilder {
 
 /// Why a provider's answer was not read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BodyError {
+pub(crate) enum BodyError {
     #[error("{provider}'s answer is larger than {limit} bytes; it is not read")]
     TooLarge { provider: String, limit: usize },
     #[error("{provider}'s answer was cut off")]
@@ -52,7 +52,7 @@ pub enum BodyError {
 /// A provider's answer, read up to `limit` bytes: a `Content-Length` over it is refused
 /// before reading, a body that grows past it is dropped as soon as it does. A provider
 /// (or whoever answers in its place) cannot make a run hold more than that.
-pub async fn read_capped(
+pub(crate) async fn read_capped(
     mut response: reqwest::Response,
     provider: &str,
     limit: usize,
@@ -77,7 +77,7 @@ pub async fn read_capped(
 }
 
 /// What the retry loop needs to know about a failed call.
-pub trait Transient {
+pub(crate) trait Transient {
     /// Worth another attempt: network error, timeout, 5xx, 429.
     fn is_transient(&self) -> bool;
     /// The wait the server asked for (429/503 `Retry-After`).
@@ -88,7 +88,7 @@ pub trait Transient {
 
 /// How many times and how fast to retry a call.
 #[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// Retries after the first attempt.
     pub retries: usize,
     pub initial: Duration,
@@ -97,7 +97,7 @@ pub struct RetryPolicy {
 
 impl RetryPolicy {
     /// Three retries starting at 500 ms, doubling, capped at 8 s, each with jitter.
-    pub const DEFAULT: RetryPolicy = RetryPolicy {
+    pub(crate) const DEFAULT: RetryPolicy = RetryPolicy {
         retries: 3,
         initial: Duration::from_millis(500),
         max: Duration::from_secs(8),
@@ -107,7 +107,7 @@ impl RetryPolicy {
 /// Runs `call` until it succeeds, fails with a non-transient error, or the policy's
 /// retries are spent. A `Retry-After` replaces the computed delay (capped at
 /// [`MAX_RETRY_AFTER`]).
-pub async fn retry<T, E, F, Fut>(policy: RetryPolicy, what: &str, call: F) -> Result<T, E>
+pub(crate) async fn retry<T, E, F, Fut>(policy: RetryPolicy, what: &str, call: F) -> Result<T, E>
 where
     E: Transient + std::fmt::Display,
     F: FnMut() -> Fut,
@@ -134,7 +134,7 @@ where
 }
 
 /// `Retry-After` as seconds or an HTTP date.
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));

@@ -45,14 +45,14 @@ impl Rates {
 
 /// Two decimals, half away from zero, on exact decimals: for sums of amounts that
 /// already have two decimals, where doubles and decimals agree.
-pub fn round2(x: Decimal) -> Decimal {
+pub(crate) fn round2(x: Decimal) -> Decimal {
     x.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
 }
 
 /// A seller's side of one ticket sold at a price, as the API computes it
 /// (`calculateSellerAmount`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SellerFees {
+pub(crate) struct SellerFees {
     /// The platform's commission on the price.
     pub commission: Decimal,
     /// The VAT on that commission.
@@ -62,7 +62,7 @@ pub struct SellerFees {
 }
 
 /// The seller's fees on a ticket sold at `price`, step by step as the API rounds them.
-pub fn seller_fees(price: Decimal, rates: Rates) -> SellerFees {
+pub(crate) fn seller_fees(price: Decimal, rates: Rates) -> SellerFees {
     let (commission_rate, vat_rate) = (double(rates.commission), double(rates.vat));
     let price = js_round2(double(price));
     let commission = js_round2(price * commission_rate);
@@ -76,7 +76,7 @@ pub fn seller_fees(price: Decimal, rates: Rates) -> SellerFees {
 }
 
 /// What the seller of a ticket sold at `price` earns.
-pub fn seller_amount(price: Decimal, rates: Rates) -> Decimal {
+pub(crate) fn seller_amount(price: Decimal, rates: Rates) -> Decimal {
     seller_fees(price, rates).seller_amount
 }
 
@@ -111,7 +111,7 @@ fn decimal(x: f64) -> Decimal {
 
 /// `(balance_amount + balance_fee) / amount` when the payment settled in another
 /// currency (a USD order settled in UYU), as the original stores it.
-pub fn exchange_rate(
+pub(crate) fn exchange_rate(
     amount: Decimal,
     currency: &str,
     balance_amount: Option<Decimal>,

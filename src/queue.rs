@@ -28,7 +28,7 @@ use crate::failure::{Backoff, Decision, Failure};
 
 /// A row to add to the queue, deduplicated by its idempotency key.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct NewJob {
+pub(crate) struct NewJob {
     pub job_type: &'static str,
     pub payload: Value,
     pub idempotency_key: String,
@@ -36,7 +36,7 @@ pub struct NewJob {
 
 /// Adds `rows` in the caller's transaction; a key already queued (in any status) adds
 /// nothing, as in the original.
-pub async fn enqueue(
+pub(crate) async fn enqueue(
     conn: &mut sqlx::PgConnection,
     rows: &[NewJob],
     now: DateTime<Utc>,
@@ -62,7 +62,7 @@ const STALE: TimeDelta = TimeDelta::minutes(15);
 
 /// A claimed row of the queue.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct QueuedJob {
+pub(crate) struct QueuedJob {
     pub id: Uuid,
     pub job_type: String,
     pub payload: Value,
@@ -73,7 +73,7 @@ pub struct QueuedJob {
 
 impl QueuedJob {
     /// The original's ladder, exactly: 2^attempts minutes, no jitter, the row's limit.
-    pub fn backoff(&self) -> Backoff {
+    pub(crate) fn backoff(&self) -> Backoff {
         Backoff {
             initial: Duration::from_secs(60),
             max: Duration::from_secs(60 << 20),
@@ -84,7 +84,11 @@ impl QueuedJob {
 }
 
 /// Returns the handled `processing` rows of dead runs to `pending`; how many.
-pub async fn reclaim_stale(pool: &PgPool, now: DateTime<Utc>, types: &[&str]) -> sqlx::Result<u64> {
+pub(crate) async fn reclaim_stale(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    types: &[&str],
+) -> sqlx::Result<u64> {
     Ok(sqlx::query(
         "UPDATE jobs SET status = 'pending', started_at = NULL
           WHERE status = 'processing' AND job_type = ANY($1) AND started_at < $2",
@@ -97,7 +101,7 @@ pub async fn reclaim_stale(pool: &PgPool, now: DateTime<Utc>, types: &[&str]) ->
 }
 
 /// Claims up to `limit` due rows of the handled types, oldest schedule first.
-pub async fn claim(
+pub(crate) async fn claim(
     pool: &PgPool,
     now: DateTime<Utc>,
     types: &[&str],
@@ -121,7 +125,11 @@ pub async fn claim(
 }
 
 /// Marks a claimed row done. False if it was no longer ours (reclaimed as stale).
-pub async fn complete(pool: &PgPool, job: &QueuedJob, now: DateTime<Utc>) -> sqlx::Result<bool> {
+pub(crate) async fn complete(
+    pool: &PgPool,
+    job: &QueuedJob,
+    now: DateTime<Utc>,
+) -> sqlx::Result<bool> {
     let done = sqlx::query(
         "UPDATE jobs SET status = 'completed', completed_at = $2
           WHERE id = $1 AND status = 'processing'",
@@ -136,7 +144,7 @@ pub async fn complete(pool: &PgPool, job: &QueuedJob, now: DateTime<Utc>) -> sql
 /// Puts claimed rows back as they were before the claim (`pending`, attempts and
 /// schedule unchanged): for work the run could not attempt through no fault of the row
 /// (a provider refusing our credentials). How many were still ours.
-pub async fn release(pool: &PgPool, jobs: &[QueuedJob]) -> sqlx::Result<u64> {
+pub(crate) async fn release(pool: &PgPool, jobs: &[QueuedJob]) -> sqlx::Result<u64> {
     let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
     Ok(sqlx::query(
         "UPDATE jobs SET status = 'pending', started_at = NULL
@@ -151,7 +159,7 @@ pub async fn release(pool: &PgPool, jobs: &[QueuedJob]) -> sqlx::Result<u64> {
 /// Records a failed attempt: the row goes back to `pending` at its retry time, or ends
 /// `failed` (a permanent failure, or the attempts used up). Returns the decision, or
 /// `None` if the row was no longer ours.
-pub async fn fail(
+pub(crate) async fn fail(
     pool: &PgPool,
     job: &QueuedJob,
     now: DateTime<Utc>,

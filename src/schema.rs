@@ -12,7 +12,7 @@ use sqlx::PgPool;
 
 /// One thing a migration creates.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Object {
+pub(crate) enum Object {
     Table(String),
     Column { table: String, column: String },
     EnumValue { ty: String, value: String },
@@ -29,13 +29,13 @@ impl std::fmt::Display for Object {
 }
 
 /// A migration, by file name, and what it creates.
-pub struct Expected {
+pub(crate) struct Expected {
     pub migration: String,
     pub objects: Vec<Object>,
 }
 
 /// Every migration this binary carries, with the objects its SQL creates.
-pub fn expected() -> Vec<Expected> {
+pub(crate) fn expected() -> Vec<Expected> {
     sqlx::migrate!("./migrations")
         .iter()
         .map(|m| Expected {
@@ -46,7 +46,7 @@ pub fn expected() -> Vec<Expected> {
 }
 
 /// The tables, added columns and added enum values a migration's SQL creates.
-pub fn created_by(sql: &str) -> Vec<Object> {
+pub(crate) fn created_by(sql: &str) -> Vec<Object> {
     let tokens = tokens(sql);
     let mut objects = Vec::new();
     let mut i = 0;
@@ -133,7 +133,7 @@ fn unqualified(name: &str) -> String {
 }
 
 /// What of `expected` the database lacks, by migration.
-pub async fn missing<'a>(
+pub(crate) async fn missing<'a>(
     pool: &PgPool,
     expected: &'a [Expected],
 ) -> Result<Vec<(&'a str, &'a Object)>, sqlx::Error> {

@@ -6,7 +6,7 @@
 /// An order's status (the `order_status` type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
 #[sqlx(type_name = "order_status", rename_all = "lowercase")]
-pub enum OrderStatus {
+pub(crate) enum OrderStatus {
     Pending,
     Confirmed,
     Cancelled,
@@ -14,7 +14,7 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             OrderStatus::Pending => "pending",
             OrderStatus::Confirmed => "confirmed",
@@ -33,7 +33,7 @@ impl std::fmt::Display for OrderStatus {
 /// An invoice's status (the `invoice_status` type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
 #[sqlx(type_name = "invoice_status", rename_all = "lowercase")]
-pub enum InvoiceStatus {
+pub(crate) enum InvoiceStatus {
     Pending,
     Issued,
     Failed,

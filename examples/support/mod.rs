@@ -1,7 +1,7 @@
 //! What the benchmark examples share: reading the process's own peak memory.
 
 /// The process's peak resident set (VmHWM), in KiB.
-pub fn peak_rss_kib() -> anyhow::Result<u64> {
+pub(crate) fn peak_rss_kib() -> anyhow::Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status")?;
     status
         .lines()

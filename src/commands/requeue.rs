@@ -81,7 +81,7 @@ pub(crate) async fn run(
 
 /// Which failed rows to requeue.
 #[derive(Debug, Clone, Default)]
-pub struct Filter {
+pub(crate) struct Filter {
     /// Only rows that failed within this window before now.
     pub since: Option<TimeDelta>,
     /// Only these rows (queue row or notification ids).
@@ -90,7 +90,7 @@ pub struct Filter {
 
 /// One failed row.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct FailedRow {
+pub(crate) struct FailedRow {
     /// `jobs` or `notifications`.
     pub table: String,
     pub id: Uuid,
@@ -103,14 +103,14 @@ pub struct FailedRow {
 
 /// What a requeue found, and how many rows it put back (0 on a dry run).
 #[derive(Debug)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub rows: Vec<FailedRow>,
     pub requeued: u64,
 }
 
 /// Lists the failed rows `what` describes that match `filter`, and requeues them
 /// unless `dry_run`, all in one transaction.
-pub async fn requeue(
+pub(crate) async fn requeue(
     pool: &PgPool,
     what: &Requeue,
     filter: &Filter,
@@ -201,7 +201,7 @@ pub async fn requeue(
 
 /// The table printed before anything changes: one line per row, errors cut short and
 /// stripped of control characters (a provider's message must not drive the terminal).
-pub fn render(rows: &[FailedRow]) -> String {
+pub(crate) fn render(rows: &[FailedRow]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,

@@ -67,7 +67,7 @@ struct JobRow {
 }
 
 /// What to show.
-pub struct Query<'a> {
+pub(crate) struct Query<'a> {
     pub job: Option<&'a str>,
     pub since: TimeDelta,
     pub limit: u32,

@@ -99,14 +99,14 @@ pub(crate) async fn run(cli: &Cli, declarations: Vec<JobDeclaration>) -> Exit {
 }
 
 /// One job as the scheduler holds it.
-pub struct Scheduled {
+pub(crate) struct Scheduled {
     pub declaration: Arc<JobDeclaration>,
     pub job: Arc<dyn Job>,
 }
 
 /// What every fire shares.
 #[derive(Clone)]
-pub struct Shared {
+pub(crate) struct Shared {
     pub pool: PgPool,
     pub connect_options: Arc<PgConnectOptions>,
     pub shutdown: CancellationToken,
@@ -118,7 +118,7 @@ pub struct Shared {
 
 #[derive(Debug, thiserror::Error)]
 #[error("the local scheduler failed: {0}")]
-pub struct Error(String);
+pub(crate) struct Error(String);
 
 /// Runs until `shared.shutdown` is cancelled, then drains.
 async fn drive(jobs: Vec<Scheduled>, shared: Shared) -> Result<(), Error> {

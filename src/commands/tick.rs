@@ -42,23 +42,23 @@ use crate::{clock, config, database, telemetry};
 
 /// How far back a tick looks for a member's missed fire: a job whose tick has not run
 /// for longer starts again from its next fire within this window.
-pub const CATCH_UP: TimeDelta = TimeDelta::days(1);
+pub(crate) const CATCH_UP: TimeDelta = TimeDelta::days(1);
 
 /// How long a claim is kept; older ones are deleted by the ticks.
 const KEEP_CLAIMS: TimeDelta = TimeDelta::days(7);
 
 /// The trigger recorded in `job_runs` for a member's run.
-pub const TRIGGER: &str = "tick";
+pub(crate) const TRIGGER: &str = "tick";
 
 /// A member due at this tick, for this fire.
 #[derive(Debug, Clone)]
-pub struct Due<'a> {
+pub(crate) struct Due<'a> {
     pub job: &'a JobDeclaration,
     pub fire: DateTime<Utc>,
 }
 
 /// The latest fire of `schedule` in (since, now].
-pub fn latest_fire(
+pub(crate) fn latest_fire(
     schedule: &Schedule,
     since: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -67,7 +67,7 @@ pub fn latest_fire(
 }
 
 /// The members due at `now`, given each job's latest claimed fire.
-pub fn due<'a>(
+pub(crate) fn due<'a>(
     group: &Group,
     members: &'a [JobDeclaration],
     claimed: &BTreeMap<String, DateTime<Utc>>,
@@ -93,7 +93,7 @@ pub fn due<'a>(
 /// served). Neither may be later than `now`: a claim dated ahead (a replay that went
 /// wrong) would hold the window shut, and a replayed tick (`RUN_JOB_NOW` in the past)
 /// must not see runs from after its instant.
-pub async fn claimed(
+pub(crate) async fn claimed(
     pool: &PgPool,
     jobs: &[String],
     now: DateTime<Utc>,
@@ -115,7 +115,7 @@ pub async fn claimed(
 }
 
 /// Claims `fire` of `job` for the run `run_id`; false when another tick has it.
-pub async fn claim(
+pub(crate) async fn claim(
     pool: &PgPool,
     job: &str,
     fire: DateTime<Utc>,
@@ -134,7 +134,7 @@ pub async fn claim(
 }
 
 /// Deletes the group's claims older than a week (the catch-up never looks that far).
-pub async fn prune(pool: &PgPool, jobs: &[String], now: DateTime<Utc>) -> sqlx::Result<u64> {
+pub(crate) async fn prune(pool: &PgPool, jobs: &[String], now: DateTime<Utc>) -> sqlx::Result<u64> {
     let done = sqlx::query("DELETE FROM schedule_fires WHERE job = ANY($1) AND fire_at < $2")
         .bind(jobs)
         .bind(now - KEEP_CLAIMS)
@@ -146,7 +146,7 @@ pub async fn prune(pool: &PgPool, jobs: &[String], now: DateTime<Utc>) -> sqlx::
 /// The code a tick exits with: its worst member's. A runner that could not do its part
 /// ranks above a configuration error, which ranks above a lost lock, a timeout, a
 /// failure and an interruption, in that order; success and a skip are 0.
-pub fn worst(exits: impl IntoIterator<Item = Exit>) -> Exit {
+pub(crate) fn worst(exits: impl IntoIterator<Item = Exit>) -> Exit {
     let rank = |e: &Exit| match e {
         Exit::Success => 0,
         Exit::Interrupted => 1,
@@ -162,7 +162,7 @@ pub fn worst(exits: impl IntoIterator<Item = Exit>) -> Exit {
 
 /// What the tick line reports for one member.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct MemberOutcome {
+pub(crate) struct MemberOutcome {
     pub job: String,
     /// The fire it ran for (RFC 3339), if due.
     pub fire: Option<DateTime<Utc>>,

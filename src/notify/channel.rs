@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 /// A delivery channel (the `notification_channel` type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Channel {
+pub(crate) enum Channel {
     InApp,
     Email,
     /// In the schema, never sent (the original had no SMS provider either): failed
@@ -15,7 +15,7 @@ pub enum Channel {
 }
 
 impl Channel {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Channel::InApp => "in_app",
             Channel::Email => "email",
@@ -24,7 +24,7 @@ impl Channel {
         }
     }
 
-    pub fn parse(name: &str) -> Option<Channel> {
+    pub(crate) fn parse(name: &str) -> Option<Channel> {
         [
             Channel::InApp,
             Channel::Email,

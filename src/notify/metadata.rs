@@ -19,7 +19,7 @@ use uuid::Uuid;
 /// read back (serde names the field).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
-pub struct Count(pub i64);
+pub(crate) struct Count(pub i64);
 
 impl<'de> Deserialize<'de> for Count {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Count, D::Error> {
@@ -38,7 +38,7 @@ macro_rules! values {
     ($(#[$meta:meta])* $name:ident { $($variant:ident),* $(,)? }) => {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
         $(#[$meta])*
-        pub enum $name { $($variant),* }
+        pub(crate) enum $name { $($variant),* }
     };
 }
 
@@ -114,14 +114,14 @@ values!(
 
 impl Currency {
     /// A currency as the database names it (`UYU`), if the schemas know it.
-    pub fn parse(code: &str) -> Option<Currency> {
+    pub(crate) fn parse(code: &str) -> Option<Currency> {
         serde_json::from_value(Value::String(code.to_string())).ok()
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct TicketSoldSeller {
+pub(crate) struct TicketSoldSeller {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub order_id: Option<Uuid>,
     pub listing_id: Uuid,
@@ -142,7 +142,7 @@ pub struct TicketSoldSeller {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DocumentReminder {
+pub(crate) struct DocumentReminder {
     pub listing_id: Uuid,
     pub event_name: String,
     pub event_start_date: String,
@@ -154,7 +154,7 @@ pub struct DocumentReminder {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct OrderItem {
+pub(crate) struct OrderItem {
     pub id: Uuid,
     pub ticket_wave_name: String,
     pub quantity: Count,
@@ -166,7 +166,7 @@ pub struct OrderItem {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct OrderConfirmed {
+pub(crate) struct OrderConfirmed {
     pub order_id: Uuid,
     pub event_name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -189,14 +189,14 @@ pub struct OrderConfirmed {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct OrderEvent {
+pub(crate) struct OrderEvent {
     pub order_id: Uuid,
     pub event_name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PaymentFailed {
+pub(crate) struct PaymentFailed {
     pub order_id: Uuid,
     pub event_name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -205,7 +205,7 @@ pub struct PaymentFailed {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PaymentSucceeded {
+pub(crate) struct PaymentSucceeded {
     pub order_id: Uuid,
     pub event_name: String,
     pub total_amount: String,
@@ -214,7 +214,7 @@ pub struct PaymentSucceeded {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DocumentUploaded {
+pub(crate) struct DocumentUploaded {
     pub order_id: Uuid,
     pub event_name: String,
     pub ticket_count: Count,
@@ -222,14 +222,14 @@ pub struct DocumentUploaded {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct UploadedTicket {
+pub(crate) struct UploadedTicket {
     pub ticket_number: String,
     pub event_name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DocumentUploadedBatch {
+pub(crate) struct DocumentUploadedBatch {
     pub order_id: Uuid,
     pub event_name: String,
     pub uploaded_count: Count,
@@ -238,7 +238,7 @@ pub struct DocumentUploadedBatch {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PayoutProcessing {
+pub(crate) struct PayoutProcessing {
     pub payout_id: Uuid,
     pub amount: String,
     pub currency: PayoutCurrency,
@@ -246,7 +246,7 @@ pub struct PayoutProcessing {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PayoutCompleted {
+pub(crate) struct PayoutCompleted {
     pub payout_id: Uuid,
     pub amount: String,
     pub currency: PayoutCurrency,
@@ -255,7 +255,7 @@ pub struct PayoutCompleted {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PayoutFailed {
+pub(crate) struct PayoutFailed {
     pub payout_id: Uuid,
     pub amount: String,
     pub currency: PayoutCurrency,
@@ -264,7 +264,7 @@ pub struct PayoutFailed {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PayoutCancelled {
+pub(crate) struct PayoutCancelled {
     pub payout_id: Uuid,
     pub amount: String,
     pub currency: PayoutCurrency,
@@ -273,13 +273,13 @@ pub struct PayoutCancelled {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct OtpCode {
+pub(crate) struct OtpCode {
     pub otp_code: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AuthInvitation {
+pub(crate) struct AuthInvitation {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inviter_name: Option<String>,
     pub expires_in_days: f64,
@@ -288,7 +288,7 @@ pub struct AuthInvitation {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PasswordChange {
+pub(crate) struct PasswordChange {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub greeting_name: Option<String>,
     pub primary_email_address: String,
@@ -296,37 +296,37 @@ pub struct PasswordChange {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PrimaryEmailChanged {
+pub(crate) struct PrimaryEmailChanged {
     pub new_email_address: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct NewDeviceSignIn {
+pub(crate) struct NewDeviceSignIn {
     pub session_created_at: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Nothing {}
+pub(crate) struct Nothing {}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct VerificationRejected {
+pub(crate) struct VerificationRejected {
     pub rejection_reason: String,
     pub can_retry: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct VerificationFailed {
+pub(crate) struct VerificationFailed {
     pub failure_reason: String,
     pub attempts_remaining: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct EarningsRetained {
+pub(crate) struct EarningsRetained {
     pub event_name: String,
     pub ticket_count: Count,
     pub reason: RetainedReason,
@@ -338,7 +338,7 @@ pub struct EarningsRetained {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct EarningsLine {
+pub(crate) struct EarningsLine {
     pub currency: Currency,
     pub amount: String,
     pub earning_count: Count,
@@ -346,13 +346,13 @@ pub struct EarningsLine {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct EarningsAvailable {
+pub(crate) struct EarningsAvailable {
     pub lines: Vec<EarningsLine>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct BuyerTicketCancelled {
+pub(crate) struct BuyerTicketCancelled {
     pub event_name: String,
     pub ticket_count: Count,
     pub reason: CancelReason,
@@ -360,7 +360,7 @@ pub struct BuyerTicketCancelled {
 /// A file the email attaches, from the private bucket.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AttachmentRef {
+pub(crate) struct AttachmentRef {
     pub r#type: String,
     pub storage_path: String,
     pub filename: String,
@@ -368,14 +368,14 @@ pub struct AttachmentRef {
 /// What the notifications job does once the email is sent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PostSendAction {
+pub(crate) struct PostSendAction {
     pub r#type: String,
     pub invoice_id: Uuid,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct OrderInvoice {
+pub(crate) struct OrderInvoice {
     pub order_id: Uuid,
     pub party: Party,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -408,7 +408,7 @@ pub struct OrderInvoice {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct InvoiceItem {
+pub(crate) struct InvoiceItem {
     pub ticket_wave_name: String,
     pub quantity: Count,
     pub price_per_ticket: String,
@@ -417,7 +417,7 @@ pub struct InvoiceItem {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ReportCreated {
+pub(crate) struct ReportCreated {
     pub ticket_report_id: Uuid,
     pub case_type: CaseType,
     pub reported_by_user_id: Uuid,
@@ -431,7 +431,7 @@ pub struct ReportCreated {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ReportStatusChanged {
+pub(crate) struct ReportStatusChanged {
     pub ticket_report_id: Uuid,
     pub old_status: ReportStatus,
     pub new_status: ReportStatus,
@@ -439,7 +439,7 @@ pub struct ReportStatusChanged {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ReportActionAdded {
+pub(crate) struct ReportActionAdded {
     pub ticket_report_id: Uuid,
     pub action_type: ActionType,
     pub performed_by_role: Role,
@@ -447,7 +447,7 @@ pub struct ReportActionAdded {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ReportClosed {
+pub(crate) struct ReportClosed {
     pub ticket_report_id: Uuid,
     pub closed_by_role: Role,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -462,13 +462,13 @@ macro_rules! kinds {
         /// and the fields that kind carries.
         #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
         #[serde(tag = "type")]
-        pub enum Metadata {
+        pub(crate) enum Metadata {
             $(#[serde(rename = $name)] $variant($ty)),*
         }
 
         impl Metadata {
             /// The kind, as the `notification_type` enum and `type` name it.
-            pub fn kind(&self) -> &'static str {
+            pub(crate) fn kind(&self) -> &'static str {
                 match self {
                     $(Metadata::$variant(_) => $name),*
                 }
@@ -476,7 +476,7 @@ macro_rules! kinds {
         }
 
         /// Every kind the schemas know.
-        pub const KINDS: &[&str] = &[$($name),*];
+        pub(crate) const KINDS: &[&str] = &[$($name),*];
     };
 }
 
@@ -516,7 +516,7 @@ kinds! {
 
 impl Metadata {
     /// As stored: the tagged object, with every unset optional field left out.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         // Serializing these types cannot fail: no maps with non-string keys, no
         // non-finite floats a job computes.
         serde_json::to_value(self).unwrap_or(Value::Null)
@@ -525,7 +525,7 @@ impl Metadata {
 
 /// Checks stored `metadata` for the notification type `kind`; the error names what is
 /// wrong (serde names the missing or mistyped field).
-pub fn validate(kind: &str, metadata: &Value) -> Result<(), String> {
+pub(crate) fn validate(kind: &str, metadata: &Value) -> Result<(), String> {
     if !metadata.is_object() {
         return Err(format!("metadata of {kind} is not an object"));
     }

@@ -8,7 +8,7 @@
 //! fields its template needs; `actions` is a list of `{type, label, url}`.
 
 mod channel;
-pub mod metadata;
+pub(crate) mod metadata;
 
 use crate::database;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -17,12 +17,12 @@ use serde_json::{Value, json};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-pub use channel::Channel;
-pub use metadata::Metadata;
+pub(crate) use channel::Channel;
+pub(crate) use metadata::Metadata;
 
 /// A notification row to deliver later; its kind is its metadata's.
 #[derive(Debug, Clone)]
-pub struct Notification {
+pub(crate) struct Notification {
     pub user_id: Uuid,
     pub channels: Vec<Channel>,
     pub actions: Option<Value>,
@@ -30,7 +30,7 @@ pub struct Notification {
 }
 
 /// In-app and email: what most notifications go out on.
-pub const IN_APP_AND_EMAIL: [Channel; 2] = [Channel::InApp, Channel::Email];
+pub(crate) const IN_APP_AND_EMAIL: [Channel; 2] = [Channel::InApp, Channel::Email];
 
 /// A row as `insert` hands it to PostgreSQL.
 #[derive(Serialize)]
@@ -46,23 +46,23 @@ struct Row<'a> {
 /// The buttons' labels, as the original names them
 /// (apps/backend/src/constants/error-messages.ts `NOTIFICATION_BUTTON_LABELS`): the API
 /// and its emails show these strings.
-pub mod label {
-    pub const UPLOAD_DOCUMENTS: &str = "Subir documentos";
-    pub const VIEW_MY_TICKETS: &str = "Ver mis tickets";
-    pub const RETRY_PAYMENT: &str = "Reintentar pago";
-    pub const VIEW_EARNINGS: &str = "Ver ganancias";
-    pub const REQUEST_WITHDRAWAL: &str = "Solicitar retiro";
-    pub const VIEW_MY_CASE: &str = "Ver mi caso";
+pub(crate) mod label {
+    pub(crate) const UPLOAD_DOCUMENTS: &str = "Subir documentos";
+    pub(crate) const VIEW_MY_TICKETS: &str = "Ver mis tickets";
+    pub(crate) const RETRY_PAYMENT: &str = "Reintentar pago";
+    pub(crate) const VIEW_EARNINGS: &str = "Ver ganancias";
+    pub(crate) const REQUEST_WITHDRAWAL: &str = "Solicitar retiro";
+    pub(crate) const VIEW_MY_CASE: &str = "Ver mi caso";
 }
 
 /// One action button: `[{type, label, url}]`.
-pub fn action(kind: &str, label: &str, url: String) -> Value {
+pub(crate) fn action(kind: &str, label: &str, url: String) -> Value {
     json!([{ "type": kind, "label": label, "url": url }])
 }
 
 /// The IANA zone of a venue's country, by name or code; Montevideo when unknown: the
 /// `eventTimezone` the original derives with `getTimezoneForCountry`.
-pub fn time_zone(country: Option<&str>) -> &'static str {
+pub(crate) fn time_zone(country: Option<&str>) -> &'static str {
     match country.map(|c| c.trim().to_lowercase()).as_deref() {
         Some("argentina" | "ar") => "America/Argentina/Buenos_Aires",
         _ => "America/Montevideo",
@@ -70,7 +70,7 @@ pub fn time_zone(country: Option<&str>) -> &'static str {
 }
 
 /// An instant as the original's metadata carries it: RFC 3339, milliseconds, `Z`.
-pub fn iso(t: DateTime<Utc>) -> String {
+pub(crate) fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -96,7 +96,7 @@ fn without_absent(metadata: &Value) -> Value {
 }
 
 /// Inserts `rows` as pending notifications, in the caller's transaction.
-pub async fn insert(
+pub(crate) async fn insert(
     conn: &mut PgConnection,
     rows: &[Notification],
     now: DateTime<Utc>,
@@ -130,7 +130,7 @@ pub async fn insert(
 
 /// A debounced notification: an item for the user's pending batch under `key`.
 #[derive(Debug, Clone)]
-pub struct Debounced {
+pub(crate) struct Debounced {
     pub key: String,
     pub user_id: Uuid,
     pub channels: Vec<Channel>,
@@ -143,7 +143,7 @@ pub struct Debounced {
 /// Adds the item to the user's pending batch for its key, or opens a batch; the
 /// notifications job merges a closed batch into one notification. Batch creation is
 /// serialised per key and user, so two writers at once share one batch.
-pub async fn debounce(
+pub(crate) async fn debounce(
     conn: &mut PgConnection,
     d: &Debounced,
     now: DateTime<Utc>,

@@ -22,7 +22,7 @@ use uuid::Uuid;
 use super::report::RunReport;
 
 /// The longest a ping may take, connection included.
-pub const TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One job's check-in URL and the client that pings it.
 pub struct Heartbeat {

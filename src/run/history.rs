@@ -17,7 +17,7 @@ use super::report::RunReport;
 use crate::database;
 
 /// Inserts the row of a run that is starting.
-pub async fn start(
+pub(super) async fn start(
     pool: &PgPool,
     run_id: Uuid,
     job: &str,
@@ -82,7 +82,7 @@ pub async fn finish(pool: &PgPool, report: &RunReport) -> Result<(), sqlx::Error
 
 /// Closes the rows of runs of `job` that died without closing them. Only call while
 /// holding the job's lock.
-pub async fn close_abandoned(pool: &PgPool, job: &str) -> Result<u64, sqlx::Error> {
+pub(super) async fn close_abandoned(pool: &PgPool, job: &str) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE job_runs
             SET outcome = 'abandoned', finished_at = now(),

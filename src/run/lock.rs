@@ -35,14 +35,14 @@ const HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// A held lock. Dropping it without [`RunLock::release`] also releases it (the
 /// connection closes), just less promptly.
-pub struct RunLock {
+pub(super) struct RunLock {
     release: CancellationToken,
     lost: CancellationToken,
     task: JoinHandle<()>,
 }
 
 /// Takes the job's lock if nobody holds it.
-pub async fn try_acquire(
+pub(super) async fn try_acquire(
     options: &PgConnectOptions,
     job: &str,
 ) -> Result<Option<RunLock>, sqlx::Error> {
@@ -175,12 +175,12 @@ async fn watch(conn: &mut PgListener, job: &str, release: &CancellationToken) ->
 
 impl RunLock {
     /// Resolves if the lock's connection dies while the run holds it.
-    pub async fn lost(&self) {
+    pub(super) async fn lost(&self) {
         self.lost.cancelled().await
     }
 
     /// Unlocks and closes the connection, waiting at most a few seconds for the server.
-    pub async fn release(self) {
+    pub(super) async fn release(self) {
         self.release.cancel();
         let mut task = self.task;
         if tokio::time::timeout(3 * HEARTBEAT, &mut task)

@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use std::str::FromStr;
 use uuid::Uuid;
 
-pub struct World {
+pub(crate) struct World {
     pub pool: PgPool,
     pub buyer: Uuid,
     pub seller_a: Uuid,
@@ -16,7 +16,7 @@ pub struct World {
     pub wave: Uuid,
 }
 
-pub fn dec(s: &str) -> Decimal {
+pub(crate) fn dec(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap()
 }
 
@@ -34,7 +34,7 @@ async fn user(pool: &PgPool, name: &str) -> Uuid {
 }
 
 /// A world whose event ends `ends_in_hours` from now (negative: already over).
-pub async fn world(pool: &PgPool, ends_in_hours: i64) -> World {
+pub(crate) async fn world(pool: &PgPool, ends_in_hours: i64) -> World {
     let buyer = user(pool, "buyer").await;
     let seller_a = user(pool, "seller-a").await;
     let seller_b = user(pool, "seller-b").await;
@@ -75,7 +75,7 @@ pub async fn world(pool: &PgPool, ends_in_hours: i64) -> World {
 
 impl World {
     /// A listing by `seller` with one ticket per price; returns (listing, tickets).
-    pub async fn listing(&self, seller: Uuid, prices: &[&str]) -> (Uuid, Vec<Uuid>) {
+    pub(crate) async fn listing(&self, seller: Uuid, prices: &[&str]) -> (Uuid, Vec<Uuid>) {
         let listing: Uuid = sqlx::query_scalar(
             "INSERT INTO listings (publisher_user_id, ticket_wave_id) VALUES ($1, $2) RETURNING id",
         )
@@ -102,7 +102,7 @@ impl World {
 
     /// A pending order for `tickets`, created `created_minutes_ago`, whose reservation
     /// ends `expires_in_minutes` from now.
-    pub async fn order(
+    pub(crate) async fn order(
         &self,
         tickets: &[Uuid],
         total: &str,
@@ -147,7 +147,7 @@ impl World {
     }
 
     /// A dLocal payment of `order`, created `created_minutes_ago`.
-    pub async fn payment(
+    pub(crate) async fn payment(
         &self,
         order: Uuid,
         provider_id: &str,
@@ -169,7 +169,7 @@ impl World {
         .unwrap()
     }
 
-    pub async fn set_order_status(&self, order: Uuid, status: &str) {
+    pub(crate) async fn set_order_status(&self, order: Uuid, status: &str) {
         sqlx::query("UPDATE orders SET status = $2::order_status WHERE id = $1")
             .bind(order)
             .bind(status)
@@ -179,7 +179,7 @@ impl World {
     }
 }
 
-pub async fn scalar_i64(pool: &PgPool, sql: &'static str, id: Uuid) -> i64 {
+pub(crate) async fn scalar_i64(pool: &PgPool, sql: &'static str, id: Uuid) -> i64 {
     sqlx::query_scalar(sql)
         .bind(id)
         .fetch_one(pool)
@@ -187,7 +187,7 @@ pub async fn scalar_i64(pool: &PgPool, sql: &'static str, id: Uuid) -> i64 {
         .unwrap()
 }
 
-pub async fn text(pool: &PgPool, sql: &'static str, id: Uuid) -> String {
+pub(crate) async fn text(pool: &PgPool, sql: &'static str, id: Uuid) -> String {
     sqlx::query_scalar(sql)
         .bind(id)
         .fetch_one(pool)
@@ -196,7 +196,7 @@ pub async fn text(pool: &PgPool, sql: &'static str, id: Uuid) -> String {
 }
 
 /// Row counts of every table sync-payments writes, for "nothing changed" checks.
-pub async fn snapshot(pool: &PgPool) -> Vec<(String, i64)> {
+pub(crate) async fn snapshot(pool: &PgPool) -> Vec<(String, i64)> {
     let mut out = Vec::new();
     for table in [
         "orders WHERE status = 'pending'",

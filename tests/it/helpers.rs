@@ -8,10 +8,10 @@ use sqlx::PgPool;
 use tokio::process::Command;
 
 /// The binary under test, built by cargo with the test-only jobs.
-pub const BIN: &str = env!("CARGO_BIN_EXE_run-job");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_run-job");
 
 /// A `run-job` command with a clean environment: only the variables a test sets.
-pub fn run_job() -> Command {
+pub(crate) fn run_job() -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -24,14 +24,14 @@ pub fn run_job() -> Command {
 }
 
 /// A `run-job` command pointed at the test's database.
-pub fn run_job_on(pool: &PgPool) -> Command {
+pub(crate) fn run_job_on(pool: &PgPool) -> Command {
     let mut cmd = run_job();
     cmd.env("DATABASE_URL", url_for(pool));
     cmd
 }
 
 /// The URL of the database sqlx::test made for this test.
-pub fn url_for(pool: &PgPool) -> String {
+pub(crate) fn url_for(pool: &PgPool) -> String {
     let base = std::env::var("DATABASE_URL").expect("DATABASE_URL (set in .cargo/config.toml)");
     let (server, _) = base.rsplit_once('/').expect("a URL with a database");
     let db = pool
@@ -42,13 +42,13 @@ pub fn url_for(pool: &PgPool) -> String {
     format!("{server}/{db}")
 }
 
-pub struct Ran {
+pub(crate) struct Ran {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
 
-pub async fn output(mut cmd: Command) -> Ran {
+pub(crate) async fn output(mut cmd: Command) -> Ran {
     let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
         .await
         .expect("run-job finished within 2 minutes")
@@ -61,7 +61,7 @@ pub async fn output(mut cmd: Command) -> Ran {
 }
 
 /// Waits for a spawned `run-job` to exit (at most `within`) and collects its output.
-pub async fn finished(child: tokio::process::Child, within: Duration) -> Ran {
+pub(crate) async fn finished(child: tokio::process::Child, within: Duration) -> Ran {
     let out = tokio::time::timeout(within, child.wait_with_output())
         .await
         .unwrap_or_else(|_| panic!("run-job did not exit within {within:?}"))
@@ -74,7 +74,7 @@ pub async fn finished(child: tokio::process::Child, within: Duration) -> Ran {
 }
 
 /// Each line of stderr parsed as JSON; fails the test if a line is not JSON.
-pub fn json_lines(stderr: &str) -> Vec<serde_json::Value> {
+pub(crate) fn json_lines(stderr: &str) -> Vec<serde_json::Value> {
     stderr
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
@@ -82,7 +82,7 @@ pub fn json_lines(stderr: &str) -> Vec<serde_json::Value> {
 }
 
 /// The summary line of a run (the one with the EMF block).
-pub fn summary(stderr: &str) -> serde_json::Value {
+pub(crate) fn summary(stderr: &str) -> serde_json::Value {
     json_lines(stderr)
         .into_iter()
         .find(|v| v.get("_aws").is_some())
@@ -90,7 +90,7 @@ pub fn summary(stderr: &str) -> serde_json::Value {
 }
 
 #[derive(Debug, sqlx::FromRow)]
-pub struct RunRow {
+pub(crate) struct RunRow {
     pub job: String,
     pub trigger: String,
     pub outcome: String,
@@ -102,7 +102,7 @@ pub struct RunRow {
     pub error: Option<String>,
 }
 
-pub async fn runs(pool: &PgPool) -> Vec<RunRow> {
+pub(crate) async fn runs(pool: &PgPool) -> Vec<RunRow> {
     sqlx::query_as(
         "SELECT job, trigger, outcome::text AS outcome, exit_code, finished_at IS NOT NULL AS finished,
                 items_processed, items_succeeded, items_failed, error
@@ -114,7 +114,7 @@ pub async fn runs(pool: &PgPool) -> Vec<RunRow> {
 }
 
 /// Waits until a run of `job` is recorded as running.
-pub async fn wait_for_running(pool: &PgPool, job: &str, within: Duration) {
+pub(crate) async fn wait_for_running(pool: &PgPool, job: &str, within: Duration) {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let running: i64 = sqlx::query_scalar(
@@ -135,7 +135,7 @@ pub async fn wait_for_running(pool: &PgPool, job: &str, within: Duration) {
     }
 }
 
-pub fn send_signal(pid: u32, signal: &str) {
+pub(crate) fn send_signal(pid: u32, signal: &str) {
     let status = std::process::Command::new("kill")
         .args([format!("-{signal}"), pid.to_string()])
         .status()
@@ -144,7 +144,7 @@ pub fn send_signal(pid: u32, signal: &str) {
 }
 
 /// A `SELECT count(*) ...` (or any single bigint) against the test's database.
-pub async fn count(pool: &PgPool, sql: &'static str) -> i64 {
+pub(crate) async fn count(pool: &PgPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql)
         .fetch_one(pool)
         .await
@@ -152,7 +152,7 @@ pub async fn count(pool: &PgPool, sql: &'static str) -> i64 {
 }
 
 /// An environment for settings: `base` pairs, then `extra` pairs overriding them.
-pub fn env_of(
+pub(crate) fn env_of(
     base: &[(&str, &str)],
     extra: &[(&str, &str)],
 ) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
@@ -165,13 +165,13 @@ pub fn env_of(
 }
 
 /// The S3-compatible server scripts/test starts on loopback, and its credentials.
-pub struct S3Server {
+pub(crate) struct S3Server {
     pub endpoint: String,
     pub key: String,
     pub secret: String,
 }
 
-pub fn s3_server() -> S3Server {
+pub(crate) fn s3_server() -> S3Server {
     let var = |name: &str| {
         std::env::var(name).unwrap_or_else(|_| {
             panic!("{name} is not set: run the tests with scripts/test, which starts the S3-compatible server")
@@ -185,7 +185,7 @@ pub fn s3_server() -> S3Server {
 }
 
 /// A plain aws-sdk-s3 client of that server, for reading back what run-job stored.
-pub fn s3_client(s: &S3Server) -> aws_sdk_s3::Client {
+pub(crate) fn s3_client(s: &S3Server) -> aws_sdk_s3::Client {
     use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
     let config = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
@@ -199,7 +199,7 @@ pub fn s3_client(s: &S3Server) -> aws_sdk_s3::Client {
 
 /// What the runner hands a job for one run, for tests that run a job in-process: a
 /// deadline five minutes away (longer than a notifications lease, so it claims).
-pub fn context(
+pub(crate) fn context(
     pool: &PgPool,
     cancel: tokio_util::sync::CancellationToken,
 ) -> run_job::jobs::RunContext {
@@ -217,7 +217,7 @@ pub fn context(
 /// reads), ids masked as `<uuid>`, invoice numbers as `<number>`, and every digit of an instant as `9` (the format is
 /// kept, the values are the fixture's), one row a line, sorted; compared with
 /// tests/golden/<name>.jsonl. `RUN_JOB_GOLDEN=write` writes the file instead.
-pub async fn assert_notifications_match_golden(pool: &PgPool, name: &str) {
+pub(crate) async fn assert_notifications_match_golden(pool: &PgPool, name: &str) {
     let rows: Vec<String> = sqlx::query_scalar(
         "SELECT jsonb_build_object('table', 'notifications', 'type', type, 'channels', channels,
                                    'actions', actions, 'metadata', metadata)::text

@@ -1080,7 +1080,7 @@ async fn the_originals_skip_rules_hold_at_delivery(pool: PgPool) {
     );
 }
 
-pub fn vapid_keys() -> (String, String) {
+pub(crate) fn vapid_keys() -> (String, String) {
     use aws_lc_rs::encoding::AsBigEndian;
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
     use base64::Engine;

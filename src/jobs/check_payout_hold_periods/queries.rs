@@ -10,7 +10,7 @@ use uuid::Uuid;
 /// A pending earning of an ended event whose ticket, sold on a confirmed order, never
 /// got a document.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Undelivered {
+pub(super) struct Undelivered {
     pub earning_id: Uuid,
     pub seller_user_id: Uuid,
     pub reservation_id: Uuid,
@@ -25,7 +25,7 @@ pub struct Undelivered {
 /// `getTicketsWithMissingDocumentsAfterEventEnd`): a soft-deleted earning or listing
 /// ticket is not acted on. The reservation's `deleted_at` is not looked at: a confirmed
 /// sale's reservation is soft-deleted, as in the original.
-pub async fn undelivered(
+pub(super) async fn undelivered(
     pool: &PgPool,
     now: DateTime<Utc>,
     skip: &[Uuid],
@@ -60,7 +60,7 @@ pub async fn undelivered(
 /// Retains the earning and cancels its reservation, if all that made it undelivered
 /// still holds under the row lock (still pending, still no document, the sale still
 /// active). False if another writer changed any of it first.
-pub async fn retain(
+pub(super) async fn retain(
     conn: &mut PgConnection,
     u: &Undelivered,
     now: DateTime<Utc>,
@@ -100,7 +100,7 @@ pub async fn retain(
 
 /// Opens the support case for the reservation (a report and its pending refund) unless
 /// one is open already; the new report's id.
-pub async fn open_case(
+pub(super) async fn open_case(
     conn: &mut PgConnection,
     u: &Undelivered,
     now: DateTime<Utc>,
@@ -163,7 +163,7 @@ const NO_OPEN_REPORT: &str = "NOT EXISTS (
 /// Up to `limit` earnings whose hold has passed with no open report, `skip` left out;
 /// the longest-held first, as the original orders them (so the same earnings share a
 /// batch and its `seller_earnings_available`).
-pub async fn releasable(
+pub(super) async fn releasable(
     pool: &PgPool,
     now: DateTime<Utc>,
     hold_hours: i32,
@@ -190,7 +190,7 @@ pub async fn releasable(
 
 /// An earning made available.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Released {
+pub(super) struct Released {
     pub seller_user_id: Uuid,
     pub seller_amount: Decimal,
     pub currency: String,
@@ -198,7 +198,7 @@ pub struct Released {
 
 /// Makes `ids` available where they still qualify (checked again under the row locks);
 /// the ones this call released.
-pub async fn release(
+pub(super) async fn release(
     conn: &mut PgConnection,
     ids: &[Uuid],
     now: DateTime<Utc>,

@@ -13,7 +13,7 @@ use crate::statuses::{InvoiceStatus, OrderStatus};
 
 /// The order an invoice bills.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Order {
+pub(super) struct Order {
     pub id: Uuid,
     pub status: OrderStatus,
     pub buyer_user_id: Uuid,
@@ -25,7 +25,7 @@ pub struct Order {
     pub event_name: String,
 }
 
-pub async fn order(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Order>> {
+pub(super) async fn order(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Order>> {
     sqlx::query_as(
         "SELECT o.id, o.status, o.user_id AS buyer_user_id, o.currency::text AS currency,
                 o.total_amount, o.subtotal_amount, o.platform_commission, o.vat_on_commission,
@@ -40,14 +40,14 @@ pub async fn order(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Order>> {
 
 /// One line of the buyer's invoice email.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Item {
+pub(super) struct Item {
     pub ticket_wave_name: String,
     pub quantity: i32,
     pub price_per_ticket: Decimal,
     pub subtotal: Decimal,
 }
 
-pub async fn items(pool: &PgPool, order: Uuid) -> sqlx::Result<Vec<Item>> {
+pub(super) async fn items(pool: &PgPool, order: Uuid) -> sqlx::Result<Vec<Item>> {
     sqlx::query_as(
         "SELECT COALESCE(NULLIF(w.name, ''), 'Entrada') AS ticket_wave_name, i.quantity, i.price_per_ticket, i.subtotal
            FROM order_items i JOIN event_ticket_waves w ON w.id = i.ticket_wave_id
@@ -62,7 +62,7 @@ pub async fn items(pool: &PgPool, order: Uuid) -> sqlx::Result<Vec<Item>> {
 /// One of the seller's tickets in the order: its price, and the earning sync-payments
 /// stored for it when there is one.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct SoldTicket {
+pub(super) struct SoldTicket {
     pub price: Decimal,
     pub seller_amount: Option<Decimal>,
 }
@@ -71,7 +71,7 @@ pub struct SoldTicket {
 /// (apps/backend/src/repositories/order-ticket-reservations `getByOrderIdWithSellerAndPrice`):
 /// a ticket or listing soft-deleted after the sale is not billed. A confirmed sale's
 /// reservation is soft-deleted, so its `deleted_at` is not looked at.
-pub async fn seller_tickets(
+pub(super) async fn seller_tickets(
     pool: &PgPool,
     order: Uuid,
     seller: Uuid,
@@ -96,21 +96,21 @@ pub async fn seller_tickets(
 
 /// An invoice row.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Invoice {
+pub(super) struct Invoice {
     pub id: Uuid,
     pub status: InvoiceStatus,
     pub pdf_storage_path: Option<String>,
 }
 
 /// What an invoice bills, for its row.
-pub struct Amounts {
+pub(super) struct Amounts {
     pub base: Decimal,
     pub vat: Decimal,
     pub currency: String,
 }
 
 /// The invoice row for `external_id`, created `pending` if there is none yet.
-pub async fn pending(
+pub(super) async fn pending(
     pool: &PgPool,
     order: Uuid,
     party: &str,
@@ -142,7 +142,7 @@ pub async fn pending(
 }
 
 /// Whether the invoice for `external_id` is issued with its PDF stored.
-pub async fn already_issued(pool: &PgPool, external_id: &str) -> sqlx::Result<bool> {
+pub(super) async fn already_issued(pool: &PgPool, external_id: &str) -> sqlx::Result<bool> {
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM invoices WHERE external_id = $1 AND status = 'issued'
                                                 AND pdf_storage_path IS NOT NULL)",
@@ -154,7 +154,7 @@ pub async fn already_issued(pool: &PgPool, external_id: &str) -> sqlx::Result<bo
 
 /// Marks the invoice issued with FEU's answer and its PDF's path. False if it was
 /// issued already (by a run that got there first).
-pub async fn issued(
+pub(super) async fn issued(
     conn: &mut PgConnection,
     invoice: Uuid,
     provider_response: &Value,
@@ -176,7 +176,11 @@ pub async fn issued(
 }
 
 /// Records why the last attempt at an invoice failed.
-pub async fn failed_attempt(pool: &PgPool, external_id: &str, error: &str) -> sqlx::Result<()> {
+pub(super) async fn failed_attempt(
+    pool: &PgPool,
+    external_id: &str,
+    error: &str,
+) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE invoices SET last_error = $2 WHERE external_id = $1 AND status <> 'issued'",
     )

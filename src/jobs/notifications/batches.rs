@@ -33,7 +33,7 @@ struct Item {
 
 /// What one pass over the batches did.
 #[derive(Debug, Default)]
-pub struct Merged {
+pub(super) struct Merged {
     pub processed: u64,
     pub cancelled: u64,
     pub failed: u64,
@@ -41,7 +41,11 @@ pub struct Merged {
 }
 
 /// Merges every closed batch (up to `limit`) into a notification.
-pub async fn merge_closed(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> anyhow::Result<Merged> {
+pub(super) async fn merge_closed(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> anyhow::Result<Merged> {
     let mut merged = Merged {
         orphans_moved: rebatch_orphans(pool, now).await?,
         ..Merged::default()

@@ -24,12 +24,12 @@ const IN_APP_ONLY: &[&str] = &[
 ];
 
 /// Renders emails; built once per run.
-pub struct Content {
+pub(super) struct Content {
     env: Environment<'static>,
 }
 
 impl Content {
-    pub fn new() -> Result<Content, String> {
+    pub(super) fn new() -> Result<Content, String> {
         let mut env = Environment::new();
         for file in TEMPLATES.files() {
             let name = file.path().to_string_lossy().into_owned();
@@ -43,12 +43,12 @@ impl Content {
     }
 
     /// Checks `metadata` against the notification's type (see `metadata`).
-    pub fn validate(&self, kind: &str, metadata: &Value) -> Result<(), String> {
+    pub(super) fn validate(&self, kind: &str, metadata: &Value) -> Result<(), String> {
         crate::notify::metadata::validate(kind, metadata)
     }
 
     /// Subject, HTML and text of the email for this notification.
-    pub fn email(
+    pub(super) fn email(
         &self,
         kind: &str,
         to: &str,
@@ -88,7 +88,7 @@ impl Content {
 impl Content {
     /// Title and body of a web push: the email's subject and first line where the type
     /// has an email, a plain nudge otherwise.
-    pub fn push_text(&self, kind: &str, metadata: &Value) -> (String, String) {
+    pub(super) fn push_text(&self, kind: &str, metadata: &Value) -> (String, String) {
         match self.email(kind, "", metadata, None) {
             Ok(e) => {
                 let body = e.text.lines().next().unwrap_or_default().to_string();
@@ -105,7 +105,7 @@ impl Content {
 /// The WhatsApp template for a type, with its parameters in order (the original's
 /// template builders, mathfalcon/revendiste apps/backend/src/services/notifications/).
 /// `None`: the type has no template, which the original records as sent.
-pub fn whatsapp(kind: &str, to: &str, m: &Value) -> Option<WhatsAppMessage> {
+pub(super) fn whatsapp(kind: &str, to: &str, m: &Value) -> Option<WhatsAppMessage> {
     let text = |key: &str| match m.get(key) {
         Some(Value::String(s)) => s.clone(),
         Some(v) if !v.is_null() => v.to_string(),

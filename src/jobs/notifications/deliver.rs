@@ -31,10 +31,10 @@ use crate::storage::StorageError;
 const PUSH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// At most `per_second` calls a second (0: unlimited), shared by concurrent sends.
-pub struct RateLimit(Option<Mutex<Interval>>);
+pub(super) struct RateLimit(Option<Mutex<Interval>>);
 
 impl RateLimit {
-    pub fn new(per_second: u32) -> RateLimit {
+    pub(super) fn new(per_second: u32) -> RateLimit {
         RateLimit((per_second > 0).then(|| {
             let mut i = tokio::time::interval(std::time::Duration::from_secs(1) / per_second);
             i.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -42,7 +42,7 @@ impl RateLimit {
         }))
     }
 
-    pub async fn wait(&self) {
+    pub(super) async fn wait(&self) {
         if let Some(interval) = &self.0 {
             interval.lock().await.tick().await;
         }
@@ -54,7 +54,7 @@ impl RateLimit {
 /// `order_expired`/`payment_failed` once the event has ended; the email of an
 /// `order_expired` for an order older than an hour (offline payments can stay pending for
 /// days, and such a late email confuses more than it helps).
-pub fn skips(
+pub(super) fn skips(
     n: &Claimed,
     channels: &[Channel],
     facts: Option<&OrderFacts>,

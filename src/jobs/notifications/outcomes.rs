@@ -22,14 +22,14 @@ use super::queries::{self, Outcome};
 use crate::clock::Clock;
 
 /// Outcomes in one statement at most.
-pub const BATCH: usize = 200;
+pub(super) const BATCH: usize = 200;
 /// How long a finished notification waits for others before its outcome is written.
-pub const EVERY: Duration = Duration::from_millis(100);
+pub(super) const EVERY: Duration = Duration::from_millis(100);
 
 /// A finished notification and the lease it was delivered under.
-pub type Finished = (Outcome, DateTime<Utc>);
+pub(super) type Finished = (Outcome, DateTime<Utc>);
 
-pub fn channel() -> (
+pub(super) fn channel() -> (
     mpsc::UnboundedSender<Finished>,
     mpsc::UnboundedReceiver<Finished>,
 ) {
@@ -37,7 +37,11 @@ pub fn channel() -> (
 }
 
 /// Writes what arrives until every sender is gone and everything is written.
-pub async fn write(pool: &PgPool, clock: &Clock, finished: mpsc::UnboundedReceiver<Finished>) {
+pub(super) async fn write(
+    pool: &PgPool,
+    clock: &Clock,
+    finished: mpsc::UnboundedReceiver<Finished>,
+) {
     let received =
         futures::stream::unfold(
             finished,

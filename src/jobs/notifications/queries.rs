@@ -12,7 +12,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Claimed {
+pub(super) struct Claimed {
     pub id: Uuid,
     pub user_id: Uuid,
     pub kind: String,
@@ -24,7 +24,7 @@ pub struct Claimed {
 }
 
 /// Claims up to `limit` deliverable notifications until `lease_until`.
-pub async fn claim(
+pub(super) async fn claim(
     pool: &PgPool,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
@@ -52,13 +52,13 @@ pub async fn claim(
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct User {
+pub(super) struct User {
     pub id: Uuid,
     pub email: Option<String>,
     pub phone_number: Option<String>,
 }
 
-pub async fn users(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<User>> {
+pub(super) async fn users(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<User>> {
     sqlx::query_as(
         "SELECT id, email, phone_number FROM users WHERE id = ANY($1) AND deleted_at IS NULL",
     )
@@ -68,7 +68,7 @@ pub async fn users(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<User>> {
 }
 
 /// The buyer of an order, if the order exists.
-pub async fn order_buyer(pool: &PgPool, order: Uuid) -> sqlx::Result<Option<Uuid>> {
+pub(super) async fn order_buyer(pool: &PgPool, order: Uuid) -> sqlx::Result<Option<Uuid>> {
     sqlx::query_scalar("SELECT user_id FROM orders WHERE id = $1")
         .bind(order)
         .fetch_optional(pool)
@@ -77,7 +77,7 @@ pub async fn order_buyer(pool: &PgPool, order: Uuid) -> sqlx::Result<Option<Uuid
 
 /// Records one channel's state before a send that cannot be repeated safely, so a
 /// crash mid-send is known afterwards. False if the lease is no longer ours.
-pub async fn mark_channel(
+pub(super) async fn mark_channel(
     conn: &mut PgConnection,
     id: Uuid,
     lease_until: DateTime<Utc>,
@@ -100,7 +100,7 @@ pub async fn mark_channel(
 
 /// What Meta's delivery receipts say of one message (see the whatsapp_receipts migration).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Receipt {
+pub(super) enum Receipt {
     /// Accepted by WhatsApp (sent, delivered or read): it went out.
     Sent {
         message_id: String,
@@ -112,7 +112,10 @@ pub enum Receipt {
 
 /// The receipt recorded for the message sent with `callback_data`, if any arrived:
 /// delivered or read wins, then failed (accepted, then undeliverable), then sent.
-pub async fn whatsapp_receipt(pool: &PgPool, callback_data: &str) -> sqlx::Result<Option<Receipt>> {
+pub(super) async fn whatsapp_receipt(
+    pool: &PgPool,
+    callback_data: &str,
+) -> sqlx::Result<Option<Receipt>> {
     let row: Option<(String, String, Option<String>, DateTime<Utc>)> = sqlx::query_as(
         "SELECT message_id, status, error, occurred_at FROM whatsapp_message_statuses
           WHERE callback_data = $1 AND status IN ('sent', 'delivered', 'read', 'failed')
@@ -135,7 +138,7 @@ pub async fn whatsapp_receipt(pool: &PgPool, callback_data: &str) -> sqlx::Resul
 
 /// The outcome of one notification.
 #[derive(Debug, Clone, Serialize)]
-pub struct Outcome {
+pub(super) struct Outcome {
     pub id: Uuid,
     pub status: super::state::Delivery,
     pub channel_status: Value,
@@ -145,7 +148,7 @@ pub struct Outcome {
 }
 
 /// Writes outcomes and releases the leases, for rows whose lease is still ours.
-pub async fn finish(
+pub(super) async fn finish(
     pool: &PgPool,
     outcomes: &[Outcome],
     lease_until: DateTime<Utc>,
@@ -175,7 +178,11 @@ pub async fn finish(
 }
 
 /// Gives back claims a stopping run did not get to.
-pub async fn release(pool: &PgPool, ids: &[Uuid], lease_until: DateTime<Utc>) -> sqlx::Result<()> {
+pub(super) async fn release(
+    pool: &PgPool,
+    ids: &[Uuid],
+    lease_until: DateTime<Utc>,
+) -> sqlx::Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -192,13 +199,13 @@ pub async fn release(pool: &PgPool, ids: &[Uuid], lease_until: DateTime<Utc>) ->
 /// What the skip rules need: the event's end and the order's age, for notifications
 /// about an order.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct OrderFacts {
+pub(super) struct OrderFacts {
     pub id: Uuid,
     pub event_end_date: DateTime<Utc>,
     pub order_created_at: DateTime<Utc>,
 }
 
-pub async fn order_facts(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<OrderFacts>> {
+pub(super) async fn order_facts(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<OrderFacts>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -218,7 +225,7 @@ pub async fn order_facts(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<OrderF
 /// The browsers each of these users subscribed (the newest
 /// [`MAX_SUBSCRIPTIONS_PER_USER`](super::webpush::MAX_SUBSCRIPTIONS_PER_USER) each),
 /// read once for a claimed batch.
-pub async fn subscriptions(
+pub(super) async fn subscriptions(
     pool: &PgPool,
     users: &[Uuid],
 ) -> sqlx::Result<Vec<(Uuid, super::webpush::Subscription)>> {
@@ -251,7 +258,7 @@ pub async fn subscriptions(
         .collect())
 }
 
-pub async fn delete_subscription(pool: &PgPool, endpoint: &str) -> sqlx::Result<()> {
+pub(super) async fn delete_subscription(pool: &PgPool, endpoint: &str) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM push_subscriptions WHERE endpoint = $1")
         .bind(endpoint)
         .execute(pool)
@@ -259,7 +266,7 @@ pub async fn delete_subscription(pool: &PgPool, endpoint: &str) -> sqlx::Result<
     Ok(())
 }
 
-pub async fn mark_invoice_emailed(
+pub(super) async fn mark_invoice_emailed(
     pool: &PgPool,
     invoice: Uuid,
     at: DateTime<Utc>,

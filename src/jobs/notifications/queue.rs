@@ -25,13 +25,13 @@ struct SendNotification {
 }
 
 #[derive(Debug, Default)]
-pub struct QueueRun {
+pub(super) struct QueueRun {
     pub completed: u64,
     pub failed: u64,
     pub reclaimed: u64,
 }
 
-pub async fn run(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> anyhow::Result<QueueRun> {
+pub(super) async fn run(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> anyhow::Result<QueueRun> {
     let mut result = QueueRun {
         reclaimed: queue::reclaim_stale(pool, now, HANDLED).await?,
         ..QueueRun::default()

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use crate::notify::Channel;
+pub(super) use crate::notify::Channel;
 
 /// One channel's state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,7 +22,7 @@ pub use crate::notify::Channel;
     rename_all = "lowercase",
     rename_all_fields = "camelCase"
 )]
-pub enum ChannelState {
+pub(super) enum ChannelState {
     /// Delivered; never sent again.
     Sent {
         #[serde(default)]
@@ -68,14 +68,14 @@ pub enum ChannelState {
 }
 
 impl ChannelState {
-    pub fn failed(attempts: u32, reason: String) -> ChannelState {
+    pub(super) fn failed(attempts: u32, reason: String) -> ChannelState {
         ChannelState::Failed {
             attempts,
             error: Some(reason),
         }
     }
 
-    pub fn attempts(&self) -> u32 {
+    pub(super) fn attempts(&self) -> u32 {
         match self {
             ChannelState::Sent { attempts, .. }
             | ChannelState::Failed { attempts, .. }
@@ -85,7 +85,7 @@ impl ChannelState {
     }
 
     /// Sent or failed: nothing more to do.
-    pub fn is_final(&self) -> bool {
+    pub(super) fn is_final(&self) -> bool {
         matches!(
             self,
             ChannelState::Sent { .. } | ChannelState::Failed { .. }
@@ -93,7 +93,7 @@ impl ChannelState {
     }
 
     /// When a waiting channel (retry, or sending without a receipt yet) is due again.
-    pub fn due_at(&self) -> Option<DateTime<Utc>> {
+    pub(super) fn due_at(&self) -> Option<DateTime<Utc>> {
         match self {
             ChannelState::Retry { retry_at, .. } => Some(*retry_at),
             ChannelState::Sending { retry_at, .. } => *retry_at,
@@ -101,16 +101,16 @@ impl ChannelState {
         }
     }
 
-    pub fn to_json(&self) -> Value {
+    pub(super) fn to_json(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
 }
 
 /// Every channel's state of one notification.
-pub type Channels = BTreeMap<Channel, ChannelState>;
+pub(super) type Channels = BTreeMap<Channel, ChannelState>;
 
 /// A row's `channels` and `channel_status`, or why they cannot be read.
-pub fn decode(
+pub(super) fn decode(
     id: uuid::Uuid,
     channels: &[String],
     status: Option<&Value>,
@@ -129,14 +129,14 @@ pub fn decode(
     Ok((listed, states))
 }
 
-pub fn encode(states: &Channels) -> Value {
+pub(super) fn encode(states: &Channels) -> Value {
     serde_json::to_value(states).unwrap_or(Value::Null)
 }
 
 /// A notification's status (the `notification_status` values this job writes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Delivery {
+pub(super) enum Delivery {
     /// A channel waits for a retry or a receipt.
     Pending,
     /// At least one channel got through (the original's partial success).
@@ -150,11 +150,11 @@ mod iso {
     use chrono::{DateTime, SecondsFormat, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
         let text = String::deserialize(d)?;
         DateTime::parse_from_rfc3339(&text)
             .map(|t| t.to_utc())
@@ -166,14 +166,19 @@ mod iso_opt {
     use chrono::{DateTime, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(
+        t: &Option<DateTime<Utc>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         match t {
             Some(t) => super::iso::serialize(t, s),
             None => s.serialize_none(),
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<DateTime<Utc>>, D::Error> {
         #[derive(Deserialize)]
         struct Wrapped(#[serde(with = "super::iso")] DateTime<Utc>);
         Ok(Option::<Wrapped>::deserialize(d)?.map(|Wrapped(t)| t))

@@ -33,7 +33,7 @@ pub fn due(hours: f64, qr_window: Option<u32>) -> Option<u32> {
 }
 
 /// `'12h'` as 12.
-pub fn qr_hours(timing: Option<&str>) -> Option<u32> {
+pub(super) fn qr_hours(timing: Option<&str>) -> Option<u32> {
     timing?.trim_end_matches('h').parse().ok()
 }
 

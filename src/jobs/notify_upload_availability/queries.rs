@@ -10,7 +10,7 @@ use crate::notify::{self, Notification};
 /// A seller's listing for an event within the milestones' reach, with its tickets
 /// (sold or not, as the original) that have no primary active document.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Listing {
+pub(super) struct Listing {
     pub listing_id: Uuid,
     pub seller_user_id: Uuid,
     pub event_name: String,
@@ -22,7 +22,7 @@ pub struct Listing {
 
 /// Listings whose event starts after `now` and no later than the largest milestone's
 /// band, one row per (seller, listing).
-pub async fn listings(pool: &PgPool, now: DateTime<Utc>) -> sqlx::Result<Vec<Listing>> {
+pub(super) async fn listings(pool: &PgPool, now: DateTime<Utc>) -> sqlx::Result<Vec<Listing>> {
     sqlx::query_as(
         "SELECT l.id AS listing_id, l.publisher_user_id AS seller_user_id,
                 COALESCE(NULLIF(e.name, ''), 'el evento') AS event_name,
@@ -49,7 +49,7 @@ pub async fn listings(pool: &PgPool, now: DateTime<Utc>) -> sqlx::Result<Vec<Lis
 
 /// What became of one due reminder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reminded {
+pub(super) enum Reminded {
     /// Inserted now, with its notification.
     Sent,
     /// This or another run already sent it.
@@ -60,7 +60,7 @@ pub enum Reminded {
 
 /// Records the reminder and inserts its notification, in one transaction, unless it was
 /// sent before. Two runs at once: the second waits on the first's row, then finds it.
-pub async fn remind(
+pub(super) async fn remind(
     pool: &PgPool,
     listing: &Listing,
     milestone: u32,

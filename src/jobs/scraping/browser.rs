@@ -116,7 +116,7 @@ pub struct BrowserSettings {
     pub single_process: bool,
 }
 
-pub struct Browser {
+pub(super) struct Browser {
     /// Shared with the relief task only; `shutdown` takes it back once that has stopped.
     inner: Option<Arc<chromiumoxide::Browser>>,
     handler: JoinHandle<()>,
@@ -135,7 +135,7 @@ pub struct Browser {
 }
 
 impl Browser {
-    pub async fn launch(settings: &BrowserSettings) -> anyhow::Result<Browser> {
+    pub(super) async fn launch(settings: &BrowserSettings) -> anyhow::Result<Browser> {
         let profile =
             std::env::temp_dir().join(format!("run-job-chromium-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&profile)?;
@@ -187,30 +187,25 @@ impl Browser {
         })
     }
 
-    /// The browser's process id, while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.id()
-    }
-
     /// Requests refused by the sites' guards so far.
-    pub fn blocked_requests(&self) -> u64 {
+    pub(super) fn blocked_requests(&self) -> u64 {
         self.blocked.load(Ordering::Relaxed)
     }
 
     /// Whether the browser process is still running.
-    pub fn alive(&self) -> bool {
+    pub(super) fn alive(&self) -> bool {
         !self.gone.is_cancelled()
     }
 
     /// Resolves as soon as the browser dies or its CDP connection breaks.
-    pub async fn lost(&self) {
+    pub(super) async fn lost(&self) {
         self.gone.cancelled().await
     }
 
     /// Opens `url` in a new tab confined to what `guard` admits and waits for its
     /// document (not every subresource) to be parsed. Pages answering 4xx or 5xx, and
     /// pages that land outside the guard, are errors.
-    pub async fn open(&self, url: &str, guard: &Guard) -> Result<Tab, PageError> {
+    pub(super) async fn open(&self, url: &str, guard: &Guard) -> Result<Tab, PageError> {
         guard
             .check(url)
             .map_err(|refused| PageError::Refused(refused.to_string()))?;
@@ -249,13 +244,13 @@ impl Browser {
     }
 
     /// Closes `tab`, and has Chromium give back what the page held (see [`relieve`]).
-    pub async fn close(&self, tab: Tab) {
+    pub(super) async fn close(&self, tab: Tab) {
         tab.close().await;
         self.closed.notify_one();
     }
 
     /// Closes the browser and removes every process and file it left.
-    pub async fn shutdown(mut self) {
+    pub(super) async fn shutdown(mut self) {
         // The relief task holds the other handle: once it has stopped (an aborted task
         // drops its future before its handle resolves), this one is the only one left.
         self.relief.abort();
@@ -674,7 +669,7 @@ const BOUND: &str = "let left = 2000000;
   return cut(value, 0);";
 
 /// `text` as a JavaScript string literal.
-pub fn js_string(text: &str) -> String {
+pub(super) fn js_string(text: &str) -> String {
     serde_json::Value::String(text.to_string()).to_string()
 }
 

@@ -13,7 +13,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 /// Soft-deletes the events `ids` (by external id) of `platform` that are guest lists.
-pub async fn guest_lists(
+pub(super) async fn guest_lists(
     pool: &PgPool,
     platform: &str,
     ids: &[String],
@@ -37,14 +37,14 @@ pub async fn guest_lists(
 
 /// What stale cleanup decided.
 #[derive(Debug, PartialEq)]
-pub enum Stale {
+pub(super) enum Stale {
     Removed(u64),
     Skipped(String),
 }
 
 /// Soft-deletes ended events of `platform` that the crawl did not see (`seen`: valid
 /// and empty-wave external ids), unless the crawl saw too little to be trusted.
-pub async fn stale(
+pub(super) async fn stale(
     pool: &PgPool,
     platform: &str,
     seen: &[String],
@@ -82,7 +82,7 @@ pub async fn stale(
 }
 
 /// Soft-deletes every event that has ended, on every platform.
-pub async fn past(pool: &PgPool, now: DateTime<Utc>) -> sqlx::Result<u64> {
+pub(super) async fn past(pool: &PgPool, now: DateTime<Utc>) -> sqlx::Result<u64> {
     let mut tx = pool.begin().await?;
     let removed: Vec<Uuid> = sqlx::query_scalar(
         "UPDATE events SET deleted_at = $1, status = 'inactive', updated_at = $1

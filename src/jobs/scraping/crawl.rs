@@ -86,14 +86,14 @@ pub trait Site: Send + Sync {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
+pub(super) enum Status {
     Complete,
     Partial,
     Failed,
 }
 
 impl Status {
-    pub fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Status::Complete => "complete",
             Status::Partial => "partial",
@@ -103,7 +103,7 @@ impl Status {
 }
 
 #[derive(Debug)]
-pub struct Crawled {
+pub(super) struct Crawled {
     pub platform: &'static str,
     pub status: Status,
     pub reason: Option<String>,
@@ -142,7 +142,7 @@ fn attempts_allowed(error: &PageError) -> u32 {
 
 /// Crawls one site. `bar` shows pages done against pages known (a hidden bar off a
 /// terminal, where the progress lines in the log say the same).
-pub async fn crawl(
+pub(super) async fn crawl(
     site: &dyn Site,
     browser: &Browser,
     tabs: Arc<Semaphore>,

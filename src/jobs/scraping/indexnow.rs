@@ -29,18 +29,18 @@ pub struct IndexNowSettings {
 
 /// What a run's pings did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Pinged {
+pub(super) struct Pinged {
     pub urls: u64,
     pub failed: u64,
 }
 
-pub struct IndexNow {
+pub(super) struct IndexNow {
     client: reqwest::Client,
     settings: IndexNowSettings,
 }
 
 impl IndexNow {
-    pub fn new(settings: IndexNowSettings) -> reqwest::Result<IndexNow> {
+    pub(super) fn new(settings: IndexNowSettings) -> reqwest::Result<IndexNow> {
         let client = http::client(http::Timeouts {
             connect: Duration::from_secs(5),
             request: Duration::from_secs(15),
@@ -49,7 +49,7 @@ impl IndexNow {
     }
 
     /// Pings the pages of these event slugs; never fails.
-    pub async fn ping(&self, slugs: &[String]) -> Pinged {
+    pub(super) async fn ping(&self, slugs: &[String]) -> Pinged {
         let s = &self.settings;
         let urls: Vec<String> = slugs
             .iter()

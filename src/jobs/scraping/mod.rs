@@ -11,16 +11,16 @@
 //! alarm fires; a partial crawl stores what it found and skips that site's cleanup.
 
 mod browser;
-pub mod cleanup;
-pub mod crawl;
+mod cleanup;
+mod crawl;
 pub mod images;
-pub mod indexnow;
-pub mod model;
+mod indexnow;
+mod model;
 mod run;
-pub mod sites;
-pub mod store;
-pub mod text;
-pub mod venues;
+mod sites;
+mod store;
+mod text;
+mod venues;
 
 use std::path::PathBuf;
 use std::sync::Arc;

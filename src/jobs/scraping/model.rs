@@ -64,19 +64,19 @@ pub enum Class {
 
 /// Longest text kept of what a page shows, in characters. The marketplace shows
 /// descriptions as plain text; a few thousand characters is a long one.
-pub const MAX_DESCRIPTION: usize = 10_000;
+pub(super) const MAX_DESCRIPTION: usize = 10_000;
 /// Longest name, venue, address or wave name kept.
-pub const MAX_NAME: usize = 300;
+pub(super) const MAX_NAME: usize = 300;
 /// Longest URL or id kept.
-pub const MAX_URL: usize = 2_000;
+pub(super) const MAX_URL: usize = 2_000;
 /// Most waves and images kept of one event.
-pub const MAX_WAVES: usize = 100;
-pub const MAX_IMAGES: usize = 10;
+pub(super) const MAX_WAVES: usize = 100;
+pub(super) const MAX_IMAGES: usize = 10;
 
 /// `text` without control characters (a NUL makes PostgreSQL refuse the row; the rest
 /// have no place in plain text) except line breaks and tabs, cut to `max` characters.
 /// Everything else stays as the site showed it: `<` is text, not markup.
-pub fn plain(text: &str, max: usize) -> String {
+pub(super) fn plain(text: &str, max: usize) -> String {
     text.chars()
         .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
         .take(max)
@@ -118,7 +118,7 @@ impl ScrapedEvent {
 }
 
 /// A position, unless it is (0, 0) or out of range, which sites print for "unknown".
-pub fn position(lat: Option<f64>, lng: Option<f64>) -> (Option<f64>, Option<f64>) {
+pub(super) fn position(lat: Option<f64>, lng: Option<f64>) -> (Option<f64>, Option<f64>) {
     match (lat, lng) {
         (Some(lat), Some(lng))
             if lat.is_finite()

@@ -17,7 +17,7 @@ use super::text;
 
 /// What storing one event did.
 #[derive(Debug, Clone)]
-pub struct Upserted {
+pub(super) struct Upserted {
     pub id: Uuid,
     pub slug: String,
     pub created: bool,
@@ -54,7 +54,7 @@ impl Stored {
     }
 }
 
-pub async fn upsert(
+pub(super) async fn upsert(
     pool: &PgPool,
     event: &ScrapedEvent,
     venue_id: Option<Uuid>,

@@ -12,7 +12,7 @@ use chrono::{
 use rust_decimal::Decimal;
 
 /// Uruguay's offset from UTC.
-pub fn uruguay() -> FixedOffset {
+pub(super) fn uruguay() -> FixedOffset {
     FixedOffset::west_opt(3 * 3600).expect("a valid offset")
 }
 
@@ -21,7 +21,7 @@ pub fn uruguay() -> FixedOffset {
 /// groups thousands when it occurs more than once or is followed by exactly three
 /// digits. `"$ 1.190"` is 1190, `"2.450,50"` 2450.50, `"$ 690.0"` 690, `"0,00"` 0.
 /// No digits, no price.
-pub fn price(text: &str) -> Option<Decimal> {
+pub(super) fn price(text: &str) -> Option<Decimal> {
     let start = text.find(|c: char| c.is_ascii_digit())?;
     let number: &str = {
         let rest = &text[start..];
@@ -69,13 +69,13 @@ const MONTHS: [(&str, u32); 13] = [
     ("diciembre", 12),
 ];
 
-pub fn month(name: &str) -> Option<u32> {
+pub(super) fn month(name: &str) -> Option<u32> {
     let name = name.trim().to_lowercase();
     MONTHS.iter().find(|(m, _)| *m == name).map(|(_, n)| *n)
 }
 
 /// Every "D de <mes>" in `text`, in order.
-pub fn day_months(text: &str) -> Vec<(u32, u32)> {
+pub(super) fn day_months(text: &str) -> Vec<(u32, u32)> {
     let words: Vec<String> = text
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
@@ -92,7 +92,7 @@ pub fn day_months(text: &str) -> Vec<(u32, u32)> {
 }
 
 /// Every time of day in `text`: "23:30", "21 hs", "21hs", "9:05 hs".
-pub fn times(text: &str) -> Vec<NaiveTime> {
+pub(super) fn times(text: &str) -> Vec<NaiveTime> {
     let lower = text.to_lowercase();
     let bytes = lower.as_bytes();
     let mut found = Vec::new();
@@ -134,7 +134,7 @@ pub fn times(text: &str) -> Vec<NaiveTime> {
 }
 
 /// A wall-clock time in Uruguay as an instant.
-pub fn at(date: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
+pub(super) fn at(date: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
     let local = NaiveDateTime::new(date, time);
     match uruguay().from_local_datetime(&local) {
         chrono::LocalResult::Single(t) => t.with_timezone(&Utc),
@@ -144,18 +144,18 @@ pub fn at(date: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
 }
 
 /// Today in Uruguay at `now`.
-pub fn today(now: DateTime<Utc>) -> NaiveDate {
+pub(super) fn today(now: DateTime<Utc>) -> NaiveDate {
     now.with_timezone(&uruguay()).date_naive()
 }
 
 /// Day and month in `year`, if that date exists.
-pub fn date(year: i32, (day, month): (u32, u32)) -> Option<NaiveDate> {
+pub(super) fn date(year: i32, (day, month): (u32, u32)) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(year, month, day)
 }
 
 /// Day and month in this year, or next year's when this year's is before today
 /// (RedTickets and Tickantel list only upcoming dates without a year).
-pub fn upcoming(now: DateTime<Utc>, day_month: (u32, u32)) -> Option<NaiveDate> {
+pub(super) fn upcoming(now: DateTime<Utc>, day_month: (u32, u32)) -> Option<NaiveDate> {
     let today = today(now);
     let this_year = date(today.year(), day_month)?;
     if this_year < today {
@@ -170,7 +170,10 @@ pub fn upcoming(now: DateTime<Utc>, day_month: (u32, u32)) -> Option<NaiveDate> 
 /// midnight when the end is earlier), or "<dow> D de <mes> a las HH:MM" (ending 06:00
 /// next day from 20:00 on, else six hours later). In this year, or next year's when
 /// both start and end would be more than five days ago.
-pub fn entraste_dates(text: &str, now: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+pub(super) fn entraste_dates(
+    text: &str,
+    now: DateTime<Utc>,
+) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     let days = day_months(text);
     let clock = times(text);
     let build = |year: i32| -> Option<(DateTime<Utc>, DateTime<Utc>)> {
@@ -210,7 +213,7 @@ pub fn entraste_dates(text: &str, now: DateTime<Utc>) -> Option<(DateTime<Utc>, 
 /// HTML to readable text: `<br>` and the ends of block elements become line breaks,
 /// other tags vanish, entities are decoded (`&amp;` last, so `&amp;lt;` stays `&lt;`),
 /// three or more line breaks become one blank line, lines are trimmed. Empty is `None`.
-pub fn html_to_text(html: &str) -> Option<String> {
+pub(super) fn html_to_text(html: &str) -> Option<String> {
     const BLOCKS: [&str; 20] = [
         "p",
         "div",
@@ -311,7 +314,7 @@ fn decode_entities(text: &str) -> String {
 
 /// Lowercase ASCII words joined by dashes: "Fiesta de Verano 2026-11-28" becomes
 /// "fiesta-de-verano-2026-11-28"; Spanish accents are dropped, not the letters.
-pub fn slugify(text: &str) -> String {
+pub(super) fn slugify(text: &str) -> String {
     let mut slug = String::with_capacity(text.len());
     let mut dash = false;
     for c in text.to_lowercase().chars() {

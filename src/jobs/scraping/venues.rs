@@ -53,12 +53,12 @@ const CITIES: [&str; 15] = [
 ];
 
 /// A venue found by position is refreshed from Google when older than this.
-pub const STALE_AFTER: TimeDelta = TimeDelta::days(7);
+pub(super) const STALE_AFTER: TimeDelta = TimeDelta::days(7);
 
 /// The radius of the Nearby Search for a new venue.
 const PLACES_RADIUS_METRES: u32 = 150;
 
-pub struct Venues {
+pub(super) struct Venues {
     known: HashMap<String, Uuid>,
     places: Option<GooglePlaces>,
     /// The run's "now", against which a venue's age is measured.
@@ -70,7 +70,7 @@ pub struct Venues {
 
 /// A place as Google describes it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Place {
+pub(super) struct Place {
     pub place_id: String,
     pub name: String,
     pub address: String,
@@ -82,14 +82,14 @@ pub struct Place {
 }
 
 /// The legacy Places API: Nearby Search and Place Details.
-pub struct GooglePlaces {
+pub(super) struct GooglePlaces {
     client: reqwest::Client,
     base: String,
     key: SecretString,
 }
 
 impl GooglePlaces {
-    pub fn new(base: &str, key: SecretString) -> reqwest::Result<GooglePlaces> {
+    pub(super) fn new(base: &str, key: SecretString) -> reqwest::Result<GooglePlaces> {
         Ok(GooglePlaces {
             client: http::client(http::Timeouts {
                 connect: Duration::from_secs(5),
@@ -125,7 +125,12 @@ impl GooglePlaces {
     }
 
     /// The place Google has for a venue at this position, if any.
-    pub async fn find(&self, lat: f64, lng: f64, name: &str) -> Result<Option<Place>, String> {
+    pub(super) async fn find(
+        &self,
+        lat: f64,
+        lng: f64,
+        name: &str,
+    ) -> Result<Option<Place>, String> {
         let location = format!("{lat},{lng}");
         let radius = PLACES_RADIUS_METRES.to_string();
         let mut query = vec![("location", location.as_str()), ("radius", radius.as_str())];
@@ -198,7 +203,7 @@ impl GooglePlaces {
 }
 
 impl Venues {
-    pub fn new(places: Option<GooglePlaces>, now: DateTime<Utc>) -> Venues {
+    pub(super) fn new(places: Option<GooglePlaces>, now: DateTime<Utc>) -> Venues {
         Venues {
             known: HashMap::new(),
             places,
@@ -209,7 +214,7 @@ impl Venues {
         }
     }
 
-    pub async fn resolve(
+    pub(super) async fn resolve(
         &mut self,
         pool: &PgPool,
         event: &ScrapedEvent,
@@ -427,7 +432,7 @@ async fn by_name(pool: &PgPool, name: &str, address: &str) -> sqlx::Result<Optio
 }
 
 /// The first known city named in the address, else its last comma part, else Uruguay.
-pub fn city(address: &str) -> String {
+pub(super) fn city(address: &str) -> String {
     let lower = address.to_lowercase();
     if let Some(known) = CITIES.iter().find(|c| lower.contains(&c.to_lowercase())) {
         return known.to_string();

@@ -69,7 +69,7 @@ impl PaymentStatus {
 
 /// `payment_type` as a `payment_method` label. dLocal sends upper case
 /// (`CREDIT_CARD`); the original wrote it verbatim, which the enum rejects (a gap).
-pub fn payment_method(payment_type: &str) -> Option<&'static str> {
+pub(super) fn payment_method(payment_type: &str) -> Option<&'static str> {
     Some(match payment_type.to_ascii_uppercase().as_str() {
         "" => return None,
         "CREDIT_CARD" | "CARD" => "credit_card",
@@ -160,7 +160,7 @@ impl DlocalPayment {
 }
 
 /// The most of one dLocal Go answer read: a payment is a few kilobytes.
-pub const MAX_ANSWER: usize = 1024 * 1024;
+pub(super) const MAX_ANSWER: usize = 1024 * 1024;
 
 /// Why a call to dLocal failed.
 #[derive(Debug, Clone, PartialEq)]
@@ -210,7 +210,7 @@ impl Transient for DlocalError {
 
 /// Where and how to reach dLocal Go.
 #[derive(Clone)]
-pub struct DlocalClient {
+pub(super) struct DlocalClient {
     http: reqwest::Client,
     /// For the checkout page, whose URL comes from dLocal's answer: checked by
     /// [`CHECKOUT`]'s guard, its redirects too.
@@ -229,7 +229,7 @@ const NUDGE_TIMEOUT: Duration = Duration::from_secs(5);
 const CHECKOUT: &str = "dlocalgo.com";
 
 impl DlocalClient {
-    pub fn new(
+    pub(super) fn new(
         base_url: &str,
         api_key: &SecretString,
         secret_key: &SecretString,
@@ -252,7 +252,7 @@ impl DlocalClient {
     }
 
     /// `GET /v1/payments/{id}`, retried on transient failures.
-    pub async fn get_payment(
+    pub(super) async fn get_payment(
         &self,
         provider_payment_id: &str,
     ) -> Result<DlocalPayment, DlocalError> {
@@ -292,7 +292,7 @@ impl DlocalClient {
     /// GETs the hosted checkout page of a payment still pending: dLocal Go may only
     /// emit the EXPIRED transition once that page is visited (the original's
     /// force-expiration check). Never fails: errors are logged.
-    pub async fn nudge_checkout(&self, redirect_url: &str) {
+    pub(super) async fn nudge_checkout(&self, redirect_url: &str) {
         let url = match self.checkout_guard.check(redirect_url) {
             Ok(url) => url,
             Err(refused) => {

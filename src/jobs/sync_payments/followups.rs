@@ -31,14 +31,14 @@ fn event_over(order: &LockedOrder, now: DateTime<Utc>) -> bool {
 }
 
 /// Per seller, what they sold in this order.
-pub struct SellerSale {
+pub(super) struct SellerSale {
     pub seller_user_id: Uuid,
     pub listing_id: Uuid,
     pub ticket_count: usize,
     pub all_documents_uploaded: bool,
 }
 
-pub fn sales_by_seller(tickets: &[SoldTicket]) -> Vec<SellerSale> {
+pub(super) fn sales_by_seller(tickets: &[SoldTicket]) -> Vec<SellerSale> {
     let mut by_seller: BTreeMap<Uuid, SellerSale> = BTreeMap::new();
     for t in tickets {
         let sale = by_seller.entry(t.seller_user_id).or_insert(SellerSale {
@@ -72,7 +72,7 @@ fn should_prompt_upload(order: &LockedOrder, all_uploaded: bool, now: DateTime<U
 }
 
 /// Rows written when an order is confirmed: buyer and seller notifications, invoice jobs.
-pub fn on_confirmed(
+pub(super) fn on_confirmed(
     order: &LockedOrder,
     items: &[OrderItem],
     sales: &[SellerSale],
@@ -218,7 +218,7 @@ fn summary(metadata: &Metadata, own: &[&str], user: (&str, Uuid)) -> Value {
 }
 
 /// `payment_failed` for a cancelled order, unless its event is over.
-pub fn on_payment_failed(
+pub(super) fn on_payment_failed(
     order: &LockedOrder,
     reason: Option<&str>,
     app_base_url: &str,
@@ -244,7 +244,7 @@ pub fn on_payment_failed(
 }
 
 /// `order_expired`, unless its event is over; email only for orders younger than an hour.
-pub fn on_order_expired(order: &LockedOrder, now: DateTime<Utc>) -> Option<Notification> {
+pub(super) fn on_order_expired(order: &LockedOrder, now: DateTime<Utc>) -> Option<Notification> {
     if event_over(order, now) {
         return None;
     }

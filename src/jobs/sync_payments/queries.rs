@@ -14,7 +14,7 @@ use crate::statuses::OrderStatus;
 
 /// A payment to sync, with what the sync needs of its order.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Candidate {
+pub(super) struct Candidate {
     pub id: Uuid,
     pub order_id: Uuid,
     pub provider_payment_id: String,
@@ -27,7 +27,7 @@ pub struct Candidate {
 
 /// Pending/processing dLocal payments older than five minutes whose backoff (if any)
 /// has elapsed, oldest first.
-pub async fn candidates(
+pub(super) async fn candidates(
     pool: &PgPool,
     now: DateTime<Utc>,
     limit: i64,
@@ -55,7 +55,7 @@ pub async fn candidates(
 
 /// The provider's view of a payment, as written to its row.
 #[derive(Debug, Clone, Serialize)]
-pub struct Refresh {
+pub(super) struct Refresh {
     pub id: Uuid,
     /// Written only if the row still has this status (another writer may have moved it).
     pub expected_status: String,
@@ -78,7 +78,7 @@ pub struct Refresh {
 
 /// Writes refreshed payment rows; returns the ids actually updated (those whose status
 /// was still the expected one).
-pub async fn refresh_payments(
+pub(super) async fn refresh_payments(
     conn: &mut PgConnection,
     rows: &[Refresh],
     now: DateTime<Utc>,
@@ -124,7 +124,7 @@ pub async fn refresh_payments(
 
 /// One `payment_events` row.
 #[derive(Debug, Clone, Serialize)]
-pub struct Event {
+pub(super) struct Event {
     pub payment_id: Uuid,
     pub event_type: &'static str,
     pub from_status: Option<String>,
@@ -132,7 +132,7 @@ pub struct Event {
     pub event_data: serde_json::Value,
 }
 
-pub async fn insert_events(
+pub(super) async fn insert_events(
     conn: &mut PgConnection,
     events: &[Event],
     now: DateTime<Utc>,
@@ -156,14 +156,14 @@ pub async fn insert_events(
 
 /// A failed sync to remember, with when to try again.
 #[derive(Debug, Clone, Serialize)]
-pub struct Backoff {
+pub(super) struct Backoff {
     pub payment_id: Uuid,
     pub failures: i32,
     pub next_attempt_at: DateTime<Utc>,
     pub last_error: String,
 }
 
-pub async fn record_failures(
+pub(super) async fn record_failures(
     pool: &PgPool,
     rows: &[Backoff],
     now: DateTime<Utc>,
@@ -187,7 +187,7 @@ pub async fn record_failures(
 }
 
 /// Forgets the backoff of payments that synced.
-pub async fn clear_failures(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<()> {
+pub(super) async fn clear_failures(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -200,7 +200,7 @@ pub async fn clear_failures(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Resu
 
 /// An order, locked, with what its transitions and notifications need.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct LockedOrder {
+pub(super) struct LockedOrder {
     pub id: Uuid,
     pub status: OrderStatus,
     pub user_id: Uuid,
@@ -231,7 +231,10 @@ const LOCK_ORDERS: &str = "SELECT o.id, o.status, o.user_id, o.created_at, o.tot
       WHERE o.id = ANY($1) AND o.deleted_at IS NULL";
 
 /// Locks orders (waiting for other writers) and reads them.
-pub async fn lock_orders(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<Vec<LockedOrder>> {
+pub(super) async fn lock_orders(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> sqlx::Result<Vec<LockedOrder>> {
     sqlx::query_as(AssertSqlSafe(format!(
         "{LOCK_ORDERS} ORDER BY o.id FOR UPDATE OF o"
     )))
@@ -242,7 +245,7 @@ pub async fn lock_orders(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<
 
 /// Locks the pending ones among `ids` that nobody else holds (a webhook may be working
 /// on one; the next run gets it).
-pub async fn lock_pending_orders_skip_locked(
+pub(super) async fn lock_pending_orders_skip_locked(
     conn: &mut PgConnection,
     ids: &[Uuid],
 ) -> sqlx::Result<Vec<LockedOrder>> {
@@ -255,7 +258,10 @@ pub async fn lock_pending_orders_skip_locked(
 }
 
 /// Locks a payment row and returns its current status.
-pub async fn lock_payment(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<String>> {
+pub(super) async fn lock_payment(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> sqlx::Result<Option<String>> {
     sqlx::query_scalar("SELECT status::text FROM payments WHERE id = $1 FOR UPDATE")
         .bind(id)
         .fetch_optional(conn)
@@ -263,7 +269,7 @@ pub async fn lock_payment(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Opt
 }
 
 /// Sets the status of orders (the caller holds their locks and checked they are pending).
-pub async fn set_order_status(
+pub(super) async fn set_order_status(
     conn: &mut PgConnection,
     ids: &[Uuid],
     status: OrderStatus,
@@ -285,7 +291,7 @@ pub async fn set_order_status(
 
 /// Soft-deletes the active reservations of orders: releases their tickets (or, after a
 /// confirmation, retires the reservation).
-pub async fn release_reservations(
+pub(super) async fn release_reservations(
     conn: &mut PgConnection,
     order_ids: &[Uuid],
     now: DateTime<Utc>,
@@ -303,7 +309,7 @@ pub async fn release_reservations(
 
 /// A ticket the confirmed order bought.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct SoldTicket {
+pub(super) struct SoldTicket {
     pub id: Uuid,
     pub listing_id: Uuid,
     pub price: Decimal,
@@ -313,7 +319,7 @@ pub struct SoldTicket {
 }
 
 /// Marks the order's reserved tickets sold and returns them with their seller.
-pub async fn sell_reserved_tickets(
+pub(super) async fn sell_reserved_tickets(
     conn: &mut PgConnection,
     order_id: Uuid,
     now: DateTime<Utc>,
@@ -336,7 +342,7 @@ pub async fn sell_reserved_tickets(
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Earning {
+pub(super) struct Earning {
     pub seller_user_id: Uuid,
     pub listing_ticket_id: Uuid,
     pub seller_amount: Decimal,
@@ -345,7 +351,7 @@ pub struct Earning {
 
 /// Inserts pending earnings, skipping tickets that already have an active one (the
 /// partial unique index the original relies on).
-pub async fn insert_earnings(
+pub(super) async fn insert_earnings(
     conn: &mut PgConnection,
     rows: &[Earning],
     now: DateTime<Utc>,
@@ -369,7 +375,7 @@ pub async fn insert_earnings(
 }
 
 /// Marks listings sold whose every live ticket is sold.
-pub async fn close_sold_out_listings(
+pub(super) async fn close_sold_out_listings(
     conn: &mut PgConnection,
     listing_ids: &[Uuid],
     now: DateTime<Utc>,
@@ -389,7 +395,7 @@ pub async fn close_sold_out_listings(
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct OrderItem {
+pub(super) struct OrderItem {
     pub id: Uuid,
     pub ticket_wave_name: String,
     pub quantity: i32,
@@ -398,7 +404,10 @@ pub struct OrderItem {
     pub currency: String,
 }
 
-pub async fn order_items(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<Vec<OrderItem>> {
+pub(super) async fn order_items(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> sqlx::Result<Vec<OrderItem>> {
     sqlx::query_as(
         "SELECT oi.id, COALESCE(NULLIF(w.name, ''), 'Entrada') AS ticket_wave_name, oi.quantity, oi.price_per_ticket, oi.subtotal,
                 w.currency::text AS currency
@@ -412,7 +421,7 @@ pub async fn order_items(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Resul
 }
 
 /// Pending orders that time or their payments have closed, oldest first.
-pub async fn expirable_orders(
+pub(super) async fn expirable_orders(
     pool: &PgPool,
     now: DateTime<Utc>,
     limit: i64,
@@ -439,7 +448,7 @@ const EXPIRABLE: &str = "(o.reservation_expires_at < $1
 
 /// Expires the locked orders that are still expirable, judged after the locks were
 /// taken; returns them with the reason.
-pub async fn expire_orders(
+pub(super) async fn expire_orders(
     conn: &mut PgConnection,
     locked: &[Uuid],
     now: DateTime<Utc>,

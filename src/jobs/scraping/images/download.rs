@@ -20,14 +20,14 @@ use crate::http;
 /// Redirects followed before giving up (CDNs commonly add one or two).
 const MAX_REDIRECTS: usize = 3;
 
-pub struct Downloader {
+pub(super) struct Downloader {
     client: Client,
     guard: Guard,
     max_bytes: u64,
 }
 
 impl Downloader {
-    pub fn new(
+    pub(super) fn new(
         timeout: Duration,
         max_bytes: u64,
         user_agent: &str,
@@ -46,7 +46,7 @@ impl Downloader {
         })
     }
 
-    pub async fn get(&self, url: &str) -> Result<Vec<u8>, ImageError> {
+    pub(super) async fn get(&self, url: &str) -> Result<Vec<u8>, ImageError> {
         let parsed: Url = self
             .guard
             .check(url)

@@ -18,7 +18,7 @@ use crate::jobs::scraping::images::{ImageKind, SourceImage};
 use crate::jobs::scraping::model::{ScrapedEvent, Wave, position};
 use crate::jobs::scraping::text;
 
-pub struct Entraste {
+pub(crate) struct Entraste {
     pub cx: SiteContext,
 }
 

@@ -6,9 +6,9 @@
 //! descriptions) happens in Rust, in `text`. Every base URL is configurable so the
 //! fixture sites in tests/fixtures/sites can stand in for the real ones.
 
-pub mod entraste;
-pub mod redtickets;
-pub mod tickantel;
+pub(super) mod entraste;
+pub(super) mod redtickets;
+pub(super) mod tickantel;
 
 use chrono::{DateTime, Utc};
 
@@ -33,7 +33,7 @@ pub struct SiteEntry {
 }
 
 /// Every site, in the order they are crawled and reported.
-pub const SITES: &[SiteEntry] = &[
+pub(super) const SITES: &[SiteEntry] = &[
     SiteEntry {
         platform: "entraste",
         url_variable: "SCRAPER_ENTRASTE_URL",
@@ -69,18 +69,18 @@ pub struct SiteContext {
 }
 
 /// A page that lacks something required: that page yields nothing.
-pub fn missing(what: &str) -> PageError {
+pub(super) fn missing(what: &str) -> PageError {
     PageError::Extraction(format!("the page has no {what}"))
 }
 
 /// The path of `url` (absolute), for ids taken from URLs.
-pub fn path_of(url: &str) -> String {
+pub(super) fn path_of(url: &str) -> String {
     reqwest::Url::parse(url)
         .map(|u| u.path().to_string())
         .unwrap_or_default()
 }
 
 /// `Some(text)` unless it is empty after trimming.
-pub fn non_empty(text: Option<String>) -> Option<String> {
+pub(super) fn non_empty(text: Option<String>) -> Option<String> {
     text.map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
 }

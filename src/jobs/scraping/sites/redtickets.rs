@@ -20,7 +20,7 @@ use crate::jobs::scraping::images::{ImageKind, SourceImage};
 use crate::jobs::scraping::model::{ScrapedEvent, Wave, position};
 use crate::jobs::scraping::text;
 
-pub struct RedTickets {
+pub(crate) struct RedTickets {
     pub cx: SiteContext,
 }
 

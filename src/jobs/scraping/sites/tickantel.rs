@@ -23,7 +23,7 @@ use crate::jobs::scraping::images::{ImageKind, SourceImage};
 use crate::jobs::scraping::model::{ScrapedEvent, Wave, position};
 use crate::jobs::scraping::text;
 
-pub struct Tickantel {
+pub(crate) struct Tickantel {
     pub cx: SiteContext,
 }
 
