@@ -4,6 +4,7 @@
 use crate::cli::{Cli, Command};
 use crate::commands::{self, wiring};
 use crate::cost;
+use crate::declarations::JobDeclaration;
 use crate::exit::Exit;
 
 pub use crate::commands::wiring::{load_declarations, registry_mismatches};
@@ -16,18 +17,22 @@ pub async fn run(cli: Cli) -> Exit {
         count,
     }) = &cli.command
     {
+        // The one command that needs no declarations.
         return commands::next::run(expression, *after, *count);
     }
-    let declarations = match wiring::load_declarations() {
-        Ok(d) => d,
+    match wiring::load_declarations() {
+        Ok(declarations) => dispatch(&cli, declarations).await,
         Err(problems) => {
             eprintln!("run-job: the job declarations are invalid:");
             for p in problems {
                 eprintln!("  {p}");
             }
-            return Exit::Config;
+            Exit::Config
         }
-    };
+    }
+}
+
+async fn dispatch(cli: &Cli, declarations: Vec<JobDeclaration>) -> Exit {
     match &cli.command {
         Some(Command::List) => commands::list::run(&declarations),
         Some(Command::Check { connect }) => commands::check::run(&declarations, *connect).await,
@@ -46,27 +51,7 @@ pub async fn run(cli: Cli) -> Exit {
             };
             commands::runs::run(&declarations, &q).await
         }
-        Some(Command::Cost {
-            region,
-            since,
-            capacity,
-            startup,
-            compare,
-            prices,
-            json,
-            infra,
-        }) => {
-            let q = cost::Query {
-                region,
-                since: *since,
-                capacity: *capacity,
-                startup: startup.unwrap_or_default(),
-                compare_original: compare.is_some(),
-                json: *json,
-                infra: infra.clone(),
-            };
-            commands::cost::run(&declarations, &q, prices.as_deref()).await
-        }
+        Some(command @ Command::Cost { .. }) => cost(command, &declarations).await,
         Some(Command::Requeue {
             job,
             since,
@@ -74,24 +59,21 @@ pub async fn run(cli: Cli) -> Exit {
             all,
             dry_run,
         }) => {
-            if !*dry_run && !*all && since.is_none() && ids.is_empty() {
-                eprintln!(
-                    "run-job: name the rows to requeue: --since <window>, --id <uuid>, or --all \
-                     (--dry-run lists them all first)."
-                );
-                return Exit::Usage;
-            }
             let filter = commands::requeue::Filter {
                 since: *since,
                 ids: ids.clone(),
             };
-            commands::requeue::run(&declarations, job, &filter, *dry_run).await
+            commands::requeue::run(&declarations, job, &filter, *all, *dry_run).await
         }
-        Some(Command::Tick { group }) => commands::tick::run(&cli, &declarations, group).await,
-        Some(Command::Next { .. }) => unreachable!("handled above"),
-        None if cli.schedule => commands::scheduler::run(&cli, declarations).await,
+        Some(Command::Tick { group }) => commands::tick::run(cli, &declarations, group).await,
+        Some(Command::Next {
+            expression,
+            after,
+            count,
+        }) => commands::next::run(expression, *after, *count),
+        None if cli.schedule => commands::scheduler::run(cli, declarations).await,
         None => match &cli.job {
-            Some(name) => commands::once::run(&cli, &declarations, name).await,
+            Some(name) => commands::once::run(cli, &declarations, name).await,
             None => {
                 eprintln!(
                     "run-job: name a job to run, or use --schedule or a command (see --help)."
@@ -101,4 +83,30 @@ pub async fn run(cli: Cli) -> Exit {
             }
         },
     }
+}
+
+async fn cost(command: &Command, declarations: &[JobDeclaration]) -> Exit {
+    let Command::Cost {
+        region,
+        since,
+        capacity,
+        startup,
+        compare,
+        prices,
+        json,
+        infra,
+    } = command
+    else {
+        return Exit::Usage;
+    };
+    let q = cost::Query {
+        region,
+        since: *since,
+        capacity: *capacity,
+        startup: startup.unwrap_or_default(),
+        compare_original: compare.is_some(),
+        json: *json,
+        infra: infra.clone(),
+    };
+    commands::cost::run(declarations, &q, prices.as_deref()).await
 }

@@ -274,6 +274,44 @@ fn valid_env_name(name: &str) -> bool {
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_')
 }
 
+impl RawDeclaration {
+    /// The checks of the fields that stand alone: size, timeout, heartbeat variable,
+    /// reads, group and peak memory.
+    fn check(&self) -> Result<(), String> {
+        self.size.validate()?;
+        if self.timeout_seconds == 0 || self.timeout_seconds > MAX_TIMEOUT_SECONDS {
+            return Err(format!(
+                "timeout_seconds {} is out of range 1-{MAX_TIMEOUT_SECONDS}",
+                self.timeout_seconds
+            ));
+        }
+        // The value is not echoed: someone who wrote the secret URL itself here should
+        // not see it copied into CI logs too.
+        if self
+            .heartbeat_url_env
+            .as_deref()
+            .is_some_and(|var| !valid_env_name(var))
+        {
+            return Err(
+                "heartbeat_url_env must name an environment variable (A-Z, 0-9 and _, not starting with a digit) that holds the URL, not the URL itself"
+                    .to_string(),
+            );
+        }
+        self.reads.validate()?;
+        if let Some(group) = &self.shares_task
+            && !crate::groups::valid_group_name(group)
+        {
+            return Err(format!(
+                "shares_task `{group}` must be a-z, 0-9 and dashes, start with a letter and have at most 21 characters"
+            ));
+        }
+        if self.peak_memory_mib == Some(0) {
+            return Err("peak_memory_mib must be a positive number of MiB".into());
+        }
+        Ok(())
+    }
+}
+
 impl JobDeclaration {
     /// Parses and validates one declaration file. `file` is its name, `text` its content.
     pub fn parse(file: &str, text: &str) -> Result<JobDeclaration, Error> {
@@ -310,38 +348,7 @@ impl JobDeclaration {
             file: file.to_string(),
             source,
         })?;
-        raw.size.validate().map_err(invalid)?;
-        if raw.timeout_seconds == 0 || raw.timeout_seconds > MAX_TIMEOUT_SECONDS {
-            return Err(invalid(format!(
-                "timeout_seconds {} is out of range 1-{MAX_TIMEOUT_SECONDS}",
-                raw.timeout_seconds
-            )));
-        }
-        // The value is not echoed: someone who wrote the secret URL itself here should
-        // not see it copied into CI logs too.
-        if raw
-            .heartbeat_url_env
-            .as_deref()
-            .is_some_and(|var| !valid_env_name(var))
-        {
-            return Err(invalid(
-                "heartbeat_url_env must name an environment variable (A-Z, 0-9 and _, not starting with a digit) that holds the URL, not the URL itself"
-                    .to_string(),
-            ));
-        }
-        raw.reads.validate().map_err(invalid)?;
-        if let Some(group) = &raw.shares_task
-            && !crate::groups::valid_group_name(group)
-        {
-            return Err(invalid(format!(
-                "shares_task `{group}` must be a-z, 0-9 and dashes, start with a letter and have at most 21 characters"
-            )));
-        }
-        if raw.peak_memory_mib == Some(0) {
-            return Err(invalid(
-                "peak_memory_mib must be a positive number of MiB".into(),
-            ));
-        }
+        raw.check().map_err(invalid)?;
         Ok(JobDeclaration {
             name: raw.name,
             description: raw.description.trim().to_string(),

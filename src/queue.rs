@@ -12,10 +12,27 @@
 //! `failed`. Every write after the claim is guarded by the row still being
 //! `processing`, so a run whose claim was reclaimed writes nothing.
 //!
-//! The notifications job claims its own rows (`notifications`) with the same shape:
-//! `SKIP LOCKED`, a claim that lapses (a lease there, the stale cut-off here), and
-//! attempts counted against a limit, decided by [`crate::failure`].
-
+//! # Claims: one shape per lease model
+//! Every job that takes rows to work on takes them with `FOR UPDATE SKIP LOCKED`, so runs
+//! side by side never take the same row and never wait for each other. There are two
+//! lease models, and one statement shape for each:
+//!
+//! - **A lease written on the row** (this queue: `status = 'processing'` + `started_at`,
+//!   lapsing after the stale cut-off; notifications: `lease_until`): the claim commits at
+//!   once and the work happens outside any transaction, so a row outlives the run that
+//!   claimed it and lapses back. Shape:
+//!   `WITH c AS (SELECT id FROM t WHERE <due> ORDER BY <order>, id LIMIT n FOR UPDATE
+//!   SKIP LOCKED) UPDATE t SET <lease> FROM c WHERE t.id = c.id RETURNING <row>`
+//!   ([`claim`] here, `claim` in jobs/notifications/queries.rs).
+//! - **A lock held for one transaction** (notification batches, pending orders in
+//!   sync-payments): the row is read and changed in the transaction that locks it, so the
+//!   lease is the transaction itself and ends with it, committed or rolled back. Shape:
+//!   `SELECT <row> FROM t WHERE <due> ORDER BY <order> [LIMIT n] FOR UPDATE [OF t] SKIP
+//!   LOCKED` inside that transaction (jobs/notifications/batches.rs,
+//!   `lock_pending_orders_skip_locked` in jobs/sync_payments/queries.rs).
+//!
+//! Attempts are counted against a limit and the retry time decided by
+//! [`crate::failure`].
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -108,14 +125,16 @@ pub(crate) async fn claim(
     limit: i64,
 ) -> sqlx::Result<Vec<QueuedJob>> {
     sqlx::query_as(
-        "UPDATE jobs SET status = 'processing', started_at = $1
-          WHERE id IN (
-                SELECT j.id FROM jobs j
-                 WHERE j.status = 'pending' AND j.job_type = ANY($2) AND j.scheduled_at <= $1
-                   AND j.attempts < j.max_attempts
-              ORDER BY j.scheduled_at LIMIT $3
-                   FOR UPDATE SKIP LOCKED)
-      RETURNING id, job_type, payload, attempts, max_attempts",
+        "WITH c AS (
+             SELECT id FROM jobs
+              WHERE status = 'pending' AND job_type = ANY($2) AND scheduled_at <= $1
+                AND attempts < max_attempts
+           ORDER BY scheduled_at, id
+              LIMIT $3
+                FOR UPDATE SKIP LOCKED)
+         UPDATE jobs j SET status = 'processing', started_at = $1
+           FROM c WHERE j.id = c.id
+       RETURNING j.id, j.job_type, j.payload, j.attempts, j.max_attempts",
     )
     .bind(now)
     .bind(types)

@@ -23,6 +23,7 @@ use super::wiring::{connect, eprint_jobs, shutdown_on_signal};
 use crate::declarations::JobDeclaration;
 use crate::exit::Exit;
 use crate::jobs::{self, Requeue};
+use crate::notify::Channel;
 use crate::{clock, database};
 
 /// `run-job requeue`: the rows first, then what was done.
@@ -30,8 +31,16 @@ pub(crate) async fn run(
     declarations: &[JobDeclaration],
     job: &str,
     filter: &Filter,
+    all: bool,
     dry_run: bool,
 ) -> Exit {
+    if !dry_run && !all && filter.since.is_none() && filter.ids.is_empty() {
+        eprintln!(
+            "run-job: name the rows to requeue: --since <window>, --id <uuid>, or --all \
+             (--dry-run lists them all first)."
+        );
+        return Exit::Usage;
+    }
     let Some(registration) = jobs::find(job).filter(|_| declarations.iter().any(|d| d.name == job))
     else {
         eprintln!("run-job: unknown job `{job}`.");
@@ -117,11 +126,64 @@ pub(crate) async fn requeue(
     now: DateTime<Utc>,
     dry_run: bool,
 ) -> sqlx::Result<Outcome> {
+    let mut tx = pool.begin().await?;
+    let rows = failed_rows(&mut tx, what, filter, now).await?;
+    if dry_run || rows.is_empty() {
+        tx.rollback().await?;
+        return Ok(Outcome { rows, requeued: 0 });
+    }
+    let of = |table: &str| -> Vec<Uuid> {
+        rows.iter()
+            .filter(|r| r.table == table)
+            .map(|r| r.id)
+            .collect()
+    };
+    let jobs = sqlx::query(
+        "UPDATE jobs SET status = 'pending', attempts = 0, scheduled_at = $2, started_at = NULL,
+                completed_at = NULL
+          WHERE id = ANY($1) AND status = 'failed'",
+    )
+    .bind(of("jobs"))
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    // Failed in-app and email channels are cleared; every other channel's state is kept
+    // (see the module's comment on WhatsApp).
+    let notifications = sqlx::query(
+        "UPDATE notifications n
+            SET status = 'pending', retry_count = 0, next_attempt_at = $2, lease_until = NULL,
+                updated_at = $2,
+                channel_status = (SELECT COALESCE(jsonb_object_agg(c.key, c.value), '{}')
+                                    FROM jsonb_each(COALESCE(n.channel_status, '{}')) AS c
+                                   WHERE c.value->>'status' IS DISTINCT FROM 'failed'
+                                      OR NOT (c.key = ANY($3)))
+          WHERE n.id = ANY($1) AND n.status = 'failed'",
+    )
+    .bind(of("notifications"))
+    .bind(now)
+    .bind([Channel::InApp.as_str(), Channel::Email.as_str()])
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(Outcome {
+        rows,
+        requeued: jobs + notifications,
+    })
+}
+
+/// The failed rows that match, locked, oldest failure first. Failed queue rows carry
+/// their failure time in scheduled_at (the queue stamps it when it gives up);
+/// notifications in updated_at.
+async fn failed_rows(
+    tx: &mut sqlx::PgConnection,
+    what: &Requeue,
+    filter: &Filter,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Vec<FailedRow>> {
     let since = filter.since.map(|w| now - w);
     let ids = (!filter.ids.is_empty()).then_some(filter.ids.as_slice());
-    let mut tx = pool.begin().await?;
-    // Failed queue rows carry their failure time in scheduled_at (the queue stamps
-    // it when it gives up); notifications in updated_at.
     let mut rows: Vec<FailedRow> = sqlx::query_as(
         "SELECT 'jobs' AS table, id, job_type AS kind, attempts, scheduled_at AS failed_at, error
            FROM jobs
@@ -157,46 +219,7 @@ pub(crate) async fn requeue(
         );
     }
     rows.sort_by_key(|r| (r.failed_at, r.id));
-    if dry_run || rows.is_empty() {
-        tx.rollback().await?;
-        return Ok(Outcome { rows, requeued: 0 });
-    }
-    let of = |table: &str| -> Vec<Uuid> {
-        rows.iter()
-            .filter(|r| r.table == table)
-            .map(|r| r.id)
-            .collect()
-    };
-    let jobs = sqlx::query(
-        "UPDATE jobs SET status = 'pending', attempts = 0, scheduled_at = $2, started_at = NULL,
-                completed_at = NULL
-          WHERE id = ANY($1) AND status = 'failed'",
-    )
-    .bind(of("jobs"))
-    .bind(now)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    let notifications = sqlx::query(
-        "UPDATE notifications n
-            SET status = 'pending', retry_count = 0, next_attempt_at = $2, lease_until = NULL,
-                updated_at = $2,
-                channel_status = (SELECT COALESCE(jsonb_object_agg(c.key, c.value), '{}')
-                                    FROM jsonb_each(COALESCE(n.channel_status, '{}')) AS c
-                                   WHERE c.value->>'status' IS DISTINCT FROM 'failed'
-                                      OR c.key NOT IN ('in_app', 'email'))
-          WHERE n.id = ANY($1) AND n.status = 'failed'",
-    )
-    .bind(of("notifications"))
-    .bind(now)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    tx.commit().await?;
-    Ok(Outcome {
-        rows,
-        requeued: jobs + notifications,
-    })
+    Ok(rows)
 }
 
 /// The table printed before anything changes: one line per row, errors cut short and

@@ -159,6 +159,13 @@ fn item(name: &'static str, quantity: String, month: f64, price: String, f: &Fig
 
 /// The fixed items, every one listed (zero when off), each from the prices file.
 pub fn fixed_items(f: &Fixed, region: &Region, insights: &ContainerInsights) -> Vec<FixedItem> {
+    let mut out = monitoring_items(f, region, insights);
+    out.extend(network_items(f, region));
+    out
+}
+
+/// Alarms, dashboard, Container Insights and log storage.
+fn monitoring_items(f: &Fixed, region: &Region, insights: &ContainerInsights) -> Vec<FixedItem> {
     let mut out = Vec::new();
     let alarms = f.alarms.saturating_sub(f.free_alarms);
     out.push(item(
@@ -218,6 +225,12 @@ pub fn fixed_items(f: &Fixed, region: &Region, insights: &ContainerInsights) -> 
         format!("${}/GB-month", region.logs_storage_gb_month.value),
         &region.logs_storage_gb_month,
     ));
+    out
+}
+
+/// The NAT gateway, its data, and VPC interface endpoints.
+fn network_items(f: &Fixed, region: &Region) -> Vec<FixedItem> {
+    let mut out = Vec::new();
     let nat_hourly = region.nat_gateway_hour.value + region.public_ipv4_hour.value;
     out.push(item(
         "NAT gateway",

@@ -271,12 +271,40 @@ pub fn project<'a>(
 ) -> Projection<'a> {
     // Whole seconds, as fires and ticks are.
     let now = now.with_nanosecond(0).unwrap_or(now);
-    let until = now + TimeDelta::days(30);
+    let p = Projector {
+        declarations,
+        history,
+        region,
+        q,
+        now,
+        until: now + TimeDelta::days(30),
+    };
     let groups = crate::groups::derive(declarations).unwrap_or_default();
-    let no_address = q.infra.nat || q.infra.no_public_ip;
-    let at = |task: &Task, fires: u64, secs: f64, log_bytes: f64| {
-        let m = bill::month(task, fires, secs, log_bytes, region, q.capacity);
-        if no_address {
+    let lines = declarations.iter().map(|d| p.job(d, &groups)).collect();
+    let groups = groups.into_iter().map(|g| p.group(g)).collect();
+    let original = q.compare_original.then(|| p.original(book));
+    Projection {
+        lines,
+        groups,
+        original,
+    }
+}
+
+/// What every line of a projection is computed from.
+struct Projector<'a, 'q> {
+    declarations: &'a [JobDeclaration],
+    history: &'q BTreeMap<String, History>,
+    region: &'q Region,
+    q: &'q Query<'q>,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+}
+
+impl<'a> Projector<'a, '_> {
+    /// A month of `fires` runs of `task`, each `secs` long and logging `log_bytes`.
+    fn at(&self, task: &Task, fires: u64, secs: f64, log_bytes: f64) -> Month {
+        let m = bill::month(task, fires, secs, log_bytes, self.region, self.q.capacity);
+        if self.q.infra.nat || self.q.infra.no_public_ip {
             // No public IP: the address is not billed (a NAT gateway's is, among the
             // fixed items).
             Month {
@@ -287,102 +315,105 @@ pub fn project<'a>(
         } else {
             m
         }
-    };
-    let run_times = |name: &str, timeout: f64| {
-        history
+    }
+
+    /// A job's p50 and p95 run time from its history, or its timeout for both.
+    fn run_times(&self, name: &str, timeout: f64) -> (f64, f64) {
+        self.history
             .get(name)
             .map_or((timeout, timeout), |h| (h.p50_s, h.p95_s))
-    };
-    let lines: Vec<Line<'a>> = declarations
-        .iter()
-        .map(|d| {
-            let fires = if d.enabled {
-                bill::fires_between(&d.schedule, now, until)
-            } else {
-                0
-            };
-            let h = history.get(&d.name);
-            let (p50_s, p95_s) = run_times(&d.name, d.timeout.as_secs_f64());
-            let log_bytes = h.and_then(|h| h.log_bytes).unwrap_or(DEFAULT_LOG_BYTES);
-            let group = d
-                .shares_task
-                .clone()
-                .filter(|g| groups.iter().any(|x| &x.name == g));
-            let ours = Task {
-                size: d.size,
-                architecture: d.architecture,
-                startup_seconds: q.startup.of(d.image),
-            };
-            let month = |secs| {
-                let m = at(&ours, fires, secs, log_bytes);
-                if group.is_some() { logs_only(m) } else { m }
-            };
-            Line {
-                declaration: d,
-                fires,
-                measured_runs: h.map(|h| h.runs),
-                p50_s,
-                p95_s,
-                log_bytes,
-                at_p50: month(p50_s),
-                at_p95: month(p95_s),
-                group,
-            }
-        })
-        .collect();
-    let groups = groups
-        .into_iter()
-        .map(|g| {
-            let members: Vec<&JobDeclaration> = declarations
+    }
+
+    fn job(&self, d: &'a JobDeclaration, groups: &[crate::groups::Group]) -> Line<'a> {
+        let fires = if d.enabled {
+            bill::fires_between(&d.schedule, self.now, self.until)
+        } else {
+            0
+        };
+        let h = self.history.get(&d.name);
+        let (p50_s, p95_s) = self.run_times(&d.name, d.timeout.as_secs_f64());
+        let log_bytes = h.and_then(|h| h.log_bytes).unwrap_or(DEFAULT_LOG_BYTES);
+        let group = d
+            .shares_task
+            .clone()
+            .filter(|g| groups.iter().any(|x| &x.name == g));
+        let ours = Task {
+            size: d.size,
+            architecture: d.architecture,
+            startup_seconds: self.q.startup.of(d.image),
+        };
+        let month = |secs| {
+            let m = self.at(&ours, fires, secs, log_bytes);
+            if group.is_some() { logs_only(m) } else { m }
+        };
+        Line {
+            declaration: d,
+            fires,
+            measured_runs: h.map(|h| h.runs),
+            p50_s,
+            p95_s,
+            log_bytes,
+            at_p50: month(p50_s),
+            at_p95: month(p95_s),
+            group,
+        }
+    }
+
+    fn group(&self, g: crate::groups::Group) -> GroupLine {
+        let members: Vec<&JobDeclaration> = self
+            .declarations
+            .iter()
+            .filter(|d| d.enabled && g.members.contains(&d.name))
+            .collect();
+        // EventBridge starts the group's task at every tick of its schedule while any
+        // member is enabled, whether or not a member is due at it.
+        let instants = if g.enabled {
+            tick_instants(&g, self.now, self.until)
+        } else {
+            BTreeSet::new()
+        };
+        let ticks = instants.len() as u64;
+        let tick_hours = instants.iter().map(|t| t.div_euclid(3600)).collect();
+        let longest = |pick: fn((f64, f64)) -> f64| {
+            members
                 .iter()
-                .filter(|d| d.enabled && g.members.contains(&d.name))
-                .collect();
-            // EventBridge starts the group's task at every tick of its schedule while
-            // any member is enabled, whether or not a member is due at it.
-            let instants = if g.enabled {
-                tick_instants(&g, now, until)
-            } else {
-                BTreeSet::new()
-            };
-            let ticks = instants.len() as u64;
-            let tick_hours = instants.iter().map(|t| t.div_euclid(3600)).collect();
-            let longest = |pick: fn((f64, f64)) -> f64| {
-                members
-                    .iter()
-                    .map(|d| pick(run_times(&d.name, d.timeout.as_secs_f64())))
-                    .fold(0.0, f64::max)
-            };
-            let (p50_s, p95_s) = (longest(|t| t.0), longest(|t| t.1));
-            let task = Task {
-                size: g.size,
-                architecture: g.architecture,
-                startup_seconds: q.startup.of(g.image),
-            };
-            GroupLine {
-                tick_hours,
-                measured: members.iter().all(|d| history.contains_key(&d.name)),
-                ticks,
-                p50_s,
-                p95_s,
-                at_p50: at(&task, ticks, p50_s, 0.0),
-                at_p95: at(&task, ticks, p95_s, 0.0),
-                group: g,
-            }
-        })
-        .collect();
-    let original = q.compare_original.then(|| {
+                .map(|d| pick(self.run_times(&d.name, d.timeout.as_secs_f64())))
+                .fold(0.0, f64::max)
+        };
+        let (p50_s, p95_s) = (longest(|t| t.0), longest(|t| t.1));
+        let task = Task {
+            size: g.size,
+            architecture: g.architecture,
+            startup_seconds: self.q.startup.of(g.image),
+        };
+        GroupLine {
+            tick_hours,
+            measured: members.iter().all(|d| self.history.contains_key(&d.name)),
+            ticks,
+            p50_s,
+            p95_s,
+            at_p50: self.at(&task, ticks, p50_s, 0.0),
+            at_p95: self.at(&task, ticks, p95_s, 0.0),
+            group: g,
+        }
+    }
+
+    /// The original's own rules, each run as long as the run-job job doing its work.
+    fn original(&self, book: &PriceBook) -> Vec<OriginalLine> {
         book.original
             .jobs
             .iter()
             .filter_map(|(name, o)| {
                 let schedule = crate::schedule::Schedule::parse(&o.schedule).ok()?;
-                let fires = bill::fires_between(&schedule, now, until);
-                let timeout = declarations
+                let fires = bill::fires_between(&schedule, self.now, self.until);
+                let timeout = self
+                    .declarations
                     .iter()
                     .find(|d| d.name == o.runs_like)
                     .map_or(600.0, |d| d.timeout.as_secs_f64());
-                let (run_s, _) = run_times(&o.runs_like, timeout);
-                let log_bytes = history
+                let (run_s, _) = self.run_times(&o.runs_like, timeout);
+                let log_bytes = self
+                    .history
                     .get(&o.runs_like)
                     .and_then(|h| h.log_bytes)
                     .unwrap_or(DEFAULT_LOG_BYTES);
@@ -390,7 +421,7 @@ pub fn project<'a>(
                 let task = Task {
                     size,
                     architecture,
-                    startup_seconds: q.startup.original,
+                    startup_seconds: self.q.startup.original,
                 };
                 Some(OriginalLine {
                     name: name.clone(),
@@ -400,15 +431,10 @@ pub fn project<'a>(
                     architecture,
                     fires,
                     run_s,
-                    month: at(&task, fires, run_s, log_bytes),
+                    month: self.at(&task, fires, run_s, log_bytes),
                 })
             })
             .collect()
-    });
-    Projection {
-        lines,
-        groups,
-        original,
     }
 }
 
@@ -585,23 +611,7 @@ fn print_jobs(p: &Projection<'_>) {
         .max()
         .unwrap_or(0)
         .max(5);
-    let row = |cells: [&str; 11]| {
-        println!(
-            "{:<w$} {:<22} {:>6} {:>9} {:>9} {:>7} {:>9} {:>7} {:>6} {:>10} {:>10}",
-            cells[0],
-            cells[1],
-            cells[2],
-            cells[3],
-            cells[4],
-            cells[5],
-            cells[6],
-            cells[7],
-            cells[8],
-            cells[9],
-            cells[10]
-        );
-    };
-    row([
+    let header = [
         "JOB",
         "TASK",
         "FIRES",
@@ -613,71 +623,15 @@ fn print_jobs(p: &Projection<'_>) {
         "LOGS",
         "MONTH P50",
         "MONTH P95",
-    ]);
+    ];
+    print_row(w, &header.map(String::from));
     for l in &p.lines {
-        let d = l.declaration;
-        let bound = if l.measured_runs.is_none() { "≤" } else { "" };
-        let m = &l.at_p50;
-        let shared = l.group.as_ref().map(|g| format!("in tick {g}"));
-        row([
-            &d.name,
-            &shared
-                .clone()
-                .unwrap_or_else(|| size_label(d.size, d.architecture)),
-            &if d.enabled {
-                l.fires.to_string()
-            } else {
-                "off".into()
-            },
-            &format!("{bound}{}", seconds(l.p50_s)),
-            &format!("{bound}{}", seconds(l.p95_s)),
-            &if shared.is_some() {
-                "-".into()
-            } else {
-                format!("{}s", m.billed_seconds_per_run)
-            },
-            &dollars(m.compute),
-            &dollars(m.public_ipv4),
-            &dollars(m.logs),
-            &dollars(m.total),
-            &dollars(l.at_p95.total),
-        ]);
+        print_row(w, &job_cells(l));
     }
     for g in &p.groups {
-        let bound = if g.measured { "" } else { "≤" };
-        let m = &g.at_p50;
-        row([
-            &format!("tick {}", g.group.name),
-            &size_label(g.group.size, g.group.architecture),
-            &g.ticks.to_string(),
-            &format!("{bound}{}", seconds(g.p50_s)),
-            &format!("{bound}{}", seconds(g.p95_s)),
-            &format!("{}s", m.billed_seconds_per_run),
-            &dollars(m.compute),
-            &dollars(m.public_ipv4),
-            &dollars(m.logs),
-            &dollars(m.total),
-            &dollars(g.at_p95.total),
-        ]);
+        print_row(w, &group_cells(g));
     }
-    let sum = |f: &dyn Fn(&Month) -> f64| {
-        p.lines.iter().map(|l| f(&l.at_p50)).sum::<f64>()
-            + p.groups.iter().map(|g| f(&g.at_p50)).sum::<f64>()
-    };
-    let (p50, p95) = p.jobs_total();
-    row([
-        "TOTAL",
-        &format!("{} tasks", p.tasks()),
-        &p.lines.iter().map(|l| l.fires).sum::<u64>().to_string(),
-        "",
-        "",
-        "",
-        &dollars(sum(&|m| m.compute)),
-        &dollars(sum(&|m| m.public_ipv4)),
-        &dollars(sum(&|m| m.logs)),
-        &dollars(p50),
-        &dollars(p95),
-    ]);
+    print_row(w, &total_cells(p));
     if !p.groups.is_empty() {
         println!(
             "tick <group>: one task per tick runs the group's due members (shares_task); a tick is billed start-up + its longest member's run, at least 60 s."
@@ -688,6 +642,82 @@ fn print_jobs(p: &Projection<'_>) {
             "≤: no finished run in the window; the declared timeout is used, so that job's figures are an upper bound."
         );
     }
+}
+
+fn print_row(w: usize, c: &[String; 11]) {
+    println!(
+        "{:<w$} {:<22} {:>6} {:>9} {:>9} {:>7} {:>9} {:>7} {:>6} {:>10} {:>10}",
+        c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10]
+    );
+}
+
+fn job_cells(l: &Line<'_>) -> [String; 11] {
+    let d = l.declaration;
+    let bound = if l.measured_runs.is_none() { "≤" } else { "" };
+    let m = &l.at_p50;
+    let shared = l.group.as_ref().map(|g| format!("in tick {g}"));
+    [
+        d.name.clone(),
+        shared
+            .clone()
+            .unwrap_or_else(|| size_label(d.size, d.architecture)),
+        if d.enabled {
+            l.fires.to_string()
+        } else {
+            "off".into()
+        },
+        format!("{bound}{}", seconds(l.p50_s)),
+        format!("{bound}{}", seconds(l.p95_s)),
+        if shared.is_some() {
+            "-".into()
+        } else {
+            format!("{}s", m.billed_seconds_per_run)
+        },
+        dollars(m.compute),
+        dollars(m.public_ipv4),
+        dollars(m.logs),
+        dollars(m.total),
+        dollars(l.at_p95.total),
+    ]
+}
+
+fn group_cells(g: &GroupLine) -> [String; 11] {
+    let bound = if g.measured { "" } else { "≤" };
+    let m = &g.at_p50;
+    [
+        format!("tick {}", g.group.name),
+        size_label(g.group.size, g.group.architecture),
+        g.ticks.to_string(),
+        format!("{bound}{}", seconds(g.p50_s)),
+        format!("{bound}{}", seconds(g.p95_s)),
+        format!("{}s", m.billed_seconds_per_run),
+        dollars(m.compute),
+        dollars(m.public_ipv4),
+        dollars(m.logs),
+        dollars(m.total),
+        dollars(g.at_p95.total),
+    ]
+}
+
+fn total_cells(p: &Projection<'_>) -> [String; 11] {
+    let sum = |f: &dyn Fn(&Month) -> f64| {
+        p.lines.iter().map(|l| f(&l.at_p50)).sum::<f64>()
+            + p.groups.iter().map(|g| f(&g.at_p50)).sum::<f64>()
+    };
+    let (p50, p95) = p.jobs_total();
+    [
+        "TOTAL".into(),
+        format!("{} tasks", p.tasks()),
+        p.lines.iter().map(|l| l.fires).sum::<u64>().to_string(),
+        String::new(),
+        String::new(),
+        String::new(),
+        dollars(sum(&|m| m.compute)),
+        dollars(sum(&|m| m.public_ipv4)),
+        dollars(sum(&|m| m.logs)),
+        dollars(p50),
+        dollars(p95),
+    ]
 }
 
 /// The original at its own schedules, and the ratio of what the tasks cost on each side

@@ -29,6 +29,8 @@ use uuid::Uuid;
 
 pub use heartbeat::Heartbeat;
 pub use history::finish;
+/// The first key of every run lock (`pg_advisory_lock(NAMESPACE, hashtext(job))`).
+pub use lock::NAMESPACE as LOCK_NAMESPACE;
 pub use report::{Outcome, RunReport};
 
 use crate::declarations::{JobDeclaration, Overlap};

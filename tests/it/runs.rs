@@ -321,7 +321,8 @@ async fn a_run_that_loses_its_lock_stops_at_once_and_both_rows_tell_the_truth(po
     .await
     .expect("the first run holds its advisory lock");
     let waiting = tokio::spawn(async move {
-        sqlx::query("SELECT pg_advisory_lock(x'52554E4A'::int, hashtext('demo-sleep'))")
+        sqlx::query("SELECT pg_advisory_lock($1, hashtext('demo-sleep'))")
+            .bind(run_job::run::LOCK_NAMESPACE)
             .execute(&mut *waiter)
             .await
             .unwrap();
@@ -360,7 +361,8 @@ async fn a_run_that_loses_its_lock_stops_at_once_and_both_rows_tell_the_truth(po
     assert!(s["items_processed"].as_u64().unwrap() >= 5, "{s}");
 
     // The next run takes over; the waiting stand-in lets go first.
-    sqlx::query("SELECT pg_advisory_unlock(x'52554E4A'::int, hashtext('demo-sleep'))")
+    sqlx::query("SELECT pg_advisory_unlock($1, hashtext('demo-sleep'))")
+        .bind(run_job::run::LOCK_NAMESPACE)
         .execute(&mut *waiter)
         .await
         .unwrap();
@@ -494,13 +496,16 @@ async fn a_run_ending_while_the_database_refuses_connections_closes_its_row_when
 
 #[sqlx::test(migrations = "./migrations")]
 async fn a_run_longer_than_the_lock_heartbeat_keeps_its_lock(pool: PgPool) {
-    // The heartbeat (every 5 s) asks the server whether the session still holds the
-    // lock; a run that outlives it must neither lose the lock nor let a second run in.
+    // The heartbeat asks the server whether the session still holds the lock; a run that
+    // outlives several must neither lose the lock nor let a second run in. The test build
+    // beats every 200 ms instead of every 5 s.
     let mut cmd = run_job_on(&pool);
-    cmd.arg("demo-sleep").env("RUN_JOB_DEMO_SLEEP_MS", "7000");
+    cmd.arg("demo-sleep")
+        .env("RUN_JOB_DEMO_SLEEP_MS", "2000")
+        .env("RUN_JOB_TEST_LOCK_HEARTBEAT_MS", "200");
     let first = cmd.spawn().unwrap();
     wait_for_running(&pool, "demo-sleep", Duration::from_secs(20)).await;
-    tokio::time::sleep(Duration::from_millis(5800)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     let mut second = run_job_on(&pool);
     second.arg("demo-sleep").env("RUN_JOB_DEMO_SLEEP_MS", "100");
     let second = output(second).await;

@@ -424,7 +424,6 @@ impl Notifications {
         recipient: uuid::Uuid,
         metadata: &Value,
     ) -> Result<Vec<Attachment>, SendError> {
-        use base64::Engine;
         let Some(refs) = metadata.get("attachmentRefs").and_then(Value::as_array) else {
             return Ok(Vec::new());
         };
@@ -444,63 +443,74 @@ impl Notifications {
                 "an invoice email without its orderId carries no attachment".into(),
             ));
         };
-        let prefix = format!("private/invoices/{order}/");
         let mut files = Vec::new();
         for r in refs {
-            let (Some("storage"), Some(path)) = (r["type"].as_str(), r["storagePath"].as_str())
-            else {
-                return Err(SendError::Permanent(
-                    "an attachment reference is not {type: storage, storagePath}".into(),
-                ));
-            };
-            let own = path
-                .strip_prefix(&prefix)
-                .is_some_and(|file| !file.contains('/') && file.ends_with(".pdf"));
-            if !own {
-                return Err(SendError::Permanent(format!(
-                    "an attachment is not a PDF under {prefix}"
-                )));
-            }
-            let file = &path[prefix.len()..];
-            let recipients = if file == "buyer-invoice.pdf" {
-                queries::order_buyer(&self.pool, order)
-                    .await
-                    .map_err(|e| SendError::Transient {
-                        message: format!("attachment: {}", crate::database::describe(&e)),
-                        after: None,
-                    })?
-                    == Some(recipient)
-            } else {
-                file == format!("seller-{recipient}-invoice.pdf")
-            };
-            if !recipients {
-                return Err(SendError::Permanent(format!(
-                    "attachment {file} is not the recipient's own invoice"
-                )));
-            }
-            let bytes = self.storage.get(path).await.map_err(|e| match e {
-                StorageError::BadKey(_) => SendError::Permanent(format!("attachment {e}")),
-                other => SendError::Transient {
-                    message: format!("attachment {other}"),
-                    after: None,
-                },
-            })?;
-            let filename = r["filename"]
-                .as_str()
-                .map(|f| {
-                    f.chars()
-                        .filter(|c| !c.is_control() && !matches!(c, '/' | '\\'))
-                        .take(100)
-                        .collect::<String>()
-                })
-                .filter(|f| !f.is_empty())
-                .unwrap_or_else(|| path.rsplit('/').next().unwrap_or(path).to_string());
-            files.push(Attachment {
-                filename,
-                content: base64::engine::general_purpose::STANDARD.encode(bytes),
-            });
+            files.push(self.attachment(order, recipient, r).await?);
         }
         Ok(files)
+    }
+
+    /// One attachment reference of `order`'s invoice email to `recipient`, read from
+    /// storage once it is shown to be the recipient's own invoice.
+    async fn attachment(
+        &self,
+        order: uuid::Uuid,
+        recipient: uuid::Uuid,
+        r: &Value,
+    ) -> Result<Attachment, SendError> {
+        use base64::Engine;
+        let prefix = format!("private/invoices/{order}/");
+        let (Some("storage"), Some(path)) = (r["type"].as_str(), r["storagePath"].as_str()) else {
+            return Err(SendError::Permanent(
+                "an attachment reference is not {type: storage, storagePath}".into(),
+            ));
+        };
+        let own = path
+            .strip_prefix(&prefix)
+            .is_some_and(|file| !file.contains('/') && file.ends_with(".pdf"));
+        if !own {
+            return Err(SendError::Permanent(format!(
+                "an attachment is not a PDF under {prefix}"
+            )));
+        }
+        let file = &path[prefix.len()..];
+        let recipients = if file == "buyer-invoice.pdf" {
+            queries::order_buyer(&self.pool, order)
+                .await
+                .map_err(|e| SendError::Transient {
+                    message: format!("attachment: {}", crate::database::describe(&e)),
+                    after: None,
+                })?
+                == Some(recipient)
+        } else {
+            file == format!("seller-{recipient}-invoice.pdf")
+        };
+        if !recipients {
+            return Err(SendError::Permanent(format!(
+                "attachment {file} is not the recipient's own invoice"
+            )));
+        }
+        let bytes = self.storage.get(path).await.map_err(|e| match e {
+            StorageError::BadKey(_) => SendError::Permanent(format!("attachment {e}")),
+            other => SendError::Transient {
+                message: format!("attachment {other}"),
+                after: None,
+            },
+        })?;
+        let filename = r["filename"]
+            .as_str()
+            .map(|f| {
+                f.chars()
+                    .filter(|c| !c.is_control() && !matches!(c, '/' | '\\'))
+                    .take(100)
+                    .collect::<String>()
+            })
+            .filter(|f| !f.is_empty())
+            .unwrap_or_else(|| path.rsplit('/').next().unwrap_or(path).to_string());
+        Ok(Attachment {
+            filename,
+            content: base64::engine::general_purpose::STANDARD.encode(bytes),
+        })
     }
 
     /// The original's post-send actions, run only once the email really went out.

@@ -166,27 +166,29 @@ impl Settings {
                 48i64,
                 1..=24 * 30,
             )?),
-            vapid: match (env("VAPID_PRIVATE_KEY"), env("VAPID_PUBLIC_KEY")) {
-                (Some(private), Some(public)) => {
-                    let subject = or("VAPID_SUBJECT", "mailto:ayuda@revendiste.com");
-                    // Checked here so a bad key is a configuration error, not a run failure.
-                    webpush::Vapid::new(&private, &public, &subject).map_err(|message| {
-                        config::Error {
-                            variable: "VAPID_PRIVATE_KEY",
-                            message,
-                        }
-                    })?;
-                    Some((SecretString::from(private), public, subject))
-                }
-                (None, None) => None,
-                _ => {
-                    return Err(config::Error {
-                        variable: "VAPID_PUBLIC_KEY",
-                        message: "VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY go together".into(),
-                    });
-                }
-            },
+            vapid: vapid(env)?,
         })
+    }
+}
+
+/// The web push keys and subject, both keys or neither; a bad key is a configuration
+/// error here, not a run failure later.
+fn vapid(env: &Env) -> Result<Option<(SecretString, String, String)>, config::Error> {
+    match (env("VAPID_PRIVATE_KEY"), env("VAPID_PUBLIC_KEY")) {
+        (Some(private), Some(public)) => {
+            let subject =
+                env("VAPID_SUBJECT").unwrap_or_else(|| "mailto:ayuda@revendiste.com".into());
+            webpush::Vapid::new(&private, &public, &subject).map_err(|message| config::Error {
+                variable: "VAPID_PRIVATE_KEY",
+                message,
+            })?;
+            Ok(Some((SecretString::from(private), public, subject)))
+        }
+        (None, None) => Ok(None),
+        _ => Err(config::Error {
+            variable: "VAPID_PUBLIC_KEY",
+            message: "VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY go together".into(),
+        }),
     }
 }
 

@@ -43,6 +43,14 @@ enum Fetched {
     Refused(String),
 }
 
+/// A chunk's answers, sorted for writing.
+#[derive(Default)]
+struct Sorted {
+    unchanged: Vec<(Candidate, Box<DlocalPayment>)>,
+    changed: Vec<(Candidate, Box<DlocalPayment>, PaymentStatus)>,
+    failures: Vec<queries::Backoff>,
+}
+
 impl SyncPayments {
     pub(super) async fn sync_payments(
         &self,
@@ -128,47 +136,11 @@ impl SyncPayments {
         now: DateTime<Utc>,
         counts: &mut Counts,
     ) -> anyhow::Result<()> {
-        let mut unchanged = Vec::new();
-        let mut changed = Vec::new();
-        let mut failures = Vec::new();
-        for (c, fetched) in chunk {
-            counts.payments += 1;
-            counts.answered +=
-                u64::from(matches!(fetched, Fetched::Answer(_) | Fetched::Failed(_)));
-            match fetched {
-                Fetched::Refused(reason) => {
-                    // Not backed off: if the keys are wrong, nothing is wrong with the
-                    // payment, and it goes through as soon as they are fixed.
-                    tracing::error!(payment_id = %c.id, error = %reason, "dLocal refused the query");
-                    counts.payments_failed += 1;
-                    counts.credentials_refused = Some(reason);
-                }
-                Fetched::Failed(reason) | Fetched::Unanswered(reason) => {
-                    tracing::error!(payment_id = %c.id, provider_payment_id = %c.provider_payment_id, error = %reason, "payment sync failed");
-                    failures.push(self.backoff(&c, &reason, now));
-                }
-                Fetched::Answer(p) => {
-                    let (mut status, known) = p.status();
-                    // dLocal has no "processing": a PENDING answer does not demote ours.
-                    if status == PaymentStatus::Pending && c.status == "processing" {
-                        status = PaymentStatus::Processing;
-                    }
-                    if !known {
-                        counts.unknown_statuses += 1;
-                        tracing::warn!(payment_id = %c.id, dlocal_status = %p.status, "unknown dLocal status, kept as pending");
-                    }
-                    if status.as_str() == c.status {
-                        unchanged.push((c, p));
-                    } else {
-                        changed.push((c, p, status));
-                    }
-                }
-            }
-        }
+        let mut sorted = self.sort(chunk, now, counts);
         // Status changes are independent transactions (each locks its own order, then
         // payment), so a few run at once: one connection's round trips no longer set
         // the pace when many payments change together.
-        let applied: Vec<_> = futures::stream::iter(changed)
+        let applied: Vec<_> = futures::stream::iter(sorted.changed)
             .map(|(c, p, status)| async move {
                 let result = self.apply_change_retried(&c, &p, status, now).await;
                 (c, result)
@@ -185,34 +157,91 @@ impl SyncPayments {
                 Err(e) => {
                     let reason = format!("{e:#}");
                     tracing::error!(payment_id = %c.id, error = %reason, "payment transition failed");
-                    failures.push(self.backoff(&c, &reason, now));
+                    sorted.failures.push(self.backoff(&c, &reason, now));
                 }
+            }
+        }
+        counts.payments_failed += sorted.failures.len() as u64;
+        queries::record_failures(&self.pool, &sorted.failures, now).await?;
+        self.refresh_all(sorted.unchanged, now, counts).await
+    }
+
+    /// Each answer of a chunk sorted: unchanged, changed (and to what), or failed.
+    fn sort(
+        &self,
+        chunk: Vec<(Candidate, Fetched)>,
+        now: DateTime<Utc>,
+        counts: &mut Counts,
+    ) -> Sorted {
+        let mut sorted = Sorted::default();
+        for (c, fetched) in chunk {
+            counts.payments += 1;
+            counts.answered +=
+                u64::from(matches!(fetched, Fetched::Answer(_) | Fetched::Failed(_)));
+            match fetched {
+                Fetched::Refused(reason) => {
+                    // Not backed off: if the keys are wrong, nothing is wrong with the
+                    // payment, and it goes through as soon as they are fixed.
+                    tracing::error!(payment_id = %c.id, error = %reason, "dLocal refused the query");
+                    counts.payments_failed += 1;
+                    counts.credentials_refused = Some(reason);
+                }
+                Fetched::Failed(reason) | Fetched::Unanswered(reason) => {
+                    tracing::error!(payment_id = %c.id, provider_payment_id = %c.provider_payment_id, error = %reason, "payment sync failed");
+                    sorted.failures.push(self.backoff(&c, &reason, now));
+                }
+                Fetched::Answer(p) => {
+                    let (mut status, known) = p.status();
+                    let ours = PaymentStatus::parse(&c.status);
+                    // dLocal has no "processing": a PENDING answer does not demote ours.
+                    if status == PaymentStatus::Pending && ours == Some(PaymentStatus::Processing) {
+                        status = PaymentStatus::Processing;
+                    }
+                    if !known {
+                        counts.unknown_statuses += 1;
+                        tracing::warn!(payment_id = %c.id, dlocal_status = %p.status, "unknown dLocal status, kept as pending");
+                    }
+                    if ours == Some(status) {
+                        sorted.unchanged.push((c, p));
+                    } else {
+                        sorted.changed.push((c, p, status));
+                    }
+                }
+            }
+        }
+        sorted
+    }
+
+    /// The unchanged payments refreshed in one batch; if the database refuses it, row by
+    /// row, backing off the rows that still fail: one bad row must not fail the batch,
+    /// nor every later run.
+    async fn refresh_all(
+        &self,
+        unchanged: Vec<(Candidate, Box<DlocalPayment>)>,
+        now: DateTime<Utc>,
+        counts: &mut Counts,
+    ) -> anyhow::Result<()> {
+        let Err(e) = self.refresh_unchanged(&unchanged, now, counts).await else {
+            return Ok(());
+        };
+        tracing::warn!(
+            error = format!("{e:#}"),
+            rows = unchanged.len(),
+            "batched refresh failed; retrying row by row"
+        );
+        let mut failures = Vec::new();
+        for row in unchanged {
+            if let Err(e) = self
+                .refresh_unchanged(std::slice::from_ref(&row), now, counts)
+                .await
+            {
+                let reason = format!("{e:#}");
+                tracing::error!(payment_id = %row.0.id, error = %reason, "payment refresh failed");
+                failures.push(self.backoff(&row.0, &reason, now));
             }
         }
         counts.payments_failed += failures.len() as u64;
         queries::record_failures(&self.pool, &failures, now).await?;
-        if let Err(e) = self.refresh_unchanged(&unchanged, now, counts).await {
-            // One row the database refuses must not fail the batch, nor every later run:
-            // retry one by one and back off the rows that still fail.
-            tracing::warn!(
-                error = format!("{e:#}"),
-                rows = unchanged.len(),
-                "batched refresh failed; retrying row by row"
-            );
-            let mut failures = Vec::new();
-            for row in unchanged {
-                if let Err(e) = self
-                    .refresh_unchanged(std::slice::from_ref(&row), now, counts)
-                    .await
-                {
-                    let reason = format!("{e:#}");
-                    tracing::error!(payment_id = %row.0.id, error = %reason, "payment refresh failed");
-                    failures.push(self.backoff(&row.0, &reason, now));
-                }
-            }
-            counts.payments_failed += failures.len() as u64;
-            queries::record_failures(&self.pool, &failures, now).await?;
-        }
         Ok(())
     }
 
