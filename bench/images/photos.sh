@@ -6,16 +6,18 @@
 # 19 real photographs at event-flyer / hero sizes (long side 1080-4000 px): 16 JPEG (baseline and
 # progressive, 4:2:0 / 4:2:2 / 4:4:4 chroma, some as shipped, some cropped or resized) and 3 PNG.
 # They come from Debian's wallpaper packages (apt-get download, dpkg-deb -x), and are cropped,
-# resized and encoded with Pillow in a venv. Does nothing when the set is already complete.
+# resized and encoded with Pillow in a venv (bench/lib.sh's, made when missing). Does nothing when
+# the set is already complete.
 # Sources and licences: SOURCES.tsv in the set's directory.
 set -euo pipefail
+# BENCH_CACHE, BENCH_VENV, PILLOW_VERSION, ensure_bench_venv, as_root.
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 SET_VERSION=1
-CACHE="${RUN_JOB_CACHE:-$HOME/.cache/run-job}"
+CACHE="$BENCH_CACHE"
 PHOTOS_DIR="${PHOTOS_DIR:-$CACHE/bench-photos}"
 SRC="$CACHE/bench-photos-src"
-VENV="$CACHE/bench-venv"
-PILLOW_VERSION=13.0.0
+VENV="$BENCH_VENV"
 PACKAGES=(lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 mate-backgrounds)
 
 log() { echo "photos.sh: $*" >&2; }
@@ -36,7 +38,7 @@ for pkg in "${PACKAGES[@]}"; do
     log "apt-get download $pkg"
     if ! (cd "$SRC/debs" && apt-get download "$pkg" >&2 2>/dev/null); then
       log "apt-get download failed; running apt-get update once and retrying"
-      apt-get update >&2
+      as_root apt-get update >&2
       (cd "$SRC/debs" && apt-get download "$pkg" >&2)
     fi
   fi
@@ -49,11 +51,7 @@ for pkg in "${PACKAGES[@]}"; do
 done
 
 # 2. Pillow in a venv of its own.
-if ! "$VENV/bin/python" -c 'import PIL' 2>/dev/null; then
-  log "creating $VENV with Pillow $PILLOW_VERSION"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "pillow==$PILLOW_VERSION" >&2
-fi
+ensure_bench_venv
 
 # 3. Crop / resize / encode into a temporary directory, then move it into place.
 TMP="$PHOTOS_DIR.tmp.$$"

@@ -114,7 +114,7 @@ impl ImageSettings {
 }
 
 /// Peak bytes per pixel of one image on its way through `render`, measured on the real
-/// path (examples/image-publish.rs, allocator tuned): a 40 MP PNG peaked at 346 MiB, a
+/// path (bench/drivers/image-publish.rs, allocator tuned): a 40 MP PNG peaked at 346 MiB, a
 /// 36 MP JPEG at 314 MiB, about 8.6-8.8 bytes a pixel with the process's own ~10 MiB
 /// (the pixels in RGB, WebP's YUV planes and encoder, the card's buffers).
 const BYTES_PER_PIXEL: u64 = 9;

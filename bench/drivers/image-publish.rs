@@ -5,7 +5,7 @@
 //! on a multi-threaded runtime like the binary's. Each round publishes every image as
 //! a hero of a fresh event, the events one after another as the scraping job stores
 //! them. Prints one JSON line: wall time, images, failures and the process's peak RSS
-//! (`VmHWM`, all threads and allocations). Run through scripts/bench-images.
+//! (`VmHWM`, all threads and allocations). Run through bench/run-images.
 //! Needs feature `sandbox` (the loopback web site); without it, it says so and exits.
 //! (Gated in code rather than with `required-features`, which the image build's
 //! cargo-chef cannot parse once examples are left out of the build context.)

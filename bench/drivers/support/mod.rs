@@ -1,4 +1,4 @@
-//! What the benchmark examples share: reading the process's own peak memory.
+//! What the benchmark drivers share: reading the process's own peak memory.
 
 /// The process's peak resident set (VmHWM), in KiB.
 pub(crate) fn peak_rss_kib() -> anyhow::Result<u64> {

@@ -3,7 +3,7 @@
 //! copy, 560×560 thumbnail, Open Graph card), `--iterations` times, on `--concurrency`
 //! threads. Prints one JSON line: time per image and the process's peak RSS. With
 //! `--out DIR` it also writes each image's outputs once, for looking at.
-//! Run through scripts/bench-images, which runs the sharp baseline beside it.
+//! Run through bench/run-images, which runs the sharp baseline beside it.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
