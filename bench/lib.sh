@@ -45,10 +45,9 @@ node_major() {
     node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0
 }
 
-# ensure_node MAJOR: node (at least version MAJOR) and npm. Debian's nodejs and npm when
-# Debian's nodejs is recent enough; otherwise (Debian 12 has Node.js 18) NodeSource's
-# nodejs from its node_MAJOR.x apt repository (deb.nodesource.com, signed by the key it
-# publishes there), which brings npm with it.
+# ensure_node MAJOR: node (at least version MAJOR) and npm, from Debian's packages. When
+# the apt sources offer no recent enough nodejs (Debian 12 has Node.js 18), it stops and
+# says so rather than add a third-party apt source as root.
 ensure_node() {
     local min=$1 candidate version
     if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && [ "$(node_major)" -ge "$min" ]; then
@@ -61,20 +60,10 @@ ensure_node() {
     if [ "$version" -ge "$min" ] 2>/dev/null; then
         need node:nodejs npm:npm
         if [ "$(node_major)" -lt "$min" ]; then apt_install nodejs; fi
-    else
-        bench_log "== Debian's nodejs is ${candidate:-missing}, this benchmark needs Node.js $min or later:"
-        bench_log "   adding NodeSource's apt repository https://deb.nodesource.com/node_$min.x"
-        need curl:curl gpg:gnupg
-        [ -s /etc/ssl/certs/ca-certificates.crt ] || apt_install ca-certificates
-        as_root mkdir -p /usr/share/keyrings
-        curl -fsSL https://deb.nodesource.com/gpgkey/nodesource-repo.gpg.key \
-            | as_root gpg --dearmor --yes -o /usr/share/keyrings/nodesource.gpg
-        echo "deb [signed-by=/usr/share/keyrings/nodesource.gpg] https://deb.nodesource.com/node_$min.x nodistro main" \
-            | as_root tee /etc/apt/sources.list.d/nodesource.list >/dev/null
-        apt_install nodejs
     fi
     if ! command -v npm >/dev/null 2>&1 || [ "$(node_major)" -lt "$min" ]; then
-        bench_log "still no Node.js $min or later with npm (node: $(node --version 2>/dev/null || echo none))"
+        bench_log "this benchmark needs Node.js $min or later with npm; the apt sources offer nodejs ${candidate:-none}"
+        bench_log "(node: $(node --version 2>/dev/null || echo none)). Install Node.js $min (for example NodeSource's node_$min.x) and run it again."
         return 1
     fi
 }
