@@ -160,6 +160,69 @@ fn is_transient_refusal(db: &dyn DatabaseError) -> bool {
     matches!(db.code().as_deref(), Some("57P03" | "53300"))
 }
 
+/// The one way a statement is tried again within a run, after a refusal that may pass (a
+/// failover, a dropped connection, a deadlock): waits from 100 ms growing to 2 s, with
+/// jitter, up to `times` more tries (`None`: until the caller's own timeout ends it).
+/// Which errors may pass is the caller's `transient` ([`is_permanent`] negated is the
+/// usual answer). Each retry is logged with `what` and the wait. Across runs, a row's
+/// retries are `failure`'s business, not this.
+pub(crate) async fn retry<T, E, F, Fut>(
+    what: &'static str,
+    times: Option<usize>,
+    transient: impl Fn(&E) -> bool,
+    op: F,
+) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    use backon::{ExponentialBuilder, Retryable};
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(2))
+        .with_jitter();
+    let backoff = match times {
+        Some(n) => backoff.with_max_times(n),
+        None => backoff.without_max_times(),
+    };
+    op.retry(backoff)
+        .when(|e| transient(e))
+        .notify(|e, wait| {
+            tracing::warn!(
+                error = %e,
+                retry_in_ms = wait.as_millis() as u64,
+                "{what} failed; retrying"
+            );
+        })
+        .await
+}
+
+/// Errors that the same statement would meet again: bad data, a broken constraint, a
+/// missing table or column, a refused privilege (SQLSTATE classes 22, 23 and 42).
+pub(crate) fn is_permanent(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = e else {
+        return false;
+    };
+    db.code().is_some_and(|code| {
+        ["22", "23", "42"]
+            .iter()
+            .any(|class| code.starts_with(class))
+    })
+}
+
+/// A deadlock (SQLSTATE 40P01) anywhere in the chain: the transaction was rolled back
+/// and may simply be run again.
+pub(crate) fn is_deadlock(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<sqlx::Error>()
+            .and_then(|s| s.as_database_error())
+            .and_then(|d| d.code())
+            .is_some_and(|code| code == "40P01")
+    })
+}
+
 /// One line for a database error, without PostgreSQL's source-file position and
 /// without anything from the connection string.
 pub(crate) fn describe(e: &sqlx::Error) -> String {

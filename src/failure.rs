@@ -64,12 +64,25 @@ impl Backoff {
         if self.exhausted(attempts) {
             return Decision::Exhausted;
         }
+        Decision::RetryAt(self.retry_at(now, attempts, retry_after))
+    }
+
+    /// When an item that failed for a passing reason may be tried again: the later of the
+    /// ladder's wait and the provider's `Retry-After`. What [`Backoff::decide`] answers
+    /// for an item it does not give up, and all there is for an item that is never given
+    /// up (a payment, whose order's expiry ends its retries; a receipt not yet readable).
+    pub fn retry_at(
+        &self,
+        now: DateTime<Utc>,
+        attempts: u32,
+        retry_after: Option<Duration>,
+    ) -> DateTime<Utc> {
         let ladder = self.next_attempt_at(now, attempts);
         let asked = retry_after
             .map(|a| a.min(MAX_RETRY_AFTER))
             .and_then(|a| TimeDelta::from_std(a).ok())
             .and_then(|a| now.checked_add_signed(a));
-        Decision::RetryAt(asked.map_or(ladder, |a| a.max(ladder)))
+        asked.map_or(ladder, |a| a.max(ladder))
     }
 
     /// Whether `attempts` attempts use up the limit.
@@ -79,7 +92,7 @@ impl Backoff {
 
     /// When an item that has now failed `failures` times (1 = first failure) may be tried
     /// again, by the ladder alone.
-    pub fn next_attempt_at(&self, now: DateTime<Utc>, failures: u32) -> DateTime<Utc> {
+    fn next_attempt_at(&self, now: DateTime<Utc>, failures: u32) -> DateTime<Utc> {
         let doublings = failures.saturating_sub(1).min(30);
         let base = self.initial.saturating_mul(1u32 << doublings).min(self.max);
         let stretched = if self.jitter > 0.0 {
@@ -174,5 +187,18 @@ mod tests {
         let ladder_first = at(LADDER.decide(now(), 1, &asked(10)));
         assert!((300..=360).contains(&ladder_first), "{ladder_first}");
         assert_eq!(at(LADDER.decide(now(), 1, &asked(10 * 86_400))), 86_400);
+    }
+
+    #[test]
+    fn an_item_never_given_up_waits_its_ladder_or_what_the_provider_asked() {
+        // A payment: no limit, so retry_at is all there is; a rate limit's Retry-After
+        // pushes the next attempt past the ladder's first wait, a short one does not.
+        let secs = |t: DateTime<Utc>| (t - now()).num_seconds();
+        let two_hours = Some(Duration::from_secs(7200));
+        assert_eq!(secs(LADDER.retry_at(now(), 1, two_hours)), 7200);
+        let short = secs(LADDER.retry_at(now(), 1, Some(Duration::from_secs(1))));
+        assert!((300..=360).contains(&short), "{short}");
+        let none = secs(LADDER.retry_at(now(), 3, None));
+        assert!((1200..=1440).contains(&none), "{none}");
     }
 }

@@ -8,7 +8,6 @@
 
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -101,42 +100,18 @@ pub(super) async fn close_abandoned(pool: &PgPool, job: &str) -> Result<u64, sql
 /// what the run did is not lost: the summary line carries it and the exit code says it;
 /// the row stays `running` until the next run of the job closes it as abandoned.
 pub(super) async fn close(pool: &PgPool, report: &RunReport, within: Duration) {
-    let write = || finish(pool, report);
-    let retried = write
-        .retry(
-            ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(100))
-                .with_max_delay(Duration::from_secs(2))
-                .without_max_times()
-                .with_jitter(),
-        )
-        .when(|e| !is_permanent(e))
-        .notify(|e, wait| {
-            tracing::warn!(
-                error = %database::describe(e),
-                retry_in_ms = wait.as_millis() as u64,
-                "could not close this run's job_runs row; retrying"
-            );
-        });
+    let retried = database::retry(
+        "closing this run's job_runs row",
+        None,
+        |e: &sqlx::Error| !database::is_permanent(e),
+        || finish(pool, report),
+    );
     let failure = match tokio::time::timeout(within, retried).await {
         Ok(Ok(())) => return,
         Ok(Err(e)) => database::describe(&e),
         Err(_) => format!("the database did not take it within {} s", within.as_secs()),
     };
     tracing::error!(error = %failure, "could not close this run's job_runs row");
-}
-
-/// Errors that the same statement would meet again: bad data, a broken constraint, a
-/// missing table or column, a refused privilege (SQLSTATE classes 22, 23 and 42).
-fn is_permanent(e: &sqlx::Error) -> bool {
-    let sqlx::Error::Database(db) = e else {
-        return false;
-    };
-    db.code().is_some_and(|code| {
-        ["22", "23", "42"]
-            .iter()
-            .any(|class| code.starts_with(class))
-    })
 }
 
 fn count(n: u64) -> i64 {

@@ -172,7 +172,6 @@ impl Notifications {
                 confirmed_by: None,
                 push,
             },
-            Err(SendError::Permanent(reason)) => ChannelState::failed(attempts, reason),
             Err(SendError::Unknown(reason)) => match self.settings.whatsapp_receipts_wait {
                 // Left `sending` (as marked before the call) until its receipt settles it.
                 Some(wait) => {
@@ -185,8 +184,11 @@ impl Notifications {
                 ),
             },
             Err(e) => {
-                let failure = Failure::Transient {
-                    retry_after: e.retry_after(),
+                let failure = match &e {
+                    SendError::Permanent(_) => Failure::Permanent,
+                    other => Failure::Transient {
+                        retry_after: other.retry_after(),
+                    },
                 };
                 match self.settings.backoff.decide(now, attempts, &failure) {
                     Decision::RetryAt(retry_at) => ChannelState::Retry {
@@ -194,7 +196,8 @@ impl Notifications {
                         error: e.to_string(),
                         retry_at,
                     },
-                    Decision::Exhausted | Decision::Fatal => ChannelState::failed(
+                    Decision::Fatal => ChannelState::failed(attempts, e.to_string()),
+                    Decision::Exhausted => ChannelState::failed(
                         attempts,
                         format!("gave up after {attempts} attempts: {e}"),
                     ),
@@ -244,7 +247,7 @@ impl Notifications {
             Ok(None) => Settled::NotSent,
             // Asked again later, backing off like any failing channel.
             Err(e) => waiting(
-                self.settings.backoff.next_attempt_at(now, attempts.max(1)),
+                self.settings.backoff.retry_at(now, attempts.max(1), None),
                 Some(format!("receipts unreadable: {e}")),
             ),
         }

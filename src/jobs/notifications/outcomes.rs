@@ -8,7 +8,8 @@
 //! [`EVERY`]; more if the database falls behind the deliveries); their rows come back
 //! when their lease ends, and delivering them again sends no second email (idempotency
 //! key) or WhatsApp message (marked `sending` before its call); in-app is the row
-//! itself, but its web push goes out again. A statement that fails is tried once more.
+//! itself, but its web push goes out again. A statement refused for a passing reason is
+//! tried once more (`database::retry`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -55,11 +56,13 @@ pub(super) async fn write(
             by_lease.entry(lease_until).or_default().push(outcome);
         }
         for (lease_until, outcomes) in by_lease {
-            let mut written = queries::finish(pool, &outcomes, lease_until, clock.now()).await;
-            if written.is_err() {
-                tokio::time::sleep(EVERY).await;
-                written = queries::finish(pool, &outcomes, lease_until, clock.now()).await;
-            }
+            let written = crate::database::retry(
+                "recording notification outcomes",
+                Some(1),
+                |e: &sqlx::Error| !crate::database::is_permanent(e),
+                || queries::finish(pool, &outcomes, lease_until, clock.now()),
+            )
+            .await;
             if let Err(e) = written {
                 // The leases run out and the rows come back (see the module's docs).
                 let ids: Vec<String> = outcomes.iter().map(|o| o.id.to_string()).collect();

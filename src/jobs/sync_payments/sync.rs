@@ -9,6 +9,8 @@
 
 use std::collections::HashSet;
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde_json::json;
@@ -36,8 +38,9 @@ enum Fetched {
     Answer(Box<DlocalPayment>),
     /// dLocal answered, and the answer cannot be applied (404, amount mismatch, 4xx).
     Failed(String),
-    /// No usable answer: network, timeout, 5xx, 429 after the retries, unreadable body.
-    Unanswered(String),
+    /// No usable answer: network, timeout, 5xx, 429 after the retries (with the wait
+    /// dLocal asked for), unreadable body.
+    Unanswered(String, Option<Duration>),
     /// dLocal refused our credentials (401, 403): nothing wrong with the payment, so it
     /// is not backed off; the run fails so that someone fixes the keys.
     Refused(String),
@@ -126,7 +129,8 @@ impl SyncPayments {
             }
             Err(e @ DlocalError::Status(401 | 403, _)) => Fetched::Refused(e.to_string()),
             Err(e @ DlocalError::Status(400..=499, _)) => Fetched::Failed(e.to_string()),
-            Err(e) => Fetched::Unanswered(e.to_string()),
+            Err(e @ DlocalError::RateLimited(wait)) => Fetched::Unanswered(e.to_string(), wait),
+            Err(e) => Fetched::Unanswered(e.to_string(), None),
         }
     }
 
@@ -157,7 +161,7 @@ impl SyncPayments {
                 Err(e) => {
                     let reason = format!("{e:#}");
                     tracing::error!(payment_id = %c.id, error = %reason, "payment transition failed");
-                    sorted.failures.push(self.backoff(&c, &reason, now));
+                    sorted.failures.push(self.backoff(&c, &reason, None, now));
                 }
             }
         }
@@ -186,9 +190,15 @@ impl SyncPayments {
                     counts.payments_failed += 1;
                     counts.credentials_refused = Some(reason);
                 }
-                Fetched::Failed(reason) | Fetched::Unanswered(reason) => {
+                Fetched::Failed(reason) | Fetched::Unanswered(reason, None) => {
                     tracing::error!(payment_id = %c.id, provider_payment_id = %c.provider_payment_id, error = %reason, "payment sync failed");
-                    sorted.failures.push(self.backoff(&c, &reason, now));
+                    sorted.failures.push(self.backoff(&c, &reason, None, now));
+                }
+                Fetched::Unanswered(reason, retry_after) => {
+                    tracing::error!(payment_id = %c.id, provider_payment_id = %c.provider_payment_id, error = %reason, "payment sync failed");
+                    sorted
+                        .failures
+                        .push(self.backoff(&c, &reason, retry_after, now));
                 }
                 Fetched::Answer(p) => {
                     let (mut status, known) = p.status();
@@ -237,7 +247,7 @@ impl SyncPayments {
             {
                 let reason = format!("{e:#}");
                 tracing::error!(payment_id = %row.0.id, error = %reason, "payment refresh failed");
-                failures.push(self.backoff(&row.0, &reason, now));
+                failures.push(self.backoff(&row.0, &reason, None, now));
             }
         }
         counts.payments_failed += failures.len() as u64;
@@ -245,16 +255,25 @@ impl SyncPayments {
         Ok(())
     }
 
-    /// The backoff state of a payment that failed once more.
-    fn backoff(&self, c: &Candidate, reason: &str, now: DateTime<Utc>) -> queries::Backoff {
+    /// The backoff state of a payment that failed once more. A payment is never given up
+    /// (its order's expiry ends its retries), so a failure of any kind waits its turn on
+    /// the ladder, or as long as dLocal asked when it rate-limited us.
+    fn backoff(
+        &self,
+        c: &Candidate,
+        reason: &str,
+        retry_after: Option<Duration>,
+        now: DateTime<Utc>,
+    ) -> queries::Backoff {
         let failures = c.failures.saturating_add(1);
         queries::Backoff {
             payment_id: c.id,
             failures,
-            next_attempt_at: self
-                .settings
-                .backoff
-                .next_attempt_at(now, failures.unsigned_abs()),
+            next_attempt_at: self.settings.backoff.retry_at(
+                now,
+                failures.unsigned_abs(),
+                retry_after,
+            ),
             last_error: truncate(reason, 1000),
         }
     }
@@ -314,13 +333,14 @@ impl SyncPayments {
         status: PaymentStatus,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Applied> {
-        match self.apply_change(c, p, status, now).await {
-            Err(e) if is_deadlock(&e) => {
-                tracing::warn!(payment_id = %c.id, "deadlock with another writer; trying again");
-                self.apply_change(c, p, status, now).await
-            }
-            other => other,
-        }
+        // A deadlock with another writer rolled the transaction back: run it again.
+        crate::database::retry(
+            "a payment's status change",
+            Some(1),
+            crate::database::is_deadlock,
+            || self.apply_change(c, p, status, now),
+        )
+        .await
     }
 
     /// A status change: payment, events, order transition and follow-up rows in one
@@ -470,17 +490,6 @@ pub(super) struct Applied {
     pub confirmed: bool,
     pub cancelled: bool,
     pub anomaly: bool,
-}
-
-/// PostgreSQL's deadlock_detected (40P01), anywhere in the error's chain.
-fn is_deadlock(e: &anyhow::Error) -> bool {
-    e.chain().any(|cause| {
-        cause
-            .downcast_ref::<sqlx::Error>()
-            .and_then(|s| s.as_database_error())
-            .and_then(|d| d.code())
-            .is_some_and(|code| code == "40P01")
-    })
 }
 
 /// The original refuses to act on a payment whose amount differs from the order's total.
