@@ -7,8 +7,10 @@ use run_job::jobs::invoices::feu::{Comprobante, Feu, FeuError, FeuSettings};
 use run_job::sandbox::Sandbox;
 use run_job::sandbox::feu::{self as standin, FeuScript};
 
+use crate::helpers::stand_ins;
+
 async fn feu(extra: &[(&str, &str)]) -> (Sandbox, Feu) {
-    let sb = Sandbox::start(0, "k", "s").await.unwrap();
+    let sb = stand_ins().await;
     let auth = format!("{}/auth/token", sb.base_url);
     let base = sb.base_url.clone();
     let mut vars: Vec<(String, String)> = vec![

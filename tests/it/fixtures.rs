@@ -16,6 +16,27 @@ pub(crate) struct World {
     pub wave: Uuid,
 }
 
+/// A pending order of the world's buyer for its event.
+pub(crate) struct NewOrder<'a> {
+    /// Listing tickets it reserves (one order item at `total` for all of them).
+    pub(crate) tickets: &'a [Uuid],
+    pub(crate) total: &'a str,
+    pub(crate) created_minutes_ago: i64,
+    /// When its reservation ends, from now (negative: already ended).
+    pub(crate) expires_in_minutes: i64,
+}
+
+/// A dLocal payment of an order, in UYU.
+pub(crate) struct NewPayment<'a> {
+    pub(crate) order: Uuid,
+    /// dLocal's id for it (what the stand-in answers for).
+    pub(crate) provider_id: &'a str,
+    /// Its `payment_status` in our table.
+    pub(crate) status: &'a str,
+    pub(crate) amount: &'a str,
+    pub(crate) created_minutes_ago: i64,
+}
+
 pub(crate) fn dec(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap()
 }
@@ -100,15 +121,14 @@ impl World {
         (listing, tickets)
     }
 
-    /// A pending order for `tickets`, created `created_minutes_ago`, whose reservation
-    /// ends `expires_in_minutes` from now.
-    pub(crate) async fn order(
-        &self,
-        tickets: &[Uuid],
-        total: &str,
-        created_minutes_ago: i64,
-        expires_in_minutes: i64,
-    ) -> Uuid {
+    /// A pending order (see [`NewOrder`]).
+    pub(crate) async fn order(&self, o: NewOrder<'_>) -> Uuid {
+        let NewOrder {
+            tickets,
+            total,
+            created_minutes_ago,
+            expires_in_minutes,
+        } = o;
         let order: Uuid = sqlx::query_scalar(
             "INSERT INTO orders (user_id, event_id, total_amount, subtotal_amount, platform_commission, vat_on_commission,
                                  currency, reservation_expires_at, created_at)
@@ -146,15 +166,15 @@ impl World {
         order
     }
 
-    /// A dLocal payment of `order`, created `created_minutes_ago`.
-    pub(crate) async fn payment(
-        &self,
-        order: Uuid,
-        provider_id: &str,
-        status: &str,
-        amount: &str,
-        created_minutes_ago: i64,
-    ) -> Uuid {
+    /// A dLocal payment (see [`NewPayment`]).
+    pub(crate) async fn payment(&self, p: NewPayment<'_>) -> Uuid {
+        let NewPayment {
+            order,
+            provider_id,
+            status,
+            amount,
+            created_minutes_ago,
+        } = p;
         sqlx::query_scalar(
             "INSERT INTO payments (order_id, provider, provider_payment_id, status, amount, currency, created_at, redirect_url)
              VALUES ($1, 'dlocal', $2, $3::payment_status, $4, 'UYU', $5, 'http://127.0.0.1:9/checkout') RETURNING id",

@@ -11,10 +11,6 @@ use crate::helpers::*;
 
 const CHECK: &str = "5f1d0c2e-secret-check";
 
-async fn sandbox() -> Sandbox {
-    Sandbox::start(0, "key", "secret").await.unwrap()
-}
-
 fn url(s: &Sandbox) -> String {
     format!("{}/ping/{CHECK}", s.base_url)
 }
@@ -28,7 +24,7 @@ fn assert_no_url(stderr: &str) {
 
 #[sqlx::test(migrations = "./migrations")]
 async fn a_run_checks_in_at_its_start_and_on_success(pool: PgPool) {
-    let s = sandbox().await;
+    let s = stand_ins().await;
     let mut c = run_job_on(&pool);
     c.arg("demo-sleep")
         .env("RUN_JOB_DEMO_SLEEP_MS", "200")
@@ -57,7 +53,7 @@ async fn a_run_checks_in_at_its_start_and_on_success(pool: PgPool) {
 
 #[sqlx::test(migrations = "./migrations")]
 async fn a_failed_run_checks_in_as_failed_with_its_exit_code(pool: PgPool) {
-    let s = sandbox().await;
+    let s = stand_ins().await;
     let mut c = run_job_on(&pool);
     c.arg("demo-fail")
         .env("RUN_JOB_DEMO_HEARTBEAT_URL", url(&s));
@@ -76,7 +72,7 @@ async fn a_failed_run_checks_in_as_failed_with_its_exit_code(pool: PgPool) {
 
 #[sqlx::test(migrations = "./migrations")]
 async fn a_run_that_cannot_reach_its_database_checks_in_as_failed(_pool: PgPool) {
-    let s = sandbox().await;
+    let s = stand_ins().await;
     let mut c = run_job();
     c.arg("demo-sleep")
         .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
@@ -92,7 +88,7 @@ async fn a_run_that_cannot_reach_its_database_checks_in_as_failed(_pool: PgPool)
 
 #[sqlx::test(migrations = "./migrations")]
 async fn a_monitor_that_hangs_or_refuses_delays_the_run_by_at_most_five_seconds(pool: PgPool) {
-    let s = sandbox().await;
+    let s = stand_ins().await;
     s.hang_heartbeats();
     let started = Instant::now();
     let mut c = run_job_on(&pool);

@@ -272,3 +272,15 @@ pub(crate) async fn assert_notifications_match_golden(pool: &PgPool, name: &str)
         "the notifications written differ from {path}"
     );
 }
+
+/// The dLocal Go keys the stand-ins accept.
+pub(crate) const DLOCAL_KEY: &str = "key-1";
+pub(crate) const DLOCAL_SECRET: &str = "secret-1";
+
+/// Every provider's stand-in (dLocal Go, Resend, WhatsApp, push, Places, IndexNow, FEU,
+/// heartbeat monitor) on one loopback port of its own.
+pub(crate) async fn stand_ins() -> run_job::sandbox::Sandbox {
+    run_job::sandbox::Sandbox::start(0, DLOCAL_KEY, DLOCAL_SECRET)
+        .await
+        .unwrap()
+}

@@ -32,7 +32,7 @@ impl Setup {
             std::env::temp_dir().join(format!("run-job-invoices-{}", Uuid::new_v4()));
         std::fs::create_dir_all(&storage_root).unwrap();
         Setup {
-            sb: Sandbox::start(0, "k", "s").await.unwrap(),
+            sb: stand_ins().await,
             storage_root,
         }
     }
@@ -77,7 +77,14 @@ impl Setup {
 async fn confirmed_sale(w: &World) -> Uuid {
     let (_, a) = w.listing(w.seller_a, &["1000"]).await;
     let (_, b) = w.listing(w.seller_b, &["500"]).await;
-    let order = w.order(&[a[0], b[0]], "1609.80", 10, 30).await;
+    let order = w
+        .order(NewOrder {
+            tickets: &[a[0], b[0]],
+            total: "1609.80",
+            created_minutes_ago: 10,
+            expires_in_minutes: 30,
+        })
+        .await;
     sqlx::query(
         "UPDATE orders SET status = 'confirmed', subtotal_amount = 1500, platform_commission = 90,
                 vat_on_commission = 19.80 WHERE id = $1",
@@ -240,7 +247,14 @@ async fn bad_input_fails_only_its_row_and_the_run_says_so(pool: PgPool) {
     )
     .await;
     let (_, t) = w.listing(w.seller_a, &["100"]).await;
-    let pending_order = w.order(&t, "100", 5, 30).await;
+    let pending_order = w
+        .order(NewOrder {
+            tickets: &t,
+            total: "100",
+            created_minutes_ago: 5,
+            expires_in_minutes: 30,
+        })
+        .await;
     let unconfirmed = enqueue(
         &pool,
         "notify-order-confirmed",
@@ -483,7 +497,14 @@ async fn sellers_sale(
     currency: &str,
 ) -> (Uuid, Uuid, Vec<Uuid>, Uuid) {
     let (listing, tickets) = w.listing(seller, prices).await;
-    let order = w.order(&tickets, "1", 10, 30).await;
+    let order = w
+        .order(NewOrder {
+            tickets: &tickets,
+            total: "1",
+            created_minutes_ago: 10,
+            expires_in_minutes: 30,
+        })
+        .await;
     sqlx::query("UPDATE orders SET status = 'confirmed', currency = $2::event_ticket_currency WHERE id = $1")
         .bind(order)
         .bind(currency)

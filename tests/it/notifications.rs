@@ -15,11 +15,8 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::helpers::env_of;
-
-async fn sandbox() -> Sandbox {
-    Sandbox::start(0, "k", "s").await.unwrap()
-}
+use crate::fixtures::NewOrder;
+use crate::helpers::{env_of, stand_ins};
 
 fn settings(sb: &Sandbox, extra: &[(&str, &str)]) -> Settings {
     let base = [
@@ -133,7 +130,7 @@ async fn every_channel_is_delivered_in_its_providers_wire_format(pool: PgPool) {
         confirmed(),
     )
     .await;
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     let s = run(&pool, settings(&sb, &[])).await;
     assert_eq!((s.processed, s.succeeded, s.failed), (1, 1, 0));
 
@@ -202,7 +199,7 @@ async fn a_channel_that_cannot_be_sent_fails_alone(pool: PgPool) {
         confirmed(),
     )
     .await;
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     run(&pool, settings(&sb, &[])).await;
     let (status, channels) = state(&pool, id).await;
     assert_eq!(
@@ -218,7 +215,7 @@ async fn a_channel_that_cannot_be_sent_fails_alone(pool: PgPool) {
 async fn a_failing_channel_is_retried_later_and_the_others_are_not_resent(pool: PgPool) {
     let u = user(&pool, Some("c@example.com"), Some("+59899000000")).await;
     let id = notification(&pool, u, "order_confirmed", "{email,whatsapp}", confirmed()).await;
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     // One attempt and two quick in-process retries, all 500.
     sb.script_email(ProviderScript {
         fail_next: 3,
@@ -262,7 +259,7 @@ async fn a_failing_channel_is_retried_later_and_the_others_are_not_resent(pool: 
 async fn retries_stop_at_the_limit_and_permanent_errors_are_not_retried(pool: PgPool) {
     let u = user(&pool, Some("d@example.com"), None).await;
     let limited = notification(&pool, u, "order_confirmed", "{email}", confirmed()).await;
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     sb.script_email(ProviderScript {
         fail_next: 100,
         ..ProviderScript::default()
@@ -309,7 +306,7 @@ async fn retries_stop_at_the_limit_and_permanent_errors_are_not_retried(pool: Pg
 async fn a_long_retry_after_defers_the_channel_to_a_later_run(pool: PgPool) {
     let u = user(&pool, Some("e@example.com"), None).await;
     let id = notification(&pool, u, "order_confirmed", "{email}", confirmed()).await;
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     sb.script_email(ProviderScript {
         rate_limit_next: 1,
         retry_after_secs: 600,
@@ -358,7 +355,7 @@ async fn bad_input_fails_its_notification_with_a_reason(pool: PgPool) {
         .execute(&pool)
         .await
         .unwrap();
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     run(&pool, settings(&sb, &[])).await;
     let (status, channels) = state(&pool, misfit).await;
     assert_eq!(status, "failed");
@@ -387,7 +384,7 @@ async fn bad_input_fails_its_notification_with_a_reason(pool: PgPool) {
 
 #[sqlx::test(migrations = "./migrations")]
 async fn two_runs_at_once_deliver_everything_exactly_once(pool: PgPool) {
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     sb.script_email(ProviderScript {
         latency_ms: 10,
         ..ProviderScript::default()
@@ -502,7 +499,7 @@ async fn closed_batches_are_merged_by_the_original_rules_and_sent(pool: PgPool) 
     )
     .await;
 
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     let s = run(&pool, settings(&sb, &[])).await;
     assert_eq!(
         (
@@ -583,7 +580,7 @@ async fn an_item_appended_after_its_batch_was_merged_is_sent_not_lost(pool: PgPo
     )
     .await;
     item(&pool, b, json!({"type": "document_uploaded", "orderId": order, "eventName": "Late", "ticketCount": 1})).await;
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     run(&pool, settings(&sb, &[])).await;
     // The app found the batch pending just before the merge and appends now.
     item(&pool, b, json!({"type": "document_uploaded", "orderId": order, "eventName": "Late", "ticketCount": 1})).await;
@@ -658,7 +655,7 @@ async fn the_jobs_queue_runs_send_notification_and_leaves_other_types_alone(pool
         .await
         .unwrap();
 
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     let s = run(&pool, settings(&sb, &[])).await;
     assert_eq!(s.details["queue_jobs_reclaimed"], 1);
     assert_eq!(job_state(&pool, good).await.0, "completed");
@@ -705,7 +702,7 @@ async fn the_jobs_queue_runs_send_notification_and_leaves_other_types_alone(pool
 #[sqlx::test(migrations = "./migrations")]
 async fn killing_runs_at_any_point_loses_nothing_and_sends_nothing_twice(pool: PgPool) {
     const N: usize = 200;
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     sb.script_email(ProviderScript {
         latency_ms: 15,
         ..ProviderScript::default()
@@ -881,7 +878,7 @@ async fn a_whatsapp_message_left_sending_is_settled_by_its_receipt(pool: PgPool)
     receipt(&pool, delivered, "wamid.earlier", "delivered").await;
     receipt(&pool, undeliverable, "wamid.lost", "failed").await;
 
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     let with_receipts = settings(&sb, &[("WHATSAPP_RECEIPTS_WAIT_SECONDS", "300")]);
     run(&pool, with_receipts.clone()).await;
 
@@ -954,7 +951,7 @@ async fn a_whatsapp_message_left_sending_is_settled_by_its_receipt(pool: PgPool)
 /// the marketplace's route (its stand-in) records them, and they name the notification.
 #[sqlx::test(migrations = "./migrations")]
 async fn whatsapp_receipts_arrive_signed_and_are_recorded_for_their_notification(pool: PgPool) {
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     let url = run_job::sandbox::marketplace::serve_whatsapp_webhook(pool.clone(), "app-secret")
         .await
         .unwrap();
@@ -1027,11 +1024,32 @@ async fn whatsapp_receipts_arrive_signed_and_are_recorded_for_their_notification
 async fn the_originals_skip_rules_hold_at_delivery(pool: PgPool) {
     let ended = crate::fixtures::world(&pool, -2).await;
     let (_, t) = ended.listing(ended.seller_a, &["100"]).await;
-    let past_order = ended.order(&t, "100", 20, -5).await;
+    let past_order = ended
+        .order(NewOrder {
+            tickets: &t,
+            total: "100",
+            created_minutes_ago: 20,
+            expires_in_minutes: -5,
+        })
+        .await;
     let upcoming = crate::fixtures::world(&pool, 48).await;
     let (_, t2) = upcoming.listing(upcoming.seller_a, &["100", "100"]).await;
-    let old_order = upcoming.order(&t2[..1], "100", 90, -60).await;
-    let fresh_order = upcoming.order(&t2[1..], "100", 20, -5).await;
+    let old_order = upcoming
+        .order(NewOrder {
+            tickets: &t2[..1],
+            total: "100",
+            created_minutes_ago: 90,
+            expires_in_minutes: -60,
+        })
+        .await;
+    let fresh_order = upcoming
+        .order(NewOrder {
+            tickets: &t2[1..],
+            total: "100",
+            created_minutes_ago: 20,
+            expires_in_minutes: -5,
+        })
+        .await;
     let meta = |kind: &str, order: Uuid| json!({"type": kind, "orderId": order, "eventName": "E"});
     let over = notification(
         &pool,
@@ -1058,7 +1076,7 @@ async fn the_originals_skip_rules_hold_at_delivery(pool: PgPool) {
     )
     .await;
 
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     run(&pool, settings(&sb, &[])).await;
     let (status, channels) = state(&pool, over).await;
     assert_eq!(status, "failed");
@@ -1100,7 +1118,7 @@ pub(crate) fn vapid_keys() -> (String, String) {
 #[sqlx::test(migrations = "./migrations")]
 async fn push_endpoints_outside_the_push_services_are_never_contacted(pool: PgPool) {
     let u = user(&pool, Some("push@example.com"), None).await;
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     let internal = run_job::sandbox::site::Site::start(None).await.unwrap();
     let port = internal.base_url.rsplit(':').next().unwrap().to_string();
     let subscribe = |(endpoint, p256dh, auth): (String, String, String), age_minutes: i64| {
@@ -1184,7 +1202,7 @@ async fn push_endpoints_outside_the_push_services_are_never_contacted(pool: PgPo
 #[sqlx::test(migrations = "./migrations")]
 async fn in_app_notifications_are_pushed_encrypted_and_gone_subscriptions_deleted(pool: PgPool) {
     let u = user(&pool, Some("push@example.com"), None).await;
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     let mut endpoints = Vec::new();
     for _ in 0..2 {
         let (endpoint, p256dh, auth) = sb.push_subscription();
@@ -1265,8 +1283,20 @@ async fn invoice_emails_carry_their_pdf_and_mark_the_invoice_emailed(pool: PgPoo
     let stranger = user(&pool, Some("stranger@example.com"), None).await;
     let dir = std::env::temp_dir().join(format!("run-job-invoices-{}", Uuid::new_v4()));
     let (o1, o2) = (
-        w.order(&[], "100.00", 0, 30).await,
-        w.order(&[], "100.00", 0, 30).await,
+        w.order(NewOrder {
+            tickets: &[],
+            total: "100.00",
+            created_minutes_ago: 0,
+            expires_in_minutes: 30,
+        })
+        .await,
+        w.order(NewOrder {
+            tickets: &[],
+            total: "100.00",
+            created_minutes_ago: 0,
+            expires_in_minutes: 30,
+        })
+        .await,
     );
     for (order, file) in [
         (o1, "buyer-invoice.pdf".to_string()),
@@ -1336,7 +1366,7 @@ async fn invoice_emails_carry_their_pdf_and_mark_the_invoice_emailed(pool: PgPoo
     let mut confirmation = confirmed();
     confirmation["attachmentRefs"] = json!([{"type": "storage", "storagePath": format!("private/invoices/{o1}/buyer-invoice.pdf")}]);
     refused.push(notification(&pool, u, "order_confirmed", "{email}", confirmation).await);
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     let root = dir.to_string_lossy().to_string();
     run(&pool, settings(&sb, &[("STORAGE_LOCAL_PATH", &root)])).await;
 
@@ -1388,7 +1418,7 @@ async fn invoice_emails_carry_their_pdf_and_mark_the_invoice_emailed(pool: PgPoo
 
 #[sqlx::test(migrations = "./migrations")]
 async fn a_cancelled_run_releases_what_it_has_not_started(pool: PgPool) {
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     sb.script_email(ProviderScript {
         latency_ms: 400,
         ..ProviderScript::default()
@@ -1435,7 +1465,7 @@ async fn a_cancelled_run_releases_what_it_has_not_started(pool: PgPool) {
 async fn a_run_cancelled_mid_batch_writes_every_finished_outcome_before_it_returns(pool: PgPool) {
     // Outcomes are written in batches; a cancelled run must not leave a sent email
     // recorded nowhere (its row would go out again after the lease).
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     sb.script_email(ProviderScript {
         latency_ms: 300,
         ..ProviderScript::default()
@@ -1485,7 +1515,7 @@ async fn a_provider_answering_garbage_is_retried_later_with_the_reason(pool: PgP
     let u = user(&pool, Some("garbage@example.com"), None).await;
     let id = notification(&pool, u, "order_confirmed", "{email}", confirmed()).await;
     // Resend answering 200 with HTML: not an acceptance we can trust.
-    let broken = Sandbox::start(0, "k", "s").await.unwrap();
+    let broken = stand_ins().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
@@ -1521,7 +1551,7 @@ async fn a_batch_of_bad_items_is_closed_once_not_retried_forever(pool: PgPool) {
         json!({"type": "document_uploaded", "eventName": "no order id"}),
     )
     .await;
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     let first = run(&pool, settings(&sb, &[])).await;
     assert_eq!(first.details["batches_failed"], 1);
     let second = run(&pool, settings(&sb, &[])).await;
@@ -1555,7 +1585,7 @@ async fn a_backlog_too_old_to_matter_is_failed_not_sent(pool: PgPool) {
         .execute(&pool)
         .await
         .unwrap();
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     run(&pool, settings(&sb, &[])).await;
     let (status, channels) = state(&pool, id).await;
     assert_eq!(status, "failed");
@@ -1570,7 +1600,7 @@ async fn a_backlog_too_old_to_matter_is_failed_not_sent(pool: PgPool) {
 async fn each_channel_keeps_its_own_retry_time(pool: PgPool) {
     let u = user(&pool, Some("wait@example.com"), Some("+59899111222")).await;
     let id = notification(&pool, u, "order_confirmed", "{email,whatsapp}", confirmed()).await;
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     sb.script_email(ProviderScript {
         rate_limit_next: 1,
         retry_after_secs: 600,
@@ -1640,7 +1670,7 @@ async fn an_unknown_channel_state_fails_its_row_untouched_and_sends_nothing(pool
         .await
         .unwrap();
     let fine = notification(&pool, u, "order_confirmed", "{email}", confirmed()).await;
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     let s = run(&pool, settings(&sb, &[])).await;
     let (status, channels) = state(&pool, odd).await;
     assert_eq!(status, "failed");
@@ -1656,7 +1686,7 @@ async fn an_unknown_channel_state_fails_its_row_untouched_and_sends_nothing(pool
 async fn an_sms_channel_fails_alone_and_the_others_are_delivered(pool: PgPool) {
     let u = user(&pool, Some("sms@example.com"), None).await;
     let id = notification(&pool, u, "order_confirmed", "{email,sms}", confirmed()).await;
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     run(&pool, settings(&sb, &[])).await;
     let (status, channels) = state(&pool, id).await;
     assert_eq!(status, "sent");

@@ -18,7 +18,14 @@ use crate::helpers::*;
 async fn sold(w: &World, seller: Uuid, amount: &str, uploaded: bool) -> (Uuid, Uuid, Uuid, Uuid) {
     let (_, tickets) = w.listing(seller, &["1000"]).await;
     let ticket = tickets[0];
-    let order = w.order(&[ticket], "1000", 60, 30).await;
+    let order = w
+        .order(NewOrder {
+            tickets: &[ticket],
+            total: "1000",
+            created_minutes_ago: 60,
+            expires_in_minutes: 30,
+        })
+        .await;
     w.set_order_status(order, "confirmed").await;
     let reservation: Uuid =
         sqlx::query_scalar("SELECT id FROM order_ticket_reservations WHERE listing_ticket_id = $1")

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{output, run_job_on, summary};
+use crate::helpers::{output, run_job_on, stand_ins, summary};
 
 const NOW: &str = "2026-11-25T15:00:00-03:00";
 
@@ -776,7 +776,7 @@ async fn a_browser_killed_mid_crawl_fails_the_sites_and_leaves_no_process(pool: 
 #[sqlx::test(migrations = "./migrations")]
 async fn new_venues_are_enriched_from_google_places_when_a_key_is_set(pool: PgPool) {
     let sites = sites().await;
-    let google = run_job::sandbox::Sandbox::start(0, "k", "s").await.unwrap();
+    let google = stand_ins().await;
     // Google knows the club Entraste places at -34.9107, -56.1539, 40 m away.
     google.add_place(run_job::sandbox::Place {
         place_id: "ChIJ-nautico".into(),
@@ -840,7 +840,7 @@ async fn new_venues_are_enriched_from_google_places_when_a_key_is_set(pool: PgPo
 #[sqlx::test(migrations = "./migrations")]
 async fn stale_venues_are_refreshed_and_new_or_changed_pages_pinged(pool: PgPool) {
     let sites = sites().await;
-    let providers = run_job::sandbox::Sandbox::start(0, "k", "s").await.unwrap();
+    let providers = stand_ins().await;
     providers.add_place(run_job::sandbox::Place {
         place_id: "ChIJ-nautico".into(),
         name: "Club Náutico Punta Carretas".into(),

@@ -20,15 +20,11 @@ use uuid::Uuid;
 use crate::fixtures::*;
 use crate::helpers::*;
 
-async fn sandbox() -> Sandbox {
-    Sandbox::start(0, "key-1", "secret-1").await.unwrap()
-}
-
 fn settings(sandbox: &Sandbox, extra: &[(&str, &str)]) -> Settings {
     let base = [
         ("DLOCAL_BASE_URL", sandbox.base_url.as_str()),
-        ("DLOCAL_API_KEY", "key-1"),
-        ("DLOCAL_SECRET_KEY", "secret-1"),
+        ("DLOCAL_API_KEY", DLOCAL_KEY),
+        ("DLOCAL_SECRET_KEY", DLOCAL_SECRET),
         ("APP_BASE_URL", "https://app.test"),
     ];
     Settings::from_env(&env_of(&base, extra)).unwrap()
@@ -58,9 +54,24 @@ async fn a_paid_payment_confirms_its_order_with_every_write_of_the_original(pool
     let w = world(&pool, 24 * 7).await;
     let (listing_a, a) = w.listing(w.seller_a, &["1000", "12.25"]).await;
     let (listing_b, b) = w.listing(w.seller_b, &["45.83", "45.83"]).await;
-    let order = w.order(&[a[0], a[1], b[0]], "1100.00", 30, 5).await;
-    let payment = w.payment(order, "D-PAID", "pending", "1100.00", 10).await;
-    let sb = sandbox().await;
+    let order = w
+        .order(NewOrder {
+            tickets: &[a[0], a[1], b[0]],
+            total: "1100.00",
+            created_minutes_ago: 30,
+            expires_in_minutes: 5,
+        })
+        .await;
+    let payment = w
+        .payment(NewPayment {
+            order,
+            provider_id: "D-PAID",
+            status: "pending",
+            amount: "1100.00",
+            created_minutes_ago: 10,
+        })
+        .await;
+    let sb = stand_ins().await;
     sb.set_status("D-PAID", "PAID", "1100.00", "UYU");
 
     let s = run(&pool, settings(&sb, &[])).await;
@@ -243,12 +254,47 @@ async fn a_paid_payment_confirms_its_order_with_every_write_of_the_original(pool
 async fn running_twice_changes_nothing_the_second_time(pool: PgPool) {
     let w = world(&pool, 24 * 7).await;
     let (_, t) = w.listing(w.seller_a, &["500", "500", "500"]).await;
-    let paid = w.order(&[t[0]], "500", 30, 5).await;
-    let failed = w.order(&[t[1]], "500", 30, 5).await;
-    let stale = w.order(&[t[2]], "500", 30, -1).await;
-    w.payment(paid, "D-1", "pending", "500", 10).await;
-    w.payment(failed, "D-2", "pending", "500", 10).await;
-    let sb = sandbox().await;
+    let paid = w
+        .order(NewOrder {
+            tickets: &[t[0]],
+            total: "500",
+            created_minutes_ago: 30,
+            expires_in_minutes: 5,
+        })
+        .await;
+    let failed = w
+        .order(NewOrder {
+            tickets: &[t[1]],
+            total: "500",
+            created_minutes_ago: 30,
+            expires_in_minutes: 5,
+        })
+        .await;
+    let stale = w
+        .order(NewOrder {
+            tickets: &[t[2]],
+            total: "500",
+            created_minutes_ago: 30,
+            expires_in_minutes: -1,
+        })
+        .await;
+    w.payment(NewPayment {
+        order: paid,
+        provider_id: "D-1",
+        status: "pending",
+        amount: "500",
+        created_minutes_ago: 10,
+    })
+    .await;
+    w.payment(NewPayment {
+        order: failed,
+        provider_id: "D-2",
+        status: "pending",
+        amount: "500",
+        created_minutes_ago: 10,
+    })
+    .await;
+    let sb = stand_ins().await;
     sb.set_status("D-1", "PAID", "500", "UYU");
     sb.set_status("D-2", "REJECTED", "500", "UYU");
 
@@ -294,12 +340,25 @@ async fn failed_cancelled_and_expired_payments_cancel_their_orders_and_release_t
         .iter()
         .enumerate()
     {
-        let o = w.order(&[t[i]], "100", *age, 5).await;
-        w.payment(o, &format!("D-{status}"), "pending", "100", 10)
+        let o = w
+            .order(NewOrder {
+                tickets: &[t[i]],
+                total: "100",
+                created_minutes_ago: *age,
+                expires_in_minutes: 5,
+            })
             .await;
+        w.payment(NewPayment {
+            order: o,
+            provider_id: &format!("D-{status}"),
+            status: "pending",
+            amount: "100",
+            created_minutes_ago: 10,
+        })
+        .await;
         orders.push(o);
     }
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     sb.set(
         "D-REJECTED",
         Scripted {
@@ -369,15 +428,63 @@ async fn orders_expire_by_time_or_when_every_payment_ended(pool: PgPool) {
     let (_, t) = w
         .listing(w.seller_a, &["100", "100", "100", "100", "100"])
         .await;
-    let timed_out = w.order(&[t[0]], "100", 20, -5).await;
-    let still_reserved = w.order(&[t[1]], "100", 2, 8).await;
-    let waiting_for_bank = w.order(&[t[2]], "100", 600, -500).await;
-    w.payment(waiting_for_bank, "D-BANK", "pending", "100", 590)
+    let timed_out = w
+        .order(NewOrder {
+            tickets: &[t[0]],
+            total: "100",
+            created_minutes_ago: 20,
+            expires_in_minutes: -5,
+        })
         .await;
-    let all_failed = w.order(&[t[3]], "100", 30, 5).await;
-    w.payment(all_failed, "D-F1", "failed", "100", 25).await;
-    w.payment(all_failed, "D-F2", "expired", "100", 20).await;
-    let sb = sandbox().await;
+    let still_reserved = w
+        .order(NewOrder {
+            tickets: &[t[1]],
+            total: "100",
+            created_minutes_ago: 2,
+            expires_in_minutes: 8,
+        })
+        .await;
+    let waiting_for_bank = w
+        .order(NewOrder {
+            tickets: &[t[2]],
+            total: "100",
+            created_minutes_ago: 600,
+            expires_in_minutes: -500,
+        })
+        .await;
+    w.payment(NewPayment {
+        order: waiting_for_bank,
+        provider_id: "D-BANK",
+        status: "pending",
+        amount: "100",
+        created_minutes_ago: 590,
+    })
+    .await;
+    let all_failed = w
+        .order(NewOrder {
+            tickets: &[t[3]],
+            total: "100",
+            created_minutes_ago: 30,
+            expires_in_minutes: 5,
+        })
+        .await;
+    w.payment(NewPayment {
+        order: all_failed,
+        provider_id: "D-F1",
+        status: "failed",
+        amount: "100",
+        created_minutes_ago: 25,
+    })
+    .await;
+    w.payment(NewPayment {
+        order: all_failed,
+        provider_id: "D-F2",
+        status: "expired",
+        amount: "100",
+        created_minutes_ago: 20,
+    })
+    .await;
+    let sb = stand_ins().await;
     sb.set_status("D-BANK", "PENDING", "100", "UYU");
 
     let s = run(&pool, settings(&sb, &[])).await;
@@ -417,10 +524,31 @@ async fn orders_expire_by_time_or_when_every_payment_ended(pool: PgPool) {
 async fn no_notification_for_an_event_that_has_ended(pool: PgPool) {
     let w = world(&pool, -2).await;
     let (_, t) = w.listing(w.seller_a, &["100", "100"]).await;
-    let o1 = w.order(&[t[0]], "100", 20, -5).await;
-    let o2 = w.order(&[t[1]], "100", 20, 5).await;
-    w.payment(o2, "D-R", "pending", "100", 10).await;
-    let sb = sandbox().await;
+    let o1 = w
+        .order(NewOrder {
+            tickets: &[t[0]],
+            total: "100",
+            created_minutes_ago: 20,
+            expires_in_minutes: -5,
+        })
+        .await;
+    let o2 = w
+        .order(NewOrder {
+            tickets: &[t[1]],
+            total: "100",
+            created_minutes_ago: 20,
+            expires_in_minutes: 5,
+        })
+        .await;
+    w.payment(NewPayment {
+        order: o2,
+        provider_id: "D-R",
+        status: "pending",
+        amount: "100",
+        created_minutes_ago: 10,
+    })
+    .await;
+    let sb = stand_ins().await;
     sb.set_status("D-R", "REJECTED", "100", "UYU");
     run(&pool, settings(&sb, &[])).await;
     assert_eq!(
@@ -446,10 +574,25 @@ async fn no_notification_for_an_event_that_has_ended(pool: PgPool) {
 async fn a_late_paid_on_a_closed_order_is_an_anomaly_not_a_confirmation(pool: PgPool) {
     let w = world(&pool, 24 * 7).await;
     let (_, t) = w.listing(w.seller_a, &["300"]).await;
-    let order = w.order(&[t[0]], "300", 90, -60).await;
-    let payment = w.payment(order, "D-LATE", "pending", "300", 80).await;
+    let order = w
+        .order(NewOrder {
+            tickets: &[t[0]],
+            total: "300",
+            created_minutes_ago: 90,
+            expires_in_minutes: -60,
+        })
+        .await;
+    let payment = w
+        .payment(NewPayment {
+            order,
+            provider_id: "D-LATE",
+            status: "pending",
+            amount: "300",
+            created_minutes_ago: 80,
+        })
+        .await;
     w.set_order_status(order, "expired").await;
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     sb.set_status("D-LATE", "PAID", "300", "UYU");
 
     let s = run(&pool, settings(&sb, &[])).await;
@@ -511,13 +654,57 @@ async fn a_late_paid_on_a_closed_order_is_an_anomaly_not_a_confirmation(pool: Pg
 async fn stuck_payments_back_off_and_do_not_starve_newer_ones(pool: PgPool) {
     let w = world(&pool, 24 * 7).await;
     let (_, t) = w.listing(w.seller_a, &["100", "100", "100"]).await;
-    let unknown = w.order(&[t[0]], "100", 60, 5).await;
-    let mismatch = w.order(&[t[1]], "100", 50, 5).await;
-    let fresh = w.order(&[t[2]], "100", 30, 5).await;
-    let p_unknown = w.payment(unknown, "D-404", "pending", "100", 40).await;
-    let p_mismatch = w.payment(mismatch, "D-AMT", "pending", "100", 30).await;
-    w.payment(fresh, "D-OK", "pending", "100", 10).await;
-    let sb = sandbox().await;
+    let unknown = w
+        .order(NewOrder {
+            tickets: &[t[0]],
+            total: "100",
+            created_minutes_ago: 60,
+            expires_in_minutes: 5,
+        })
+        .await;
+    let mismatch = w
+        .order(NewOrder {
+            tickets: &[t[1]],
+            total: "100",
+            created_minutes_ago: 50,
+            expires_in_minutes: 5,
+        })
+        .await;
+    let fresh = w
+        .order(NewOrder {
+            tickets: &[t[2]],
+            total: "100",
+            created_minutes_ago: 30,
+            expires_in_minutes: 5,
+        })
+        .await;
+    let p_unknown = w
+        .payment(NewPayment {
+            order: unknown,
+            provider_id: "D-404",
+            status: "pending",
+            amount: "100",
+            created_minutes_ago: 40,
+        })
+        .await;
+    let p_mismatch = w
+        .payment(NewPayment {
+            order: mismatch,
+            provider_id: "D-AMT",
+            status: "pending",
+            amount: "100",
+            created_minutes_ago: 30,
+        })
+        .await;
+    w.payment(NewPayment {
+        order: fresh,
+        provider_id: "D-OK",
+        status: "pending",
+        amount: "100",
+        created_minutes_ago: 10,
+    })
+    .await;
+    let sb = stand_ins().await;
     sb.set_status("D-AMT", "PAID", "99.00", "UYU");
     sb.set_status("D-OK", "PAID", "100", "UYU");
 
@@ -611,11 +798,25 @@ async fn bad_provider_answers_fail_only_their_payment(pool: PgPool) {
     ];
     let mut orders = Vec::new();
     for (i, id) in ids.iter().enumerate() {
-        let o = w.order(&[t[i]], "100", 30, 5).await;
-        w.payment(o, id, "pending", "100", 10).await;
+        let o = w
+            .order(NewOrder {
+                tickets: &[t[i]],
+                total: "100",
+                created_minutes_ago: 30,
+                expires_in_minutes: 5,
+            })
+            .await;
+        w.payment(NewPayment {
+            order: o,
+            provider_id: id,
+            status: "pending",
+            amount: "100",
+            created_minutes_ago: 10,
+        })
+        .await;
         orders.push(o);
     }
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     let raw = |body| Scripted {
         body,
         status: 200,
@@ -732,9 +933,23 @@ async fn bad_provider_answers_fail_only_their_payment(pool: PgPool) {
 async fn rate_limits_and_server_errors_are_retried(pool: PgPool) {
     let w = world(&pool, 24 * 7).await;
     let (_, t) = w.listing(w.seller_a, &["100"]).await;
-    let o = w.order(&[t[0]], "100", 30, 5).await;
-    w.payment(o, "D-1", "pending", "100", 10).await;
-    let sb = sandbox().await;
+    let o = w
+        .order(NewOrder {
+            tickets: &[t[0]],
+            total: "100",
+            created_minutes_ago: 30,
+            expires_in_minutes: 5,
+        })
+        .await;
+    w.payment(NewPayment {
+        order: o,
+        provider_id: "D-1",
+        status: "pending",
+        amount: "100",
+        created_minutes_ago: 10,
+    })
+    .await;
+    let sb = stand_ins().await;
     sb.set_status("D-1", "PAID", "100", "UYU");
     sb.behave(Behaviour {
         rate_limit_next: 1,
@@ -755,11 +970,39 @@ async fn rate_limits_and_server_errors_are_retried(pool: PgPool) {
 async fn a_lingering_payment_gets_its_checkout_nudged_and_then_expires(pool: PgPool) {
     let w = world(&pool, 24 * 7).await;
     let (_, t) = w.listing(w.seller_a, &["100", "100"]).await;
-    let old = w.order(&[t[0]], "100", 30, 5).await;
-    let young = w.order(&[t[1]], "100", 30, 5).await;
-    w.payment(old, "D-OLD", "pending", "100", 20).await;
-    w.payment(young, "D-YOUNG", "pending", "100", 8).await;
-    let sb = sandbox().await;
+    let old = w
+        .order(NewOrder {
+            tickets: &[t[0]],
+            total: "100",
+            created_minutes_ago: 30,
+            expires_in_minutes: 5,
+        })
+        .await;
+    let young = w
+        .order(NewOrder {
+            tickets: &[t[1]],
+            total: "100",
+            created_minutes_ago: 30,
+            expires_in_minutes: 5,
+        })
+        .await;
+    w.payment(NewPayment {
+        order: old,
+        provider_id: "D-OLD",
+        status: "pending",
+        amount: "100",
+        created_minutes_ago: 20,
+    })
+    .await;
+    w.payment(NewPayment {
+        order: young,
+        provider_id: "D-YOUNG",
+        status: "pending",
+        amount: "100",
+        created_minutes_ago: 8,
+    })
+    .await;
+    let sb = stand_ins().await;
     sb.set_status("D-OLD", "PENDING", "100", "UYU");
     sb.set_status("D-YOUNG", "PENDING", "100", "UYU");
     sb.behave(Behaviour {
@@ -796,7 +1039,7 @@ async fn a_lingering_payment_gets_its_checkout_nudged_and_then_expires(pool: PgP
 #[sqlx::test(migrations = "./migrations")]
 async fn two_runs_racing_on_the_same_payments_double_nothing(pool: PgPool) {
     let w = world(&pool, 24 * 7).await;
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     let mut orders = Vec::new();
     for i in 0..20 {
         let (_, t) = w
@@ -805,8 +1048,22 @@ async fn two_runs_racing_on_the_same_payments_double_nothing(pool: PgPool) {
                 &["250", "250"],
             )
             .await;
-        let o = w.order(&t, "500", 30, 5).await;
-        w.payment(o, &format!("D-{i}"), "pending", "500", 10).await;
+        let o = w
+            .order(NewOrder {
+                tickets: &t,
+                total: "500",
+                created_minutes_ago: 30,
+                expires_in_minutes: 5,
+            })
+            .await;
+        w.payment(NewPayment {
+            order: o,
+            provider_id: &format!("D-{i}"),
+            status: "pending",
+            amount: "500",
+            created_minutes_ago: 10,
+        })
+        .await;
         sb.set_status(&format!("D-{i}"), "PAID", "500", "UYU");
         orders.push(o);
     }
@@ -876,14 +1133,28 @@ async fn writers_side_by_side_and_a_webhook_racing_them_change_nothing_twice(poo
     // 6 transactions at once; meanwhile a webhook-style writer confirms 10 of the same
     // orders itself, under the same locks, as the marketplace's webhook handler would.
     let w = world(&pool, 24 * 7).await;
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     let mut orders = Vec::new();
     for i in 0..15 {
         let (_, t) = w.listing(w.seller_a, &["250", "250"]).await;
         for (k, ticket) in t.iter().enumerate() {
-            let o = w.order(&[*ticket], "250", 30, 5).await;
+            let o = w
+                .order(NewOrder {
+                    tickets: &[*ticket],
+                    total: "250",
+                    created_minutes_ago: 30,
+                    expires_in_minutes: 5,
+                })
+                .await;
             let id = format!("W-{i}-{k}");
-            w.payment(o, &id, "pending", "250", 10).await;
+            w.payment(NewPayment {
+                order: o,
+                provider_id: &id,
+                status: "pending",
+                amount: "250",
+                created_minutes_ago: 10,
+            })
+            .await;
             sb.set_status(&id, "PAID", "250", "UYU");
             orders.push(o);
         }
@@ -978,11 +1249,25 @@ async fn writers_side_by_side_and_a_webhook_racing_them_change_nothing_twice(poo
 #[sqlx::test(migrations = "./migrations")]
 async fn two_sync_payments_tasks_at_once_run_once_and_the_second_skips(pool: PgPool) {
     let w = world(&pool, 24 * 7).await;
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     for i in 0..10 {
         let (_, t) = w.listing(w.seller_a, &["100"]).await;
-        let o = w.order(&[t[0]], "100", 30, 5).await;
-        w.payment(o, &format!("T-{i}"), "pending", "100", 10).await;
+        let o = w
+            .order(NewOrder {
+                tickets: &[t[0]],
+                total: "100",
+                created_minutes_ago: 30,
+                expires_in_minutes: 5,
+            })
+            .await;
+        w.payment(NewPayment {
+            order: o,
+            provider_id: &format!("T-{i}"),
+            status: "pending",
+            amount: "100",
+            created_minutes_ago: 10,
+        })
+        .await;
         sb.set_status(&format!("T-{i}"), "PAID", "100", "UYU");
     }
     sb.behave(Behaviour {
@@ -1042,11 +1327,25 @@ async fn two_sync_payments_tasks_at_once_run_once_and_the_second_skips(pool: PgP
 #[sqlx::test(migrations = "./migrations")]
 async fn refused_credentials_or_a_silent_provider_fail_the_run_not_the_payments(pool: PgPool) {
     let w = world(&pool, 24 * 7).await;
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     for i in 0..3 {
         let (_, t) = w.listing(w.seller_a, &["100"]).await;
-        let o = w.order(&[t[0]], "100", 30, 5).await;
-        w.payment(o, &format!("R-{i}"), "pending", "100", 10).await;
+        let o = w
+            .order(NewOrder {
+                tickets: &[t[0]],
+                total: "100",
+                created_minutes_ago: 30,
+                expires_in_minutes: 5,
+            })
+            .await;
+        w.payment(NewPayment {
+            order: o,
+            provider_id: &format!("R-{i}"),
+            status: "pending",
+            amount: "100",
+            created_minutes_ago: 10,
+        })
+        .await;
         sb.set_status(&format!("R-{i}"), "PAID", "100", "UYU");
     }
     let task = |base: String, secret: &'static str| {
@@ -1061,7 +1360,14 @@ async fn refused_credentials_or_a_silent_provider_fail_the_run_not_the_payments(
     // An order whose reservation ran out with no payment: expiry needs only the
     // database, so it happens whatever dLocal does.
     let (_, t) = w.listing(w.seller_a, &["100"]).await;
-    let timed_out = w.order(&[t[0]], "100", 20, -5).await;
+    let timed_out = w
+        .order(NewOrder {
+            tickets: &[t[0]],
+            total: "100",
+            created_minutes_ago: 20,
+            expires_in_minutes: -5,
+        })
+        .await;
     // Keys dLocal does not accept: exit 1 so the alarm fires, and the payments are not
     // backed off for it (nothing is wrong with them).
     let r = task(sb.base_url.clone(), "a-wrong-secret").await;
@@ -1096,8 +1402,22 @@ async fn refused_credentials_or_a_silent_provider_fail_the_run_not_the_payments(
     // Nobody answering at all: the run fails too (each payment backs off as usual).
     for i in 3..5 {
         let (_, t) = w.listing(w.seller_a, &["100"]).await;
-        let o = w.order(&[t[0]], "100", 30, 5).await;
-        w.payment(o, &format!("R-{i}"), "pending", "100", 10).await;
+        let o = w
+            .order(NewOrder {
+                tickets: &[t[0]],
+                total: "100",
+                created_minutes_ago: 30,
+                expires_in_minutes: 5,
+            })
+            .await;
+        w.payment(NewPayment {
+            order: o,
+            provider_id: &format!("R-{i}"),
+            status: "pending",
+            amount: "100",
+            created_minutes_ago: 10,
+        })
+        .await;
     }
     let r = task("http://127.0.0.1:1".into(), "secret-1").await;
     assert_eq!(r.code, Some(1), "{}", r.stderr);
@@ -1117,9 +1437,23 @@ async fn refused_credentials_or_a_silent_provider_fail_the_run_not_the_payments(
 async fn the_binary_runs_sync_payments_against_the_sandbox(pool: PgPool) {
     let w = world(&pool, 24 * 7).await;
     let (_, t) = w.listing(w.seller_a, &["100"]).await;
-    let o = w.order(&[t[0]], "100", 30, 5).await;
-    w.payment(o, "D-1", "pending", "100", 10).await;
-    let sb = sandbox().await;
+    let o = w
+        .order(NewOrder {
+            tickets: &[t[0]],
+            total: "100",
+            created_minutes_ago: 30,
+            expires_in_minutes: 5,
+        })
+        .await;
+    w.payment(NewPayment {
+        order: o,
+        provider_id: "D-1",
+        status: "pending",
+        amount: "100",
+        created_minutes_ago: 10,
+    })
+    .await;
+    let sb = stand_ins().await;
     sb.set_status("D-1", "PAID", "100", "UYU");
     let mut cmd = run_job_on(&pool);
     cmd.arg("sync-payments")
@@ -1155,11 +1489,25 @@ async fn the_binary_runs_sync_payments_against_the_sandbox(pool: PgPool) {
 #[sqlx::test(migrations = "./migrations")]
 async fn a_cancelled_run_stops_promptly_and_leaves_nothing_half_written(pool: PgPool) {
     let w = world(&pool, 24 * 7).await;
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     for i in 0..30 {
         let (_, t) = w.listing(w.seller_a, &["100"]).await;
-        let o = w.order(&t, "100", 30, 5).await;
-        w.payment(o, &format!("D-{i}"), "pending", "100", 10).await;
+        let o = w
+            .order(NewOrder {
+                tickets: &t,
+                total: "100",
+                created_minutes_ago: 30,
+                expires_in_minutes: 5,
+            })
+            .await;
+        w.payment(NewPayment {
+            order: o,
+            provider_id: &format!("D-{i}"),
+            status: "pending",
+            amount: "100",
+            created_minutes_ago: 10,
+        })
+        .await;
         sb.set_status(&format!("D-{i}"), "PAID", "100", "UYU");
     }
     sb.behave(Behaviour {
@@ -1205,11 +1553,27 @@ async fn a_cancelled_run_stops_promptly_and_leaves_nothing_half_written(pool: Pg
 async fn a_row_the_database_refuses_fails_alone(pool: PgPool) {
     let w = world(&pool, 24 * 7).await;
     let (_, t) = w.listing(w.seller_a, &["100", "100", "100"]).await;
-    let sb = sandbox().await;
+    let sb = stand_ins().await;
     let mut payments = Vec::new();
     for (i, status) in ["pending", "pending", "processing"].iter().enumerate() {
-        let o = w.order(&[t[i]], "100", 30, 5).await;
-        payments.push(w.payment(o, &format!("D-{i}"), status, "100", 10).await);
+        let o = w
+            .order(NewOrder {
+                tickets: &[t[i]],
+                total: "100",
+                created_minutes_ago: 30,
+                expires_in_minutes: 5,
+            })
+            .await;
+        payments.push(
+            w.payment(NewPayment {
+                order: o,
+                provider_id: &format!("D-{i}"),
+                status,
+                amount: "100",
+                created_minutes_ago: 10,
+            })
+            .await,
+        );
         sb.set_status(&format!("D-{i}"), "PENDING", "100", "UYU");
     }
     // The database refuses any update of the first payment.
@@ -1266,9 +1630,24 @@ async fn a_row_the_database_refuses_fails_alone(pool: PgPool) {
 async fn a_writer_chosen_as_a_deadlock_victim_tries_again(pool: PgPool) {
     let w = world(&pool, 24 * 7).await;
     let (_, t) = w.listing(w.seller_a, &["500"]).await;
-    let order = w.order(&[t[0]], "500", 30, 5).await;
-    let payment = w.payment(order, "D-1", "pending", "500", 10).await;
-    let sb = sandbox().await;
+    let order = w
+        .order(NewOrder {
+            tickets: &[t[0]],
+            total: "500",
+            created_minutes_ago: 30,
+            expires_in_minutes: 5,
+        })
+        .await;
+    let payment = w
+        .payment(NewPayment {
+            order,
+            provider_id: "D-1",
+            status: "pending",
+            amount: "500",
+            created_minutes_ago: 10,
+        })
+        .await;
+    let sb = stand_ins().await;
     sb.set_status("D-1", "PAID", "500", "UYU");
 
     // The other side takes the locks in the opposite order (the payment, then the
