@@ -73,16 +73,16 @@ fn local() -> HashMap<&'static str, String> {
 fn read_by(job: &str, values: HashMap<&'static str, String>) -> BTreeSet<String> {
     let asked = Arc::new(Mutex::new(BTreeSet::new()));
     let record = asked.clone();
-    let deps = Deps {
-        pool: PgPoolOptions::new()
-            .connect_lazy("postgres://nobody@127.0.0.1:9/none")
-            .unwrap(),
-        env: Arc::new(move |name: &str| {
-            record.lock().unwrap().insert(name.to_string());
-            values.get(name).cloned()
-        }),
-        clock: run_job::clock::Clock::system(),
-    };
+    let pool = PgPoolOptions::new()
+        .connect_lazy("postgres://nobody@127.0.0.1:9/none")
+        .unwrap();
+    let env = Arc::new(move |name: &str| {
+        record.lock().unwrap().insert(name.to_string());
+        values.get(name).cloned()
+    });
+    let deps = Deps::from_env(pool, env).unwrap();
+    // What the wiring itself read (RUN_JOB_NOW, for the clock) is not the job's.
+    asked.lock().unwrap().clear();
     let registration = jobs::find(job).unwrap();
     if let Err(e) = (registration.build)(&deps) {
         panic!("job `{job}` cannot be built from the test's settings: {e:#}");
@@ -125,13 +125,12 @@ async fn a_job_does_not_see_a_variable_its_declaration_omits() {
         .into_iter()
         .find(|d| d.name == "sync-payments")
         .unwrap();
-    let deps = Deps {
-        pool: PgPoolOptions::new()
-            .connect_lazy("postgres://nobody@127.0.0.1:9/none")
-            .unwrap(),
-        env: Arc::new(|name: &str| Some(format!("value of {name}"))),
-        clock: run_job::clock::Clock::system(),
-    };
+    let pool = PgPoolOptions::new()
+        .connect_lazy("postgres://nobody@127.0.0.1:9/none")
+        .unwrap();
+    // RUN_JOB_NOW is read as an instant; this environment answers every name.
+    let env = Arc::new(|name: &str| (name != "RUN_JOB_NOW").then(|| format!("value of {name}")));
+    let deps = Deps::from_env(pool, env).unwrap();
     let scoped = deps.scoped("sync-payments", &declaration.reads);
     assert_eq!(
         (scoped.env)("DLOCAL_API_KEY").as_deref(),
