@@ -18,7 +18,7 @@ mod deliver;
 mod outcomes;
 pub mod providers;
 mod queries;
-mod queue;
+mod send_jobs;
 mod state;
 pub mod webpush;
 
@@ -200,7 +200,7 @@ pub const REGISTRATION: Registration = Registration {
         Ok(Arc::new(job) as Arc<dyn Job>)
     },
     requeue: Some(Requeue {
-        queue_types: queue::HANDLED,
+        queue_types: send_jobs::HANDLED,
         notifications: true,
     }),
 };
@@ -267,7 +267,7 @@ impl Notifications {
         // Closed batches first: their notifications go out in this same run.
         let merged =
             batches::merge_closed(&self.pool, self.clock.now(), self.settings.batch).await?;
-        let queued = queue::run(&self.pool, self.clock.now(), self.settings.batch).await?;
+        let queued = send_jobs::run(&self.pool, self.clock.now(), self.settings.batch).await?;
         let (record, recorded) = outcomes::channel();
         let (delivered, ()) = tokio::join!(
             self.deliver_all(cx, record),
@@ -376,7 +376,7 @@ fn details(
     failed: u64,
     retrying: u64,
     merged: &batches::Merged,
-    queued: &queue::QueueRun,
+    queued: &send_jobs::QueueRun,
 ) -> serde_json::Map<String, serde_json::Value> {
     let details = json!({
         "sent": sent,
