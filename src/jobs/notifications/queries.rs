@@ -1,8 +1,12 @@
 //! Every SQL statement of the notifications job: the claim, the users, the
-//! "about to send" mark, and the batched write of results. Rows are claimed with
+//! "about to send" mark, the batched write of results, the merge of debounced batches
+//! ([`batches`](super::batches)) and the check of the queue's `send-notification` rows
+//! ([`queue`](super::queue)). Rows are claimed with
 //! `FOR UPDATE SKIP LOCKED` and a lease, so several runs can deliver side by side and a
 //! crashed run's rows come back when its lease ends; every later write is guarded by
-//! the lease, so a run whose lease was taken over writes nothing.
+//! the lease, so a run whose lease was taken over writes nothing. A debounced batch is
+//! claimed with `FOR UPDATE SKIP LOCKED` inside the caller's transaction, one batch
+//! each, and held until that transaction ends.
 
 use crate::database;
 use chrono::{DateTime, Utc};
@@ -277,4 +281,168 @@ pub(super) async fn mark_invoice_emailed(
         .execute(pool)
         .await?;
     Ok(())
+}
+
+// Debounced batches (see `batches`).
+
+/// A closed batch, claimed for merging.
+#[derive(sqlx::FromRow)]
+pub(super) struct Batch {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub notification_type: String,
+    pub channels: Vec<String>,
+}
+
+/// One item of a batch, as the app appended it.
+#[derive(sqlx::FromRow)]
+pub(super) struct BatchItem {
+    pub id: Uuid,
+    pub metadata: Value,
+    pub actions: Option<Value>,
+}
+
+/// Claims the pending batch whose window closed first, if any: locked
+/// (`FOR UPDATE SKIP LOCKED`) until the caller's transaction ends.
+pub(super) async fn claim_closed_batch(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<Batch>> {
+    sqlx::query_as(
+        "SELECT id, user_id, notification_type::text AS notification_type, channels::text[] AS channels
+           FROM notification_batches
+          WHERE status = 'pending' AND window_ends_at <= $1
+       ORDER BY window_ends_at, id
+          LIMIT 1
+            FOR UPDATE SKIP LOCKED",
+    )
+    .bind(now)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The batch's items not merged yet (no `merged_at`), oldest first.
+pub(super) async fn unmerged_items(
+    conn: &mut PgConnection,
+    batch: Uuid,
+) -> sqlx::Result<Vec<BatchItem>> {
+    sqlx::query_as(
+        "SELECT id, metadata, actions FROM notification_batch_items
+          WHERE batch_id = $1 AND merged_at IS NULL ORDER BY created_at, id",
+    )
+    .bind(batch)
+    .fetch_all(conn)
+    .await
+}
+
+/// Inserts the pending notification a batch merged into, for the batch's user and
+/// channels; its id.
+pub(super) async fn insert_merged(
+    conn: &mut PgConnection,
+    batch: &Batch,
+    kind: &str,
+    actions: Option<Value>,
+    metadata: &Value,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Uuid> {
+    sqlx::query_scalar(
+        "INSERT INTO notifications (user_id, type, channels, actions, metadata, status, created_at, updated_at)
+         VALUES ($1, $2::notification_type, $3::notification_channel[], $4, $5, 'pending', $6, $6)
+         RETURNING id",
+    )
+    .bind(batch.user_id)
+    .bind(kind)
+    .bind(&batch.channels)
+    .bind(actions)
+    .bind(metadata)
+    .bind(now)
+    .fetch_one(conn)
+    .await
+}
+
+/// Stamps the items `items` as merged (`merged_at`), so they do not come back as orphans.
+pub(super) async fn stamp_merged(
+    conn: &mut PgConnection,
+    items: &[Uuid],
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE notification_batch_items SET merged_at = $2 WHERE id = ANY($1)")
+        .bind(items)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Closes the batch as processed into `notification`.
+pub(super) async fn mark_processed(
+    conn: &mut PgConnection,
+    batch: Uuid,
+    notification: Uuid,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE notification_batches SET status = 'processed', final_notification_id = $2, updated_at = $3
+          WHERE id = $1",
+    )
+    .bind(batch)
+    .bind(notification)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Closes a batch that yields no notification, stamping its items as handled.
+pub(super) async fn cancel_batch(
+    conn: &mut PgConnection,
+    batch: Uuid,
+    items: &[Uuid],
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    stamp_merged(&mut *conn, items, now).await?;
+    sqlx::query(
+        "UPDATE notification_batches SET status = 'cancelled', updated_at = $2 WHERE id = $1",
+    )
+    .bind(batch)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Moves items that arrived under an already closed batch to a new batch of their own;
+/// how many items moved.
+pub(super) async fn rebatch_orphans(pool: &PgPool, now: DateTime<Utc>) -> sqlx::Result<u64> {
+    let moved = sqlx::query(
+        "WITH orphan_items AS (
+             SELECT i.id AS item_id, b.debounce_key, b.user_id, b.notification_type, b.channels
+               FROM notification_batch_items i JOIN notification_batches b ON b.id = i.batch_id
+              WHERE i.merged_at IS NULL AND b.status <> 'pending'),
+         groups AS (
+             SELECT DISTINCT ON (debounce_key, user_id) debounce_key, user_id, notification_type, channels
+               FROM orphan_items),
+         fresh AS (
+             INSERT INTO notification_batches (debounce_key, user_id, notification_type, channels,
+                                               window_ends_at, status, created_at, updated_at)
+             SELECT debounce_key, user_id, notification_type, channels, $1, 'pending', $1, $1 FROM groups
+             RETURNING id, debounce_key, user_id)
+         UPDATE notification_batch_items i SET batch_id = f.id
+           FROM orphan_items o JOIN fresh f ON f.debounce_key = o.debounce_key AND f.user_id = o.user_id
+          WHERE i.id = o.item_id",
+    )
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(moved.rows_affected())
+}
+
+// The queue's `send-notification` rows (see `queue`).
+
+/// Whether the notification row exists (deleted ones included).
+pub(super) async fn notification_exists(pool: &PgPool, id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM notifications WHERE id = $1)")
+        .bind(id)
+        .fetch_one(pool)
+        .await
 }

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::queries;
 use crate::failure::{Decision, Failure};
 use crate::queue;
 
@@ -67,11 +68,7 @@ pub(super) async fn run(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> anyhow
 /// by the delivery loop on its own schedule, backoff included; a missing notification
 /// completes the job, as in the original.
 async fn hand_over(pool: &PgPool, notification: Uuid) -> anyhow::Result<()> {
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM notifications WHERE id = $1)")
-            .bind(notification)
-            .fetch_one(pool)
-            .await?;
+    let exists = queries::notification_exists(pool, notification).await?;
     if !exists {
         tracing::info!(notification_id = %notification, "send-notification for a missing notification: nothing to do");
     }

@@ -7,10 +7,13 @@
 //! active events (a site that half-loaded must not empty the catalogue), and like the
 //! original it only removes events that have ended; events that vanished from a
 //! listing but are still to come are kept. Past events go on every run, all platforms.
+//! The statements are in [`queries`](super::queries).
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
+
+use super::queries;
 
 /// Soft-deletes the events `ids` (by external id) of `platform` that are guest lists.
 pub(super) async fn guest_lists(
@@ -23,15 +26,7 @@ pub(super) async fn guest_lists(
         return Ok(0);
     }
     let mut tx = pool.begin().await?;
-    let removed: Vec<Uuid> = sqlx::query_scalar(
-        "UPDATE events SET deleted_at = $1, status = 'inactive', updated_at = $1
-         WHERE deleted_at IS NULL AND platform = $2 AND external_id = ANY($3) RETURNING id",
-    )
-    .bind(now)
-    .bind(platform)
-    .bind(ids)
-    .fetch_all(&mut *tx)
-    .await?;
+    let removed = queries::remove_events(&mut tx, platform, ids, now).await?;
     with_waves(tx, removed, now).await
 }
 
@@ -54,12 +49,7 @@ pub(super) async fn stale(
     if seen.is_empty() {
         return Ok(Stale::Skipped("the crawl found no events".into()));
     }
-    let active: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM events WHERE platform = $1 AND deleted_at IS NULL AND status = 'active'",
-    )
-    .bind(platform)
-    .fetch_one(pool)
-    .await?;
+    let active = queries::count_active(pool, platform).await?;
     let ratio = seen.len() as f64 / active.max(1) as f64;
     if ratio < min_ratio {
         return Ok(Stale::Skipped(format!(
@@ -68,29 +58,14 @@ pub(super) async fn stale(
         )));
     }
     let mut tx = pool.begin().await?;
-    let removed: Vec<Uuid> = sqlx::query_scalar(
-        "UPDATE events SET deleted_at = $1, status = 'inactive', updated_at = $1
-         WHERE deleted_at IS NULL AND status = 'active' AND platform = $2
-           AND event_end_date < $1 AND NOT (external_id = ANY($3)) RETURNING id",
-    )
-    .bind(now)
-    .bind(platform)
-    .bind(seen)
-    .fetch_all(&mut *tx)
-    .await?;
+    let removed = queries::remove_unseen_ended(&mut tx, platform, seen, now).await?;
     Ok(Stale::Removed(with_waves(tx, removed, now).await?))
 }
 
 /// Soft-deletes every event that has ended, on every platform.
 pub(super) async fn past(pool: &PgPool, now: DateTime<Utc>) -> sqlx::Result<u64> {
     let mut tx = pool.begin().await?;
-    let removed: Vec<Uuid> = sqlx::query_scalar(
-        "UPDATE events SET deleted_at = $1, status = 'inactive', updated_at = $1
-         WHERE deleted_at IS NULL AND event_end_date < $1 RETURNING id",
-    )
-    .bind(now)
-    .fetch_all(&mut *tx)
-    .await?;
+    let removed = queries::remove_ended(&mut tx, now).await?;
     with_waves(tx, removed, now).await
 }
 
@@ -100,14 +75,7 @@ async fn with_waves(
     removed: Vec<Uuid>,
     now: DateTime<Utc>,
 ) -> sqlx::Result<u64> {
-    sqlx::query(
-        "UPDATE event_ticket_waves SET deleted_at = $1, status = 'inactive', updated_at = $1
-         WHERE deleted_at IS NULL AND event_id = ANY($2)",
-    )
-    .bind(now)
-    .bind(&removed)
-    .execute(&mut *tx)
-    .await?;
+    queries::remove_waves(&mut tx, &removed, now).await?;
     tx.commit().await?;
     Ok(removed.len() as u64)
 }

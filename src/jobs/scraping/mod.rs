@@ -5,7 +5,8 @@
 //! closed; events are classified ([`model`]); valid ones get their venue ([`venues`])
 //! and are stored one transaction each ([`store`]); their images are published
 //! ([`images`]); then cleanup ([`cleanup`]): guest lists and stale events of each
-//! platform whose crawl was complete, and past events everywhere.
+//! platform whose crawl was complete, and past events everywhere. Every SQL statement
+//! of the job is in [`queries`].
 //!
 //! A site that fails entirely fails the run (after the others are stored), so the
 //! alarm fires; a partial crawl stores what it found and skips that site's cleanup.
@@ -16,6 +17,7 @@ mod crawl;
 pub mod images;
 mod indexnow;
 mod model;
+mod queries;
 mod run;
 mod sites;
 mod store;

@@ -13,7 +13,8 @@
 //! created from what the site shows. A venue found by position that was last updated
 //! more than [`STALE_AFTER`] ago is refreshed from Google the same way, as the
 //! original did: Google's data replaces its own, a place another venue has means that
-//! venue, and nothing found only marks it checked.
+//! venue, and nothing found only marks it checked. The statements are in
+//! [`queries`](super::queries).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -21,12 +22,13 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::http;
 
 use super::model::ScrapedEvent;
+use super::queries;
 
 /// Metres within which two positions are the same venue.
 const SAME_PLACE_METRES: f64 = 100.0;
@@ -238,7 +240,10 @@ impl Venues {
                 }
                 found => found.map(|(id, _)| id),
             },
-            _ => by_name(pool, if name.is_empty() { address } else { name }, address).await?,
+            _ => {
+                queries::venue_by_name(pool, if name.is_empty() { address } else { name }, address)
+                    .await?
+            }
         };
         let id = match found {
             Some(id) => id,
@@ -246,19 +251,19 @@ impl Venues {
                 Some(id) => id,
                 None => {
                     self.created += 1;
-                    sqlx::query_scalar(
-                        "INSERT INTO event_venues (name, address, city, country, latitude, longitude,
-                                                   created_at, updated_at)
-                         VALUES ($1, $2, $3, 'Uruguay', $4::float8::numeric, $5::float8::numeric, $6, $6)
-                         RETURNING id",
+                    queries::insert_venue(
+                        pool,
+                        if name.is_empty() {
+                            "Venue desconocido"
+                        } else {
+                            name
+                        },
+                        address,
+                        &city(address),
+                        event.lat,
+                        event.lng,
+                        self.now,
                     )
-                    .bind(if name.is_empty() { "Venue desconocido" } else { name })
-                    .bind(address)
-                    .bind(city(address))
-                    .bind(event.lat)
-                    .bind(event.lng)
-                    .bind(self.now)
-                    .fetch_one(pool)
                     .await?
                 }
             },
@@ -290,43 +295,17 @@ impl Venues {
             }
         };
         let Some(place) = place else {
-            sqlx::query("UPDATE event_venues SET updated_at = $2 WHERE id = $1")
-                .bind(id)
-                .bind(self.now)
-                .execute(pool)
-                .await?;
+            queries::mark_venue_checked(pool, id, self.now).await?;
             return Ok(id);
         };
         // The place id is unique among all venues, deleted ones included.
-        let other: Option<(Uuid, bool)> = sqlx::query_as(
-            "SELECT id, deleted_at IS NOT NULL FROM event_venues WHERE google_place_id = $1 AND id <> $2",
-        )
-        .bind(&place.place_id)
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
+        let other = queries::other_venue_with_place(pool, &place.place_id, id).await?;
         if let Some((other, deleted)) = other {
             // Checked: not asked again for a week either way.
-            sqlx::query("UPDATE event_venues SET updated_at = $2 WHERE id = $1")
-                .bind(id)
-                .bind(self.now)
-                .execute(pool)
-                .await?;
+            queries::mark_venue_checked(pool, id, self.now).await?;
             return Ok(if deleted { id } else { other });
         }
-        with_place(
-            sqlx::query(
-                "UPDATE event_venues SET name = $1, address = $2, city = $3, region = $4, country = $5,
-                        google_place_id = $6, latitude = $7::float8::numeric,
-                        longitude = $8::float8::numeric, updated_at = $9
-                  WHERE id = $10",
-            ),
-            &place,
-        )
-        .bind(self.now)
-        .bind(id)
-        .execute(pool)
-        .await?;
+        queries::update_venue_from_place(pool, id, &place, self.now).await?;
         self.refreshed += 1;
         Ok(id)
     }
@@ -351,83 +330,29 @@ impl Venues {
                 return Ok(None);
             }
         };
-        let inserted: Option<Uuid> = with_place(
-            sqlx::query(
-                "INSERT INTO event_venues (name, address, city, region, country, google_place_id,
-                                           latitude, longitude, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7::float8::numeric, $8::float8::numeric, $9, $9)
-                 ON CONFLICT (google_place_id) WHERE google_place_id IS NOT NULL DO NOTHING
-                 RETURNING id",
-            ),
-            &place,
-        )
-        .bind(self.now)
-        .fetch_optional(pool)
-        .await?
-        .map(|row| row.try_get("id"))
-        .transpose()?;
+        let inserted = queries::insert_venue_from_place(pool, &place, self.now).await?;
         if inserted.is_some() {
             self.created += 1;
             self.from_google += 1;
             return Ok(inserted);
         }
-        sqlx::query_scalar("SELECT id FROM event_venues WHERE google_place_id = $1")
-            .bind(&place.place_id)
-            .fetch_optional(pool)
-            .await
+        queries::venue_with_place(pool, &place.place_id).await
     }
 }
 
-/// Binds a place's fields as `$1`..`$8`: name, address, city, region, country, place id,
-/// latitude, longitude.
-fn with_place<'q>(
-    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    place: &'q Place,
-) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
-    query
-        .bind(&place.name)
-        .bind(&place.address)
-        .bind(&place.city)
-        .bind(&place.region)
-        .bind(&place.country)
-        .bind(&place.place_id)
-        .bind(place.lat)
-        .bind(place.lng)
-}
-
+/// The nearest live venue within [`SAME_PLACE_METRES`], and when it was last updated.
 async fn nearest(pool: &PgPool, lat: f64, lng: f64) -> sqlx::Result<Option<(Uuid, DateTime<Utc>)>> {
     let dlat = SAME_PLACE_METRES / METRES_PER_DEGREE;
     let dlng = dlat / lat.to_radians().cos().abs().max(0.01);
-    sqlx::query_as(
-        "SELECT id, updated_at FROM (
-             SELECT id, updated_at, 2 * $5 * asin(sqrt(
-                 power(sin(radians(latitude::float8 - $1) / 2), 2)
-                 + cos(radians($1)) * cos(radians(latitude::float8))
-                   * power(sin(radians(longitude::float8 - $2) / 2), 2))) AS metres
-             FROM event_venues
-             WHERE deleted_at IS NULL AND latitude IS NOT NULL
-               AND latitude BETWEEN $1 - $3 AND $1 + $3 AND longitude BETWEEN $2 - $4 AND $2 + $4
-         ) near WHERE metres <= $6 ORDER BY metres LIMIT 1",
+    queries::nearest_venue(
+        pool,
+        lat,
+        lng,
+        dlat,
+        dlng,
+        EARTH_RADIUS_METRES,
+        SAME_PLACE_METRES,
     )
-    .bind(lat)
-    .bind(lng)
-    .bind(dlat)
-    .bind(dlng)
-    .bind(EARTH_RADIUS_METRES)
-    .bind(SAME_PLACE_METRES)
-    .fetch_optional(pool)
-    .await
-}
-
-async fn by_name(pool: &PgPool, name: &str, address: &str) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar(
-        "SELECT id FROM event_venues
-         WHERE deleted_at IS NULL AND (lower(name) = lower($1) OR (lower(address) = lower($2) AND $2 <> ''))
-         ORDER BY created_at LIMIT 1",
-    )
-    .bind(name)
-    .bind(address)
-    .fetch_optional(pool)
     .await
 }
 

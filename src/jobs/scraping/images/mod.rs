@@ -579,7 +579,8 @@ pub fn render(
 }
 
 /// Upserts an event's image rows in one transaction; `display_order` is the position
-/// in `published`. Rows of images not in `published` are left as they were.
+/// in `published`. Rows of images not in `published` are left as they were. The
+/// statement is `upsert_image` in scraping's `queries`.
 pub async fn record(
     pool: &PgPool,
     event_id: Uuid,
@@ -590,20 +591,7 @@ pub async fn record(
     }
     let mut tx = pool.begin().await?;
     for (order, row) in published.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO event_images (event_id, image_type, url, thumbnail_url, display_order)
-             VALUES ($1, $2::event_image_type, $3, $4, $5)
-             ON CONFLICT (event_id, image_type) DO UPDATE
-             SET url = EXCLUDED.url, thumbnail_url = EXCLUDED.thumbnail_url,
-                 display_order = EXCLUDED.display_order, deleted_at = NULL",
-        )
-        .bind(event_id)
-        .bind(row.image_type)
-        .bind(&row.url)
-        .bind(&row.thumbnail_url)
-        .bind(order as i32)
-        .execute(&mut *tx)
-        .await?;
+        super::queries::upsert_image(&mut tx, event_id, row, order as i32).await?;
     }
     tx.commit().await
 }
