@@ -357,14 +357,18 @@ pub(crate) struct BuyerTicketCancelled {
     pub ticket_count: Count,
     pub reason: CancelReason,
 }
+
 /// A file the email attaches, from the private bucket.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct AttachmentRef {
     pub r#type: String,
     pub storage_path: String,
-    pub filename: String,
+    /// The name the email gives the file; the key's last part when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
 }
+
 /// What the notifications job does once the email is sent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -602,6 +606,31 @@ mod tests {
         ok(
             "identity_verification_completed",
             json!({"type": "identity_verification_completed"}),
+        );
+    }
+
+    #[test]
+    fn what_the_original_writes_beyond_its_schemas_still_passes() {
+        // Fields the schemas leave out (an invoice's attachments, their file name) or mark
+        // optional are checked only where this code reads them.
+        let ok = |k: &str, m: Value| validate(k, &m).unwrap_or_else(|e| panic!("{k}: {e}"));
+        ok(
+            "order_invoice",
+            json!({"type": "order_invoice", "orderId": Uuid::nil(), "party": "seller",
+                   "attachmentRefs": [{"type": "storage", "storagePath": "private/invoices/x/a.pdf"}]}),
+        );
+        ok(
+            "ticket_sold_seller",
+            json!({"type": "ticket_sold_seller", "listingId": Uuid::nil(), "eventName": "E",
+                   "eventStartDate": "2026-12-01T22:00:00.000Z", "ticketCount": 2,
+                   "platform": "entraste", "qrAvailabilityTiming": null,
+                   "shouldPromptUpload": true}),
+        );
+        ok(
+            "ticket_report_created",
+            json!({"type": "ticket_report_created", "ticketReportId": Uuid::nil(),
+                   "caseType": "other", "reportedByUserId": Uuid::nil(),
+                   "entityType": "order", "entityId": Uuid::nil()}),
         );
     }
 }

@@ -148,7 +148,7 @@ CONFIG_RS = (ROOT / "src" / "config.rs").read_text()
 
 
 def rust_list(name):
-    body = re.search(rf"pub const {name}: &\[&str\] = &\[(.*?)\];", CONFIG_RS, re.S).group(1)
+    body = re.search(rf"pub(?:\(crate\))? const {name}: &\[&str\] =\s*&\[(.*?)\];", CONFIG_RS, re.S).group(1)
     return re.findall(r'"([A-Z0-9_]+)"', body)
 
 

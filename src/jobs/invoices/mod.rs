@@ -369,7 +369,7 @@ impl Invoices {
         email.attachment_refs = Some(vec![AttachmentRef {
             r#type: "storage".into(),
             storage_path: path.clone(),
-            filename: format!("factura-{}-{}.pdf", created.serie, created.numero),
+            filename: Some(format!("factura-{}-{}.pdf", created.serie, created.numero)),
         }]);
         email.post_send_actions = Some(vec![PostSendAction {
             r#type: "markInvoiceEmailSent".into(),
