@@ -34,6 +34,19 @@ impl<'de> Deserialize<'de> for Count {
     }
 }
 
+/// For a field the original's schemas do not list, or list without checking it
+/// (`z.custom`): any value a row holds there is accepted, as the API accepts it, and one
+/// of another shape reads as absent. What reads the field (delivery, for an invoice's
+/// attachments) checks it there, as before.
+fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = Option::<Value>::deserialize(d)?;
+    Ok(value.and_then(|v| serde_json::from_value(v).ok()))
+}
+
 macro_rules! values {
     ($(#[$meta:meta])* $name:ident { $($variant:ident),* $(,)? }) => {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,17 +135,26 @@ impl Currency {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct TicketSoldSeller {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub order_id: Option<Uuid>,
     pub listing_id: Uuid,
     pub event_name: String,
     pub event_start_date: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub event_end_date: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_timezone: Option<String>,
     pub platform: String,
     /// Written as null when unset: the schemas declare it nullable.
+    #[serde(default, deserialize_with = "lenient")]
     pub qr_availability_timing: Option<String>,
     pub ticket_count: Count,
     pub should_prompt_upload: bool,
@@ -404,9 +426,17 @@ pub(crate) struct OrderInvoice {
     pub seller_vat: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seller_amount: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub attachment_refs: Option<Vec<AttachmentRef>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub post_send_actions: Option<Vec<PostSendAction>>,
 }
 
@@ -625,6 +655,30 @@ mod tests {
                    "eventStartDate": "2026-12-01T22:00:00.000Z", "ticketCount": 2,
                    "platform": "entraste", "qrAvailabilityTiming": null,
                    "shouldPromptUpload": true}),
+        );
+        // Keys the schemas do not list pass whatever they hold.
+        ok(
+            "ticket_sold_seller",
+            json!({"type": "ticket_sold_seller", "listingId": Uuid::nil(), "eventName": "E",
+                   "eventStartDate": "x", "ticketCount": 1, "platform": "p",
+                   "shouldPromptUpload": false, "orderId": 7, "eventEndDate": null,
+                   "qrAvailabilityTiming": {"hours": 12}}),
+        );
+        ok(
+            "order_invoice",
+            json!({"type": "order_invoice", "orderId": Uuid::nil(), "party": "buyer",
+                   "attachmentRefs": "none", "postSendActions": [{"type": "x"}]}),
+        );
+        // Keys the schemas do list are checked as they check them.
+        let e = validate(
+            "order_invoice",
+            &json!({"type": "order_invoice", "orderId": Uuid::nil(), "party": "buyer",
+                    "totalAmount": 1609.8}),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("totalAmount") || e.contains("invalid type"),
+            "{e}"
         );
         ok(
             "ticket_report_created",

@@ -257,7 +257,9 @@ impl SyncPayments {
 
     /// The backoff state of a payment that failed once more. A payment is never given up
     /// (its order's expiry ends its retries), so a failure of any kind waits its turn on
-    /// the ladder, or as long as dLocal asked when it rate-limited us.
+    /// the ladder, or as long as dLocal asked when it rate-limited us, but never longer
+    /// than the ladder's longest wait: a provider's long Retry-After must not park pending
+    /// payments past what a failing one already waits.
     fn backoff(
         &self,
         c: &Candidate,
@@ -272,7 +274,7 @@ impl SyncPayments {
             next_attempt_at: self.settings.backoff.retry_at(
                 now,
                 failures.unsigned_abs(),
-                retry_after,
+                retry_after.map(|asked| asked.min(self.settings.backoff.max)),
             ),
             last_error: truncate(reason, 1000),
         }
