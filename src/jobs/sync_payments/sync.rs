@@ -19,6 +19,7 @@ use uuid::Uuid;
 use super::dlocal::{self, DlocalError, DlocalPayment, PaymentStatus};
 use super::queries::{self, Candidate, Event, LockedOrder, Refresh};
 use super::{Counts, SyncPayments, followups};
+use crate::http::Transient;
 use crate::jobs::Progress;
 use crate::money;
 use crate::statuses::OrderStatus;
@@ -129,8 +130,8 @@ impl SyncPayments {
             }
             Err(e @ DlocalError::Status(401 | 403, _)) => Fetched::Refused(e.to_string()),
             Err(e @ DlocalError::Status(400..=499, _)) => Fetched::Failed(e.to_string()),
-            Err(e @ DlocalError::RateLimited(wait)) => Fetched::Unanswered(e.to_string(), wait),
-            Err(e) => Fetched::Unanswered(e.to_string(), None),
+            // A 429 carries the wait dLocal asked for.
+            Err(e) => Fetched::Unanswered(e.to_string(), e.retry_after()),
         }
     }
 
@@ -182,23 +183,16 @@ impl SyncPayments {
             counts.payments += 1;
             counts.answered +=
                 u64::from(matches!(fetched, Fetched::Answer(_) | Fetched::Failed(_)));
-            match fetched {
+            let (reason, retry_after) = match fetched {
+                Fetched::Failed(reason) => (reason, None),
+                Fetched::Unanswered(reason, retry_after) => (reason, retry_after),
                 Fetched::Refused(reason) => {
                     // Not backed off: if the keys are wrong, nothing is wrong with the
                     // payment, and it goes through as soon as they are fixed.
                     tracing::error!(payment_id = %c.id, error = %reason, "dLocal refused the query");
                     counts.payments_failed += 1;
                     counts.credentials_refused = Some(reason);
-                }
-                Fetched::Failed(reason) | Fetched::Unanswered(reason, None) => {
-                    tracing::error!(payment_id = %c.id, provider_payment_id = %c.provider_payment_id, error = %reason, "payment sync failed");
-                    sorted.failures.push(self.backoff(&c, &reason, None, now));
-                }
-                Fetched::Unanswered(reason, retry_after) => {
-                    tracing::error!(payment_id = %c.id, provider_payment_id = %c.provider_payment_id, error = %reason, "payment sync failed");
-                    sorted
-                        .failures
-                        .push(self.backoff(&c, &reason, retry_after, now));
+                    continue;
                 }
                 Fetched::Answer(p) => {
                     let (mut status, known) = p.status();
@@ -216,8 +210,13 @@ impl SyncPayments {
                     } else {
                         sorted.changed.push((c, p, status));
                     }
+                    continue;
                 }
-            }
+            };
+            tracing::error!(payment_id = %c.id, provider_payment_id = %c.provider_payment_id, error = %reason, "payment sync failed");
+            sorted
+                .failures
+                .push(self.backoff(&c, &reason, retry_after, now));
         }
         sorted
     }
