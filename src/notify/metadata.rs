@@ -7,7 +7,10 @@
 //! extra fields are allowed on reading, as there. Fields the original's writers add
 //! beyond the schema (an order's end date, `isAutoCase`, an invoice's attachments) are
 //! optional here, so rows the API wrote still pass. An optional field that is unset is
-//! left out, never written as null, except the one key the schemas declare nullable.
+//! left out, never written as null, except the one key the schemas declare nullable
+//! (`qrAvailabilityTiming`): the API parses every stored notification when it lists
+//! them, and a null where its schema says "optional string" fails the parse and blanks
+//! the notification's text (apps/backend/src/services/notifications/types.ts).
 //! Counts are written as the jobs computed them and must be positive when read back, so
 //! a job never fails to record a change over a count it did not choose.
 
@@ -636,6 +639,40 @@ mod tests {
         ok(
             "identity_verification_completed",
             json!({"type": "identity_verification_completed"}),
+        );
+    }
+
+    #[test]
+    fn an_absent_optional_field_is_left_out_and_a_nullable_one_kept() {
+        let sold = Metadata::TicketSoldSeller(TicketSoldSeller {
+            order_id: None,
+            listing_id: Uuid::nil(),
+            event_name: "X".into(),
+            event_start_date: "2026-12-01T22:00:00.000Z".into(),
+            event_end_date: None,
+            event_timezone: None,
+            platform: "entraste".into(),
+            qr_availability_timing: None,
+            ticket_count: Count(1),
+            should_prompt_upload: false,
+            all_documents_uploaded: None,
+        });
+        assert_eq!(
+            sold.to_json(),
+            json!({
+                "type": "ticket_sold_seller", "listingId": Uuid::nil(), "eventName": "X",
+                "eventStartDate": "2026-12-01T22:00:00.000Z", "platform": "entraste",
+                "qrAvailabilityTiming": null, "ticketCount": 1, "shouldPromptUpload": false,
+            })
+        );
+        let failed = Metadata::PaymentFailed(PaymentFailed {
+            order_id: Uuid::nil(),
+            event_name: "X".into(),
+            error_message: None,
+        });
+        assert_eq!(
+            failed.to_json(),
+            json!({"type": "payment_failed", "orderId": Uuid::nil(), "eventName": "X"})
         );
     }
 

@@ -74,27 +74,6 @@ pub(crate) fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// Metadata keys the original's schemas declare `.nullable()`: the only ones a null may
-/// be stored under (packages/shared/src/schemas/notifications.ts).
-const NULLABLE_KEYS: &[&str] = &["qrAvailabilityTiming"];
-
-/// The metadata as the API's schemas accept it: an optional field the original leaves
-/// out (`undefined`) is absent, not null. The API parses every stored notification when
-/// it lists them, and a null where its schema says "optional string" fails the parse
-/// and blanks the notification's text (apps/backend/src/services/notifications/types.ts).
-fn without_absent(metadata: &Value) -> Value {
-    match metadata {
-        Value::Object(fields) => Value::Object(
-            fields
-                .iter()
-                .filter(|(k, v)| !v.is_null() || NULLABLE_KEYS.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
 /// Inserts `rows` as pending notifications, in the caller's transaction.
 pub(crate) async fn insert(
     conn: &mut PgConnection,
@@ -111,7 +90,7 @@ pub(crate) async fn insert(
             kind: n.metadata.kind(),
             channels: &n.channels,
             actions: &n.actions,
-            metadata: without_absent(&n.metadata.to_json()),
+            metadata: n.metadata.to_json(),
         })
         .collect();
     sqlx::query(
@@ -185,30 +164,10 @@ pub(crate) async fn debounce(
          VALUES ($1, $2, $3, $4)",
     )
     .bind(batch)
-    .bind(without_absent(&d.metadata.to_json()))
+    .bind(d.metadata.to_json())
     .bind(&d.actions)
     .bind(now)
     .execute(&mut *conn)
     .await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_absent_optional_field_is_left_out_and_a_nullable_one_kept() {
-        let m = json!({
-            "type": "order_confirmed", "venueName": null, "eventName": "X",
-            "qrAvailabilityTiming": null, "items": [{"a": null}],
-        });
-        assert_eq!(
-            without_absent(&m),
-            json!({
-                "type": "order_confirmed", "eventName": "X",
-                "qrAvailabilityTiming": null, "items": [{"a": null}],
-            })
-        );
-    }
 }
