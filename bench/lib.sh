@@ -91,3 +91,24 @@ ensure_bench_venv() {
     fi
     "$BENCH_VENV/bin/pip" install --quiet --disable-pip-version-check "pillow==$PILLOW_VERSION" >&2
 }
+
+# cpu_wrap CPUS: sets CPU_WRAP to a command prefix that runs what follows in a cgroup
+# allowed CPUS processors (0.25 for a task of 256 CPU units), as a Fargate task of that
+# size is; empty when CPUS is at least this machine's cores. The prefix joins the
+# cgroup and execs the command, so it stays the same process (time and the memory
+# samplers follow it). Needs cgroup v1's cpu controller at /sys/fs/cgroup/cpu, writable.
+cpu_wrap() {
+    local cpus=$1 cg
+    CPU_WRAP=()
+    if awk -v c="$cpus" -v n="$(nproc)" 'BEGIN { exit !(c >= n) }'; then
+        return 0
+    fi
+    cg=/sys/fs/cgroup/cpu/run-job-bench-${cpus//./_}
+    if ! { mkdir -p "$cg" 2>/dev/null && [ -w "$cg/cpu.cfs_quota_us" ]; }; then
+        bench_log "measuring at $cpus CPU needs cgroup v1's cpu controller at /sys/fs/cgroup/cpu, writable (run as root)"
+        return 2
+    fi
+    echo 100000 >"$cg/cpu.cfs_period_us"
+    awk -v c="$cpus" 'BEGIN { printf "%d\n", c * 100000 }' >"$cg/cpu.cfs_quota_us"
+    CPU_WRAP=(bash -c 'echo $$ >"$0" && exec "$@"' "$cg/tasks")
+}

@@ -92,6 +92,7 @@ async fn cost(command: &Command, declarations: &[JobDeclaration]) -> Exit {
         capacity,
         startup,
         compare,
+        original_run_time,
         prices,
         json,
         infra,
@@ -105,6 +106,7 @@ async fn cost(command: &Command, declarations: &[JobDeclaration]) -> Exit {
         capacity: *capacity,
         startup: startup.unwrap_or_default(),
         compare_original: compare.is_some(),
+        original_run_times: original_run_time.clone().unwrap_or_default(),
         json: *json,
         infra: infra.clone(),
     };

@@ -9,8 +9,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::cost::Startup;
 use crate::cost::bill::Capacity;
+use crate::cost::{OriginalRunTimes, Startup};
 use crate::telemetry::LogFormat;
 
 const AFTER_HELP: &str = "\
@@ -173,6 +173,11 @@ pub enum Command {
         /// Add a column: the same schedule at the original runner's sizes and image.
         #[arg(long, value_enum)]
         compare: Option<Compare>,
+        /// With `--compare original`: an original rule's run time measured at the
+        /// original's own size, used instead of the p50 of the run-job job doing its
+        /// work (`scrape-events=48.6`; bench/run-cost measures it).
+        #[arg(long, value_name = "RULE=SECONDS,...", value_parser = OriginalRunTimes::parse, requires = "compare")]
+        original_run_time: Option<OriginalRunTimes>,
         /// A prices file to use instead of the one built in (pricing/aws.yaml).
         #[arg(long, value_name = "FILE")]
         prices: Option<std::path::PathBuf>,

@@ -31,6 +31,14 @@ pub(crate) async fn run(
             return Exit::Config;
         }
     };
+    if let Some(rule) = q.original_run_times.unknown(&book) {
+        let rules: Vec<&str> = book.original.jobs.keys().map(String::as_str).collect();
+        eprintln!(
+            "run-job: --original-run-time names `{rule}`, which is not one of the original's rules ({})",
+            rules.join(", ")
+        );
+        return Exit::Usage;
+    }
     let region = match book.region(q.region) {
         Ok(r) => r,
         Err(e) => {

@@ -57,17 +57,8 @@ impl Startup {
     /// `slim=5,chromium=15,original=20`, any subset.
     pub fn parse(text: &str) -> Result<Startup, String> {
         let mut s = Startup::default();
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (image, secs) = part
-                .split_once('=')
-                .ok_or_else(|| format!("`{part}` is not IMAGE=SECONDS"))?;
-            let secs: f64 = secs
-                .trim()
-                .parse()
-                .ok()
-                .filter(|v: &f64| v.is_finite() && *v >= 0.0)
-                .ok_or_else(|| format!("`{secs}` in `{part}` is not a number of seconds"))?;
-            match image.trim() {
+        for (image, secs) in seconds_by_name(text, "IMAGE")? {
+            match image.as_str() {
                 "slim" => s.slim = secs,
                 "chromium" => s.chromium = secs,
                 "original" => s.original = secs,
@@ -87,6 +78,51 @@ impl Startup {
             Image::Chromium => self.chromium,
         }
     }
+}
+
+/// Run times of the original's rules measured at the original's own size
+/// (`--original-run-time scrape-events=48.6`), for a rule whose task differs from the
+/// run-job job doing its work: costed at that job's run time, measured at run-job's
+/// smaller size, it would be billed for run-job's slowness.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OriginalRunTimes(pub BTreeMap<String, f64>);
+
+impl OriginalRunTimes {
+    /// `RULE=SECONDS,...`; the rules are checked against the prices file later.
+    pub fn parse(text: &str) -> Result<OriginalRunTimes, String> {
+        Ok(OriginalRunTimes(
+            seconds_by_name(text, "RULE")?.into_iter().collect(),
+        ))
+    }
+
+    /// The first rule named that the prices file's original does not have.
+    pub fn unknown<'a>(&'a self, book: &PriceBook) -> Option<&'a str> {
+        self.0
+            .keys()
+            .find(|rule| !book.original.jobs.contains_key(*rule))
+            .map(String::as_str)
+    }
+}
+
+/// `NAME=SECONDS,...` as pairs, each a finite number of seconds, not negative; `what`
+/// names the left side in the message for a part without `=`.
+fn seconds_by_name(text: &str, what: &str) -> Result<Vec<(String, f64)>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|part| {
+            let (name, secs) = part
+                .split_once('=')
+                .ok_or_else(|| format!("`{part}` is not {what}=SECONDS"))?;
+            let secs: f64 = secs
+                .trim()
+                .parse()
+                .ok()
+                .filter(|v: &f64| v.is_finite() && *v >= 0.0)
+                .ok_or_else(|| format!("`{secs}` in `{part}` is not a number of seconds"))?;
+            Ok((name.trim().to_owned(), secs))
+        })
+        .collect()
 }
 
 /// Bytes of image a task pulls, compressed, per image (docs/deploying.md, "The images"):
@@ -135,6 +171,7 @@ pub struct Query<'a> {
     pub capacity: Capacity,
     pub startup: Startup,
     pub compare_original: bool,
+    pub original_run_times: OriginalRunTimes,
     pub json: bool,
     pub infra: Infra,
 }
@@ -217,6 +254,9 @@ pub struct OriginalLine {
     pub architecture: crate::declarations::Architecture,
     pub fires: u64,
     pub run_s: f64,
+    /// Whether `run_s` was measured at the original's own size (given), rather than the
+    /// `runs_like` job's p50.
+    pub run_s_given: bool,
     pub month: Month,
 }
 
@@ -411,7 +451,8 @@ impl<'a> Projector<'a, '_> {
                     .iter()
                     .find(|d| d.name == o.runs_like)
                     .map_or(600.0, |d| d.timeout.as_secs_f64());
-                let (run_s, _) = self.run_times(&o.runs_like, timeout);
+                let given = self.q.original_run_times.0.get(name).copied();
+                let run_s = given.unwrap_or_else(|| self.run_times(&o.runs_like, timeout).0);
                 let log_bytes = self
                     .history
                     .get(&o.runs_like)
@@ -431,6 +472,7 @@ impl<'a> Projector<'a, '_> {
                     architecture,
                     fires,
                     run_s,
+                    run_s_given: given.is_some(),
                     month: self.at(&task, fires, run_s, log_bytes),
                 })
             })
@@ -732,19 +774,23 @@ fn print_original(
 ) {
     println!();
     println!(
-        "ORIGINAL at its own schedules (its six EventBridge rules, each a task; run times of the run-job job doing the work):"
+        "ORIGINAL at its own schedules (its six EventBridge rules, each a task; run times of the run-job job doing the work, or measured at the rule's own size where given):"
     );
     let w = original.iter().map(|o| o.name.len()).max().unwrap_or(0);
     for o in original {
+        let run_time = if o.run_s_given {
+            format!("{} run, measured at its size", seconds(o.run_s))
+        } else {
+            format!("runs like {}", o.runs_like)
+        };
         println!(
-            "  {:<w$}  {:<22} {:<22} {:>6} fires  {:>7}s billed  {:>8}  (runs like {})",
+            "  {:<w$}  {:<22} {:<22} {:>6} fires  {:>7}s billed  {:>8}  ({run_time})",
             o.name,
             o.schedule,
             size_label(o.size, o.architecture),
             o.fires,
             o.month.billed_seconds_per_run,
             dollars(o.month.total),
-            o.runs_like,
         );
     }
     println!("  {:<w$}  {tasks} tasks, {}", "ORIGINAL", dollars(theirs));
@@ -888,7 +934,7 @@ fn original_json(o: &OriginalLine) -> serde_json::Value {
     json!({
         "kind": "original", "job": o.name, "schedule": o.schedule, "runs_like": o.runs_like,
         "cpu": o.size.cpu, "memory": o.size.memory, "architecture": o.architecture.to_string(),
-        "fires": o.fires, "run_s": o.run_s, "month": o.month,
+        "fires": o.fires, "run_s": o.run_s, "run_s_given": o.run_s_given, "month": o.month,
     })
 }
 

@@ -132,7 +132,8 @@ async fn cost_projects_each_job_from_its_runs_its_size_and_its_exact_fires(pool:
     assert!(close(&t["compute"], 360.0 * light_rate * spot), "{t}");
     assert!(close(&t["public_ipv4"], 360.0 * ipv4));
 
-    // scraping does not share: every 30 minutes, 1,440 fires; 15 s of start-up + 400 s.
+    // scraping does not share: every 30 minutes, 1,440 fires; 15 s of start-up + 400 s,
+    // at its declared 0.25 vCPU / 1 GB arm64.
     let sc = job(&all, "scraping");
     assert_eq!(sc["fires"], 1440);
     assert_eq!(sc["shares_task"], Value::Null);
@@ -143,7 +144,7 @@ async fn cost_projects_each_job_from_its_runs_its_size_and_its_exact_fires(pool:
     let hours = 1440.0 * 415.0 / 3600.0;
     assert!(close(
         &sc["at_p50"]["compute"],
-        hours * (0.5 * 0.0557 + 1.0 * 0.00612) * spot
+        hours * (0.25 * 0.0557 + 1.0 * 0.00612) * spot
     ));
     let hours95 = 1440.0 * 505.0 / 3600.0;
     assert!(close(&sc["at_p95"]["task_hours"], hours95));
@@ -251,6 +252,77 @@ async fn cost_projects_each_job_from_its_runs_its_size_and_its_exact_fires(pool:
     assert!(row("run-job / original:").contains('×'), "{}", r.stdout);
 }
 
+/// The original's scrape-events ran at 2 vCPU: `--original-run-time` costs it at a run
+/// time measured at that size, not at scraping's, measured at run-job's smaller one.
+#[sqlx::test(migrations = "./migrations")]
+async fn an_original_rule_can_be_costed_at_a_run_time_measured_at_its_own_size(pool: PgPool) {
+    seed(&pool, "scraping", 1800.0, 90.0, "succeeded", Some(50_000)).await;
+    seed(&pool, "invoices", 600.0, 1.0, "succeeded", Some(2000)).await;
+    let spot = 1.0 - 0.664;
+    let rate = 2.0 * 0.0696 + 4.0 * 0.0076;
+    let scrape = |objects: &[Value]| {
+        objects
+            .iter()
+            .find(|o| o["kind"] == "original" && o["job"] == "scrape-events")
+            .cloned()
+            .unwrap()
+    };
+
+    let runs_like = scrape(&cost_json(&pool, &["--compare", "original"]).await);
+    assert!(close(&runs_like["run_s"], 90.0), "{runs_like}");
+    assert_eq!(runs_like["run_s_given"], false);
+
+    let all = cost_json(
+        &pool,
+        &[
+            "--compare",
+            "original",
+            "--original-run-time",
+            "scrape-events=45.5",
+        ],
+    )
+    .await;
+    let given = scrape(&all);
+    assert!(close(&given["run_s"], 45.5), "{given}");
+    assert_eq!(given["run_s_given"], true);
+    // 20 s of start-up + 45.5 s, rounded up to the second: 66 s a fire, 1,440 fires.
+    assert_eq!(given["month"]["billed_seconds_per_run"], 66.0);
+    let hours = 1440.0 * 66.0 / 3600.0;
+    assert!(
+        close(&given["month"]["compute"], hours * rate * spot),
+        "{given}"
+    );
+    // Only the rule named changes; run-job's own scraping keeps its measured 90 s.
+    let jobs = all
+        .iter()
+        .find(|o| o["kind"] == "original" && o["job"] == "process-pending-jobs")
+        .unwrap();
+    assert_eq!(jobs["run_s_given"], false);
+    assert!(close(&job(&all, "scraping")["p50_s"], 90.0));
+
+    let mut c = run_job_on(&pool);
+    c.args([
+        "cost",
+        "--compare",
+        "original",
+        "--original-run-time",
+        "scrape-events=45.5",
+    ])
+    .env("RUN_JOB_NOW", NOW);
+    let r = output(c).await;
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("scrape-events"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("(45.5 s run, measured at its size)"),
+        "{}",
+        r.stdout
+    );
+}
+
 #[sqlx::test(migrations = "./migrations")]
 async fn cost_without_a_database_bounds_every_job_by_its_timeout(_pool: PgPool) {
     let mut c = run_job();
@@ -292,6 +364,23 @@ async fn cost_names_a_bad_region_startup_or_prices_file(pool: PgPool) {
         (
             vec!["--prices", "/nonexistent/prices.yaml"],
             "cannot read /nonexistent/prices.yaml",
+        ),
+        (
+            vec!["--compare", "original", "--original-run-time", "scrape=40"],
+            "names `scrape`, which is not one of the original's rules (check-payout-hold-periods,",
+        ),
+        (
+            vec![
+                "--compare",
+                "original",
+                "--original-run-time",
+                "scrape-events=-1",
+            ],
+            "`-1` in `scrape-events=-1` is not a number of seconds",
+        ),
+        (
+            vec!["--original-run-time", "scrape-events=40"],
+            "--compare <COMPARE>",
         ),
     ] {
         let mut c = run_job_on(&pool);
