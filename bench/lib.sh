@@ -100,6 +100,10 @@ ensure_bench_venv() {
 cpu_wrap() {
     local cpus=$1 cg
     CPU_WRAP=()
+    if ! awk -v c="$cpus" 'BEGIN { exit !(c + 0 > 0) }'; then
+        bench_log "cpu_wrap: \`$cpus\` is not a positive number of CPUs"
+        return 2
+    fi
     if awk -v c="$cpus" -v n="$(nproc)" 'BEGIN { exit !(c >= n) }'; then
         return 0
     fi
@@ -108,7 +112,8 @@ cpu_wrap() {
         bench_log "measuring at $cpus CPU needs cgroup v1's cpu controller at /sys/fs/cgroup/cpu, writable (run as root)"
         return 2
     fi
-    echo 100000 >"$cg/cpu.cfs_period_us"
-    awk -v c="$cpus" 'BEGIN { printf "%d\n", c * 100000 }' >"$cg/cpu.cfs_quota_us"
+    # Checked one by one: called as `cpu_wrap ... || exit`, set -e does not apply here.
+    echo 100000 >"$cg/cpu.cfs_period_us" || return 2
+    awk -v c="$cpus" 'BEGIN { printf "%d\n", c * 100000 }' >"$cg/cpu.cfs_quota_us" || return 2
     CPU_WRAP=(bash -c 'echo $$ >"$0" && exec "$@"' "$cg/tasks")
 }
